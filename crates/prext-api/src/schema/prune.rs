@@ -1,0 +1,200 @@
+//! The passes apiextensions-apiserver runs over a custom resource before validating it,
+//! ported from `apiextensions-apiserver/pkg/apiserver/schema/{pruning,defaulting}`:
+//! pruning of unknown fields, pruning of `null`s that may not stay, and defaulting.
+//!
+//! Paths are built in one reusable buffer, in kube-openapi's notation: keys joined with
+//! `.`, indices as `[i]`, no leading dot (`results[0].properties.key`).
+
+use serde_json::Value;
+
+use super::Schema;
+
+/// Top-level fields the generic registry validates; the passes leave them alone.
+pub(super) const META_KEYS: [&str; 3] = ["apiVersion", "kind", "metadata"];
+
+pub(super) fn skip(root: bool, key: &str) -> bool {
+    root && META_KEYS.contains(&key)
+}
+
+pub(super) fn push_key(path: &mut String, key: &str) {
+    if !path.is_empty() {
+        path.push('.');
+    }
+    path.push_str(key);
+}
+
+pub(super) fn push_index(path: &mut String, i: usize) {
+    use std::fmt::Write as _;
+    let _ = write!(path, "[{i}]");
+}
+
+pub(super) fn joined(path: &str, key: &str) -> String {
+    let mut p = path.to_string();
+    push_key(&mut p, key);
+    p
+}
+
+/// The schema of a map entry: a declared property, else the map's value schema.
+pub(super) fn field_schema<'s>(s: &'s Schema, key: &str) -> Option<&'s Schema> {
+    s.properties.get(key).or(s.additional_properties.as_deref())
+}
+
+// ---------------------------------------------------------------------------------------
+// Pass 1: pruning (pruning/algorithm.go).
+
+pub(super) fn prune_root(obj: &mut Value, s: &Schema, out: &mut Vec<String>) {
+    prune(obj, Some(s), &mut String::new(), out, true);
+}
+
+fn prune(x: &mut Value, s: Option<&Schema>, path: &mut String, out: &mut Vec<String>, root: bool) {
+    if let Some(s) = s.filter(|s| s.preserve_unknown_fields) {
+        skip_prune(x, s, path, out, root);
+        return;
+    }
+    match x {
+        Value::Object(map) => map.retain(|k, v| {
+            if skip(root, k) {
+                return true;
+            }
+            match s.and_then(|s| field_schema(s, k)) {
+                Some(sub) => {
+                    let len = path.len();
+                    push_key(path, k);
+                    prune(v, Some(sub), path, out, false);
+                    path.truncate(len);
+                    true
+                }
+                None => {
+                    out.push(joined(path, k));
+                    false
+                }
+            }
+        }),
+        Value::Array(items) => {
+            let item_schema = s.and_then(|s| s.items.as_deref());
+            for (i, v) in items.iter_mut().enumerate() {
+                let len = path.len();
+                push_index(path, i);
+                prune(v, item_schema, path, out, false);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Below `x-kubernetes-preserve-unknown-fields`: keep unknown fields, but still prune
+/// inside the fields the schema does describe.
+fn skip_prune(x: &mut Value, s: &Schema, path: &mut String, out: &mut Vec<String>, root: bool) {
+    match x {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if skip(root, k) {
+                    continue;
+                }
+                if let Some(sub) = field_schema(s, k) {
+                    let len = path.len();
+                    push_key(path, k);
+                    prune(v, Some(sub), path, out, false);
+                    path.truncate(len);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = s.items.as_deref() {
+                for (i, v) in items.iter_mut().enumerate() {
+                    let len = path.len();
+                    push_index(path, i);
+                    skip_prune(v, item_schema, path, out, false);
+                    path.truncate(len);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pass 2: null pruning (defaulting/prunenulls.go).
+
+pub(super) fn prune_nulls_root(obj: &mut Value, s: &Schema) {
+    prune_nulls(obj, Some(s), true);
+}
+
+fn prune_nulls(x: &mut Value, s: Option<&Schema>, root: bool) {
+    match x {
+        Value::Object(map) => map.retain(|k, v| {
+            if skip(root, k) {
+                return true;
+            }
+            let sub = s.and_then(|s| field_schema(s, k));
+            let droppable = sub.is_some_and(|sub| !sub.nullable && sub.default.is_none());
+            if v.is_null() && droppable {
+                return false;
+            }
+            prune_nulls(v, sub, false);
+            true
+        }),
+        Value::Array(items) => {
+            let item_schema = s.and_then(|s| s.items.as_deref());
+            for v in items {
+                prune_nulls(v, item_schema, false);
+            }
+        }
+        _ => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pass 3: defaulting (defaulting/algorithm.go).
+
+pub(super) fn default_root(obj: &mut Value, s: &Schema) {
+    apply_defaults(obj, s, true);
+}
+
+fn is_non_nullable_null(x: &Value, s: &Schema) -> bool {
+    x.is_null() && !s.nullable
+}
+
+fn apply_defaults(x: &mut Value, s: &Schema, root: bool) {
+    match x {
+        Value::Object(map) => {
+            for (k, prop) in &s.properties {
+                let Some(default) = &prop.default else {
+                    continue;
+                };
+                if skip(root, k) {
+                    continue;
+                }
+                if map.get(k).is_none_or(|v| is_non_nullable_null(v, prop)) {
+                    map.insert(k.clone(), default.clone());
+                }
+            }
+            for (k, v) in map.iter_mut() {
+                if skip(root, k) {
+                    continue;
+                }
+                if let Some(prop) = s.properties.get(k) {
+                    apply_defaults(v, prop, false);
+                } else if let Some(ap) = s.additional_properties.as_deref() {
+                    if is_non_nullable_null(v, ap) {
+                        *v = ap.default.clone().unwrap_or(Value::Null);
+                    }
+                    apply_defaults(v, ap, false);
+                }
+            }
+        }
+        Value::Array(items) => {
+            let Some(item_schema) = s.items.as_deref() else {
+                return;
+            };
+            for v in items {
+                if is_non_nullable_null(v, item_schema) {
+                    *v = item_schema.default.clone().unwrap_or(Value::Null);
+                }
+                apply_defaults(v, item_schema, false);
+            }
+        }
+        _ => {}
+    }
+}

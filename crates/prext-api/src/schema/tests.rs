@@ -1,0 +1,539 @@
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+use serde::Deserialize as _;
+use serde_json::{json, Value};
+
+use super::validate::go_float;
+use super::*;
+use crate::resources::{find, find_kind};
+
+fn def(group: &str, version: &str, plural: &str) -> &'static ResourceDef {
+    find(group, version, plural).expect("served resource")
+}
+
+fn polr() -> &'static ResourceDef {
+    def("wgpolicyk8s.io", "v1alpha2", "policyreports")
+}
+
+fn ephr() -> &'static ResourceDef {
+    def("reports.kyverno.io", "v1", "ephemeralreports")
+}
+
+fn validate(d: &'static ResourceDef, mut obj: Value) -> (Validation, Value) {
+    let v = for_resource(d).validate(&mut obj);
+    (v, obj)
+}
+
+fn messages(v: &Validation) -> Vec<(String, String, String)> {
+    v.causes
+        .iter()
+        .map(|c| (c.reason.clone(), c.field.clone(), c.message.clone()))
+        .collect()
+}
+
+fn report(results: Value) -> Value {
+    json!({
+        "apiVersion": "wgpolicyk8s.io/v1alpha2",
+        "kind": "PolicyReport",
+        "metadata": {"name": "r", "namespace": "default"},
+        "results": results,
+        "summary": {"pass": 1, "fail": 0}
+    })
+}
+
+#[test]
+fn every_served_kind_has_a_schema() {
+    for d in RESOURCES {
+        let s = for_resource(d);
+        assert_eq!(s.type_(), Some(Type::Object), "{}", d.kind);
+        let parent = match d.layout {
+            crate::resources::ReportLayout::TopLevel => s,
+            crate::resources::ReportLayout::Spec => s.property("spec").expect("spec"),
+        };
+        let result = parent
+            .property("results")
+            .and_then(Schema::items)
+            .expect("results[]");
+        assert_eq!(
+            result.property("policy").and_then(Schema::type_),
+            Some(Type::String)
+        );
+        assert!(crd_schema_json(d)["properties"]["metadata"].is_object());
+    }
+}
+
+#[test]
+fn compatibility_group_reuses_the_wgpolicy_schema() {
+    let demo = def("prext.demo", "v1alpha1", "policyreports");
+    assert_eq!(for_resource(demo), for_resource(polr()));
+    assert_eq!(crd_schema_json(demo), crd_schema_json(polr()));
+}
+
+#[test]
+fn realistic_report_is_valid_and_untouched() {
+    // From the KubeArmor adapter sample: nanos > 999,999,999 is only documented, not
+    // constrained, by the CRD; Trivy's adapter writes negative nanos and empty policies.
+    let obj = report(json!([
+        {"category": "MatchedPolicy", "policy": "ksp", "result": "fail", "severity": "medium",
+         "properties": {"pid": "438", "tags": ""},
+         "timestamp": {"nanos": 1_637_497_885_i64, "seconds": 1_637_497_885_i64}},
+        {"policy": "", "scored": true, "timestamp": {"nanos": -879_126_275, "seconds": 1}},
+    ]));
+    let (v, after) = validate(polr(), obj.clone());
+    assert_eq!(v, Validation::default());
+    assert_eq!(after, obj);
+}
+
+#[test]
+fn openreports_sample_with_legacy_kind_validates_as_report() {
+    let d = def("openreports.io", "v1alpha1", "reports");
+    let obj = json!({
+        "apiVersion": "openreports.io/v1alpha1", "kind": "PolicyReport",
+        "metadata": {"name": "falco-alerts-policy", "namespace": "my-namespace"},
+        "summary": {"fail": 1},
+        "source": "falco",
+        "results": [{"policy": "Change thread namespace", "result": "fail", "scored": false,
+                     "resources": [{"apiVersion": "v1", "kind": "Pod", "name": "a-pod"}],
+                     "properties": {"container.id": "0f8d7e2a3296", "severity": "low"}}]
+    });
+    let (v, _) = validate(d, obj);
+    assert!(v.is_valid(), "{v:?}");
+    assert!(v.unknown_fields.is_empty());
+}
+
+#[test]
+fn unknown_fields_are_pruned_and_reported_sorted() {
+    let mut obj =
+        report(json!([{"policy": "p", "bar": 1, "resources": [{"kind": "Pod", "x": {}}]}]));
+    obj["status"] = json!({"phase": "done"});
+    obj["summary"]["total"] = json!(3);
+    let (v, after) = validate(polr(), obj);
+    assert!(v.is_valid());
+    assert_eq!(
+        v.unknown_fields,
+        [
+            "results[0].bar",
+            "results[0].resources[0].x",
+            "status",
+            "summary.total"
+        ]
+    );
+    assert_eq!(
+        after["results"][0],
+        json!({"policy": "p", "resources": [{"kind": "Pod"}]})
+    );
+    assert!(after.get("status").is_none());
+}
+
+#[test]
+fn spec_layout_prunes_under_spec() {
+    let obj = json!({"apiVersion": "reports.kyverno.io/v1", "kind": "EphemeralReport",
+        "metadata": {"name": "e"},
+        "spec": {"foo": 1, "owner": {"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u"}}});
+    let (v, _) = validate(ephr(), obj);
+    assert!(v.is_valid());
+    assert_eq!(v.unknown_fields, ["spec.foo"]);
+}
+
+#[test]
+fn metadata_api_version_and_kind_are_left_to_the_registry() {
+    let obj = json!({"apiVersion": 5, "kind": ["x"], "metadata": {"anything": {"goes": true}}});
+    let (v, after) = validate(polr(), obj.clone());
+    assert_eq!(v, Validation::default());
+    assert_eq!(after, obj);
+}
+
+#[test]
+fn type_errors_use_kubernetes_messages() {
+    let obj = report(json!([{"policy": "p", "scored": "yes"}]));
+    let (v, _) = validate(polr(), obj);
+    assert_eq!(
+        messages(&v),
+        [(
+            "FieldValueTypeInvalid".into(),
+            "results[0].scored".into(),
+            r#"Invalid value: "string": results[0].scored in body must be of type boolean: "string""#
+                .into()
+        )]
+    );
+}
+
+#[test]
+fn enum_errors_list_the_supported_values() {
+    let obj = report(json!([{"policy": "p", "result": "ok"}, {"policy": "q", "severity": 3}]));
+    let (v, _) = validate(polr(), obj);
+    assert_eq!(
+        messages(&v),
+        [
+            (
+                "FieldValueNotSupported".into(),
+                "results[0].result".into(),
+                r#"Unsupported value: "ok": supported values: "pass", "fail", "warn", "error", "skip""#.into()
+            ),
+            (
+                "FieldValueTypeInvalid".into(),
+                "results[1].severity".into(),
+                r#"Invalid value: "integer": results[1].severity in body must be of type string: "integer""#.into()
+            ),
+            (
+                "FieldValueNotSupported".into(),
+                "results[1].severity".into(),
+                r#"Unsupported value: 3: supported values: "critical", "high", "low", "medium", "info""#.into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn required_fields_are_reported_at_their_path() {
+    let obj = report(json!([{"message": "no policy", "timestamp": {"seconds": 1}}]));
+    let (v, _) = validate(polr(), obj);
+    let fields: Vec<_> = v
+        .causes
+        .iter()
+        .map(|c| (c.reason.as_str(), c.field.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("FieldValueRequired", "results[0].timestamp.nanos"),
+            ("FieldValueRequired", "results[0].policy")
+        ]
+    );
+    assert!(v.causes.iter().all(|c| c.message == "Required value"));
+
+    let (v, _) = validate(ephr(), json!({"metadata": {"name": "e"}}));
+    assert_eq!(
+        messages(&v),
+        [(
+            "FieldValueRequired".into(),
+            "spec".into(),
+            "Required value".into()
+        )]
+    );
+    let (v, _) = validate(
+        ephr(),
+        json!({"spec": {"owner": {"kind": "Pod", "name": "p", "uid": "u"}}}),
+    );
+    assert_eq!(v.causes.len(), 1);
+    assert_eq!(v.causes[0].field, "spec.owner.apiVersion");
+}
+
+#[test]
+fn map_values_are_checked_against_additional_properties() {
+    let obj = report(json!([{"policy": "p", "properties": {"ok": "1", "pid": 438}}]));
+    let (v, _) = validate(polr(), obj);
+    assert_eq!(
+        messages(&v),
+        [(
+            "FieldValueTypeInvalid".into(),
+            "results[0].properties.pid".into(),
+            r#"Invalid value: "integer": results[0].properties.pid in body must be of type string: "integer""#.into()
+        )]
+    );
+}
+
+#[test]
+fn nulls_are_dropped_unless_they_cannot_be() {
+    let obj = report(json!([{"policy": "p", "message": null, "properties": {"a": null}}, null]));
+    let (v, after) = validate(polr(), obj);
+    assert_eq!(
+        after["results"][0],
+        json!({"policy": "p", "properties": {}})
+    );
+    // A null array item has nowhere to go: kube reports it.
+    assert_eq!(
+        messages(&v),
+        [(
+            "FieldValueTypeInvalid".into(),
+            "results[1]".into(),
+            r#"Invalid value: "null": results[1] in body must be of type object: "null""#.into()
+        )]
+    );
+    // A null required field is pruned first, then reported missing.
+    let (v, _) = validate(polr(), report(json!([{"policy": null}])));
+    assert_eq!(v.causes[0].field, "results[0].policy");
+    assert_eq!(v.causes[0].reason, "FieldValueRequired");
+}
+
+#[test]
+fn integral_floats_count_as_integers_and_are_rewritten() {
+    let mut obj = report(json!([]));
+    obj["summary"] = json!({"pass": 2.0, "fail": 2.5, "warn": 1e3});
+    let (v, after) = validate(polr(), obj);
+    assert_eq!(after["summary"]["pass"], json!(2));
+    assert!(after["summary"]["pass"].is_i64());
+    assert_eq!(after["summary"]["warn"], json!(1000));
+    assert_eq!(
+        messages(&v),
+        [(
+            "FieldValueTypeInvalid".into(),
+            "summary.fail".into(),
+            r#"Invalid value: "number": summary.fail in body must be of type integer: "number""#
+                .into()
+        )]
+    );
+}
+
+#[test]
+fn formatted_integers_keep_kube_openapi_wording() {
+    // `nanos` is `type: integer, format: int32`: kube-openapi names the format.
+    let obj = report(json!([{"policy": "p", "timestamp": {"nanos": true, "seconds": "1"}}]));
+    let (v, _) = validate(polr(), obj);
+    assert_eq!(
+        messages(&v),
+        [
+            (
+                "FieldValueTypeInvalid".into(),
+                "results[0].timestamp.nanos".into(),
+                r#"Invalid value: "": results[0].timestamp.nanos in body must be of type int32: """#.into()
+            ),
+            (
+                "FieldValueTypeInvalid".into(),
+                "results[0].timestamp.seconds".into(),
+                r#"Invalid value: "string": results[0].timestamp.seconds in body must be of type integer: "string""#.into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn wrong_shapes_are_pruned_then_rejected() {
+    let obj = report(json!([{"policy": {"name": "p"}}]));
+    let (v, _) = validate(polr(), obj);
+    assert_eq!(v.unknown_fields, ["results[0].policy.name"]);
+    assert_eq!(
+        v.causes[0].message,
+        r#"Invalid value: "object": results[0].policy in body must be of type string: "object""#
+    );
+    let (v, _) = validate(polr(), report(json!({"policy": "p"})));
+    assert_eq!(v.causes[0].field, "results");
+    assert_eq!(v.unknown_fields, ["results.policy"]);
+}
+
+fn custom(schema: Value) -> Schema {
+    Schema::from_json(&schema).expect("supported schema")
+}
+
+#[test]
+fn defaults_bounds_and_lengths() {
+    let s = custom(json!({"type": "object", "properties": {
+        "mode": {"type": "string", "default": "audit", "maxLength": 5},
+        "name": {"type": "string", "minLength": 2},
+        "count": {"type": "integer", "minimum": 1, "maximum": 3},
+        "ratio": {"type": "number", "maximum": 1.5, "exclusiveMaximum": true},
+        "tags": {"type": "array", "maxItems": 1, "minItems": 1, "items": {"type": "string"}},
+        "note": {"type": "string", "nullable": true},
+        "port": {"x-kubernetes-int-or-string": true},
+        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                 "properties": {"known": {"type": "object", "properties": {}}}}
+    }}));
+    let mut obj = json!({"note": null, "port": "http", "free": {"x": 1, "known": {"y": 2}}});
+    let v = s.validate(&mut obj);
+    assert!(v.is_valid(), "{v:?}");
+    assert_eq!(v.unknown_fields, ["free.known.y"]);
+    assert_eq!(
+        obj,
+        json!({"note": null, "port": "http", "free": {"x": 1, "known": {}}, "mode": "audit"})
+    );
+
+    let mut obj = json!({"mode": "enforce", "name": "a", "count": 7, "ratio": 1.5, "tags": ["a", "b"], "port": true});
+    let v = s.validate(&mut obj);
+    let got: Vec<_> = v
+        .causes
+        .iter()
+        .map(|c| (c.reason.as_str(), c.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "FieldValueTooLong",
+                "Too long: may not be more than 5 bytes"
+            ),
+            (
+                "FieldValueInvalid",
+                r#"Invalid value: "a": name in body should be at least 2 chars long"#
+            ),
+            (
+                "FieldValueInvalid",
+                "Invalid value: 7: count in body should be less than or equal to 3"
+            ),
+            (
+                "FieldValueInvalid",
+                "Invalid value: 1.5: ratio in body should be less than 1.5"
+            ),
+            (
+                "FieldValueTooMany",
+                "Too many: 2: must have at most 1 items"
+            ),
+            (
+                "FieldValueTypeInvalid",
+                r#"Invalid value: "boolean": port in body must be of type integer,string: "boolean""#
+            ),
+        ]
+    );
+}
+
+#[test]
+fn unsupported_keywords_are_refused() {
+    for (kw, schema) in [
+        ("pattern", json!({"type": "string", "pattern": "^a$"})),
+        ("allOf", json!({"type": "object", "allOf": [{}]})),
+        (
+            "additionalProperties",
+            json!({"type": "object", "additionalProperties": false}),
+        ),
+        (
+            "x-kubernetes-list-type",
+            json!({"type": "array", "x-kubernetes-list-type": "set"}),
+        ),
+        (
+            "x-kubernetes-validations",
+            json!({"type": "object", "x-kubernetes-validations": []}),
+        ),
+    ] {
+        let nested = json!({"type": "object", "properties": {"f": schema}});
+        assert_eq!(
+            Schema::from_json(&nested),
+            Err(SchemaError::Unsupported {
+                path: "f".into(),
+                keyword: kw.into()
+            })
+        );
+    }
+    assert!(matches!(
+        Schema::from_json(&json!({"type": "text"})),
+        Err(SchemaError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn go_float_formatting() {
+    for (f, s) in [
+        (1e6, "1e+06"),
+        (123_456.0, "123456"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (1.5, "1.5"),
+        (0.0, "0"),
+        (1e21, "1e+21"),
+        (-2.5e-7, "-2.5e-07"),
+        (1.234_567e6, "1.234567e+06"),
+    ] {
+        assert_eq!(go_float(f), s);
+    }
+}
+
+/// The reference samples: `../shared/reference/samples` beside the repository (as laid out
+/// for developers and CI); `PREXT_SAMPLES` overrides it.
+fn sample_dir() -> PathBuf {
+    let dir = std::env::var_os("PREXT_SAMPLES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/samples"));
+    assert!(dir.is_dir(), "reference samples not found at {}", dir.display());
+    dir
+}
+
+/// The served kind for a sample object (openreports samples still say `PolicyReport`).
+fn sample_kind(obj: &Value) -> Option<&'static ResourceDef> {
+    let api_version = obj["apiVersion"].as_str()?;
+    let kind = obj["kind"].as_str()?;
+    let kind = match (api_version, kind) {
+        ("openreports.io/v1alpha1", "PolicyReport") => "Report",
+        ("openreports.io/v1alpha1", "ClusterPolicyReport") => "ClusterReport",
+        (_, k) => k,
+    };
+    find_kind(api_version, kind)
+}
+
+#[test]
+fn reference_samples_are_valid() {
+    let dir = sample_dir();
+    let mut checked = 0;
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("readable")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    for path in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "json"))
+    {
+        let text = std::fs::read_to_string(path).expect("utf-8 sample");
+        let text = text.trim_start_matches('\u{feff}');
+        for doc in serde_norway::Deserializer::from_str(text) {
+            let Ok(doc) = Value::deserialize(doc) else {
+                continue;
+            };
+            let items = match doc["kind"].as_str() {
+                Some("List") => doc["items"].as_array().cloned().unwrap_or_default(),
+                _ => vec![doc],
+            };
+            for mut item in items {
+                let Some(d) = sample_kind(&item) else {
+                    continue;
+                };
+                let v = for_resource(d).validate(&mut item);
+                assert!(v.is_valid(), "{}: {:?}", path.display(), v.causes);
+                assert!(
+                    v.unknown_fields.is_empty(),
+                    "{}: {:?}",
+                    path.display(),
+                    v.unknown_fields
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} sample objects checked");
+}
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        (-1e6f64..1e6).prop_map(Value::from),
+        "[a-z]{0,6}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("policy".to_string()),
+                    Just("result".to_string()),
+                    Just("summary".to_string()),
+                    Just("pass".to_string()),
+                    "[a-z]{1,5}"
+                ],
+                inner,
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    /// Whatever arrives, validation terminates, and its output is a fixed point: a second
+    /// pass prunes nothing more and reports the same errors.
+    #[test]
+    fn validation_is_idempotent(results in arb_json(), summary in arb_json(), extra in arb_json()) {
+        let mut obj = report(results);
+        obj["summary"] = summary;
+        obj["extra"] = extra;
+        for d in [polr(), ephr()] {
+            let mut once = obj.clone();
+            let first = for_resource(d).validate(&mut once);
+            let mut twice = once.clone();
+            let second = for_resource(d).validate(&mut twice);
+            prop_assert!(second.unknown_fields.is_empty());
+            prop_assert_eq!(&second.causes, &first.causes);
+            prop_assert_eq!(&twice, &once);
+        }
+    }
+}

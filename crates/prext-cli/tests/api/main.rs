@@ -1,0 +1,47 @@
+//! HTTP-level contract checks against a real `prext serve`, through kube-rs's raw
+//! `Client::send` so that status codes, headers and `Status` bodies are seen exactly as sent.
+//!
+//! `discovery`: authentication, health, discovery documents and OpenAPI. `writes`: create
+//! and update semantics and their errors. `lifecycle`: dry runs, finalizers, delete
+//! preconditions and deletecollection. `reads`: paging, PartialObjectMetadata and Table.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod discovery;
+mod lifecycle;
+mod reads;
+mod writes;
+
+use common::http::{get, post, Raw};
+use common::samples::{report, Kind};
+use serde_json::Value;
+
+/// Creates `report(kind, ns, name, labels)` and returns the stored object (asserts 201).
+async fn create(client: &kube::Client, kind: Kind, ns: &str, name: &str, labels: &[(&str, &str)]) -> Value {
+    post(
+        client,
+        &kind.collection(Some(ns)),
+        &report(kind, ns, name, labels),
+    )
+    .await
+    .expect(201)
+    .json()
+}
+
+/// GETs one object; the raw response, for asserting 404s too.
+async fn fetch(client: &kube::Client, kind: Kind, ns: &str, name: &str) -> Raw {
+    get(client, &kind.item(Some(ns), name)).await
+}
+
+/// The `details.causes[].field` values of a Status.
+fn cause_fields(status: &Value) -> Vec<String> {
+    status["details"]["causes"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|c| c["field"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,79 @@
+//! The server's error type and the single place where every failure becomes a `Status`
+//! response (the `storeerr.Interpret*` pattern of the generic apiserver).
+
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, StatusCode};
+use prext_api::status::Status;
+use prext_api::ResourceDef;
+
+/// An error answered to the client as a `metav1.Status`.
+#[derive(Debug)]
+pub struct ApiError(pub Box<Status>);
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<Status> for ApiError {
+    fn from(s: Status) -> Self {
+        ApiError(Box::new(s))
+    }
+}
+
+impl ApiError {
+    /// Interprets a storage error for an operation on `def`/`name`.
+    pub fn store(def: &ResourceDef, name: &str, err: prext_store::Error) -> Self {
+        use prext_store::Error as E;
+        let status = match err {
+            E::NotFound => Status::not_found(def, name),
+            E::AlreadyExists { being_deleted } => Status::already_exists(def, name, being_deleted),
+            E::Conflict(why) => Status::conflict(def, name, why),
+            E::Compacted { requested, oldest } => Status::expired(format!(
+                "too old resource version: {requested} ({oldest})"
+            )),
+            other => return Self::storage(other),
+        };
+        status.into()
+    }
+
+    /// Interprets a storage error that concerns no single object.
+    pub fn storage(err: prext_store::Error) -> Self {
+        use prext_store::Error as E;
+        match err {
+            E::Unavailable(why) => {
+                tracing::warn!(error = %why, "storage unavailable");
+                Status::unavailable("the report store is unavailable, try again later").into()
+            }
+            E::Compacted { requested, oldest } => {
+                Status::expired(format!("too old resource version: {requested} ({oldest})")).into()
+            }
+            E::Internal(why) => {
+                tracing::error!(error = %why, "storage failure");
+                Status::internal("an internal error occurred in the report store").into()
+            }
+            other => {
+                tracing::error!(error = %other, "unexpected storage error");
+                Status::internal("an internal error occurred in the report store").into()
+            }
+        }
+    }
+}
+
+/// Serializes a `Status` as the response body with its code.
+pub fn status_response(status: &Status) -> Response {
+    let code = StatusCode::from_u16(status.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_vec(status).unwrap_or_default();
+    let mut resp = (code, body).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(secs) = status.details.as_ref().and_then(|d| d.retry_after_seconds) {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        status_response(&self.0)
+    }
+}

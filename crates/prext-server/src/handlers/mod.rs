@@ -1,0 +1,10 @@
+//! Request handlers, one module per verb family.
+
+pub mod delete;
+pub mod discovery;
+pub mod health;
+pub mod openapi;
+pub mod read;
+pub mod resource;
+pub mod watch;
+pub mod write;

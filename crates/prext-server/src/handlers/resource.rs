@@ -1,0 +1,85 @@
+//! Dispatch of resource requests: decodes the path (`RequestInfo`), maps the HTTP method
+//! and path shape to a verb, and hands over to the verb family's handler.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderMap, Method};
+use http_body_util::BodyExt;
+use prext_api::meta::MAX_BODY_BYTES;
+use prext_api::status::Status;
+
+use super::{delete, read, write};
+use crate::error::{ApiError, ApiResult};
+use crate::request::{parse_path, Query, ResourcePath};
+use crate::server::AppState;
+
+/// The decoded request as handlers see it.
+pub struct Ctx {
+    pub state: AppState,
+    pub path: ResourcePath,
+    pub query: Query,
+    pub headers: HeaderMap,
+}
+
+impl Ctx {
+    pub fn header(&self, name: header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Entry point for every path under `/apis/{group}/{version}/...`.
+pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Some(path) = parse_path(parts.uri.path()) else {
+        return ApiError::from(Status::path_not_found(parts.uri.path())).into_response();
+    };
+    let ctx = Ctx { state, path, query: Query::parse(parts.uri.query()), headers: parts.headers };
+    let has_name = ctx.path.name.is_some();
+    let result = match (&parts.method, has_name) {
+        (&Method::GET, true) => read::get(ctx).await,
+        (&Method::GET, false) => read::list(ctx).await,
+        (&Method::POST, false) if collection_writable(&ctx.path) => match read_body(body).await {
+            Ok(b) => write::create(ctx, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::PUT, true) => match read_body(body).await {
+            Ok(b) => write::update(ctx, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::PATCH, true) => match read_body(body).await {
+            Ok(b) => write::patch(ctx, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::DELETE, true) => match read_body(body).await {
+            Ok(b) => delete::delete(ctx, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::DELETE, false) if collection_writable(&ctx.path) => match read_body(body).await {
+            Ok(b) => delete::delete_collection(ctx, b).await,
+            Err(e) => Err(e),
+        },
+        (m, _) => Err(Status::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({m})"
+        ))
+        .into()),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Create and deletecollection of a namespaced kind need a namespace in the path.
+fn collection_writable(path: &ResourcePath) -> bool {
+    !path.def.namespaced || path.namespace.is_some()
+}
+
+/// Reads a request body, refusing more than [`MAX_BODY_BYTES`] with a 413.
+async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(Status::too_large(MAX_BODY_BYTES).into())
+        }
+        Err(e) => Err(Status::bad_request(format!("failed to read the request body: {e}")).into()),
+    }
+}

@@ -1,0 +1,26 @@
+//! prext's HTTP server: the Kubernetes API for policy reports over a [`prext_store::Store`].
+//!
+//! Layout: [`router`] maps paths to handlers (one module per verb family under
+//! `handlers/`); [`request`] decodes paths and query parameters; [`negotiate`] picks the
+//! representation; [`render`] writes objects, lists and Tables; [`error`] is the one place
+//! where failures become `Status` responses; [`auth`] decides who is calling; [`tls`] and
+//! [`pki`] serve HTTPS with client certificates.
+
+// `Status` is the error of request decoding and rendering: built at most once per request,
+// boxing it would only add an allocation to every signature on the happy path.
+#![allow(clippy::result_large_err)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod negotiate;
+pub mod pki;
+pub mod render;
+pub mod request;
+pub mod router;
+pub mod server;
+pub mod tls;
+
+pub use config::Config;
+pub use server::{run, AppState};

@@ -1,0 +1,201 @@
+//! prext's storage layer: the [`Store`] trait every backend implements, the types that cross
+//! it, and the backends themselves.
+//!
+//! Contract, shared by every backend and checked by the conformance suite
+//! ([`testsuite`], behind the `testsuite` feature):
+//! - one global revision (the `resourceVersion`), strictly increasing, allocated by the database
+//!   inside the writing transaction, so revisions become visible in commit order;
+//! - every write also appends to the change log (the watch history) and rewrites the report's
+//!   result rows, in the same transaction;
+//! - an acknowledged write is durable;
+//! - a list is read from one snapshot and reports that snapshot's revision.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use prext_api::fields::FieldSelector;
+use prext_api::labels::LabelSelector;
+use prext_api::report::ReportIndex;
+
+pub mod sqlite;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+/// Errors of the storage layer. The server turns each into a `Status` in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object does not exist.
+    #[error("object not found")]
+    NotFound,
+    /// Create of a name that exists. `being_deleted` when it carries a deletionTimestamp.
+    #[error("object already exists")]
+    AlreadyExists { being_deleted: bool },
+    /// The stored resourceVersion or uid differs from the one the write was based on.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The requested revision is older than the retained history.
+    #[error("revision {requested} is older than the oldest retained revision {oldest}")]
+    Compacted { requested: i64, oldest: i64 },
+    /// The database cannot be reached or refused the operation for a transient reason.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a corrupt database.
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where an object lives: `(resource, namespace, name)`.
+/// `resource` is `plural.group`; `namespace` is empty for cluster-scoped kinds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub resource: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(resource: impl Into<String>, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            resource: resource.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+/// A complete object to write. The server has set every field but `metadata.resourceVersion`,
+/// which the store stamps with the revision it allocates.
+#[derive(Debug, Clone)]
+pub struct ObjectWrite {
+    pub key: ObjectKey,
+    pub uid: String,
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.creationTimestamp`, RFC 3339.
+    pub created: String,
+    /// `metadata.deletionTimestamp` is set (the object waits for its finalizers).
+    pub deleting: bool,
+    pub body: serde_json::Value,
+    /// The report's summary and results, extracted for the result table.
+    pub index: ReportIndex,
+}
+
+/// An object as stored: its body is the exact JSON served, `resourceVersion` included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredObject {
+    pub key: ObjectKey,
+    pub uid: String,
+    pub revision: i64,
+    pub body: Bytes,
+}
+
+/// Preconditions of a delete (`DeleteOptions.preconditions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preconditions {
+    pub uid: Option<String>,
+    pub resource_version: Option<i64>,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub resource: String,
+    /// `None` lists across all namespaces.
+    pub namespace: Option<String>,
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    /// At most this many objects; the stream then ends with [`ListItem::More`] if more match.
+    pub limit: Option<usize>,
+    /// Resume strictly after this `(namespace, name)` (keyset pagination).
+    pub after: Option<(String, String)>,
+}
+
+/// One element of a list stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListItem {
+    Object(StoredObject),
+    /// More objects match after the last one sent (only with a limit).
+    More,
+}
+
+/// A list being read: the snapshot's revision, then objects in `(namespace, name)` order.
+pub struct ListStream {
+    pub revision: i64,
+    pub items: tokio::sync::mpsc::Receiver<Result<ListItem>>,
+}
+
+/// The type of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One entry of the change log. For `Deleted`, `body` is the last state stamped with the
+/// deletion revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub revision: i64,
+    pub event: EventType,
+    pub key: ObjectKey,
+    pub body: Bytes,
+    pub labels: BTreeMap<String, String>,
+    /// Labels before this change (`None` for `Added`), so selector watches can see transitions.
+    pub prev_labels: Option<BTreeMap<String, String>>,
+}
+
+/// A storage backend.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The object at `key`, if any.
+    async fn get(&self, key: &ObjectKey) -> Result<Option<StoredObject>>;
+
+    /// Starts a list from one snapshot.
+    async fn list(&self, opts: ListOptions) -> Result<ListStream>;
+
+    /// Creates the object; [`Error::AlreadyExists`] if the key is taken.
+    async fn create(&self, obj: ObjectWrite) -> Result<StoredObject>;
+
+    /// Replaces the object if its stored revision is `expected_revision`;
+    /// [`Error::Conflict`] otherwise, [`Error::NotFound`] if it is gone.
+    async fn update(&self, obj: ObjectWrite, expected_revision: i64) -> Result<StoredObject>;
+
+    /// Removes the object if the preconditions hold. Returns the removed object, its body
+    /// stamped with the deletion revision.
+    async fn delete(&self, key: &ObjectKey, pre: Preconditions) -> Result<StoredObject>;
+
+    /// The newest committed revision.
+    async fn revision(&self) -> Result<i64>;
+
+    /// The oldest revision a watch can start from (changes after it are all retained).
+    async fn oldest_revision(&self) -> Result<i64>;
+
+    /// Up to `limit` changes with a revision greater than `after`, in revision order.
+    /// [`Error::Compacted`] if changes after `after` were already dropped.
+    async fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>>;
+
+    /// Wakes up (with the newest revision) whenever changes are committed.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<i64>;
+
+    /// Drops change-log entries no longer needed: keeps at least `keep` newest revisions.
+    /// Returns the new oldest revision.
+    async fn compact(&self, keep: i64) -> Result<i64>;
+
+    /// Checks that the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<()>;
+
+    /// Flushes and closes; later calls fail with [`Error::Unavailable`].
+    async fn close(&self);
+}

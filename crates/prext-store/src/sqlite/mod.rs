@@ -1,0 +1,331 @@
+//! The SQLite backend: the default, embedded store of a single prext replica.
+//!
+//! Layout (the tables are documented for analysts in `docs/schema.md`):
+//! - [`schema`]: connection settings (WAL, `synchronous=FULL`, foreign keys) and versioned
+//!   migrations;
+//! - [`lock`]: the file lock that keeps a second server off the same database;
+//! - [`writer`] and [`ops`]: the single writer thread with group commit, and the SQL of each
+//!   write;
+//! - [`reader`] and [`select`]: the read-only connection pool, snapshot list streams, and
+//!   selectors lowered to SQL.
+//!
+//! No call blocks the async runtime: writes are queued to the writer thread and awaited on a
+//! oneshot; reads run on blocking threads.
+
+mod lock;
+mod ops;
+mod reader;
+mod schema;
+mod select;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::ErrorCode;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use self::lock::DbLock;
+use self::reader::Readers;
+use self::writer::{Limits, Op, Reply, Request};
+use crate::{
+    Change, Error, ListOptions, ListStream, ObjectKey, ObjectWrite, Preconditions, Result, Store,
+    StoredObject,
+};
+
+/// Tuning of a [`SqliteStore`]. The defaults suit a single server.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Concurrent point reads (get, changes, revision), each on its own read-only connection.
+    pub readers: usize,
+    /// Concurrent list streams; each holds a read-only connection (and a WAL snapshot) until
+    /// its consumer has read it all.
+    pub max_lists: usize,
+    /// Objects buffered per list stream ahead of its consumer.
+    pub list_buffer: usize,
+    /// How long a statement waits on a database lock before failing as unavailable.
+    pub busy_timeout: Duration,
+    /// Writes waiting for the writer thread; further writers wait for room.
+    pub queue: usize,
+    /// Most writes committed in one transaction.
+    pub batch_ops: usize,
+    /// Most body bytes written in one transaction (the batch closes once it is reached).
+    pub batch_bytes: usize,
+    /// Change rows dropped per compaction transaction.
+    pub compact_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            readers: 4,
+            max_lists: 32,
+            list_buffer: 64,
+            busy_timeout: Duration::from_secs(5),
+            queue: 1024,
+            batch_ops: 256,
+            batch_bytes: 16 * 1024 * 1024,
+            compact_batch: 1000,
+        }
+    }
+}
+
+/// A [`Store`] in one SQLite database file, for a single server replica.
+pub struct SqliteStore {
+    path: PathBuf,
+    /// `None` once closed.
+    writer: Mutex<Option<mpsc::Sender<Request>>>,
+    /// Fires when the writer thread has drained its queue and checkpointed.
+    writer_done: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
+    readers: Arc<Readers>,
+    published: watch::Receiver<i64>,
+    lock: Mutex<Option<DbLock>>,
+    compact_batch: usize,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, brings its schema up to date and
+    /// starts the writer thread.
+    ///
+    /// Fails with [`Error::Unavailable`] if another store (in this or another process) holds
+    /// the database. This does blocking file I/O: call it before serving, or from
+    /// `spawn_blocking`.
+    pub fn open(path: &Path, opts: SqliteOptions) -> Result<SqliteStore> {
+        let lock = DbLock::acquire(path)?;
+        let context = |e: Error| match e {
+            Error::Unavailable(m) => Error::Unavailable(format!("opening {}: {m}", path.display())),
+            Error::Internal(m) => Error::Internal(format!("opening {}: {m}", path.display())),
+            other => other,
+        };
+        let mut conn = schema::open_writer(path, opts.busy_timeout).map_err(context)?;
+        schema::migrate(&mut conn).map_err(context)?;
+        let (revision, _) = reader::meta(&conn).map_err(context)?;
+        let readers = Readers::new(
+            path.to_owned(),
+            opts.busy_timeout,
+            opts.readers,
+            opts.max_lists,
+            opts.list_buffer,
+        )
+        .map_err(context)?;
+
+        let (published_tx, published) = watch::channel(revision);
+        let (tx, rx) = mpsc::channel(opts.queue.max(1));
+        let (done_tx, done_rx) = oneshot::channel();
+        let limits = Limits {
+            ops: opts.batch_ops.max(1),
+            bytes: opts.batch_bytes.max(1),
+        };
+        std::thread::Builder::new()
+            .name("prext-sqlite-writer".into())
+            .spawn(move || {
+                writer::run(conn, rx, published_tx, limits);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
+        tracing::info!(path = %path.display(), revision, "opened SQLite store");
+
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer: Mutex::new(Some(tx)),
+            writer_done: tokio::sync::Mutex::new(Some(done_rx)),
+            readers,
+            published,
+            lock: Mutex::new(Some(lock)),
+            compact_batch: opts.compact_batch.max(1),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a write and waits until it is committed (or refused).
+    async fn write(&self, op: Op) -> Result<Reply> {
+        let sender = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(closed_error)?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(Request { op, reply })
+            .await
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    async fn write_object(&self, op: Op) -> Result<StoredObject> {
+        match self.write(op).await? {
+            Reply::Object(obj) => Ok(obj),
+            Reply::Compacted(..) => Err(Error::Internal(
+                "the writer answered a write with a compaction".into(),
+            )),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, key: &ObjectKey) -> Result<Option<StoredObject>> {
+        let key = key.clone();
+        self.readers.read(move |conn| reader::get(conn, &key)).await
+    }
+
+    async fn list(&self, opts: ListOptions) -> Result<ListStream> {
+        self.readers.list(opts).await
+    }
+
+    async fn create(&self, obj: ObjectWrite) -> Result<StoredObject> {
+        self.write_object(Op::Create(obj)).await
+    }
+
+    async fn update(&self, obj: ObjectWrite, expected_revision: i64) -> Result<StoredObject> {
+        self.write_object(Op::Update(obj, expected_revision)).await
+    }
+
+    async fn delete(&self, key: &ObjectKey, pre: Preconditions) -> Result<StoredObject> {
+        self.write_object(Op::Delete(key.clone(), pre)).await
+    }
+
+    async fn revision(&self) -> Result<i64> {
+        self.readers
+            .read(|conn| reader::meta(conn).map(|(rev, _)| rev))
+            .await
+    }
+
+    async fn oldest_revision(&self) -> Result<i64> {
+        self.readers
+            .read(|conn| reader::meta(conn).map(|(_, oldest)| oldest))
+            .await
+    }
+
+    async fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>> {
+        self.readers
+            .read(move |conn| reader::changes(conn, after, limit))
+            .await
+    }
+
+    fn subscribe(&self) -> watch::Receiver<i64> {
+        self.published.clone()
+    }
+
+    async fn compact(&self, keep: i64) -> Result<i64> {
+        // Step by step, so that writes interleave with a long compaction.
+        loop {
+            match self
+                .write(Op::Compact {
+                    keep,
+                    batch: self.compact_batch,
+                })
+                .await?
+            {
+                Reply::Compacted(point, true) => return Ok(point),
+                Reply::Compacted(_, false) => {}
+                Reply::Object(_) => {
+                    return Err(Error::Internal(
+                        "the writer answered a compaction with an object".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let writer_alive = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|tx| !tx.is_closed());
+        match writer_alive {
+            None => return Err(closed_error()),
+            Some(false) => return Err(writer_gone()),
+            Some(true) => {}
+        }
+        self.readers.read(|conn| reader::meta(conn).map(drop)).await
+    }
+
+    async fn close(&self) {
+        let sender = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(sender);
+        // The writer drains what is queued, checkpoints the WAL and stops.
+        if let Some(done) = self.writer_done.lock().await.take() {
+            let _ = done.await;
+        }
+        self.readers.close();
+        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+        tracing::info!(path = %self.path.display(), "closed SQLite store");
+    }
+}
+
+/// The error of any call after [`Store::close`].
+pub(crate) fn closed_error() -> Error {
+    Error::Unavailable("the store is closed".into())
+}
+
+fn writer_gone() -> Error {
+    Error::Unavailable("the SQLite writer has stopped".into())
+}
+
+/// Maps a SQLite error: transient conditions (busy, locked, I/O, full disk, ...) are
+/// [`Error::Unavailable`]; anything else is a bug or corruption, [`Error::Internal`].
+pub(crate) fn db_error(e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen
+            | ErrorCode::ReadOnly
+            | ErrorCode::OutOfMemory
+            | ErrorCode::PermissionDenied
+            | ErrorCode::FileLockingProtocolFailed
+            | ErrorCode::OperationInterrupted,
+        ) => Error::Unavailable(format!("sqlite: {e}")),
+        _ => Error::Internal(format!("sqlite: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::ffi;
+
+    use super::*;
+
+    fn failure(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn transient_errors_are_unavailable() {
+        for code in [
+            ffi::SQLITE_BUSY,
+            ffi::SQLITE_LOCKED,
+            ffi::SQLITE_IOERR,
+            ffi::SQLITE_FULL,
+            ffi::SQLITE_CANTOPEN,
+        ] {
+            assert!(matches!(db_error(failure(code)), Error::Unavailable(_)), "{code}");
+        }
+        for code in [ffi::SQLITE_CORRUPT, ffi::SQLITE_CONSTRAINT, ffi::SQLITE_MISMATCH] {
+            assert!(matches!(db_error(failure(code)), Error::Internal(_)), "{code}");
+        }
+        assert!(matches!(
+            db_error(rusqlite::Error::QueryReturnedNoRows),
+            Error::Internal(_)
+        ));
+    }
+}

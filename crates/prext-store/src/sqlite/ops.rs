@@ -1,0 +1,365 @@
+//! The SQL of each write, run by the writer thread inside its own savepoint.
+//!
+//! Each function receives the revision it would take and either succeeds (the caller then
+//! consumes that revision) or fails; [`OpError::Rejected`] means the request itself is refused
+//! (not found, conflict, ...) and only its savepoint is rolled back, while
+//! [`OpError::Storage`] means the database failed and the whole batch is abandoned.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use prext_api::report::{ReportIndex, Subject};
+use rusqlite::{ffi, params, Connection, OptionalExtension};
+
+use super::db_error;
+use crate::{Error, EventType, ObjectKey, ObjectWrite, Preconditions, StoredObject};
+
+/// Why one write did not happen.
+#[derive(Debug)]
+pub(crate) enum OpError {
+    /// The request is refused; the rest of the batch carries on.
+    Rejected(Error),
+    /// The database failed; the batch is rolled back.
+    Storage(Error),
+}
+
+impl From<rusqlite::Error> for OpError {
+    fn from(e: rusqlite::Error) -> Self {
+        OpError::Storage(db_error(e))
+    }
+}
+
+type OpResult<T> = std::result::Result<T, OpError>;
+
+/// The row of an existing object that writes check against.
+struct Current {
+    id: i64,
+    uid: String,
+    revision: i64,
+    labels: String,
+}
+
+fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, uid, revision, labels FROM objects
+         WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
+    )?;
+    let row = stmt
+        .query_row(params![key.resource, key.namespace, key.name], |r| {
+            Ok(Current {
+                id: r.get(0)?,
+                uid: r.get(1)?,
+                revision: r.get(2)?,
+                labels: r.get(3)?,
+            })
+        })
+        .optional()?;
+    Ok(row)
+}
+
+/// Sets `metadata.resourceVersion` and serializes the body.
+fn stamp(mut body: serde_json::Value, revision: i64) -> OpResult<String> {
+    let metadata = body
+        .as_object_mut()
+        .map(|o| o.entry("metadata").or_insert_with(|| serde_json::json!({})))
+        .and_then(serde_json::Value::as_object_mut)
+        .ok_or_else(|| OpError::Rejected(Error::Internal("object body has no metadata object".into())))?;
+    metadata.insert("resourceVersion".into(), revision.to_string().into());
+    serde_json::to_string(&body)
+        .map_err(|e| OpError::Rejected(Error::Internal(format!("serializing body: {e}"))))
+}
+
+fn labels_json(labels: &BTreeMap<String, String>) -> OpResult<String> {
+    serde_json::to_string(labels)
+        .map_err(|e| OpError::Rejected(Error::Internal(format!("serializing labels: {e}"))))
+}
+
+/// Whether `e` is the violation of a UNIQUE constraint (the object key is taken).
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+/// Stores a new object; returns it and the size of its body.
+pub(crate) fn create(conn: &Connection, obj: ObjectWrite, revision: i64) -> OpResult<(StoredObject, usize)> {
+    let labels = labels_json(&obj.labels)?;
+    let body = stamp(obj.body, revision)?;
+    let (s, sc) = (&obj.index.summary, &obj.index.scope);
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO objects (resource, namespace, name, uid, revision, created, labels, deleting,
+                 summary_pass, summary_fail, summary_warn, summary_error, summary_skip,
+                 scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                obj.key.resource,
+                obj.key.namespace,
+                obj.key.name,
+                obj.uid,
+                revision,
+                obj.created,
+                labels,
+                obj.deleting,
+                s.pass,
+                s.fail,
+                s.warn,
+                s.error,
+                s.skip,
+                sc.api_version,
+                sc.kind,
+                sc.namespace,
+                sc.name,
+                sc.uid,
+                body
+            ],
+            |r| r.get::<_, i64>(0),
+        );
+    let id = match inserted {
+        Ok(id) => id,
+        Err(e) if is_unique_violation(&e) => {
+            let being_deleted: bool = conn
+                .prepare_cached(
+                    "SELECT deleting FROM objects
+                     WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
+                )?
+                .query_row(params![obj.key.resource, obj.key.namespace, obj.key.name], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .unwrap_or(false);
+            return Err(OpError::Rejected(Error::AlreadyExists { being_deleted }));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    insert_results(conn, id, &obj.index)?;
+    append_change(conn, revision, EventType::Added, &obj.key, &body, &labels, None)?;
+    let size = body.len();
+    Ok((
+        StoredObject {
+            key: obj.key,
+            uid: obj.uid,
+            revision,
+            body: Bytes::from(body),
+        },
+        size,
+    ))
+}
+
+/// Replaces an object written at `expected`; returns it and the size of its body.
+pub(crate) fn update(
+    conn: &Connection,
+    obj: ObjectWrite,
+    expected: i64,
+    revision: i64,
+) -> OpResult<(StoredObject, usize)> {
+    let cur = current(conn, &obj.key)?.ok_or(OpError::Rejected(Error::NotFound))?;
+    if cur.uid != obj.uid {
+        return Err(OpError::Rejected(Error::Conflict(format!(
+            "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+            obj.uid, cur.uid
+        ))));
+    }
+    if cur.revision != expected {
+        return Err(OpError::Rejected(Error::Conflict(
+            "the object has been modified; please apply your changes to the latest version and try again"
+                .into(),
+        )));
+    }
+    let labels = labels_json(&obj.labels)?;
+    let body = stamp(obj.body, revision)?;
+    let (s, sc) = (&obj.index.summary, &obj.index.scope);
+    conn.prepare_cached(
+        "UPDATE objects SET revision = ?2, created = ?3, labels = ?4, deleting = ?5,
+             summary_pass = ?6, summary_fail = ?7, summary_warn = ?8, summary_error = ?9, summary_skip = ?10,
+             scope_api_version = ?11, scope_kind = ?12, scope_namespace = ?13, scope_name = ?14,
+             scope_uid = ?15, body = ?16
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        cur.id,
+        revision,
+        obj.created,
+        labels,
+        obj.deleting,
+        s.pass,
+        s.fail,
+        s.warn,
+        s.error,
+        s.skip,
+        sc.api_version,
+        sc.kind,
+        sc.namespace,
+        sc.name,
+        sc.uid,
+        body
+    ])?;
+    conn.prepare_cached("DELETE FROM results WHERE object_id = ?1")?
+        .execute([cur.id])?;
+    insert_results(conn, cur.id, &obj.index)?;
+    append_change(
+        conn,
+        revision,
+        EventType::Modified,
+        &obj.key,
+        &body,
+        &labels,
+        Some(&cur.labels),
+    )?;
+    let size = body.len();
+    Ok((
+        StoredObject {
+            key: obj.key,
+            uid: obj.uid,
+            revision,
+            body: Bytes::from(body),
+        },
+        size,
+    ))
+}
+
+/// Removes an object; returns its last state stamped with the deletion revision.
+pub(crate) fn delete(
+    conn: &Connection,
+    key: ObjectKey,
+    pre: &Preconditions,
+    revision: i64,
+) -> OpResult<(StoredObject, usize)> {
+    let cur = current(conn, &key)?.ok_or(OpError::Rejected(Error::NotFound))?;
+    if let Some(uid) = pre.uid.as_deref().filter(|uid| *uid != cur.uid) {
+        return Err(OpError::Rejected(Error::Conflict(format!(
+            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+            cur.uid
+        ))));
+    }
+    if let Some(rv) = pre.resource_version.filter(|rv| *rv != cur.revision) {
+        return Err(OpError::Rejected(Error::Conflict(format!(
+            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+            cur.revision
+        ))));
+    }
+    let last: String = conn
+        .prepare_cached("SELECT body FROM objects WHERE id = ?1")?
+        .query_row([cur.id], |r| r.get(0))?;
+    let last: serde_json::Value = serde_json::from_str(&last).map_err(|e| {
+        OpError::Storage(Error::Internal(format!(
+            "stored body of {key:?} is not JSON: {e}"
+        )))
+    })?;
+    let body = stamp(last, revision)?;
+    // Result rows go with the object (ON DELETE CASCADE).
+    conn.prepare_cached("DELETE FROM objects WHERE id = ?1")?
+        .execute([cur.id])?;
+    append_change(
+        conn,
+        revision,
+        EventType::Deleted,
+        &key,
+        &body,
+        &cur.labels,
+        Some(&cur.labels),
+    )?;
+    let size = body.len();
+    Ok((
+        StoredObject {
+            key,
+            uid: cur.uid,
+            revision,
+            body: Bytes::from(body),
+        },
+        size,
+    ))
+}
+
+fn insert_results(conn: &Connection, object_id: i64, index: &ReportIndex) -> OpResult<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO results (object_id, idx, policy, rule, result, severity, category, source, scored,
+             timestamp, message, properties, resources, subject_api_version, subject_kind,
+             subject_namespace, subject_name, subject_uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?;
+    for r in &index.results {
+        let Subject {
+            api_version,
+            kind,
+            namespace,
+            name,
+            uid,
+        } = &r.subject;
+        stmt.execute(params![
+            object_id,
+            r.index,
+            r.policy,
+            r.rule,
+            r.result,
+            r.severity,
+            r.category,
+            r.source,
+            r.scored,
+            r.timestamp,
+            r.message,
+            r.properties.to_string(),
+            r.resources.to_string(),
+            api_version,
+            kind,
+            namespace,
+            name,
+            uid
+        ])?;
+    }
+    Ok(())
+}
+
+fn append_change(
+    conn: &Connection,
+    revision: i64,
+    event: EventType,
+    key: &ObjectKey,
+    body: &str,
+    labels: &str,
+    prev_labels: Option<&str>,
+) -> OpResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO changes (revision, event, resource, namespace, name, body, labels, prev_labels)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        revision,
+        event.as_str(),
+        key.resource,
+        key.namespace,
+        key.name,
+        body,
+        labels,
+        prev_labels
+    ])?;
+    Ok(())
+}
+
+/// One step of compaction: drops up to `batch` change rows at or below `newest - keep`.
+/// Returns the compaction point reached and whether it is the target.
+pub(crate) fn compact_step(conn: &Connection, keep: i64, batch: usize) -> OpResult<(i64, bool)> {
+    let (newest, compacted): (i64, i64) = conn.query_row(
+        "SELECT revision, compacted_revision FROM meta WHERE id = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let target = newest.saturating_sub(keep.max(0));
+    if target <= compacted {
+        return Ok((compacted, true));
+    }
+    let batch = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
+    // The first row beyond this batch, if the batch does not reach the target.
+    let beyond: Option<i64> = conn
+        .query_row(
+            "SELECT revision FROM changes WHERE revision <= ?1 ORDER BY revision LIMIT 1 OFFSET ?2",
+            params![target, batch],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let point = beyond.map_or(target, |r| r - 1);
+    conn.execute("DELETE FROM changes WHERE revision <= ?1", [point])?;
+    conn.execute("UPDATE meta SET compacted_revision = ?1 WHERE id = 1", [point])?;
+    Ok((point, point == target))
+}

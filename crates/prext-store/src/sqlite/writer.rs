@@ -1,0 +1,197 @@
+//! The writer thread: the only connection that writes, with group commit.
+//!
+//! Requests arrive on a bounded channel. The thread takes the first one, opens a
+//! `BEGIN IMMEDIATE` transaction, and keeps taking whatever is already queued (up to
+//! [`Limits::ops`] requests or [`Limits::bytes`] of bodies). Each request runs in its own
+//! savepoint: a refused request (conflict, not found, ...) is rolled back alone and consumes
+//! no revision, so revisions stay gap-free. A successful one takes the next revision. The
+//! transaction then commits once (one fsync for the whole batch), the new revision is
+//! published, and only then is every request answered: an acknowledged write is durable.
+
+use std::time::Instant;
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::db_error;
+use super::ops::{self, OpError};
+use crate::{Error, ObjectKey, ObjectWrite, Preconditions, Result, StoredObject};
+
+/// A write to perform.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Create(ObjectWrite),
+    Update(ObjectWrite, i64),
+    Delete(ObjectKey, Preconditions),
+    /// One compaction step (see [`ops::compact_step`]).
+    Compact {
+        keep: i64,
+        batch: usize,
+    },
+}
+
+/// The answer to an [`Op`].
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Object(StoredObject),
+    /// The compaction point reached, and whether compaction is complete.
+    Compacted(i64, bool),
+}
+
+/// A queued write and where to send its answer.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) op: Op,
+    pub(crate) reply: oneshot::Sender<Result<Reply>>,
+}
+
+/// How much one transaction may take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) ops: usize,
+    pub(crate) bytes: usize,
+}
+
+/// Runs the writer until every sender is dropped and the queue is drained, then checkpoints
+/// the WAL and closes the connection.
+pub(crate) fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Request>,
+    published: watch::Sender<i64>,
+    limits: Limits,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let started = Instant::now();
+        let (answers, revision) = batch(&mut conn, first, &mut rx, limits);
+        if let Some(revision) = revision {
+            published.send_replace(revision);
+        }
+        let n = answers.len();
+        for (reply, answer) in answers {
+            // The caller may have gone away; the write stands regardless.
+            let _ = reply.send(answer);
+        }
+        tracing::trace!(ops = n, elapsed = ?started.elapsed(), ?revision, "write batch");
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        tracing::warn!(error = %e, "WAL checkpoint on close failed");
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the writer connection failed");
+    }
+}
+
+type Answers = Vec<(oneshot::Sender<Result<Reply>>, Result<Reply>)>;
+
+/// Runs one transaction starting with `first`. Returns the answers and, if the transaction
+/// committed new revisions, the newest one.
+fn batch(
+    conn: &mut Connection,
+    first: Request,
+    rx: &mut mpsc::Receiver<Request>,
+    limits: Limits,
+) -> (Answers, Option<i64>) {
+    let mut answers: Answers = Vec::new();
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            answers.push((first.reply, Err(db_error(e))));
+            return (answers, None);
+        }
+    };
+    let start = match tx.query_row("SELECT revision FROM meta WHERE id = 1", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(rev) => rev,
+        Err(e) => {
+            answers.push((first.reply, Err(db_error(e))));
+            return (answers, None);
+        }
+    };
+    let mut revision = start;
+    let mut bytes = 0usize;
+    let mut next = Some(first);
+    let mut failure: Option<Error> = None;
+    while let Some(req) = next.take() {
+        match apply(&mut tx, req.op, revision + 1) {
+            Ok((reply, size, consumed)) => {
+                if consumed {
+                    revision += 1;
+                }
+                bytes = bytes.saturating_add(size);
+                answers.push((req.reply, Ok(reply)));
+            }
+            Err(OpError::Rejected(e)) => answers.push((req.reply, Err(e))),
+            Err(OpError::Storage(e)) => {
+                answers.push((req.reply, Err(duplicate(&e))));
+                failure = Some(e);
+                break;
+            }
+        }
+        if answers.len() < limits.ops && bytes < limits.bytes {
+            next = rx.try_recv().ok();
+        }
+    }
+    let committed = match failure {
+        Some(e) => Err(e),
+        None if revision == start => tx.commit().map_err(db_error),
+        None => tx
+            .execute("UPDATE meta SET revision = ?1 WHERE id = 1", [revision])
+            .and_then(|_| tx.commit())
+            .map_err(db_error),
+    };
+    match committed {
+        Ok(()) => (answers, (revision > start).then_some(revision)),
+        Err(e) => {
+            // Dropping the transaction (if still open) rolled it back: nothing of this batch
+            // happened, so every request, even one that had succeeded, fails.
+            tracing::warn!(error = %e, ops = answers.len(), "write batch rolled back");
+            let answers = answers
+                .into_iter()
+                .map(|(reply, answer)| {
+                    let answer = match answer {
+                        Ok(_) => Err(duplicate(&e)),
+                        Err(refused) => Err(refused),
+                    };
+                    (reply, answer)
+                })
+                .collect();
+            (answers, None)
+        }
+    }
+}
+
+/// Runs one op in its own savepoint. Returns its reply, the bytes it wrote and whether it
+/// consumed the offered revision.
+fn apply(tx: &mut rusqlite::Transaction<'_>, op: Op, revision: i64) -> Result<(Reply, usize, bool), OpError> {
+    let sp = tx.savepoint()?;
+    let outcome = match op {
+        Op::Create(obj) => ops::create(&sp, obj, revision).map(|(o, n)| (Reply::Object(o), n, true)),
+        Op::Update(obj, expected) => {
+            ops::update(&sp, obj, expected, revision).map(|(o, n)| (Reply::Object(o), n, true))
+        }
+        Op::Delete(key, pre) => {
+            ops::delete(&sp, key, &pre, revision).map(|(o, n)| (Reply::Object(o), n, true))
+        }
+        Op::Compact { keep, batch } => {
+            ops::compact_step(&sp, keep, batch).map(|(point, done)| (Reply::Compacted(point, done), 0, false))
+        }
+    };
+    match outcome {
+        Ok(done) => {
+            sp.commit()?;
+            Ok(done)
+        }
+        // Dropping the savepoint rolls it back.
+        Err(e) => Err(e),
+    }
+}
+
+/// A copy of a storage error, to answer every request of a failed batch.
+fn duplicate(e: &Error) -> Error {
+    match e {
+        Error::Unavailable(m) => Error::Unavailable(m.clone()),
+        Error::Internal(m) => Error::Internal(m.clone()),
+        other => Error::Internal(other.to_string()),
+    }
+}

@@ -1,0 +1,142 @@
+//! The backend-independent conformance suite of the [`Store`] contract.
+//!
+//! Every backend runs the very same checks: implement [`TestDatabase`] for a throwaway database
+//! and call [`run_all`] with a factory of fresh ones. Each check is also a `pub async fn`, so
+//! a failing one can be run alone. Checks panic (with a message naming what broke) on failure.
+//!
+//! ```ignore
+//! #[tokio::test(flavor = "multi_thread")]
+//! async fn conformance() {
+//!     prext_store::testsuite::run_all(|| async { MyTestDatabase::new().await }).await;
+//! }
+//! ```
+//!
+//! Backend-specific facts the contract cannot observe (result rows) come through
+//! [`TestDatabase::result_rows`], which a backend answers by querying its own tables.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::{ObjectKey, Store};
+
+mod changes;
+mod crud;
+mod durability;
+pub mod fixtures;
+mod list;
+mod sqlite;
+
+pub use changes::{change_log, compaction, subscribe_wakes};
+pub use crud::{
+    closed_store_is_unavailable, create_and_get, create_existing, delete_preconditions, revisions_increase,
+    update_checks_revision,
+};
+pub use durability::{concurrent_writers, restart_keeps_state, result_rows_follow_objects};
+pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
+pub use sqlite::TempSqlite;
+
+/// One row of a backend's result table, as much of it as the suite checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedResult {
+    /// Position in the report's `results`.
+    pub index: i64,
+    pub policy: Option<String>,
+    pub result: Option<String>,
+    /// Name of the result's subject (its first resource, else the report's scope).
+    pub subject_name: Option<String>,
+}
+
+/// A throwaway database of the backend under test.
+#[async_trait::async_trait]
+pub trait TestDatabase: Send + Sync {
+    /// Opens a store on this database; the first store sees it empty. The suite closes a store
+    /// before opening the next one, and opening again must find everything committed before.
+    async fn open(&self) -> Arc<dyn Store>;
+
+    /// The result rows stored for the report at `key`, in index order (empty when none).
+    async fn result_rows(&self, key: &ObjectKey) -> Vec<IndexedResult>;
+}
+
+/// A check on a fresh store.
+pub type StoreCheck = for<'a> fn(&'a dyn Store) -> BoxFuture<'a, ()>;
+/// A check that shares the store with spawned tasks.
+pub type SharedCheck = fn(Arc<dyn Store>) -> BoxFuture<'static, ()>;
+/// A check that opens (and reopens) stores itself, or inspects the backend's tables.
+pub type DatabaseCheck = for<'a> fn(&'a dyn TestDatabase) -> BoxFuture<'a, ()>;
+
+/// A named check of the suite.
+#[derive(Clone, Copy)]
+pub enum Check {
+    Store(&'static str, StoreCheck),
+    Shared(&'static str, SharedCheck),
+    Database(&'static str, DatabaseCheck),
+}
+
+impl Check {
+    /// The check's name (its function's name).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Check::Store(name, _) | Check::Shared(name, _) | Check::Database(name, _) => name,
+        }
+    }
+
+    /// Runs the check on `db`, opening and closing the store it needs.
+    pub async fn run(&self, db: &dyn TestDatabase) {
+        match self {
+            Check::Store(_, check) => {
+                let store = db.open().await;
+                check(&*store).await;
+                store.close().await;
+            }
+            Check::Shared(_, check) => {
+                let store = db.open().await;
+                check(Arc::clone(&store)).await;
+                store.close().await;
+            }
+            Check::Database(_, check) => check(db).await,
+        }
+    }
+}
+
+/// Every check of the suite, in a sensible order (basics first).
+pub const CHECKS: &[Check] = &[
+    Check::Store("create_and_get", |s| Box::pin(create_and_get(s))),
+    Check::Store("create_existing", |s| Box::pin(create_existing(s))),
+    Check::Store("update_checks_revision", |s| Box::pin(update_checks_revision(s))),
+    Check::Store("delete_preconditions", |s| Box::pin(delete_preconditions(s))),
+    Check::Store("revisions_increase", |s| Box::pin(revisions_increase(s))),
+    Check::Store("list_order_and_scope", |s| Box::pin(list_order_and_scope(s))),
+    Check::Store("label_selectors", |s| Box::pin(label_selectors(s))),
+    Check::Store("field_selectors", |s| Box::pin(field_selectors(s))),
+    Check::Store("pagination", |s| Box::pin(pagination(s))),
+    Check::Store("list_snapshot", |s| Box::pin(list_snapshot(s))),
+    Check::Store("change_log", |s| Box::pin(change_log(s))),
+    Check::Store("compaction", |s| Box::pin(compaction(s))),
+    Check::Store("subscribe_wakes", |s| Box::pin(subscribe_wakes(s))),
+    Check::Store("closed_store_is_unavailable", |s| {
+        Box::pin(closed_store_is_unavailable(s))
+    }),
+    Check::Shared("concurrent_writers", |s| Box::pin(concurrent_writers(s))),
+    Check::Database("result_rows_follow_objects", |d| {
+        Box::pin(result_rows_follow_objects(d))
+    }),
+    Check::Database("restart_keeps_state", |d| Box::pin(restart_keeps_state(d))),
+];
+
+/// Runs every check, each on a fresh database from `new_database`. Needs a multi-threaded
+/// tokio runtime (`#[tokio::test(flavor = "multi_thread")]`).
+pub async fn run_all<F, Fut, D>(new_database: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = D>,
+    D: TestDatabase,
+{
+    for check in CHECKS {
+        let db = new_database().await;
+        // Shown with the failure's output, to name the check that broke.
+        eprintln!("store conformance check: {}", check.name());
+        check.run(&db).await;
+    }
+}

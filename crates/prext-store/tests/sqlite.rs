@@ -1,0 +1,268 @@
+//! The SQLite backend: the whole conformance suite on a temporary database file, plus what only
+//! SQLite has (the single-server lock, the analyst-facing schema, reader pool behaviour).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prext_store::sqlite::{SqliteOptions, SqliteStore};
+use prext_store::testsuite::{self, fixtures, TempSqlite, TestDatabase};
+use prext_store::{Error, ListItem, ListOptions, ObjectKey, Store};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite() {
+    testsuite::run_all(|| async { TempSqlite::new() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_with_one_write_per_transaction() {
+    // No batching at all must behave the same (only slower).
+    let opts = SqliteOptions {
+        batch_ops: 1,
+        batch_bytes: 1,
+        ..SqliteOptions::default()
+    };
+    let db = TempSqlite::with_options(opts);
+    testsuite::concurrent_writers(db.open().await).await;
+    let db = TempSqlite::with_options(SqliteOptions {
+        batch_ops: 1,
+        ..SqliteOptions::default()
+    });
+    testsuite::result_rows_follow_objects(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_open_of_the_same_file_is_refused() {
+    let db = TempSqlite::new();
+    let first = db.open_sqlite().await;
+    let err = SqliteStore::open(&db.path(), SqliteOptions::default()).expect_err("second open");
+    match &err {
+        Error::Unavailable(m) => assert!(m.contains("in use by another prext server"), "{m}"),
+        other => panic!("want Unavailable, got {other:?}"),
+    }
+    // The first store is unaffected, and the lock is released by close.
+    fixtures::create(&*first, fixtures::report(fixtures::POLR, "ns", "a")).await;
+    first.close().await;
+    let second = db.open_sqlite().await;
+    assert!(second
+        .get(&ObjectKey::new(fixtures::POLR, "ns", "a"))
+        .await
+        .expect("get")
+        .is_some());
+    second.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_across_reopens() {
+    let db = TempSqlite::new();
+    for _ in 0..3 {
+        db.open_sqlite().await.close().await;
+    }
+    let conn = db.analyst_connection();
+    let versions: Vec<i64> = conn
+        .prepare("SELECT version FROM schema_migrations ORDER BY version")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("schema_migrations");
+    assert_eq!(versions, [1]);
+    let (journal, fk): (String, i64) = (
+        conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("journal_mode"),
+        conn.query_row(
+            "SELECT count(*) FROM pragma_foreign_key_list('results')",
+            [],
+            |r| r.get(0),
+        )
+        .expect("fk list"),
+    );
+    assert_eq!(journal, "wal");
+    assert_eq!(fk, 1, "results reference objects");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyst_tables_hold_the_index() {
+    let db = TempSqlite::new();
+    let store = db.open_sqlite().await;
+    let mut w = fixtures::report(fixtures::POLR, "team-a", "pod-report");
+    fixtures::set_labels(&mut w, &[("app.kubernetes.io/managed-by", "kyverno")]);
+    fixtures::set_results(
+        &mut w,
+        &[("disallow-privileged", "fail"), ("require-labels", "pass")],
+    );
+    w.body["summary"] = json!({"pass": 8, "fail": 2});
+    w.body["scope"] =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "team-a", "name": "web"});
+    fixtures::reindex(&mut w);
+    let created = fixtures::create(&*store, w).await;
+
+    let conn = db.analyst_connection();
+    let row: (i64, String, i64, i64, String, String, i64) = conn
+        .query_row(
+            "SELECT revision, labels, summary_pass, summary_fail, scope_kind, scope_name, deleting
+             FROM objects WHERE resource = ?1 AND namespace = 'team-a' AND name = 'pod-report'",
+            [fixtures::POLR],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            },
+        )
+        .expect("objects row");
+    assert_eq!(row.0, created.revision);
+    assert_eq!(row.1, r#"{"app.kubernetes.io/managed-by":"kyverno"}"#);
+    assert_eq!((row.2, row.3), (8, 2), "the summary as written, not recounted");
+    assert_eq!((row.4.as_str(), row.5.as_str(), row.6), ("Deployment", "web", 0));
+    let body: String = conn
+        .query_row("SELECT body FROM objects WHERE name = 'pod-report'", [], |r| {
+            r.get(0)
+        })
+        .expect("body");
+    assert_eq!(
+        body.as_bytes(),
+        &created.body[..],
+        "the body column is the exact JSON served"
+    );
+
+    // The kind of question the tables are for: failing results by policy, with their subject.
+    let failing: Vec<(String, String, String, String)> = conn
+        .prepare(
+            "SELECT namespace, policy, subject_kind, subject_name FROM report_results
+             WHERE result = 'fail' AND severity = 'medium' ORDER BY policy",
+        )
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect()
+        })
+        .expect("report_results");
+    assert_eq!(
+        failing,
+        [(
+            "team-a".into(),
+            "disallow-privileged".into(),
+            "Pod".into(),
+            "pod-0".into()
+        )]
+    );
+    let prop: String = conn
+        .query_row(
+            "SELECT json_extract(properties, '$.index') FROM results WHERE policy = 'require-labels'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("properties");
+    assert_eq!(prop, "1");
+    let (event, prev): (String, Option<String>) = conn
+        .query_row(
+            "SELECT event, prev_labels FROM changes WHERE revision = ?1",
+            [created.revision],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("change row");
+    assert_eq!((event.as_str(), prev), ("ADDED", None));
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_runs_in_batches() {
+    let db = TempSqlite::with_options(SqliteOptions {
+        compact_batch: 7,
+        ..SqliteOptions::default()
+    });
+    let store = db.open_sqlite().await;
+    for i in 0..100 {
+        fixtures::create(
+            &*store,
+            fixtures::report(fixtures::POLR, "ns", &format!("r{i:03}")),
+        )
+        .await;
+    }
+    let newest = store.revision().await.expect("revision");
+    assert_eq!(store.compact(10).await.expect("compact"), newest - 10);
+    let left: i64 = db
+        .analyst_connection()
+        .query_row("SELECT count(*) FROM changes", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(left, 10);
+    match store.changes(newest - 11, 1).await {
+        Err(Error::Compacted { oldest, .. }) => assert_eq!(oldest, newest - 10),
+        other => panic!("want Compacted, got {other:?}"),
+    }
+    store.close().await;
+}
+
+async fn fill(store: &dyn Store, n: usize) {
+    for i in 0..n {
+        fixtures::create(store, fixtures::report(fixtures::POLR, "ns", &format!("r{i:03}"))).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_list_frees_its_connection() {
+    let opts = SqliteOptions {
+        max_lists: 1,
+        list_buffer: 2,
+        ..SqliteOptions::default()
+    };
+    let db = TempSqlite::with_options(opts);
+    let store = db.open_sqlite().await;
+    fill(&*store, 50).await;
+    let opts = ListOptions {
+        resource: fixtures::POLR.into(),
+        ..ListOptions::default()
+    };
+    let mut stream = store.list(opts.clone()).await.expect("list");
+    assert!(matches!(stream.items.recv().await, Some(Ok(ListItem::Object(_)))));
+
+    // The only list slot is taken: short reads still go through.
+    let got = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.get(&ObjectKey::new(fixtures::POLR, "ns", "r001")),
+    )
+    .await
+    .expect("a get is not starved by a stalled list");
+    assert!(got.expect("get").is_some());
+
+    drop(stream);
+    let next = tokio::time::timeout(Duration::from_secs(5), store.list(opts))
+        .await
+        .expect("the abandoned list released its slot")
+        .expect("list");
+    let (objects, _) = fixtures::collect(next).await;
+    assert_eq!(objects.len(), 50);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_and_pings_while_an_analyst_reads() {
+    let db = TempSqlite::new();
+    let store: Arc<SqliteStore> = db.open_sqlite().await;
+    fill(&*store, 10).await;
+    // An analyst in a long read transaction does not block the server.
+    let analyst = db.analyst_connection();
+    analyst.execute_batch("BEGIN").expect("begin");
+    let seen: i64 = analyst
+        .query_row("SELECT count(*) FROM objects", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(seen, 10);
+    let o = tokio::time::timeout(
+        Duration::from_secs(5),
+        store.create(fixtures::report(fixtures::POLR, "ns", "late")),
+    )
+    .await
+    .expect("write not blocked by a reader")
+    .expect("create");
+    store.ping().await.expect("ping");
+    let still: i64 = analyst
+        .query_row("SELECT count(*) FROM objects", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(still, 10, "the analyst keeps its snapshot");
+    analyst.execute_batch("COMMIT").expect("commit");
+    assert_eq!(store.revision().await.expect("revision"), o.revision);
+    store.close().await;
+    assert!(matches!(store.ping().await, Err(Error::Unavailable(_))));
+}
