@@ -7,6 +7,7 @@
 // boxing it would only add an allocation on the happy path's signatures.
 #![allow(clippy::result_large_err)]
 
+pub mod apply;
 pub mod continue_token;
 pub mod discovery;
 pub mod duration;

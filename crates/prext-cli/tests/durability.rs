@@ -78,6 +78,50 @@ async fn restart_keeps_objects_resource_versions_and_pki() {
     assert_eq!(out.lines().count(), 3, "{out}");
 }
 
+#[tokio::test]
+async fn sigterm_ends_open_watches_cleanly_and_exits_zero() {
+    let mut server = TestServer::start();
+    let client = server.client().await;
+    let coll = POLR.collection(Some("drain"));
+    let req = http::Request::get(format!("{coll}?watch=1&timeoutSeconds=300"))
+        .body(kube::client::Body::empty())
+        .expect("request");
+    let res = client.send(req).await.expect("open watch");
+    assert_eq!(res.status(), http::StatusCode::OK);
+    let body = tokio::spawn(res.into_body().collect_bytes());
+    post(&client, &coll, &report(POLR, "drain", "x", &[]))
+        .await
+        .expect(201);
+
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate();
+        (status, server)
+    })
+    .await
+    .expect("terminate");
+    assert!(
+        status.0.success(),
+        "exit status after SIGTERM: {}\n{}",
+        status.0,
+        status.1.logs()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "open watches do not hold up shutdown"
+    );
+    let body = tokio::time::timeout(Duration::from_secs(10), body)
+        .await
+        .expect("watch ends with the server")
+        .expect("join");
+    let body = body.expect("the watch body ends cleanly, not with a reset");
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains(r#""type":"ADDED""#),
+        "events before shutdown were delivered: {text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill9_loses_no_acknowledged_create() {
     const WRITERS: usize = 8;

@@ -21,6 +21,8 @@ pub struct Config {
     pub compaction_interval: Duration,
     /// How long in-flight requests get to finish on SIGTERM.
     pub shutdown_grace: Duration,
+    /// Serving certificate, authentication and authorization (kube's delegated-auth flags).
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -34,6 +36,7 @@ impl Config {
             history_revisions: 100_000,
             compaction_interval: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            auth: AuthConfig::default(),
         }
     }
 
@@ -42,5 +45,158 @@ impl Config {
         self.store
             .clone()
             .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("prext.db").display()))
+    }
+}
+
+/// Serving certificate, authentication and authorization settings, named after kube's
+/// `DelegatingAuthenticationOptions`/`DelegatingAuthorizationOptions` flags.
+///
+/// The default is standalone mode: the generated PKI serves and its CA is the client CA, and
+/// every authenticated request is allowed.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `--tls-cert-file`: a PEM serving certificate (chain), reloaded when the file changes.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `--tls-private-key-file`: the serving certificate's PEM private key.
+    pub tls_private_key_file: Option<PathBuf>,
+    /// `--client-ca-file`: CAs whose client certificates authenticate their subject (CN = user,
+    /// O = groups). Default: the ConfigMap's `client-ca-file` in delegated mode, the generated CA
+    /// in standalone mode.
+    pub client_ca_file: Option<PathBuf>,
+    /// The front proxy (`--requestheader-*`).
+    pub requestheader: RequestHeaderOptions,
+    /// `--authentication-kubeconfig`: the cluster used for TokenReview and for reading
+    /// `kube-system/extension-apiserver-authentication`. Setting it (or
+    /// `authorization_kubeconfig`) turns on delegated mode.
+    pub authentication_kubeconfig: Option<PathBuf>,
+    /// `--authentication-skip-lookup`: do not read the authentication ConfigMap.
+    pub authentication_skip_lookup: bool,
+    /// `--authentication-token-webhook-cache-ttl`: how long TokenReview answers are cached.
+    pub authentication_cache_ttl: Duration,
+    /// `--authorization-kubeconfig`: the cluster used for SubjectAccessReview. Without it every
+    /// authenticated request is allowed.
+    pub authorization_kubeconfig: Option<PathBuf>,
+    /// `--authorization-always-allow-paths`: paths allowed without SubjectAccessReview (a
+    /// trailing `*` matches a prefix).
+    pub always_allow_paths: Vec<String>,
+    /// `--authorization-always-allow-groups`: groups allowed without SubjectAccessReview.
+    pub always_allow_groups: Vec<String>,
+    /// `--authorization-webhook-cache-authorized-ttl`.
+    pub authorization_allow_ttl: Duration,
+    /// `--authorization-webhook-cache-unauthorized-ttl`.
+    pub authorization_deny_ttl: Duration,
+    /// How often certificate and CA files are checked for changes.
+    pub reload_interval: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            tls_cert_file: None,
+            tls_private_key_file: None,
+            client_ca_file: None,
+            requestheader: RequestHeaderOptions::default(),
+            authentication_kubeconfig: None,
+            authentication_skip_lookup: false,
+            authentication_cache_ttl: Duration::from_secs(10),
+            authorization_kubeconfig: None,
+            always_allow_paths: ["/healthz", "/readyz", "/livez"].map(String::from).to_vec(),
+            always_allow_groups: vec!["system:masters".to_owned()],
+            authorization_allow_ttl: Duration::from_secs(10),
+            authorization_deny_ttl: Duration::from_secs(10),
+            reload_interval: crate::reload::DEFAULT_POLL_INTERVAL,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Whether authentication and authorization are delegated to a cluster.
+    pub fn delegated(&self) -> bool {
+        self.authentication_kubeconfig.is_some() || self.authorization_kubeconfig.is_some()
+    }
+}
+
+/// The front proxy's settings (`--requestheader-*`). When `client_ca_file` is unset and an
+/// authentication kubeconfig is given, all of them come from the authentication ConfigMap.
+#[derive(Debug, Clone)]
+pub struct RequestHeaderOptions {
+    /// `--requestheader-client-ca-file`: CAs of the front proxy's client certificate.
+    pub client_ca_file: Option<PathBuf>,
+    /// `--requestheader-allowed-names`: the proxy certificate common names accepted (empty: any).
+    pub allowed_names: Vec<String>,
+    /// `--requestheader-username-headers`: the first non-empty one names the user.
+    pub username_headers: Vec<String>,
+    /// `--requestheader-uid-headers`: the first non-empty one is the user's UID.
+    pub uid_headers: Vec<String>,
+    /// `--requestheader-group-headers`: every value of each is a group.
+    pub group_headers: Vec<String>,
+    /// `--requestheader-extra-headers-prefix`: headers carrying extra user attributes.
+    pub extra_headers_prefix: Vec<String>,
+}
+
+impl Default for RequestHeaderOptions {
+    fn default() -> Self {
+        Self {
+            client_ca_file: None,
+            allowed_names: Vec::new(),
+            username_headers: vec!["X-Remote-User".to_owned()],
+            uid_headers: Vec::new(),
+            group_headers: vec!["X-Remote-Group".to_owned()],
+            extra_headers_prefix: vec!["X-Remote-Extra-".to_owned()],
+        }
+    }
+}
+
+/// Parses a Go `time.Duration` string as kube's flags take it: a sequence of decimal numbers
+/// with units `ns`, `us`, `µs`, `ms`, `s`, `m`, `h` (`10s`, `1m30s`, `1.5h`), or `0`.
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let invalid = || format!("invalid duration {s:?}: expected e.g. 10s, 1m30s, 500ms");
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        let number: f64 = rest[..number_len].parse().map_err(|_| invalid())?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(invalid()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        let d = |s: &str| parse_go_duration(s);
+        assert_eq!(d("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(d("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(d("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(d("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(d("0"), Ok(Duration::ZERO));
+        for bad in ["", "10", "s", "10x", "-1s", "1..5s"] {
+            assert!(d(bad).is_err(), "{bad}");
+        }
     }
 }

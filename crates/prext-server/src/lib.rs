@@ -13,9 +13,11 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod fanout;
 pub mod handlers;
 pub mod negotiate;
 pub mod pki;
+pub mod reload;
 pub mod render;
 pub mod request;
 pub mod router;

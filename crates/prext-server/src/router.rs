@@ -14,6 +14,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/version", get(discovery::version))
         .route("/api", get(discovery::core_api))
+        .route("/api/v1", get(discovery::core_v1))
+        .route("/api/v1/namespaces/{name}", get(discovery::namespace))
         .route("/apis", get(discovery::apis))
         .route("/apis/{group}", get(discovery::group))
         .route("/apis/{group}/{version}", get(discovery::group_version))

@@ -17,6 +17,11 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Cancelled when the server starts shutting down: long-running watches end cleanly.
     pub shutdown: CancellationToken,
+    /// The change broadcaster every watch follows.
+    pub fanout: Arc<crate::fanout::Fanout>,
+    /// Namespace lifecycle admission (delegated mode only): creates call
+    /// [`NamespaceLifecycle::admit_create`](crate::auth::NamespaceLifecycle::admit_create).
+    pub namespaces: Option<Arc<crate::auth::NamespaceLifecycle>>,
 }
 
 /// Opens the store named by a URL (`sqlite:PATH`).
@@ -49,12 +54,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         local.ip().to_string()
     };
     let url = format!("https://{host}:{}", local.port());
-    let kubeconfig = pki::write_kubeconfig(&config.data_dir, &url, &pki).context("writing kubeconfig")?;
+    let security = crate::auth::setup::setup(&config.auth, &pki, &shutdown)
+        .await
+        .context("configuring authentication")?;
+    // The admin kubeconfig only works while the generated CA is the client CA.
+    let kubeconfig = if security.generated_client_ca {
+        let path = pki::write_kubeconfig(&config.data_dir, &url, &pki).context("writing kubeconfig")?;
+        path.display().to_string()
+    } else {
+        "none (delegated authentication)".to_owned()
+    };
 
-    let tls_config = tls::server_config(&pki.server_cert_pem, &pki.server_key_pem, &pki.ca_cert_pem)
+    let tls_config = tls::dynamic_server_config(security.serving.clone(), security.trust.verifier())
         .context("configuring TLS")?;
-    let state = AppState { store: store.clone(), shutdown: shutdown.clone() };
-    let app = router::router(state);
+    let fanout = crate::fanout::Fanout::start(store.clone(), shutdown.clone());
+    let state = AppState { store: store.clone(), shutdown: shutdown.clone(), fanout, namespaces: security.namespaces.clone() };
+    let app = router::router(state).layer(axum::Extension(security.auth.clone()));
 
     let compaction = tokio::spawn(compact_loop(
         store.clone(),
@@ -63,8 +78,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shutdown.clone(),
     ));
 
-    tracing::info!(url = %url, kubeconfig = %kubeconfig.display(), "prext is ready");
-    let options = tls::ServeOptions { shutdown_grace: config.shutdown_grace, ..Default::default() };
+    tracing::info!(url = %url, kubeconfig = %kubeconfig, "prext is ready");
+    let options = tls::ServeOptions {
+        shutdown_grace: config.shutdown_grace,
+        client_classifier: Some(security.trust.clone()),
+        ..Default::default()
+    };
     let served = tls::serve_with(listener, tls_config, app, shutdown.clone(), options).await;
     shutdown.cancel();
     let _ = compaction.await;

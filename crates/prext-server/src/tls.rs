@@ -3,10 +3,12 @@
 //!
 //! Like kube-apiserver (`tls.RequestClientCert`), the server *requests* but does not require a
 //! client certificate: kubelet probes, Prometheus and callers with bearer tokens send none. A
-//! certificate that *is* presented must chain to the client CA, otherwise rustls aborts the
+//! certificate that *is* presented must chain to a trusted CA, otherwise rustls aborts the
 //! handshake (with TLS 1.3 the client sees the alert on its first read). The verified leaf is
 //! turned into a [`ClientIdentity`] (user = subject CN, groups = subject O values, as upstream's
-//! x509 authenticator does).
+//! x509 authenticator does). With a front proxy two CAs are trusted (the client CA and the
+//! requestheader CA, both replaceable at run time): a [`ClientClassifier`] then tells per request
+//! which one vouches for the chain ([`Verifier`]).
 //!
 //! Every request served by [`serve`] carries two extensions:
 //! * `Option<ClientIdentity>`: the connection's verified client certificate identity, `None`
@@ -39,6 +41,24 @@ pub enum Verifier {
     /// The client CA (`client-ca-file`, or the standalone CA): the certificate's subject is the
     /// user.
     ClientCa,
+    /// The front-proxy CA (`requestheader-client-ca-file`), with a common name in the allowed
+    /// names: the certificate's subject is the proxy, the user is in the `X-Remote-*` headers.
+    RequestHeader,
+}
+
+/// Decides which trust anchor vouches for a client certificate chain, for servers whose client
+/// CAs change at run time (see [`ServeOptions::client_classifier`]).
+///
+/// The handshake only checks that a chain verifies against *some* trusted CA; the classifier is
+/// asked again whenever its [`generation`](Self::generation) changes, so a CA removed from the
+/// trust set stops vouching for open connections too.
+pub trait ClientClassifier: std::fmt::Debug + Send + Sync {
+    /// A number that changes whenever [`classify`](Self::classify) may answer differently for
+    /// the same chain.
+    fn generation(&self) -> u64;
+    /// The identity asserted by a chain (leaf first), or `None` when no current trust anchor
+    /// vouches for it.
+    fn classify(&self, chain: &[CertificateDer<'static>]) -> Option<ClientIdentity>;
 }
 
 /// The identity asserted by a verified TLS client certificate.
@@ -86,6 +106,9 @@ pub struct ServeOptions {
     /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS` (informers multiplex many watches on one
     /// connection).
     pub h2_max_concurrent_streams: u32,
+    /// Classifies client certificate chains per request; `None` means every chain that passed
+    /// the handshake was verified by the client CA (a [`server_config`] with a fixed CA).
+    pub client_classifier: Option<Arc<dyn ClientClassifier>>,
 }
 
 impl Default for ServeOptions {
@@ -94,6 +117,7 @@ impl Default for ServeOptions {
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             h2_max_concurrent_streams: 250,
+            client_classifier: None,
         }
     }
 }
@@ -128,6 +152,22 @@ pub fn server_config(
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Builds a rustls server configuration whose serving certificate and client-certificate
+/// verification can change at run time: TLS 1.2 and 1.3 (ring provider), ALPN `h2` then
+/// `http/1.1`. Pair it with a [`ServeOptions::client_classifier`] that agrees with `verifier`.
+pub fn dynamic_server_config(
+    certificates: Arc<dyn rustls::server::ResolvesServerCert>,
+    verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(certificates);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -332,17 +372,18 @@ async fn serve_connection(ctx: Arc<ConnContext>, stream: TcpStream, remote: Sock
             }
         },
     };
-    // rustls only exposes peer certificates that passed the client-CA verifier.
-    let identity = tls
+    // rustls only exposes peer certificates that passed the handshake's verifier.
+    let chain = tls
         .get_ref()
         .1
         .peer_certificates()
-        .and_then(<[_]>::first)
-        .and_then(|leaf| client_identity(leaf, Verifier::ClientCa));
+        .map(<[_]>::to_vec)
+        .unwrap_or_default();
+    let identity = ConnectionIdentity::new(chain, ctx.options.client_classifier.clone());
 
     let app = ctx.app.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        request.extensions_mut().insert(identity.clone());
+        request.extensions_mut().insert(identity.current());
         request.extensions_mut().insert(ConnectInfo(remote));
         app.clone().oneshot(request)
     });
@@ -359,6 +400,51 @@ async fn serve_connection(ctx: Arc<ConnContext>, stream: TcpStream, remote: Sock
     };
     if let Err(e) = result {
         tracing::debug!(%remote, error = %e, "connection ended with an error");
+    }
+}
+
+/// A connection's client certificate identity, re-classified whenever the trusted CAs change.
+struct ConnectionIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    classifier: Option<Arc<dyn ClientClassifier>>,
+    /// The last answer and the classifier generation it was computed at.
+    cached: std::sync::Mutex<(u64, Option<ClientIdentity>)>,
+}
+
+impl ConnectionIdentity {
+    fn new(
+        chain: Vec<CertificateDer<'static>>,
+        classifier: Option<Arc<dyn ClientClassifier>>,
+    ) -> Self {
+        let (generation, identity) = match &classifier {
+            Some(c) => (c.generation(), c.classify(&chain)),
+            None => (
+                0,
+                chain
+                    .first()
+                    .and_then(|leaf| client_identity(leaf, Verifier::ClientCa)),
+            ),
+        };
+        Self {
+            chain,
+            classifier,
+            cached: std::sync::Mutex::new((generation, identity)),
+        }
+    }
+
+    /// The identity under the current trust anchors.
+    fn current(&self) -> Option<ClientIdentity> {
+        let mut cached = self
+            .cached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(classifier) = &self.classifier {
+            let generation = classifier.generation();
+            if generation != cached.0 {
+                *cached = (generation, classifier.classify(&self.chain));
+            }
+        }
+        cached.1.clone()
     }
 }
 

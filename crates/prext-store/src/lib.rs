@@ -17,6 +17,8 @@ use prext_api::fields::FieldSelector;
 use prext_api::labels::LabelSelector;
 use prext_api::report::ReportIndex;
 
+pub mod postgres;
+pub mod results;
 pub mod sqlite;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
@@ -198,4 +200,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes and closes; later calls fail with [`Error::Unavailable`].
     async fn close(&self);
+
+    /// One page of the results matching a query, read from one snapshot (see
+    /// [`results`] for the semantics).
+    async fn query_results(&self, query: results::ResultQuery) -> Result<results::ResultPage> {
+        let _ = query;
+        Err(Error::Unavailable("result queries are not supported by this backend".into()))
+    }
+
+    /// Counts of the results matching a filter, grouped by columns, from one snapshot.
+    async fn summarize_results(&self, query: results::SummaryQuery) -> Result<results::Summary> {
+        let _ = query;
+        Err(Error::Unavailable("result queries are not supported by this backend".into()))
+    }
 }

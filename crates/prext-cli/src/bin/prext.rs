@@ -10,6 +10,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
+#[path = "../migrate.rs"]
+mod migrate;
+
 #[derive(Parser)]
 #[command(name = "prext", version, about = "A Kubernetes aggregated API server for policy reports, backed by SQL")]
 struct Cli {
@@ -17,10 +20,14 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at startup: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve the report API.
     Serve(ServeArgs),
+    /// Copy the reports stored as custom resources in a cluster into prext's store.
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -55,6 +62,8 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    #[command(flatten)]
+    auth: AuthArgs,
 }
 
 fn init_logging(format: LogFormat) {
@@ -100,6 +109,7 @@ async fn main() -> std::process::ExitCode {
             config.history_revisions = args.history_revisions;
             config.compaction_interval = Duration::from_secs(args.compaction_interval_seconds.max(1));
             config.shutdown_grace = Duration::from_secs(args.shutdown_grace_seconds);
+            config.auth = args.auth.into_config();
             let token = CancellationToken::new();
             tokio::spawn(shutdown_signal(token.clone()));
             match prext_server::run(config, token).await {
@@ -110,6 +120,97 @@ async fn main() -> std::process::ExitCode {
                     std::process::ExitCode::FAILURE
                 }
             }
+        }
+        Command::Migrate(args) => {
+            init_logging(LogFormat::Text);
+            migrate::main(args).await
+        }
+    }
+}
+
+/// Serving certificate, authentication and authorization: kube's delegated-auth flags, with
+/// kube's names and defaults. Without any of them prext runs standalone (its generated CA
+/// authenticates clients and every authenticated request is allowed).
+#[derive(clap::Args)]
+#[command(next_help_heading = "Authentication and authorization")]
+struct AuthArgs {
+    /// PEM serving certificate (chain); reloaded when the file changes. Default: the generated one.
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long)]
+    tls_private_key_file: Option<PathBuf>,
+    /// CA bundle whose client certificates authenticate (CN = user, O = groups).
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// CA bundle of the front proxy's client certificate (kube-apiserver's aggregator).
+    #[arg(long)]
+    requestheader_client_ca_file: Option<PathBuf>,
+    /// Front-proxy certificate common names accepted (empty: any).
+    #[arg(long, value_delimiter = ',')]
+    requestheader_allowed_names: Vec<String>,
+    /// Headers naming the user (the first non-empty wins).
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-User")]
+    requestheader_username_headers: Vec<String>,
+    /// Headers carrying the user's groups.
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-Group")]
+    requestheader_group_headers: Vec<String>,
+    /// Prefixes of headers carrying extra user attributes.
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-Extra-")]
+    requestheader_extra_headers_prefix: Vec<String>,
+    /// Headers carrying the user's UID.
+    #[arg(long, value_delimiter = ',')]
+    requestheader_uid_headers: Vec<String>,
+    /// Kubeconfig for TokenReview and the kube-system/extension-apiserver-authentication ConfigMap.
+    #[arg(long)]
+    authentication_kubeconfig: Option<PathBuf>,
+    /// Do not read the authentication ConfigMap.
+    #[arg(long)]
+    authentication_skip_lookup: bool,
+    /// How long TokenReview answers are cached (Go duration).
+    #[arg(long, default_value = "10s", value_parser = prext_server::config::parse_go_duration)]
+    authentication_token_webhook_cache_ttl: Duration,
+    /// Kubeconfig for SubjectAccessReview; without it every authenticated request is allowed.
+    #[arg(long)]
+    authorization_kubeconfig: Option<PathBuf>,
+    /// Paths allowed without SubjectAccessReview (a trailing * matches a prefix).
+    #[arg(long, value_delimiter = ',', default_value = "/healthz,/readyz,/livez")]
+    authorization_always_allow_paths: Vec<String>,
+    /// Groups allowed without SubjectAccessReview.
+    #[arg(long, value_delimiter = ',', default_value = "system:masters")]
+    authorization_always_allow_groups: Vec<String>,
+    /// How long allowed SubjectAccessReview answers are cached (Go duration).
+    #[arg(long, default_value = "10s", value_parser = prext_server::config::parse_go_duration)]
+    authorization_webhook_cache_authorized_ttl: Duration,
+    /// How long denied SubjectAccessReview answers are cached (Go duration).
+    #[arg(long, default_value = "10s", value_parser = prext_server::config::parse_go_duration)]
+    authorization_webhook_cache_unauthorized_ttl: Duration,
+}
+
+impl AuthArgs {
+    fn into_config(self) -> prext_server::config::AuthConfig {
+        let non_empty = |v: Vec<String>| v.into_iter().filter(|s| !s.is_empty()).collect();
+        prext_server::config::AuthConfig {
+            tls_cert_file: self.tls_cert_file,
+            tls_private_key_file: self.tls_private_key_file,
+            client_ca_file: self.client_ca_file,
+            requestheader: prext_server::config::RequestHeaderOptions {
+                client_ca_file: self.requestheader_client_ca_file,
+                allowed_names: non_empty(self.requestheader_allowed_names),
+                username_headers: non_empty(self.requestheader_username_headers),
+                uid_headers: non_empty(self.requestheader_uid_headers),
+                group_headers: non_empty(self.requestheader_group_headers),
+                extra_headers_prefix: non_empty(self.requestheader_extra_headers_prefix),
+            },
+            authentication_kubeconfig: self.authentication_kubeconfig,
+            authentication_skip_lookup: self.authentication_skip_lookup,
+            authentication_cache_ttl: self.authentication_token_webhook_cache_ttl,
+            authorization_kubeconfig: self.authorization_kubeconfig,
+            always_allow_paths: non_empty(self.authorization_always_allow_paths),
+            always_allow_groups: non_empty(self.authorization_always_allow_groups),
+            authorization_allow_ttl: self.authorization_webhook_cache_authorized_ttl,
+            authorization_deny_ttl: self.authorization_webhook_cache_unauthorized_ttl,
+            ..Default::default()
         }
     }
 }

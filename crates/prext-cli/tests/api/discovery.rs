@@ -73,7 +73,16 @@ async fn first_start_writes_pki_and_a_working_kubeconfig() {
 async fn legacy_discovery_documents() {
     let server = TestServer::start();
     let client = server.client().await;
-    get(&client, "/api").await.expect_status(404, "NotFound");
+    // Standalone prext announces a minimal core group (read-only namespaces) so that kubectl
+    // can resolve namespaces and `kind: List` files.
+    let core = get(&client, "/api").await.expect(200).json();
+    assert_eq!(core["versions"], serde_json::json!(["v1"]));
+    let v1 = get(&client, "/api/v1").await.expect(200).json();
+    assert_eq!(v1["resources"][0]["name"], "namespaces");
+    assert_eq!(v1["resources"][0]["verbs"], serde_json::json!(["get"]));
+    let ns = get(&client, "/api/v1/namespaces/team-x").await.expect(200).json();
+    assert_eq!(ns["status"]["phase"], "Active");
+    get(&client, "/api/v1/namespaces/Not_Valid").await.expect_status(404, "NotFound");
     let version = get(&client, "/version").await.expect(200).json();
     assert!(version["gitVersion"].is_string(), "{version}");
 
@@ -177,17 +186,28 @@ async fn aggregated_discovery_v2_with_etag() {
         .expect(304);
     assert!(again.body.is_empty());
 
-    // kube-rs's own discovery (aggregated) resolves every kind.
-    let discovery = kube::Discovery::new(client.clone())
+    // kube-rs's own discovery, aggregated and per group, resolves every kind. The core
+    // group "" is excluded: `/api` is kube-apiserver's, and prext answers it 404.
+    let aggregated = kube::Discovery::new(client.clone())
+        .exclude(&[""])
         .run_aggregated()
         .await
+        .expect("aggregated discovery");
+    let legacy = kube::Discovery::new(client.clone())
+        .exclude(&[""])
+        .run()
+        .await
         .expect("discovery");
-    for kind in ALL_KINDS {
-        let found = discovery
-            .get(kind.group)
-            .and_then(|g| g.recommended_kind(kind.kind))
-            .unwrap_or_else(|| panic!("kube discovery misses {}", kind.kind));
-        assert_eq!(found.0.plural, kind.plural);
+    for discovery in [aggregated, legacy] {
+        for kind in ALL_KINDS {
+            let (resource, caps) = discovery
+                .get(kind.group)
+                .and_then(|g| g.recommended_kind(kind.kind))
+                .unwrap_or_else(|| panic!("kube discovery misses {}", kind.kind));
+            assert_eq!(resource.plural, kind.plural);
+            assert_eq!(caps.scope == kube::discovery::Scope::Namespaced, kind.namespaced);
+            assert!(caps.supports_operation(kube::discovery::verbs::WATCH));
+        }
     }
 }
 

@@ -314,18 +314,40 @@ async fn invalid_bodies_are_rejected_with_status() {
         .send()
         .await;
     malformed.expect_status(400, "BadRequest");
+}
 
-    let mut huge = report(POLR, "bad", "huge", &[]);
+/// A report of about 4 MiB (four results with 1 MiB messages), over the 3 MiB body limit.
+fn huge_report(name: &str) -> Value {
+    let mut huge = report(POLR, "big", name, &[]);
     let blob = "x".repeat(1024 * 1024);
     huge["results"] = Value::Array(
         (0..4)
             .map(|i| json!({"policy": format!("p{i}"), "result": "pass", "message": blob}))
             .collect(),
     );
-    post(&client, &coll, &huge)
-        .await
-        .expect_status(413, "RequestEntityTooLarge");
-    fetch(&client, POLR, "bad", "huge").await.expect(404);
+    huge
+}
+
+#[tokio::test]
+async fn oversized_body_gets_413_status() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    let coll = POLR.collection(Some("big"));
+    // The client is still sending when the limit is hit: the 413 must still reach it
+    // (e.g. the server drains the rest), not a connection reset.
+    for name in ["huge-1", "huge-2"] {
+        post(&client, &coll, &huge_report(name))
+            .await
+            .expect_status(413, "RequestEntityTooLarge");
+        fetch(&client, POLR, "big", name).await.expect(404);
+    }
+    let file = server.write_file("huge.json", &huge_report("huge-3").to_string());
+    let err = server.kubectl_err(&["create", "-f", file.to_str().expect("utf-8 path")]);
+    assert!(
+        err.contains("RequestEntityTooLarge") || err.contains("too large"),
+        "{err}"
+    );
+    fetch(&client, POLR, "big", "huge-3").await.expect(404);
 }
 
 #[tokio::test]

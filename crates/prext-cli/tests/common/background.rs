@@ -92,8 +92,8 @@ impl Background {
         self.expect_line(timeout, "a line", |_| true)
     }
 
-    /// Reads the next pretty-printed JSON value from stdout (kubectl `-o json` in watch mode
-    /// prints one indented object after another); panics on timeout.
+    /// Reads the next JSON value from stdout, on one line or several (kubectl prints watch
+    /// events compactly, plain objects indented); panics on timeout.
     pub fn next_json(&mut self, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         let mut buf = String::new();
@@ -109,9 +109,8 @@ impl Background {
             self.seen_out.push(line.clone());
             buf.push_str(&line);
             buf.push('\n');
-            if line == "}" {
-                return serde_json::from_str(&buf)
-                    .unwrap_or_else(|e| panic!("bad JSON from watch ({e}): {buf}"));
+            if let Ok(value) = serde_json::from_str(&buf) {
+                return value;
             }
         }
     }

@@ -21,9 +21,42 @@ pub async fn version() -> Response {
     json(&discovery::version_info())
 }
 
-/// `/api`: aggregated servers answer 404, which discovery clients tolerate.
+/// `/api`. Behind kube-apiserver this path is never proxied to prext; served directly
+/// (standalone mode), it announces a minimal core group so that kubectl can resolve namespaces
+/// and `kind: List` documents.
 pub async fn core_api() -> Response {
-    ApiError::from(Status::path_not_found("/api")).into_response()
+    json(&serde_json::json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}))
+}
+
+/// `/api/v1`: only `namespaces`, read-only (see [`namespace`]).
+pub async fn core_v1() -> Response {
+    json(&serde_json::json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "v1",
+        "resources": [{
+            "name": "namespaces", "singularName": "namespace", "namespaced": false,
+            "kind": "Namespace", "verbs": ["get"], "shortNames": ["ns"],
+        }],
+    }))
+}
+
+/// `/api/v1/namespaces/{name}`: standalone prext has no namespace objects; every valid
+/// namespace name exists and is Active, which is what kubectl checks before reporting a
+/// missing report.
+pub async fn namespace(Path(name): Path<String>) -> Response {
+    if !prext_api::names::validate_namespace(&name).is_empty() {
+        let mut status = Status::path_not_found(&format!("/api/v1/namespaces/{name}"));
+        status.message = format!("namespaces \"{name}\" not found");
+        return ApiError::from(status).into_response();
+    }
+    json(&serde_json::json!({
+        "kind": "Namespace",
+        "apiVersion": "v1",
+        "metadata": {"name": name},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }))
 }
 
 /// `/apis`: aggregated discovery v2 when asked for, with ETag and 304; else `APIGroupList`.

@@ -1,5 +1,6 @@
 //! Request handlers, one module per verb family.
 
+pub mod apply;
 pub mod delete;
 pub mod discovery;
 pub mod health;

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderMap, Method};
-use http_body_util::BodyExt;
+use http_body_util::BodyExt as _;
 use prext_api::meta::MAX_BODY_BYTES;
 use prext_api::status::Status;
 
@@ -72,14 +72,26 @@ fn collection_writable(path: &ResourcePath) -> bool {
     !path.def.namespaced || path.namespace.is_some()
 }
 
+/// How much of an oversized body is read and discarded before answering 413, so that a
+/// client still sending gets the answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Reads a request body, refusing more than [`MAX_BODY_BYTES`] with a 413.
-async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
-    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(Status::too_large(MAX_BODY_BYTES).into())
+async fn read_body(mut body: Body) -> ApiResult<bytes::Bytes> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Status::bad_request(format!("failed to read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen <= MAX_BODY_BYTES {
+            buf.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT {
+            break;
         }
-        Err(e) => Err(Status::bad_request(format!("failed to read the request body: {e}")).into()),
     }
+    if seen > MAX_BODY_BYTES {
+        return Err(Status::too_large(MAX_BODY_BYTES).into());
+    }
+    Ok(buf.freeze())
 }

@@ -15,7 +15,7 @@ use prext_api::status::Status;
 use prext_api::ResourceDef;
 use prext_store::{Change, EventType, ListItem, ListOptions};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::resource::Ctx;
 use crate::error::{ApiError, ApiResult};
@@ -29,6 +29,8 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 const BATCH: usize = 512;
 /// Encoded events buffered per watcher before it waits for the client.
 const BUFFER: usize = 64;
+/// How long a watcher waits for a client that does not read before ending its watch.
+const STALL: Duration = Duration::from_secs(30);
 
 /// Serves a watch request.
 pub async fn watch(ctx: Ctx, params: ListParams) -> ApiResult<Response> {
@@ -52,6 +54,7 @@ pub async fn watch(ctx: Ctx, params: ListParams) -> ApiResult<Response> {
         params,
         store,
         shutdown: ctx.state.shutdown.clone(),
+        fanout: ctx.state.fanout.clone(),
         tx,
     };
     let current = w.store.revision().await.map_err(ApiError::storage)?;
@@ -79,6 +82,7 @@ struct Watcher {
     params: ListParams,
     store: std::sync::Arc<dyn prext_store::Store>,
     shutdown: tokio_util::sync::CancellationToken,
+    fanout: std::sync::Arc<crate::fanout::Fanout>,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
 }
 
@@ -100,7 +104,8 @@ impl Watcher {
     }
 
     async fn stream(&self, requested: Option<i64>, initial: bool, deadline: tokio::time::Instant) -> Result<(), Stop> {
-        let mut wake = self.store.subscribe();
+        // Subscribe before reading the log, so that nothing committed meanwhile is missed.
+        let mut live = self.fanout.subscribe();
         let mut cursor = match (initial, requested) {
             (true, _) => self.initial_events().await?,
             (false, Some(n)) => n,
@@ -109,20 +114,9 @@ impl Watcher {
         if initial && self.params.send_initial_events == Some(true) && self.params.allow_bookmarks {
             self.bookmark(cursor, true).await?;
         }
+        cursor = self.catch_up(cursor).await?;
         let mut next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
         loop {
-            // Drain everything committed after the cursor.
-            loop {
-                let changes = self.store.changes(cursor, BATCH).await.map_err(storage)?;
-                let n = changes.len();
-                for c in changes {
-                    cursor = c.revision;
-                    self.emit(&c).await?;
-                }
-                if n < BATCH {
-                    break;
-                }
-            }
             tokio::select! {
                 _ = self.tx.closed() => return Err(Stop::ClientGone),
                 _ = self.shutdown.cancelled() => return Ok(()),
@@ -138,11 +132,34 @@ impl Watcher {
                     }
                     next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
                 }
-                changed = wake.changed() => {
-                    if changed.is_err() {
-                        return Err(Stop::Error(Box::new(Status::unavailable("the report store is shutting down"))));
+                received = live.recv() => match received {
+                    Ok(change) => {
+                        if change.revision > cursor {
+                            cursor = change.revision;
+                            self.emit(&change).await?;
+                        }
                     }
-                }
+                    // Fell behind the broadcast buffer: the log has everything.
+                    Err(broadcast::error::RecvError::Lagged(_)) => cursor = self.catch_up(cursor).await?,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(Stop::Error(Box::new(Status::unavailable("the server is shutting down"))));
+                    }
+                },
+            }
+        }
+    }
+
+    /// Sends every logged change after `cursor`; returns the new cursor.
+    async fn catch_up(&self, mut cursor: i64) -> Result<i64, Stop> {
+        loop {
+            let changes = self.store.changes(cursor, BATCH).await.map_err(storage)?;
+            let n = changes.len();
+            for c in changes {
+                cursor = c.revision;
+                self.emit(&c).await?;
+            }
+            if n < BATCH {
+                return Ok(cursor);
             }
         }
     }
@@ -231,7 +248,16 @@ impl Watcher {
         buf.put_slice(b"\",\"object\":");
         buf.put_slice(object);
         buf.put_slice(b"}\n");
-        self.tx.send(Ok(buf.freeze())).await.map_err(|_| Stop::ClientGone)
+        // A client that reads nothing for this long is cut off; it resumes from its last
+        // resourceVersion like after any disconnect.
+        match tokio::time::timeout(STALL, self.tx.send(Ok(buf.freeze()))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Stop::ClientGone),
+            Err(_) => {
+                tracing::info!(resource = self.def.plural, "ending a watch whose client stopped reading");
+                Err(Stop::ClientGone)
+            }
+        }
     }
 }
 

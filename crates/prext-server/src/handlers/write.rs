@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use prext_api::meta::{self, BodyFormat};
 use prext_api::status::{Status, StatusCause};
-use prext_api::{report, schema, ResourceDef};
+use prext_api::{apply, report, schema, ResourceDef};
 use prext_store::{ObjectWrite, StoredObject};
 use serde_json::Value;
 
@@ -20,6 +20,18 @@ use crate::request::{FieldValidation, WriteParams};
 /// How many times a write that lost an optimistic-concurrency race is retried when the
 /// client did not pin a resourceVersion (patch, delete).
 pub const RETRIES: usize = 5;
+
+/// The field manager of a write: `fieldManager`, else the client's program name from its
+/// user agent, as kube-apiserver defaults it.
+pub fn manager(ctx: &Ctx, params: &WriteParams) -> String {
+    if let Some(m) = &params.field_manager {
+        return m.clone();
+    }
+    let agent = ctx.header(header::USER_AGENT).unwrap_or("unknown");
+    let program = agent.split('/').next().unwrap_or(agent).trim();
+    let program = if program.is_empty() { "unknown" } else { program };
+    program.chars().take(128).collect()
+}
 
 /// The body format named by `Content-Type` for create and update.
 fn body_format(ctx: &Ctx) -> ApiResult<BodyFormat> {
@@ -94,7 +106,7 @@ pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     resp
 }
 
-fn respond(ctx: &Ctx, body: Bytes, code: StatusCode, warnings: &[String]) -> ApiResult<Response> {
+pub(super) fn respond(ctx: &Ctx, body: Bytes, code: StatusCode, warnings: &[String]) -> ApiResult<Response> {
     let output = negotiate(ctx.header(header::ACCEPT), Target::Object, ctx.query.get("includeObject"))?;
     Ok(with_warnings(render::object(ctx.path.def, output, body, code)?, warnings))
 }
@@ -110,8 +122,10 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let original = obj.clone();
     for _attempt in 0..RETRIES {
         let mut obj = original.clone();
-        meta::prepare_create(&mut obj, jiff::Timestamp::now())?;
+        let now = jiff::Timestamp::now();
+        meta::prepare_create(&mut obj, now)?;
         let warnings = admit(def, &mut obj, &params)?;
+        apply::record_update(def, None, &mut obj, &manager(&ctx, &params), &meta::format_time(now));
         let name = meta::meta_str(&obj, "name").unwrap_or("").to_string();
         if params.dry_run {
             let body = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
@@ -144,13 +158,15 @@ pub enum Updated {
     Raced,
 }
 
-/// The shared tail of PUT and PATCH: `new` replaces `current` if `current` is still the
-/// stored revision.
+/// The shared tail of PUT, PATCH and apply: `new` replaces `current` if `current` is still
+/// the stored revision. `record` names the manager of a non-apply write, whose changed fields
+/// it then owns (apply has set `managedFields` itself).
 pub async fn replace(
     ctx: &Ctx,
     params: &WriteParams,
     current: &StoredObject,
     mut new: Value,
+    record: Option<&str>,
 ) -> ApiResult<Updated> {
     let def = ctx.path.def;
     let name = ctx.path.name.clone().unwrap_or_default();
@@ -167,6 +183,9 @@ pub async fn replace(
     let old = parse_stored(current)?;
     meta::prepare_update(def, &old, &mut new)?;
     let warnings = admit(def, &mut new, params)?;
+    if let Some(manager) = record {
+        apply::record_update(def, Some(&old), &mut new, manager, &meta::format_time(jiff::Timestamp::now()));
+    }
     if let Some(err) = finalizer_rules(def, &old, &new) {
         return Err(err.into());
     }
@@ -247,7 +266,8 @@ pub async fn update(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     if rv != current.revision.to_string() {
         return Err(Status::conflict_modified(def, &name).into());
     }
-    match replace(&ctx, &params, &current, new).await? {
+    let manager = manager(&ctx, &params);
+    match replace(&ctx, &params, &current, new, Some(&manager)).await? {
         Updated::Done(resp) => Ok(resp),
         Updated::Raced => Err(Status::conflict_modified(def, &name).into()),
     }
@@ -259,19 +279,26 @@ enum PatchKind {
     Merge(Value),
 }
 
-fn patch_kind(ctx: &Ctx, body: &[u8]) -> ApiResult<PatchKind> {
+/// A PATCH body: a patch to apply to the live object, or a server-side apply configuration.
+enum PatchBody {
+    Patch(PatchKind),
+    Apply(Value),
+}
+
+fn patch_body(ctx: &Ctx, body: &[u8]) -> ApiResult<PatchBody> {
     let ct = ctx.header(header::CONTENT_TYPE).unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     match media.as_str() {
         "application/json-patch+json" => serde_json::from_slice(body)
-            .map(PatchKind::Json)
+            .map(|p| PatchBody::Patch(PatchKind::Json(p)))
             .map_err(|e| Status::bad_request(format!("invalid JSON patch: {e}")).into()),
         "application/merge-patch+json" => serde_json::from_slice(body)
-            .map(PatchKind::Merge)
+            .map(|p| PatchBody::Patch(PatchKind::Merge(p)))
             .map_err(|e| Status::bad_request(format!("invalid merge patch: {e}")).into()),
+        "application/apply-patch+yaml" => Ok(PatchBody::Apply(meta::decode_body(body, BodyFormat::Yaml)?)),
         other => Err(Status::unsupported_media_type(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got {other:?})"
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other:?})"
         ))
         .into()),
     }
@@ -283,6 +310,10 @@ pub async fn patch(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let def = ctx.path.def;
     let name = ctx.path.name.clone().unwrap_or_default();
     let params = WriteParams::parse(&ctx.query)?;
+    let kind = match patch_body(&ctx, &body)? {
+        PatchBody::Apply(applied) => return super::apply::server_side_apply(ctx, params, applied).await,
+        PatchBody::Patch(kind) => kind,
+    };
     if params.force.is_some() {
         return Err(Status::invalid_kind(
             "PatchOptions",
@@ -296,7 +327,7 @@ pub async fn patch(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         )
         .into());
     }
-    let kind = patch_kind(&ctx, &body)?;
+    let manager = manager(&ctx, &params);
     for _attempt in 0..RETRIES {
         let current = ctx
             .state
@@ -324,7 +355,7 @@ pub async fn patch(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
             PatchKind::Merge(p) => p.pointer("/metadata/resourceVersion").is_some(),
             PatchKind::Json(_) => false,
         };
-        match replace(&ctx, &params, &current, obj).await? {
+        match replace(&ctx, &params, &current, obj, Some(&manager)).await? {
             Updated::Done(resp) => return Ok(resp),
             Updated::Raced if pinned_by_client => return Err(Status::conflict_modified(def, &name).into()),
             Updated::Raced => continue,

@@ -7,7 +7,8 @@
 //! - [`writer`] and [`ops`]: the single writer thread with group commit, and the SQL of each
 //!   write;
 //! - [`reader`] and [`select`]: the read-only connection pool, snapshot list streams, and
-//!   selectors lowered to SQL.
+//!   selectors lowered to SQL;
+//! - [`results`]: result queries and summaries (the `results.prext.io` API).
 //!
 //! No call blocks the async runtime: writes are queued to the writer thread and awaited on a
 //! oneshot; reads run on blocking threads.
@@ -15,6 +16,7 @@
 mod lock;
 mod ops;
 mod reader;
+mod results;
 mod schema;
 mod select;
 mod writer;
@@ -255,6 +257,14 @@ impl Store for SqliteStore {
             Some(true) => {}
         }
         self.readers.read(|conn| reader::meta(conn).map(drop)).await
+    }
+
+    async fn query_results(&self, query: crate::results::ResultQuery) -> Result<crate::results::ResultPage> {
+        self.readers.read(move |conn| results::query(conn, &query)).await
+    }
+
+    async fn summarize_results(&self, query: crate::results::SummaryQuery) -> Result<crate::results::Summary> {
+        self.readers.read(move |conn| results::summarize(conn, &query)).await
     }
 
     async fn close(&self) {

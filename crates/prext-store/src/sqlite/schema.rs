@@ -21,11 +21,18 @@ struct Migration {
 }
 
 /// Every migration, in version order. Append only: never edit a released step.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "result_queries",
+        sql: include_str!("migrations/0002_result_queries.sql"),
+    },
+];
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

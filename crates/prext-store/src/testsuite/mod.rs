@@ -26,6 +26,7 @@ mod crud;
 mod durability;
 pub mod fixtures;
 mod list;
+mod postgres;
 mod sqlite;
 
 pub use changes::{change_log, compaction, subscribe_wakes};
@@ -35,6 +36,7 @@ pub use crud::{
 };
 pub use durability::{concurrent_writers, restart_keeps_state, result_rows_follow_objects};
 pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
+pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
 pub use sqlite::TempSqlite;
 
 /// One row of a backend's result table, as much of it as the suite checks.

@@ -1,0 +1,355 @@
+//! The PostgreSQL backend: one database shared by any number of prext replicas, and by any
+//! number of Kubernetes clusters (each keyed by [`PostgresOptions::cluster`]).
+//!
+//! Layout (operations are documented in `docs/postgres.md`):
+//! - [`config`] and [`tls`]: the store URL, libpq-style `sslmode`, the password's sources;
+//! - [`schema`]: versioned migrations under an advisory lock;
+//! - [`writer`] and [`ops`]: the per-replica writer task with group commit, and the SQL of
+//!   each write;
+//! - [`reader`] and [`select`]: point reads, snapshot list streams, selectors lowered to SQL;
+//! - [`notify`]: `LISTEN`/`NOTIFY` plus polling, so a replica learns of other replicas'
+//!   writes;
+//! - [`error`]: what is transient ([`Error::Unavailable`]) and what is not.
+//!
+//! Revisions come from one counter row per cluster, locked first by every write transaction,
+//! so they are strictly increasing and visible in commit order across replicas; the `changes`
+//! table is the source of truth of watches. While PostgreSQL is unreachable every operation
+//! fails fast with [`Error::Unavailable`]; the pools and the `LISTEN` connection recover by
+//! themselves when it is back.
+
+mod config;
+mod error;
+mod notify;
+mod ops;
+mod reader;
+mod schema;
+mod select;
+mod tls;
+mod writer;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use self::config::{PostgresOptions, SslMode, PASSWORD_ENV};
+use self::error::{pg_error, pool_error, timed_out};
+use self::writer::{Limits, Op, Reply, Request, Writer};
+use crate::{
+    Change, Error, ListOptions, ListStream, ObjectKey, ObjectWrite, Preconditions, Result, Store, StoredObject,
+};
+
+/// A [`Store`] in a PostgreSQL database, for one replica of a horizontally scaled server.
+pub struct PostgresStore {
+    cluster: String,
+    pool: Pool,
+    list_pool: Pool,
+    list_fetch: usize,
+    /// Client-side limit of one point read.
+    op_timeout: Duration,
+    compact_batch: usize,
+    /// `None` once closed.
+    writer: Mutex<Option<mpsc::Sender<Request>>>,
+    writer_done: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The listener and the poller.
+    feed: Mutex<Vec<JoinHandle<()>>>,
+    published: Arc<watch::Sender<i64>>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a point read on a pooled connection, once more on a fresh connection if the pooled
+/// one turned out to be dead (e.g. PostgreSQL restarted since it was last used), and within
+/// the store's client-side time limit.
+macro_rules! read {
+    ($self:ident, $what:expr, |$client:ident| $body:expr) => {{
+        let mut retried = false;
+        loop {
+            let $client = $self.client().await?;
+            match tokio::time::timeout($self.op_timeout, $body).await {
+                Ok(Err(Error::Unavailable(_))) if !retried && $client.is_closed() => retried = true,
+                Ok(outcome) => break outcome,
+                Err(_) => {
+                    drop(Object::take($client));
+                    break Err(timed_out($what));
+                }
+            }
+        }
+    }};
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url`
+    /// (`postgres://USER@HOST:PORT/DB?sslmode=verify-full&sslrootcert=FILE`), brings its
+    /// schema up to date (safe when several replicas start at once), and starts the writer and
+    /// the change feed. Needs a tokio runtime.
+    ///
+    /// Fails with [`Error::Unavailable`] when the database cannot be reached, and with
+    /// [`Error::Internal`] when the URL, the TLS files or the database itself are unusable.
+    pub async fn connect(url: &str, opts: PostgresOptions) -> Result<PostgresStore> {
+        let parsed = config::parse_url(url)?;
+        let tls = tls::connector(&parsed)?;
+        let mut pg = parsed.pg;
+        if let Some(password) = config::resolve_password(&opts, |name| std::env::var(name).ok())? {
+            pg.password(password);
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("prext");
+        }
+        pg.connect_timeout(opts.connect_timeout);
+        pg.keepalives_idle(Duration::from_secs(30));
+        pg.keepalives_interval(Duration::from_secs(10));
+        pg.keepalives_retries(3);
+        let statement_ms = opts.statement_timeout.as_millis().max(1);
+        let options = match pg.get_options() {
+            Some(existing) => format!("{existing} -c statement_timeout={statement_ms}"),
+            None => format!("-c statement_timeout={statement_ms}"),
+        };
+        pg.options(options);
+
+        // Migrations on a connection of their own, before anything else touches the tables.
+        let (mut client, connection) = pg.connect(tls.clone()).await.map_err(pg_error)?;
+        let driver = tokio::spawn(connection);
+        let migrated = schema::migrate(&mut client, &opts.cluster, opts.migration_timeout).await;
+        drop(client);
+        let _ = driver.await;
+        let version = migrated?;
+
+        let connect_limit = opts.connect_timeout.saturating_mul(2);
+        let new_pool = |size: usize, wait: Duration| {
+            let manager = Manager::from_config(
+                pg.clone(),
+                tls.clone(),
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size.max(1))
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(wait))
+                .create_timeout(Some(connect_limit))
+                .recycle_timeout(Some(connect_limit))
+                .build()
+                .map_err(|e| Error::Internal(format!("postgres: building the pool: {e}")))
+        };
+        let pool = new_pool(opts.pool_size, opts.statement_timeout)?;
+        let list_pool = new_pool(opts.max_lists, opts.statement_timeout)?;
+        let client = pool.get().await.map_err(pool_error)?;
+        let (revision, _) = reader::meta(&client, &opts.cluster).await?;
+        drop(client);
+
+        let published = Arc::new(watch::Sender::new(revision));
+        let (tx, rx) = mpsc::channel(opts.queue.max(1));
+        let batch_timeout = opts.statement_timeout.saturating_add(opts.connect_timeout);
+        let writer = Writer {
+            pool: pool.clone(),
+            cluster: opts.cluster.clone(),
+            limits: Limits {
+                ops: opts.batch_ops.max(1),
+                bytes: opts.batch_bytes.max(1),
+            },
+            published: Arc::clone(&published),
+            batch_timeout,
+        };
+        let writer_done = tokio::spawn(writer::run(writer, rx));
+        let feed = notify::spawn(notify::Feed {
+            pg,
+            tls,
+            pool: pool.clone(),
+            cluster: opts.cluster.clone(),
+            published: Arc::clone(&published),
+            poll_interval: opts.poll_interval,
+            poll_timeout: batch_timeout,
+        });
+        tracing::info!(cluster = %opts.cluster, revision, schema = version, "connected PostgreSQL store");
+
+        Ok(PostgresStore {
+            cluster: opts.cluster,
+            pool,
+            list_pool,
+            list_fetch: opts.list_fetch.max(1),
+            op_timeout: batch_timeout,
+            compact_batch: opts.compact_batch.max(1),
+            writer: Mutex::new(Some(tx)),
+            writer_done: tokio::sync::Mutex::new(Some(writer_done)),
+            feed: Mutex::new(feed.into()),
+            published,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The cluster this store serves.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    async fn client(&self) -> Result<Object> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed_error());
+        }
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Queues a write and waits until it is committed (or refused).
+    async fn write(&self, op: Op) -> Result<Reply> {
+        let sender = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(closed_error)?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(Request { op, reply })
+            .await
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    async fn write_object(&self, op: Op) -> Result<StoredObject> {
+        match self.write(op).await? {
+            Reply::Object(obj) => Ok(obj),
+            Reply::Compacted(..) => Err(Error::Internal(
+                "the writer answered a write with a compaction".into(),
+            )),
+        }
+    }
+
+    fn stop_feed(&self) {
+        for task in self.feed.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // The feed's tasks hold pool handles; without a close they would outlive the store.
+        self.stop_feed();
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn get(&self, key: &ObjectKey) -> Result<Option<StoredObject>> {
+        read!(self, "a read", |c| reader::get(&c, &self.cluster, key))
+    }
+
+    async fn list(&self, opts: ListOptions) -> Result<ListStream> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed_error());
+        }
+        reader::list(&self.list_pool, &self.cluster, opts, self.list_fetch).await
+    }
+
+    async fn create(&self, obj: ObjectWrite) -> Result<StoredObject> {
+        self.write_object(Op::Create(obj)).await
+    }
+
+    async fn update(&self, obj: ObjectWrite, expected_revision: i64) -> Result<StoredObject> {
+        self.write_object(Op::Update(obj, expected_revision)).await
+    }
+
+    async fn delete(&self, key: &ObjectKey, pre: Preconditions) -> Result<StoredObject> {
+        self.write_object(Op::Delete(key.clone(), pre)).await
+    }
+
+    async fn revision(&self) -> Result<i64> {
+        let (revision, _) = read!(self, "a read", |c| reader::meta(&c, &self.cluster))?;
+        publish(&self.published, revision);
+        Ok(revision)
+    }
+
+    async fn oldest_revision(&self) -> Result<i64> {
+        read!(self, "a read", |c| reader::meta(&c, &self.cluster)).map(|(_, oldest)| oldest)
+    }
+
+    async fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>> {
+        read!(self, "a read", |c| reader::changes(&c, &self.cluster, after, limit))
+    }
+
+    fn subscribe(&self) -> watch::Receiver<i64> {
+        self.published.subscribe()
+    }
+
+    async fn compact(&self, keep: i64) -> Result<i64> {
+        // Step by step, so that writes interleave with a long compaction.
+        loop {
+            let step = Op::Compact {
+                keep,
+                batch: self.compact_batch,
+            };
+            match self.write(step).await? {
+                Reply::Compacted(point, true) => return Ok(point),
+                Reply::Compacted(_, false) => {}
+                Reply::Object(_) => {
+                    return Err(Error::Internal(
+                        "the writer answered a compaction with an object".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let writer_alive = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|tx| !tx.is_closed());
+        match writer_alive {
+            None => return Err(closed_error()),
+            Some(false) => return Err(writer_gone()),
+            Some(true) => {}
+        }
+        read!(self, "a ping", |c| async {
+            c.simple_query("SELECT 1").await.map(drop).map_err(pg_error)
+        })
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let sender = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(sender);
+        // The writer answers what is queued, then stops.
+        if let Some(done) = self.writer_done.lock().await.take() {
+            let _ = done.await;
+        }
+        self.stop_feed();
+        self.pool.close();
+        self.list_pool.close();
+        tracing::info!(cluster = %self.cluster, "closed PostgreSQL store");
+    }
+}
+
+/// Publishes `revision` to subscribers if it is newer than what they saw.
+pub(crate) fn publish(published: &watch::Sender<i64>, revision: i64) {
+    published.send_if_modified(|current| {
+        let newer = revision > *current;
+        if newer {
+            *current = revision;
+        }
+        newer
+    });
+}
+
+/// The error of any call after [`Store::close`].
+pub(crate) fn closed_error() -> Error {
+    Error::Unavailable("the store is closed".into())
+}
+
+fn writer_gone() -> Error {
+    Error::Unavailable("the PostgreSQL writer has stopped".into())
+}

@@ -1,0 +1,446 @@
+//! Result queries and summaries over the `results` table (see [`crate::results`] for the
+//! semantics), lowered to SQL with every value bound as a parameter.
+//!
+//! Plans, checked with `EXPLAIN QUERY PLAN` in the tests below:
+//! - a page in report order walks `objects_order` (namespace, name, resource) and each
+//!   report's results by primary key, stopping after the page, when the filter matches many
+//!   results; when it matches few (a bounded probe tells), it reads them through the most
+//!   selective index and sorts them. Either way a page costs about the same whether the
+//!   filter matches a hundred results or a million;
+//! - numeric property tests are ranges of `result_numbers_key_value`;
+//! - counts and summaries read only `results` unless the filter or the grouping needs the
+//!   report's columns.
+
+use rusqlite::types::Value;
+use rusqlite::Connection;
+
+use super::db_error;
+use super::select::Predicate;
+use crate::results::{
+    Compare, Condition, PropertyTest, ResultColumn, ResultCursor, ResultFilter, ResultOrder, ResultPage,
+    ResultQuery, ResultRecord, Summary, SummaryQuery, SummaryRow,
+};
+use crate::Result;
+
+/// Most rows one page returns, whatever the query asks.
+pub(crate) const MAX_PAGE: usize = 10_000;
+/// Up to this many matches a report-order page is read through the filter's index and
+/// sorted; beyond, it walks the reports in order.
+const SORT_THRESHOLD: usize = 10_000;
+
+/// The SQL rank of a severity (`crate::results::severity_rank`).
+const RANK_SQL: &str = "(CASE lower(r.severity) WHEN 'critical' THEN 5 WHEN 'high' THEN 4 \
+     WHEN 'medium' THEN 3 WHEN 'low' THEN 2 WHEN 'info' THEN 1 ELSE 0 END)";
+/// The SQL timestamp key: missing timestamps sort as the oldest.
+const TIME_SQL: &str = "coalesce(r.timestamp, -9223372036854775808)";
+/// The columns of a [`ResultRecord`], in its field order.
+const RECORD_COLUMNS: &str = "o.namespace, o.resource, o.name, o.uid, o.revision, o.created, r.idx, \
+     r.policy, r.rule, r.result, r.severity, r.category, r.source, r.scored, r.timestamp, r.message, \
+     r.properties, r.resources, r.subject_api_version, r.subject_kind, r.subject_namespace, \
+     r.subject_name, r.subject_uid";
+
+/// The SQL of a column, and whether it can be NULL.
+fn column(c: ResultColumn) -> (&'static str, bool) {
+    match c {
+        ResultColumn::Result => ("r.result", true),
+        ResultColumn::Severity => ("r.severity", true),
+        ResultColumn::Policy => ("r.policy", true),
+        ResultColumn::Rule => ("r.rule", true),
+        ResultColumn::Category => ("r.category", true),
+        ResultColumn::Source => ("r.source", true),
+        ResultColumn::Namespace => ("o.namespace", false),
+        ResultColumn::Resource => ("o.resource", false),
+        ResultColumn::Report => ("o.name", false),
+        ResultColumn::SubjectApiVersion => ("r.subject_api_version", true),
+        ResultColumn::SubjectKind => ("r.subject_kind", true),
+        ResultColumn::SubjectNamespace => ("r.subject_namespace", true),
+        ResultColumn::SubjectName => ("r.subject_name", true),
+        ResultColumn::SubjectUid => ("r.subject_uid", true),
+    }
+}
+
+/// Whether the column lives on the report (`objects`) rather than the result row.
+fn on_report(c: ResultColumn) -> bool {
+    matches!(c, ResultColumn::Namespace | ResultColumn::Resource | ResultColumn::Report)
+}
+
+fn texts(values: &[String]) -> impl Iterator<Item = Value> + '_ {
+    values.iter().map(|v| Value::Text(v.clone()))
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// A filter as SQL, and whether it needs the `objects` join.
+struct Lowered {
+    predicate: Predicate,
+    needs_report: bool,
+}
+
+fn lower(filter: &ResultFilter) -> Lowered {
+    let mut p = Predicate::default();
+    let mut needs_report = false;
+    if let Some(ns) = &filter.namespace {
+        p.push("o.namespace = ?", [Value::Text(ns.clone())]);
+        needs_report = true;
+    }
+    for c in &filter.conditions {
+        match c {
+            Condition::In(col, values) | Condition::NotIn(col, values) => {
+                needs_report |= on_report(*col);
+                let negated = matches!(c, Condition::NotIn(..));
+                set_condition(&mut p, *col, values, negated);
+            }
+            Condition::MessageContains(text) if text.is_empty() => {}
+            Condition::MessageContains(text) => {
+                p.push(
+                    "r.message LIKE ? ESCAPE '\\'",
+                    [Value::Text(format!("%{}%", escape_like(text)))],
+                );
+            }
+            Condition::Property { key, test } => property_condition(&mut p, key, test),
+            Condition::Index(i) => p.push("r.idx = ?", [Value::Integer(*i)]),
+        }
+    }
+    Lowered {
+        predicate: p,
+        needs_report,
+    }
+}
+
+/// `col in (values)` or `col notin (values)`, where a missing value counts as `""`.
+fn set_condition(p: &mut Predicate, col: ResultColumn, values: &[String], negated: bool) {
+    let (sql, nullable) = column(col);
+    if values.is_empty() {
+        // `in ()` matches nothing, `notin ()` everything.
+        if !negated {
+            p.push("0", []);
+        }
+        return;
+    }
+    let list = placeholders(values.len());
+    let empty_listed = values.iter().any(String::is_empty);
+    let condition = match (negated, nullable, empty_listed) {
+        (false, true, true) => format!("({sql} IN ({list}) OR {sql} IS NULL)"),
+        (false, _, _) => format!("{sql} IN ({list})"),
+        (true, true, false) => format!("({sql} IS NULL OR {sql} NOT IN ({list}))"),
+        (true, true, true) => format!("({sql} IS NOT NULL AND {sql} NOT IN ({list}))"),
+        (true, false, _) => format!("{sql} NOT IN ({list})"),
+    };
+    p.push(condition, texts(values));
+}
+
+/// Escapes `%`, `_` and the escape character itself for `LIKE … ESCAPE '\'`.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn property_condition(p: &mut Predicate, key: &str, test: &PropertyTest) {
+    // The property's text, or NULL when absent.
+    let (value_sql, key_params): (&str, Vec<Value>) = if key.contains('"') {
+        // A JSON path label cannot escape a double quote: look the key up by equality.
+        (
+            "(SELECT je.value FROM json_each(r.properties) AS je WHERE je.key = ?)",
+            vec![Value::Text(key.to_owned())],
+        )
+    } else {
+        (
+            "json_extract(r.properties, ?)",
+            vec![Value::Text(format!("$.\"{key}\""))],
+        )
+    };
+    match test {
+        PropertyTest::Exists => p.push(format!("{value_sql} IS NOT NULL"), key_params),
+        PropertyTest::Missing => p.push(format!("{value_sql} IS NULL"), key_params),
+        PropertyTest::In(values) if values.is_empty() => p.push("0", []),
+        PropertyTest::In(values) => {
+            let list = placeholders(values.len());
+            p.push(
+                format!("{value_sql} IN ({list})"),
+                key_params.into_iter().chain(texts(values)),
+            );
+        }
+        PropertyTest::NotIn(values) if values.is_empty() => {}
+        PropertyTest::NotIn(values) => {
+            let list = placeholders(values.len());
+            let twice = key_params.iter().cloned().chain(key_params.iter().cloned());
+            p.push(
+                format!("({value_sql} IS NULL OR {value_sql} NOT IN ({list}))"),
+                twice.chain(texts(values)),
+            );
+        }
+        PropertyTest::Number(op, bound) => {
+            let op = match op {
+                Compare::Greater => ">",
+                Compare::GreaterOrEqual => ">=",
+                Compare::Less => "<",
+                Compare::LessOrEqual => "<=",
+            };
+            p.push(
+                format!(
+                    "(r.object_id, r.idx) IN (SELECT n.object_id, n.idx FROM result_numbers AS n \
+                     WHERE n.key = ? AND n.value {op} ?)"
+                ),
+                [Value::Text(key.to_owned()), Value::Real(*bound)],
+            );
+        }
+    }
+}
+
+/// `FROM …` of a query that reads results and maybe their reports.
+fn from(needs_report: bool) -> &'static str {
+    if needs_report {
+        " FROM results AS r JOIN objects AS o ON o.id = r.object_id"
+    } else {
+        " FROM results AS r"
+    }
+}
+
+/// Counts the matches of a lowered filter, stopping at `cap` when given.
+fn count(conn: &Connection, lowered: &Lowered, cap: Option<usize>) -> Result<u64> {
+    let p = &lowered.predicate;
+    let inner = format!("SELECT 1{}{}", from(lowered.needs_report), p.where_sql());
+    let mut params = p.params.clone();
+    let sql = match cap {
+        Some(cap) => {
+            params.push(Value::Integer(i64::try_from(cap).unwrap_or(i64::MAX)));
+            format!("SELECT count(*) FROM ({inner} LIMIT ?)")
+        }
+        None => format!("SELECT count(*) FROM ({inner})"),
+    };
+    let n: i64 = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0)))
+        .map_err(db_error)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The `ORDER BY` of an order.
+fn order_by(order: ResultOrder) -> String {
+    let tail = "o.namespace, o.name, o.resource, r.idx";
+    match order {
+        ResultOrder::Report => tail.to_owned(),
+        ResultOrder::Severity { ascending } => format!("{RANK_SQL} {}, {tail}", direction(ascending)),
+        ResultOrder::Timestamp { ascending } => format!("{TIME_SQL} {}, {tail}", direction(ascending)),
+    }
+}
+
+fn direction(ascending: bool) -> &'static str {
+    if ascending {
+        "ASC"
+    } else {
+        "DESC"
+    }
+}
+
+/// Keeps the rows strictly after `cursor` in `order`.
+fn after(p: &mut Predicate, order: ResultOrder, cursor: &ResultCursor) {
+    let key = || {
+        [
+            Value::Text(cursor.namespace.clone()),
+            Value::Text(cursor.report.clone()),
+            Value::Text(cursor.resource.clone()),
+        ]
+    };
+    let (lead, ascending) = match order {
+        ResultOrder::Report => {
+            // The first term bounds the walk of `objects_order`; the second skips the rows of
+            // the cursor's own report up to its position.
+            p.push(
+                "(o.namespace, o.name, o.resource) >= (?, ?, ?) \
+                 AND ((o.namespace, o.name, o.resource) > (?, ?, ?) OR r.idx > ?)",
+                key().into_iter().chain(key()).chain([Value::Integer(cursor.index)]),
+            );
+            return;
+        }
+        ResultOrder::Severity { ascending } => (RANK_SQL, ascending),
+        ResultOrder::Timestamp { ascending } => (TIME_SQL, ascending),
+    };
+    let beyond = if ascending { ">" } else { "<" };
+    p.push(
+        format!(
+            "({lead} {beyond} ? OR ({lead} = ? AND (o.namespace, o.name, o.resource, r.idx) > (?, ?, ?, ?)))"
+        ),
+        [Value::Integer(cursor.key), Value::Integer(cursor.key)]
+            .into_iter()
+            .chain(key())
+            .chain([Value::Integer(cursor.index)]),
+    );
+}
+
+/// Reads one page of a query in one read transaction.
+pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage> {
+    let tx = conn.transaction().map_err(db_error)?;
+    let revision: i64 = tx
+        .query_row("SELECT revision FROM meta WHERE id = 1", [], |r| r.get(0))
+        .map_err(db_error)?;
+    let lowered = lower(&q.filter);
+    let total = if q.count { Some(count(&tx, &lowered, None)?) } else { None };
+    let limit = q.limit.clamp(1, MAX_PAGE);
+
+    // Report order: walk the reports in order when the filter matches many results.
+    let walk = q.order == ResultOrder::Report
+        && match total {
+            Some(n) => n > SORT_THRESHOLD as u64,
+            None => count(&tx, &lowered, Some(SORT_THRESHOLD + 1))? > SORT_THRESHOLD as u64,
+        };
+    let mut p = lowered.predicate;
+    if let Some(cursor) = &q.after {
+        after(&mut p, q.order, cursor);
+    }
+    let join = if walk {
+        // CROSS JOIN keeps `objects` as the outer loop (SQLite never reorders it).
+        " FROM objects AS o CROSS JOIN results AS r ON r.object_id = o.id"
+    } else {
+        " FROM results AS r JOIN objects AS o ON o.id = r.object_id"
+    };
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS}{join}{} ORDER BY {} LIMIT ?",
+        p.where_sql(),
+        order_by(q.order)
+    );
+    let mut params = p.params;
+    params.push(Value::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
+    let mut stmt = tx.prepare_cached(&sql).map_err(db_error)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params.iter()))
+        .map_err(db_error)?;
+    let mut items = Vec::with_capacity(limit.min(1024));
+    let mut more = false;
+    while let Some(row) = rows.next().map_err(db_error)? {
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push(record(row).map_err(db_error)?);
+    }
+    Ok(ResultPage {
+        revision,
+        items,
+        more,
+        total,
+    })
+}
+
+fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRecord> {
+    Ok(ResultRecord {
+        namespace: r.get(0)?,
+        resource: r.get(1)?,
+        report: r.get(2)?,
+        report_uid: r.get(3)?,
+        report_revision: r.get(4)?,
+        report_created: r.get(5)?,
+        index: r.get(6)?,
+        policy: r.get(7)?,
+        rule: r.get(8)?,
+        result: r.get(9)?,
+        severity: r.get(10)?,
+        category: r.get(11)?,
+        source: r.get(12)?,
+        scored: r.get::<_, Option<i64>>(13)?.map(|v| v != 0),
+        timestamp: r.get(14)?,
+        message: r.get(15)?,
+        properties: r.get(16)?,
+        resources: r.get(17)?,
+        subject_api_version: r.get(18)?,
+        subject_kind: r.get(19)?,
+        subject_namespace: r.get(20)?,
+        subject_name: r.get(21)?,
+        subject_uid: r.get(22)?,
+    })
+}
+
+/// Counts the matching results per group, in one read transaction.
+pub(crate) fn summarize(conn: &mut Connection, q: &SummaryQuery) -> Result<Summary> {
+    let tx = conn.transaction().map_err(db_error)?;
+    let revision: i64 = tx
+        .query_row("SELECT revision FROM meta WHERE id = 1", [], |r| r.get(0))
+        .map_err(db_error)?;
+    let lowered = lower(&q.filter);
+    let sql = summary_sql(&lowered, &q.group_by);
+    let mut stmt = tx.prepare_cached(&sql).map_err(db_error)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(lowered.predicate.params.iter()))
+        .map_err(db_error)?;
+    let n = q.group_by.len();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_error)? {
+        let keys = (0..n)
+            .map(|i| row.get::<_, Option<String>>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_error)?;
+        let count: i64 = row.get(n).map_err(db_error)?;
+        out.push(SummaryRow {
+            keys,
+            count: u64::try_from(count).unwrap_or(0),
+        });
+    }
+    Ok(Summary { revision, rows: out })
+}
+
+/// The SQL of a summary. Grouping by a report column first counts per report and result
+/// columns (one pass over `results`, no join per row), then joins the few per-report groups
+/// with their reports.
+fn summary_sql(lowered: &Lowered, group_by: &[ResultColumn]) -> String {
+    let by_report = group_by.iter().any(|c| on_report(*c));
+    let p = &lowered.predicate;
+    let keys: Vec<&str> = group_by.iter().map(|c| column(*c).0).collect();
+    let key_list = keys.join(", ");
+    let select_keys = if keys.is_empty() { String::new() } else { format!("{key_list}, ") };
+    let group = if keys.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {key_list} ORDER BY {key_list}")
+    };
+    if !by_report {
+        return format!(
+            "SELECT {select_keys}count(*){}{}{group}",
+            from(lowered.needs_report),
+            p.where_sql()
+        );
+    }
+    // Per report: `s.k0, s.k1 …` are the result columns; report columns come from `o`.
+    let result_keys: Vec<&str> = group_by
+        .iter()
+        .filter(|c| !on_report(**c))
+        .map(|c| column(*c).0)
+        .collect();
+    let inner_keys: String = result_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!(", {k} AS k{i}"))
+        .collect();
+    let inner_group: String = (0..result_keys.len()).map(|i| format!(", k{i}")).collect();
+    let mut next = 0;
+    let outer_keys: Vec<String> = group_by
+        .iter()
+        .map(|c| {
+            if on_report(*c) {
+                column(*c).0.to_owned()
+            } else {
+                next += 1;
+                format!("s.k{}", next - 1)
+            }
+        })
+        .collect();
+    let outer = outer_keys.join(", ");
+    format!(
+        "SELECT {outer}, sum(s.n) FROM (SELECT r.object_id AS object_id{inner_keys}, count(*) AS n{}{} \
+         GROUP BY r.object_id{inner_group}) AS s JOIN objects AS o ON o.id = s.object_id \
+         GROUP BY {outer} ORDER BY {outer}",
+        from(lowered.needs_report),
+        p.where_sql()
+    )
+}
+
+#[cfg(test)]
+#[path = "results_tests.rs"]
+mod tests;

@@ -1,0 +1,343 @@
+//! Unit tests of the SQLite result queries: semantics on hand-made rows, pagination in every
+//! order, and the query plans the module documents.
+
+use rusqlite::{params, Connection};
+
+use super::*;
+use crate::results::severity_rank;
+use crate::sqlite::schema;
+
+/// One result row to insert: `(namespace, report, idx, policy, result, severity, score, ts)`.
+type Row<'a> = (&'a str, &'a str, i64, &'a str, &'a str, Option<&'a str>, Option<&'a str>, Option<i64>);
+
+fn db(rows: &[Row<'_>]) -> Connection {
+    let mut conn = Connection::open_in_memory().expect("memory db");
+    schema::migrate(&mut conn).expect("migrate");
+    conn.execute_batch("PRAGMA foreign_keys = ON").expect("fk");
+    for (ns, report, idx, policy, result, severity, score, ts) in rows {
+        let resource = if ns.is_empty() {
+            "clusterpolicyreports.wgpolicyk8s.io"
+        } else {
+            "policyreports.wgpolicyk8s.io"
+        };
+        conn.execute(
+            "INSERT OR IGNORE INTO objects (resource, namespace, name, uid, revision, created, body)
+             VALUES (?1, ?2, ?3, ?2 || '/' || ?3, 1, '2024-01-01T00:00:00Z', '{}')",
+            params![resource, ns, report],
+        )
+        .expect("object");
+        let id: i64 = conn
+            .query_row(
+                "SELECT id FROM objects WHERE namespace = ?1 AND name = ?2",
+                params![ns, report],
+                |r| r.get(0),
+            )
+            .expect("id");
+        let properties = match score {
+            Some(s) => serde_json::json!({ "score": s, "pkg": "openssl" }).to_string(),
+            None => "{}".to_owned(),
+        };
+        conn.execute(
+            "INSERT INTO results (object_id, idx, policy, result, severity, properties, timestamp, message,
+                                  subject_kind, subject_name)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'Pod', ?9)",
+            params![
+                id,
+                idx,
+                policy,
+                result,
+                severity,
+                properties,
+                ts,
+                format!("{policy} said {result} 100% of_the time"),
+                format!("pod-{idx}")
+            ],
+        )
+        .expect("result");
+    }
+    conn
+}
+
+fn sample() -> Connection {
+    db(&[
+        ("a", "r1", 0, "p1", "fail", Some("high"), Some("9.8"), Some(30)),
+        ("a", "r1", 1, "p2", "pass", None, None, Some(10)),
+        ("a", "r2", 0, "p1", "fail", Some("critical"), Some("7"), None),
+        ("b", "r1", 0, "p3", "warn", Some("low"), Some("n/a"), Some(20)),
+        ("b", "r1", 1, "p1", "fail", Some("high"), Some("8"), Some(40)),
+        ("", "c1", 0, "p4", "error", Some("medium"), None, Some(5)),
+    ])
+}
+
+fn keys(page: &ResultPage) -> Vec<String> {
+    page.items
+        .iter()
+        .map(|r| format!("{}/{}/{}", r.namespace, r.report, r.index))
+        .collect()
+}
+
+fn run(conn: &mut Connection, conditions: Vec<Condition>) -> Vec<String> {
+    let q = ResultQuery {
+        filter: ResultFilter {
+            namespace: None,
+            conditions,
+        },
+        limit: 100,
+        count: true,
+        ..ResultQuery::default()
+    };
+    let page = query(conn, &q).expect("query");
+    assert_eq!(page.total, Some(page.items.len() as u64));
+    keys(&page)
+}
+
+fn vals(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| (*v).to_owned()).collect()
+}
+
+#[test]
+fn filters_follow_the_documented_semantics() {
+    use Condition::*;
+    use ResultColumn as C;
+    let mut conn = sample();
+    let cases: Vec<(Vec<Condition>, &[&str])> = vec![
+        (vec![], &["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"]),
+        (
+            vec![In(C::Result, vals(&["fail"])), In(C::Severity, vals(&["high", "critical"]))],
+            &["a/r1/0", "a/r2/0", "b/r1/1"],
+        ),
+        // A missing severity counts as "".
+        (vec![In(C::Severity, vals(&[""]))], &["a/r1/1"]),
+        (
+            vec![NotIn(C::Severity, vals(&["high", "critical"]))],
+            &["/c1/0", "a/r1/1", "b/r1/0"],
+        ),
+        (
+            vec![NotIn(C::Severity, vals(&["", "high"]))],
+            &["/c1/0", "a/r2/0", "b/r1/0"],
+        ),
+        (vec![In(C::Namespace, vals(&[""]))], &["/c1/0"]),
+        (vec![NotIn(C::Report, vals(&["r1"]))], &["/c1/0", "a/r2/0"]),
+        (vec![In(C::Policy, vec![])], &[]),
+        (vec![NotIn(C::Policy, vec![])], &["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"]),
+        // Numeric comparisons ignore values that are not numbers ("n/a").
+        (
+            vec![Property {
+                key: "score".into(),
+                test: PropertyTest::Number(Compare::GreaterOrEqual, 8.0),
+            }],
+            &["a/r1/0", "b/r1/1"],
+        ),
+        (
+            vec![Property {
+                key: "score".into(),
+                test: PropertyTest::Number(Compare::Less, 8.0),
+            }],
+            &["a/r2/0"],
+        ),
+        (
+            vec![Property {
+                key: "score".into(),
+                test: PropertyTest::In(vec!["n/a".into()]),
+            }],
+            &["b/r1/0"],
+        ),
+        (
+            vec![Property {
+                key: "score".into(),
+                test: PropertyTest::NotIn(vec!["n/a".into(), "7".into()]),
+            }],
+            &["/c1/0", "a/r1/0", "a/r1/1", "b/r1/1"],
+        ),
+        (
+            vec![Property {
+                key: "score".into(),
+                test: PropertyTest::Missing,
+            }],
+            &["/c1/0", "a/r1/1"],
+        ),
+        (
+            vec![Property {
+                key: "pk\"g".into(),
+                test: PropertyTest::Exists,
+            }],
+            &[],
+        ),
+        // LIKE wildcards in the text are literal; case is ignored.
+        (vec![MessageContains("P3 SAID".into())], &["b/r1/0"]),
+        (vec![MessageContains("100%".into())], &["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"]),
+        (vec![MessageContains("0%_".into())], &[]),
+        (vec![MessageContains("of_the".into())], &["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"]),
+        (vec![Index(1)], &["a/r1/1", "b/r1/1"]),
+    ];
+    for (conditions, want) in cases {
+        assert_eq!(run(&mut conn, conditions.clone()), want, "{conditions:?}");
+    }
+    // A namespace scope.
+    let q = ResultQuery {
+        filter: ResultFilter {
+            namespace: Some("b".into()),
+            conditions: vec![],
+        },
+        limit: 10,
+        ..ResultQuery::default()
+    };
+    assert_eq!(keys(&query(&mut conn, &q).expect("query")), ["b/r1/0", "b/r1/1"]);
+}
+
+/// Reads every page of `order` with page size `limit`.
+fn all_pages(conn: &mut Connection, order: ResultOrder, limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let q = ResultQuery {
+            order,
+            limit,
+            after: after.clone(),
+            ..ResultQuery::default()
+        };
+        let page = query(conn, &q).expect("page");
+        out.extend(keys(&page));
+        match (page.more, page.items.last()) {
+            (true, Some(last)) => after = Some(last.cursor(order)),
+            _ => return out,
+        }
+    }
+}
+
+#[test]
+fn orders_and_pages() {
+    let mut conn = sample();
+    let severity = ResultOrder::Severity { ascending: false };
+    let want_severity = ["a/r2/0", "a/r1/0", "b/r1/1", "/c1/0", "b/r1/0", "a/r1/1"];
+    let time = ResultOrder::Timestamp { ascending: false };
+    let want_time = ["b/r1/1", "a/r1/0", "b/r1/0", "a/r1/1", "/c1/0", "a/r2/0"];
+    for limit in [1, 2, 4, 100] {
+        assert_eq!(
+            all_pages(&mut conn, ResultOrder::Report, limit),
+            ["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"]
+        );
+        assert_eq!(all_pages(&mut conn, severity, limit), want_severity, "limit {limit}");
+        let mut reversed = want_severity;
+        reversed.reverse();
+        // Ascending reverses the rank only: ties keep report order.
+        assert_eq!(
+            all_pages(&mut conn, ResultOrder::Severity { ascending: true }, limit),
+            ["a/r1/1", "b/r1/0", "/c1/0", "a/r1/0", "b/r1/1", "a/r2/0"]
+        );
+        assert_eq!(all_pages(&mut conn, time, limit), want_time, "limit {limit}");
+        assert_ne!(reversed, want_severity);
+    }
+    assert_eq!(severity_rank(Some("critical")), 5);
+}
+
+#[test]
+fn summaries_group_and_count() {
+    let mut conn = sample();
+    let sum = |conn: &mut Connection, group_by: Vec<ResultColumn>, conditions: Vec<Condition>| {
+        let q = SummaryQuery {
+            filter: ResultFilter {
+                namespace: None,
+                conditions,
+            },
+            group_by,
+        };
+        summarize(conn, &q)
+            .expect("summary")
+            .rows
+            .into_iter()
+            .map(|r| (r.keys, r.count))
+            .collect::<Vec<_>>()
+    };
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(sum(&mut conn, vec![], vec![]), [(vec![], 6)]);
+    assert_eq!(
+        sum(&mut conn, vec![ResultColumn::Namespace, ResultColumn::Result], vec![]),
+        [
+            (vec![s(""), s("error")], 1),
+            (vec![s("a"), s("fail")], 2),
+            (vec![s("a"), s("pass")], 1),
+            (vec![s("b"), s("fail")], 1),
+            (vec![s("b"), s("warn")], 1),
+        ]
+    );
+    assert_eq!(
+        sum(
+            &mut conn,
+            vec![ResultColumn::Severity, ResultColumn::Namespace],
+            vec![Condition::In(ResultColumn::Result, vec!["fail".into(), "pass".into()])]
+        ),
+        [
+            (vec![None, s("a")], 1),
+            (vec![s("critical"), s("a")], 1),
+            (vec![s("high"), s("a")], 1),
+            (vec![s("high"), s("b")], 1),
+        ]
+    );
+    assert_eq!(
+        sum(&mut conn, vec![ResultColumn::Policy], vec![Condition::In(ResultColumn::Namespace, vec!["b".into()])]),
+        [(vec![s("p1")], 1), (vec![s("p3")], 1)]
+    );
+}
+
+#[test]
+fn numbers_follow_their_results() {
+    let conn = sample();
+    let numbers = |conn: &Connection| -> i64 {
+        conn.query_row("SELECT count(*) FROM result_numbers", [], |r| r.get(0))
+            .expect("count")
+    };
+    // 9.8, 7 and 8: "n/a" and "openssl" are not numbers.
+    assert_eq!(numbers(&conn), 3);
+    conn.execute("DELETE FROM results WHERE policy = 'p1' AND severity = 'high'", [])
+        .expect("delete");
+    assert_eq!(numbers(&conn), 1);
+    conn.execute("DELETE FROM objects", []).expect("delete reports");
+    assert_eq!(numbers(&conn), 0);
+}
+
+fn plan(conn: &Connection, sql: &str, params: &[Value]) -> String {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("explain");
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get::<_, String>(3))
+        .expect("plan rows");
+    rows.collect::<rusqlite::Result<Vec<_>>>().expect("plan").join("\n")
+}
+
+#[test]
+fn plans_use_the_indexes() {
+    let conn = sample();
+    let lowered = lower(&ResultFilter {
+        namespace: None,
+        conditions: vec![
+            Condition::In(ResultColumn::Result, vec!["fail".into()]),
+            Condition::In(ResultColumn::Severity, vec!["high".into(), "critical".into()]),
+        ],
+    });
+    let p = &lowered.predicate;
+    // The report-order walk reads objects in index order and sorts nothing.
+    let walk = format!(
+        "SELECT {RECORD_COLUMNS} FROM objects AS o CROSS JOIN results AS r ON r.object_id = o.id{} \
+         ORDER BY {} LIMIT 10",
+        p.where_sql(),
+        order_by(ResultOrder::Report)
+    );
+    let walk_plan = plan(&conn, &walk, &p.params);
+    assert!(walk_plan.contains("objects_order"), "{walk_plan}");
+    assert!(!walk_plan.contains("TEMP B-TREE FOR ORDER BY"), "{walk_plan}");
+    // Counting uses the (result, severity) index without touching the reports.
+    let count = format!("SELECT count(*) FROM results AS r{}", p.where_sql());
+    let count_plan = plan(&conn, &count, &p.params);
+    assert!(count_plan.contains("results_result_severity"), "{count_plan}");
+    // A numeric property test is a range of the numbers index.
+    let numeric = lower(&ResultFilter {
+        namespace: None,
+        conditions: vec![Condition::Property {
+            key: "score".into(),
+            test: PropertyTest::Number(Compare::GreaterOrEqual, 8.0),
+        }],
+    });
+    let q = format!("SELECT count(*) FROM results AS r{}", numeric.predicate.where_sql());
+    let numeric_plan = plan(&conn, &q, &numeric.predicate.params);
+    assert!(numeric_plan.contains("result_numbers_key_value"), "{numeric_plan}");
+}
