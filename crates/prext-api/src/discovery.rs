@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
 
 use crate::resources::{self, ResourceDef};
+use crate::results;
 
 /// The media type of aggregated discovery v2 (request `Accept` and response `Content-Type`).
 pub const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
@@ -26,18 +27,22 @@ fn api_group(group: &str, versions: &[&str]) -> Value {
 
 /// `GET /apis` (legacy `APIGroupList`).
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = resources::groups()
+    let mut groups: Vec<Value> = resources::groups()
         .iter()
         .map(|(g, versions)| api_group(g, versions))
         .collect();
+    groups.push(results::api_group());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/{group}`.
 pub fn api_group_doc(group: &str) -> Option<Value> {
     let groups = resources::groups();
-    let (g, versions) = groups.iter().find(|(g, _)| *g == group)?;
-    let mut doc = api_group(g, versions);
+    let mut doc = match groups.iter().find(|(g, _)| *g == group) {
+        Some((g, versions)) => api_group(g, versions),
+        None if group == results::GROUP => results::api_group(),
+        None => return None,
+    };
     let map = doc.as_object_mut()?;
     map.insert("kind".into(), json!("APIGroup"));
     map.insert("apiVersion".into(), json!("v1"));
@@ -64,6 +69,9 @@ fn api_resource(def: &ResourceDef) -> Value {
 /// `GET /apis/{group}/{version}` (`APIResourceList`): the availability probe of the
 /// aggregator, so it is static and always fast.
 pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
+    if group == results::GROUP && version == results::VERSION {
+        return Some(results::api_resource_list());
+    }
     let resources: Vec<Value> = resources::in_group_version(group, version).map(api_resource).collect();
     if resources.is_empty() {
         return None;
@@ -86,7 +94,7 @@ pub struct AggregatedDiscovery {
 /// `GET /apis` with the v2 Accept header.
 pub fn aggregated() -> &'static AggregatedDiscovery {
     static DOC: LazyLock<AggregatedDiscovery> = LazyLock::new(|| {
-        let items: Vec<Value> = resources::groups()
+        let mut items: Vec<Value> = resources::groups()
             .iter()
             .map(|(group, versions)| {
                 let versions: Vec<Value> = versions
@@ -116,6 +124,7 @@ pub fn aggregated() -> &'static AggregatedDiscovery {
                 json!({"metadata": {"name": group}, "versions": versions})
             })
             .collect();
+        items.push(results::aggregated_group());
         let doc = json!({
             "kind": "APIGroupDiscoveryList",
             "apiVersion": "apidiscovery.k8s.io/v2",
@@ -175,7 +184,10 @@ mod tests {
     fn group_list_has_every_group() {
         let doc = api_group_list();
         let names: Vec<_> = doc["groups"].as_array().unwrap().iter().map(|g| g["name"].clone()).collect();
-        assert_eq!(names, vec!["wgpolicyk8s.io", "openreports.io", "reports.kyverno.io", "prext.demo"]);
+        assert_eq!(
+            names,
+            vec!["wgpolicyk8s.io", "openreports.io", "reports.kyverno.io", "prext.demo", "results.prext.io"]
+        );
         assert_eq!(api_group_doc("openreports.io").unwrap()["kind"], "APIGroup");
     }
 

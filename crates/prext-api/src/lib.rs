@@ -19,6 +19,7 @@ pub mod names;
 pub mod openapi;
 pub mod report;
 pub mod resources;
+pub mod results;
 pub mod schema;
 pub mod status;
 pub mod table;

@@ -5,7 +5,9 @@
 
 mod payload;
 mod raw;
+mod results;
 mod server;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +30,21 @@ struct Args {
     /// Payload: small (0.5 KB), medium (7 KB) or large (197 KB).
     #[arg(long, default_value = "medium")]
     payload: String,
+    /// Run the result-query benchmark instead (see `results.rs`).
+    #[arg(long)]
+    results: bool,
+    /// Result benchmark: reports to load.
+    #[arg(long, default_value_t = 50_000)]
+    reports: usize,
+    /// Result benchmark: results per report.
+    #[arg(long, default_value_t = 20)]
+    results_per_report: usize,
+    /// Result benchmark: timed runs of each API query.
+    #[arg(long, default_value_t = 200)]
+    runs: usize,
+    /// Result benchmark: timed runs of the status quo (each lists every report).
+    #[arg(long, default_value_t = 5)]
+    baseline_runs: usize,
 }
 
 const MB: f64 = 1024.0 * 1024.0;
@@ -35,6 +52,16 @@ const MB: f64 = 1024.0 * 1024.0;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.results {
+        let binary = args.prext.clone().unwrap_or_else(server::default_binary);
+        let shape = results::Shape {
+            reports: args.reports,
+            results_per_report: args.results_per_report,
+            runs: args.runs,
+            baseline_runs: args.baseline_runs,
+        };
+        return results::run(&binary, shape).await;
+    }
     let payload = Arc::new(payload::load(&args.payload)?);
     let binary = args.prext.clone().unwrap_or_else(server::default_binary);
     let tmp = tempfile::tempdir()?;
@@ -73,6 +100,24 @@ async fn main() -> anyhow::Result<()> {
                 ""
             );
         }
+        prext.stop();
+    }
+    if args.watchers > 0 {
+        let data = tmp.path().join("prext-watch");
+        let prext = server::Prext::start(&binary, &data, &[]).await?;
+        let w = watch::run(&prext, &payload, args.watchers, args.watch_rate, args.watch_seconds).await?;
+        println!();
+        println!(
+            "watch delivery, {} watchers, {:.0} writes/s for {} s: {} events, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            args.watchers,
+            w.achieved_rate,
+            args.watch_seconds,
+            w.events,
+            w.p50.as_secs_f64() * 1e3,
+            w.p99.as_secs_f64() * 1e3,
+            w.max.as_secs_f64() * 1e3
+        );
+        println!("(latency: write acknowledged to event received; no raw reference exists for watches)");
         prext.stop();
     }
     Ok(())

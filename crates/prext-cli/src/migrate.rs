@@ -31,6 +31,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use prext_server::config::StoreSettings;
 use prext_store::Store;
 
 use checkpoint::{Checkpoint, CheckpointFile};
@@ -51,6 +52,9 @@ pub struct MigrateArgs {
     /// Store to copy into. Default: sqlite:DATA_DIR/prext.db.
     #[arg(long, value_name = "URL", env = "PREXT_STORE")]
     pub store: Option<String>,
+    /// The cluster to migrate into when several share one PostgreSQL database.
+    #[arg(long, default_value = "", env = "PREXT_CLUSTER_NAME")]
+    pub cluster_name: String,
     /// Directory of the checkpoint file and of the default SQLite store.
     #[arg(
         long,
@@ -99,12 +103,13 @@ async fn run(args: MigrateArgs) -> anyhow::Result<Summary> {
         .store
         .clone()
         .unwrap_or_else(|| format!("sqlite:{}", args.data_dir.join("prext.db").display()));
+    let settings = StoreSettings { cluster_name: args.cluster_name.clone(), ..Default::default() };
     let store = if args.dry_run {
-        open_existing(&url)?
+        open_existing(&url, &settings).await?
     } else {
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
-        Some(prext_server::server::open_store(&url)?)
+        Some(prext_server::server::open_store(&url, &settings).await?)
     };
     let target = match (&store, args.dry_run) {
         (Some(store), false) => Target::new(store.clone()),
@@ -168,12 +173,12 @@ fn resume_point(file: &CheckpointFile, identity: &str) -> anyhow::Result<Checkpo
 
 /// The store at `url` for a dry run: `None` when it is a SQLite file that does not exist
 /// yet (a dry run must not create it).
-fn open_existing(url: &str) -> anyhow::Result<Option<Arc<dyn Store>>> {
+async fn open_existing(url: &str, settings: &StoreSettings) -> anyhow::Result<Option<Arc<dyn Store>>> {
     if let Some(path) = url.strip_prefix("sqlite:") {
         let path = path.strip_prefix("//").unwrap_or(path);
         if !Path::new(path).exists() {
             return Ok(None);
         }
     }
-    prext_server::server::open_store(url).map(Some)
+    prext_server::server::open_store(url, settings).await.map(Some)
 }

@@ -13,10 +13,14 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The store URL: `sqlite:PATH` (default `sqlite:DATA_DIR/prext.db`).
     pub store: Option<String>,
+    /// Store connection settings (PostgreSQL).
+    pub store_settings: StoreSettings,
     /// Extra DNS names or IPs for the generated serving certificate.
     pub extra_sans: Vec<String>,
     /// How many of the newest revisions the change log keeps (watch history).
     pub history_revisions: i64,
+    /// The change log also keeps every change younger than this (zero: count bound only).
+    pub history_age: Duration,
     /// How often the change log is compacted.
     pub compaction_interval: Duration,
     /// How long in-flight requests get to finish on SIGTERM.
@@ -32,8 +36,10 @@ impl Config {
             data_dir,
             listen,
             store: None,
+            store_settings: StoreSettings::default(),
             extra_sans: Vec::new(),
             history_revisions: 100_000,
+            history_age: Duration::from_secs(300),
             compaction_interval: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
             auth: AuthConfig::default(),
@@ -66,15 +72,15 @@ pub struct AuthConfig {
     /// The front proxy (`--requestheader-*`).
     pub requestheader: RequestHeaderOptions,
     /// `--authentication-kubeconfig`: the cluster used for TokenReview and for reading
-    /// `kube-system/extension-apiserver-authentication`. Setting it (or
-    /// `authorization_kubeconfig`) turns on delegated mode.
+    /// `kube-system/extension-apiserver-authentication`; the value `in-cluster` means the pod's
+    /// service account. Setting it (or `authorization_kubeconfig`) turns on delegated mode.
     pub authentication_kubeconfig: Option<PathBuf>,
     /// `--authentication-skip-lookup`: do not read the authentication ConfigMap.
     pub authentication_skip_lookup: bool,
     /// `--authentication-token-webhook-cache-ttl`: how long TokenReview answers are cached.
     pub authentication_cache_ttl: Duration,
-    /// `--authorization-kubeconfig`: the cluster used for SubjectAccessReview. Without it every
-    /// authenticated request is allowed.
+    /// `--authorization-kubeconfig`: the cluster used for SubjectAccessReview (`in-cluster`: the
+    /// pod's service account). Without it every authenticated request is allowed.
     pub authorization_kubeconfig: Option<PathBuf>,
     /// `--authorization-always-allow-paths`: paths allowed without SubjectAccessReview (a
     /// trailing `*` matches a prefix).
@@ -197,6 +203,33 @@ mod tests {
         assert_eq!(d("0"), Ok(Duration::ZERO));
         for bad in ["", "10", "s", "10x", "-1s", "1..5s"] {
             assert!(d(bad).is_err(), "{bad}");
+        }
+    }
+}
+
+/// How to reach the store, beyond its URL.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// The cluster this server serves when several share one PostgreSQL database.
+    pub cluster_name: String,
+    /// A file holding the PostgreSQL password (else `PREXT_STORE_PASSWORD`, else the URL).
+    pub password_file: Option<PathBuf>,
+    /// PostgreSQL connections per replica.
+    pub pool_size: usize,
+    /// How long connecting to PostgreSQL may take.
+    pub connect_timeout: Duration,
+    /// How long one PostgreSQL statement may run.
+    pub statement_timeout: Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            cluster_name: String::new(),
+            password_file: None,
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -11,10 +11,12 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+pub mod compaction;
 pub mod config;
 pub mod error;
 pub mod fanout;
 pub mod handlers;
+pub mod metrics;
 pub mod negotiate;
 pub mod pki;
 pub mod reload;

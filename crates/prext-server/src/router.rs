@@ -19,6 +19,7 @@ pub fn router(state: AppState) -> Router {
         .route("/apis", get(discovery::apis))
         .route("/apis/{group}", get(discovery::group))
         .route("/apis/{group}/{version}", get(discovery::group_version))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/openapi/v2", get(openapi::v2))
         .route("/openapi/v3", get(openapi::v3_root))
         .route("/openapi/v3/apis/{group}/{version}", get(openapi::v3_group_version))

@@ -8,7 +8,7 @@ use anyhow::Context;
 use prext_store::Store;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, StoreSettings};
 use crate::{pki, router, tls};
 
 /// What every handler shares.
@@ -24,15 +24,48 @@ pub struct AppState {
     pub namespaces: Option<Arc<crate::auth::NamespaceLifecycle>>,
 }
 
-/// Opens the store named by a URL (`sqlite:PATH`).
-pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the store named by a URL: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB?sslmode=…`.
+pub async fn open_store(url: &str, settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite:") {
-        let path = path.strip_prefix("//").unwrap_or(path);
-        let store = prext_store::sqlite::SqliteStore::open(Path::new(path), Default::default())
-            .with_context(|| format!("opening SQLite store {path}"))?;
+        anyhow::ensure!(
+            settings.cluster_name.is_empty(),
+            "--cluster-name needs a PostgreSQL store: an SQLite file serves one cluster"
+        );
+        let path = path.strip_prefix("//").unwrap_or(path).to_string();
+        let store = tokio::task::spawn_blocking(move || {
+            prext_store::sqlite::SqliteStore::open(Path::new(&path), Default::default())
+                .with_context(|| format!("opening SQLite store {path}"))
+        })
+        .await??;
         return Ok(Arc::new(store));
     }
-    anyhow::bail!("unsupported store URL {url:?}: expected sqlite:PATH")
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let opts = prext_store::postgres::PostgresOptions {
+            cluster: settings.cluster_name.clone(),
+            password_file: settings.password_file.clone(),
+            pool_size: settings.pool_size,
+            connect_timeout: settings.connect_timeout,
+            statement_timeout: settings.statement_timeout,
+            ..Default::default()
+        };
+        let store = prext_store::postgres::PostgresStore::connect(url, opts)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL {}", redact(url)))?;
+        return Ok(Arc::new(store));
+    }
+    anyhow::bail!("unsupported store URL {:?}: expected sqlite:PATH or postgres://…", redact(url))
+}
+
+/// A store URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// Runs the server until `shutdown` is cancelled, then drains and closes the store.
@@ -40,7 +73,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let pki = pki::ensure(&config.data_dir, &config.extra_sans).context("preparing certificates")?;
-    let store = open_store(&config.store_url())?;
+    let store = open_store(&config.store_url(), &config.store_settings).await?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -68,12 +101,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let tls_config = tls::dynamic_server_config(security.serving.clone(), security.trust.verifier())
         .context("configuring TLS")?;
     let fanout = crate::fanout::Fanout::start(store.clone(), shutdown.clone());
-    let state = AppState { store: store.clone(), shutdown: shutdown.clone(), fanout, namespaces: security.namespaces.clone() };
+    let state = AppState {
+        store: store.clone(),
+        shutdown: shutdown.clone(),
+        fanout,
+        namespaces: security.namespaces.clone(),
+    };
     let app = router::router(state).layer(axum::Extension(security.auth.clone()));
 
-    let compaction = tokio::spawn(compact_loop(
+    let retention = crate::compaction::Retention { revisions: config.history_revisions, age: config.history_age };
+    let compaction = tokio::spawn(crate::compaction::run(
         store.clone(),
-        config.history_revisions,
+        retention,
         config.compaction_interval,
         shutdown.clone(),
     ));
@@ -90,25 +129,4 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     store.close().await;
     tracing::info!("prext stopped");
     served
-}
-
-async fn compact_loop(
-    store: Arc<dyn Store>,
-    keep: i64,
-    every: std::time::Duration,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {
-                match store.compact(keep).await {
-                    Ok(oldest) => tracing::debug!(oldest, "compacted change log"),
-                    Err(e) => tracing::warn!(error = %e, "compaction failed"),
-                }
-            }
-        }
-    }
 }

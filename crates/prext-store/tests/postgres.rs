@@ -190,7 +190,18 @@ fn selectors_agree_with_in_memory_matching() {
     use proptest::test_runner::{Config, TestRunner};
 
     const KEYS: &[&str] = &["app", "app.kubernetes.io/name", "tier", "example.com/a_b-c"];
-    const VALUES: &[&str] = &["", "web", "db", "1", "007", "10", "-3", "+4", "x", "99999999999999999999"];
+    const VALUES: &[&str] = &[
+        "",
+        "web",
+        "db",
+        "1",
+        "007",
+        "10",
+        "-3",
+        "+4",
+        "x",
+        "99999999999999999999",
+    ];
     const OPERATORS: &[Operator] = &[
         Operator::Equals,
         Operator::NotEquals,
@@ -285,7 +296,11 @@ async fn group_commit_throughput() {
             let store = std::sync::Arc::clone(&store);
             tasks.push(tokio::spawn(async move {
                 for i in 0..100 {
-                    fixtures::create(&*store, fixtures::report(fixtures::POLR, &format!("ns-{t}"), &format!("r{i}"))).await;
+                    fixtures::create(
+                        &*store,
+                        fixtures::report(fixtures::POLR, &format!("ns-{t}"), &format!("r{i}")),
+                    )
+                    .await;
                 }
             }));
         }

@@ -17,6 +17,7 @@
 mod meta;
 mod ops;
 mod render;
+pub mod results;
 
 #[cfg(test)]
 mod tests;

@@ -44,15 +44,35 @@ struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the kubeconfig names the real one).
     #[arg(long, default_value = "127.0.0.1:6443", env = "PREXT_LISTEN")]
     listen: SocketAddr,
-    /// Store URL. Default: sqlite:DATA_DIR/prext.db.
+    /// Store URL: sqlite:PATH (default sqlite:DATA_DIR/prext.db) or
+    /// postgres://USER@HOST:PORT/DB?sslmode=disable|require|verify-ca|verify-full&sslrootcert=FILE.
+    /// The PostgreSQL password comes from --store-password-file or PREXT_STORE_PASSWORD.
     #[arg(long, env = "PREXT_STORE")]
     store: Option<String>,
+    /// File holding the PostgreSQL password.
+    #[arg(long, env = "PREXT_STORE_PASSWORD_FILE")]
+    store_password_file: Option<PathBuf>,
+    /// This cluster's name when a fleet shares one PostgreSQL database (each cluster sees only its own reports).
+    #[arg(long, default_value = "", env = "PREXT_CLUSTER_NAME")]
+    cluster_name: String,
+    /// PostgreSQL connections per replica.
+    #[arg(long, default_value_t = 8)]
+    store_pool_size: usize,
+    /// Seconds connecting to PostgreSQL may take.
+    #[arg(long, default_value_t = 5)]
+    store_connect_timeout_seconds: u64,
+    /// Seconds one PostgreSQL statement may run.
+    #[arg(long, default_value_t = 30)]
+    store_statement_timeout_seconds: u64,
     /// Extra DNS names or IP addresses for the generated serving certificate (repeatable).
     #[arg(long = "tls-san")]
     tls_sans: Vec<String>,
     /// Revisions of change history kept for watches; older resourceVersions get 410 Expired.
     #[arg(long, default_value_t = 100_000)]
     history_revisions: i64,
+    /// Seconds of change history kept for watches, on top of --history-revisions (0: no age bound).
+    #[arg(long, default_value_t = 300)]
+    history_age_seconds: u64,
     /// Seconds between compactions of the change history.
     #[arg(long, default_value_t = 60)]
     compaction_interval_seconds: u64,
@@ -105,8 +125,16 @@ async fn main() -> std::process::ExitCode {
             init_logging(args.log_format);
             let mut config = prext_server::Config::new(args.data_dir, args.listen);
             config.store = args.store;
+            config.store_settings = prext_server::config::StoreSettings {
+                cluster_name: args.cluster_name,
+                password_file: args.store_password_file,
+                pool_size: args.store_pool_size.max(1),
+                connect_timeout: Duration::from_secs(args.store_connect_timeout_seconds.max(1)),
+                statement_timeout: Duration::from_secs(args.store_statement_timeout_seconds.max(1)),
+            };
             config.extra_sans = args.tls_sans;
             config.history_revisions = args.history_revisions;
+            config.history_age = Duration::from_secs(args.history_age_seconds);
             config.compaction_interval = Duration::from_secs(args.compaction_interval_seconds.max(1));
             config.shutdown_grace = Duration::from_secs(args.shutdown_grace_seconds);
             config.auth = args.auth.into_config();
@@ -161,7 +189,8 @@ struct AuthArgs {
     /// Headers carrying the user's UID.
     #[arg(long, value_delimiter = ',')]
     requestheader_uid_headers: Vec<String>,
-    /// Kubeconfig for TokenReview and the kube-system/extension-apiserver-authentication ConfigMap.
+    /// Kubeconfig for TokenReview and the kube-system/extension-apiserver-authentication ConfigMap
+    /// ("in-cluster": the pod's service account).
     #[arg(long)]
     authentication_kubeconfig: Option<PathBuf>,
     /// Do not read the authentication ConfigMap.
@@ -170,7 +199,8 @@ struct AuthArgs {
     /// How long TokenReview answers are cached (Go duration).
     #[arg(long, default_value = "10s", value_parser = prext_server::config::parse_go_duration)]
     authentication_token_webhook_cache_ttl: Duration,
-    /// Kubeconfig for SubjectAccessReview; without it every authenticated request is allowed.
+    /// Kubeconfig for SubjectAccessReview ("in-cluster": the pod's service account); without it
+    /// every authenticated request is allowed.
     #[arg(long)]
     authorization_kubeconfig: Option<PathBuf>,
     /// Paths allowed without SubjectAccessReview (a trailing * matches a prefix).

@@ -124,7 +124,14 @@ async fn send_initial_events_ends_with_an_annotated_bookmark() {
 
 #[tokio::test]
 async fn watch_from_compacted_revision_gets_410_expired() {
-    let server = TestServer::start_with(&["--history-revisions", "5", "--compaction-interval-seconds", "1"]);
+    let server = TestServer::start_with(&[
+        "--history-revisions",
+        "5",
+        "--history-age-seconds",
+        "0",
+        "--compaction-interval-seconds",
+        "1",
+    ]);
     let client = server.client().await;
     let coll = POLR.collection(Some("old"));
     for i in 0..20 {

@@ -233,16 +233,24 @@ pub async fn setup(
     })
 }
 
-/// A kube-rs client from a kubeconfig file.
+/// The kubeconfig value that means "the pod's service account" (kube-rs `Config::incluster`).
+pub const IN_CLUSTER: &str = "in-cluster";
+
+/// A kube-rs client from a kubeconfig file, or from the pod's service account for
+/// [`IN_CLUSTER`].
 async fn client(path: &Path) -> Result<kube::Client, SetupError> {
     let error = |message: String| SetupError::Kubeconfig {
         path: path.to_owned(),
         message,
     };
-    let kubeconfig = Kubeconfig::read_from(path).map_err(|e| error(e.to_string()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| error(e.to_string()))?;
+    let config = if path == Path::new(IN_CLUSTER) {
+        kube::Config::incluster().map_err(|e| error(e.to_string()))?
+    } else {
+        let kubeconfig = Kubeconfig::read_from(path).map_err(|e| error(e.to_string()))?;
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| error(e.to_string()))?
+    };
     kube::Client::try_from(config).map_err(|e| error(e.to_string()))
 }
 

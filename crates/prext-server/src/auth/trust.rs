@@ -437,8 +437,8 @@ mod tests {
     #[test]
     fn ca_bundles_parse() {
         let a = ca("a");
-        let pem = rustls_pemfile::certs(&mut a.issuer_pem().as_bytes()).count();
-        assert_eq!(pem, 1);
+        let two = format!("{}{}", a.issuer_pem(), ca("b").issuer_pem());
+        assert_eq!(parse_ca_bundle(&two, "x").expect("pem").len(), 2);
         assert_eq!(parse_ca_bundle(&a.issuer_pem(), "x").expect("pem").len(), 1);
         assert!(parse_ca_bundle("", "x").expect("empty").is_empty());
     }

@@ -67,6 +67,7 @@ pub async fn server_side_apply(ctx: Ctx, params: WriteParams, mut applied: Value
             .await
             .map_err(|e| ApiError::store(def, &name, e))?;
         let Some(current) = current else {
+            super::write::admit_namespace(&ctx).await?;
             let mut obj = apply::apply(def, None, &applied, &manager, force, &stamp).map_err(Status::from)?;
             meta::prepare_create(&mut obj, now)?;
             let warnings = admit(def, &mut obj, &params)?;

@@ -7,5 +7,6 @@ pub mod health;
 pub mod openapi;
 pub mod read;
 pub mod resource;
+pub mod results;
 pub mod watch;
 pub mod write;

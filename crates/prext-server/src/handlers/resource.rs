@@ -31,6 +31,9 @@ impl Ctx {
 /// Entry point for every path under `/apis/{group}/{version}/...`.
 pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    if prext_api::results::is_results_path(parts.uri.path()) {
+        return super::results::dispatch(state, parts).await;
+    }
     let Some(path) = parse_path(parts.uri.path()) else {
         return ApiError::from(Status::path_not_found(parts.uri.path())).into_response();
     };

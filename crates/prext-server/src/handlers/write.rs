@@ -111,6 +111,15 @@ pub(super) fn respond(ctx: &Ctx, body: Bytes, code: StatusCode, warnings: &[Stri
     Ok(with_warnings(render::object(ctx.path.def, output, body, code)?, warnings))
 }
 
+/// Namespace lifecycle admission (in-cluster mode): creates go only into namespaces that
+/// exist and are not terminating. kube-apiserver runs no admission for aggregated APIs.
+pub async fn admit_namespace(ctx: &Ctx) -> ApiResult<()> {
+    if let (Some(lifecycle), Some(ns)) = (&ctx.state.namespaces, ctx.path.namespace.as_deref()) {
+        lifecycle.admit_create(ns).await?;
+    }
+    Ok(())
+}
+
 /// POST: create.
 pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let def = ctx.path.def;
@@ -118,6 +127,7 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let mut obj = meta::decode_body(&body, body_format(&ctx)?)?;
     meta::check_type(def, &obj)?;
     meta::ensure_namespace(def, &mut obj, ctx.path.namespace.as_deref())?;
+    admit_namespace(&ctx).await?;
     let generated = meta::meta_str(&obj, "name").is_none_or(str::is_empty);
     let original = obj.clone();
     for _attempt in 0..RETRIES {

@@ -120,8 +120,8 @@ impl FromStr for SslMode {
             "verify-full" => SslMode::VerifyFull,
             other => {
                 return Err(invalid(format!(
-                    "sslmode {other:?} is not supported (use disable, prefer, require, verify-ca or verify-full)"
-                )))
+                "sslmode {other:?} is not supported (use disable, prefer, require, verify-ca or verify-full)"
+            )))
             }
         })
     }
@@ -172,7 +172,11 @@ pub(crate) fn parse_url(url: &str) -> Result<StoreUrl> {
     if matches!(ssl_mode, SslMode::VerifyCa | SslMode::VerifyFull) && root_cert.is_none() {
         return Err(invalid(format!(
             "sslmode={} needs sslrootcert=FILE (the CA certificates to trust)",
-            if ssl_mode == SslMode::VerifyCa { "verify-ca" } else { "verify-full" }
+            if ssl_mode == SslMode::VerifyCa {
+                "verify-ca"
+            } else {
+                "verify-full"
+            }
         )));
     }
     pg.ssl_mode(match ssl_mode {
@@ -181,10 +185,14 @@ pub(crate) fn parse_url(url: &str) -> Result<StoreUrl> {
         _ => tokio_postgres::config::SslMode::Require,
     });
     if pg.get_user().is_none() {
-        return Err(invalid("the store URL names no user (postgres://USER@HOST/DB)".into()));
+        return Err(invalid(
+            "the store URL names no user (postgres://USER@HOST/DB)".into(),
+        ));
     }
     if pg.get_dbname().is_none() {
-        return Err(invalid("the store URL names no database (postgres://USER@HOST/DB)".into()));
+        return Err(invalid(
+            "the store URL names no database (postgres://USER@HOST/DB)".into(),
+        ));
     }
     Ok(StoreUrl {
         pg,
@@ -299,18 +307,33 @@ mod tests {
             password_file: Some(file.clone()),
             ..PostgresOptions::default()
         };
-        assert_eq!(resolve_password(&opts, env).expect("explicit").as_deref(), Some("explicit"));
+        assert_eq!(
+            resolve_password(&opts, env).expect("explicit").as_deref(),
+            Some("explicit")
+        );
         opts.password = None;
-        assert_eq!(resolve_password(&opts, env).expect("file").as_deref(), Some("from-file"));
+        assert_eq!(
+            resolve_password(&opts, env).expect("file").as_deref(),
+            Some("from-file")
+        );
         opts.password_file = None;
-        assert_eq!(resolve_password(&opts, env).expect("env").as_deref(), Some("from-env"));
+        assert_eq!(
+            resolve_password(&opts, env).expect("env").as_deref(),
+            Some("from-env")
+        );
         assert_eq!(resolve_password(&opts, none).expect("none"), None);
 
         opts.password_file = Some(dir.path().join("missing"));
-        assert!(resolve_password(&opts, env).is_err(), "a configured file must exist");
+        assert!(
+            resolve_password(&opts, env).is_err(),
+            "a configured file must exist"
+        );
         std::fs::write(&file, "\n").expect("write");
         opts.password_file = Some(file);
-        assert!(resolve_password(&opts, env).is_err(), "an empty password file is refused");
+        assert!(
+            resolve_password(&opts, env).is_err(),
+            "an empty password file is refused"
+        );
     }
 
     #[test]

@@ -84,9 +84,9 @@ pub(crate) fn pg_error(e: tokio_postgres::Error) -> Error {
 pub(crate) fn pool_error(e: PoolError) -> Error {
     match e {
         PoolError::Backend(e) => pg_error(e),
-        PoolError::Timeout(kind) => Error::Unavailable(format!(
-            "postgres: timed out getting a connection ({kind:?})"
-        )),
+        PoolError::Timeout(kind) => {
+            Error::Unavailable(format!("postgres: timed out getting a connection ({kind:?})"))
+        }
         PoolError::Closed => super::closed_error(),
         PoolError::NoRuntimeSpecified => Error::Internal("postgres: pool without a runtime".into()),
         PoolError::PostCreateHook(e) => Error::Unavailable(format!("postgres: new connection refused: {e}")),

@@ -4,8 +4,8 @@
 //! Layout (operations are documented in `docs/postgres.md`):
 //! - [`config`] and [`tls`]: the store URL, libpq-style `sslmode`, the password's sources;
 //! - [`schema`]: versioned migrations under an advisory lock;
-//! - [`writer`] and [`ops`]: the per-replica writer task with group commit, and the SQL of
-//!   each write;
+//! - [`writer`], [`ops`] and [`result_rows`]: the per-replica writer task with group commit,
+//!   and the SQL of each write;
 //! - [`reader`] and [`select`]: point reads, snapshot list streams, selectors lowered to SQL;
 //! - [`notify`]: `LISTEN`/`NOTIFY` plus polling, so a replica learns of other replicas'
 //!   writes;
@@ -22,6 +22,7 @@ mod error;
 mod notify;
 mod ops;
 mod reader;
+mod result_rows;
 mod schema;
 mod select;
 mod tls;
@@ -39,7 +40,8 @@ pub use self::config::{PostgresOptions, SslMode, PASSWORD_ENV};
 use self::error::{pg_error, pool_error, timed_out};
 use self::writer::{Limits, Op, Reply, Request, Writer};
 use crate::{
-    Change, Error, ListOptions, ListStream, ObjectKey, ObjectWrite, Preconditions, Result, Store, StoredObject,
+    Change, Error, ListOptions, ListStream, ObjectKey, ObjectWrite, Preconditions, Result, Store,
+    StoredObject,
 };
 
 /// A [`Store`] in a PostgreSQL database, for one replica of a horizontally scaled server.
@@ -276,7 +278,12 @@ impl Store for PostgresStore {
     }
 
     async fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>> {
-        read!(self, "a read", |c| reader::changes(&c, &self.cluster, after, limit))
+        read!(self, "a read", |c| reader::changes(
+            &c,
+            &self.cluster,
+            after,
+            limit
+        ))
     }
 
     fn subscribe(&self) -> watch::Receiver<i64> {

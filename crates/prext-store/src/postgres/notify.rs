@@ -143,7 +143,11 @@ mod tests {
     fn payloads() {
         assert_eq!(parse_payload(":42", ""), Some(42));
         assert_eq!(parse_payload("prod:7", "prod"), Some(7));
-        assert_eq!(parse_payload("a:b:9", "a:b"), Some(9), "a cluster name may hold ':'");
+        assert_eq!(
+            parse_payload("a:b:9", "a:b"),
+            Some(9),
+            "a cluster name may hold ':'"
+        );
         assert_eq!(parse_payload("prod:7", "dev"), None);
         assert_eq!(parse_payload("prod:7", ""), None);
         assert_eq!(parse_payload("prod:x", "prod"), None);

@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use deadpool_postgres::Transaction;
-use prext_api::report::{ReportIndex, ResultRow};
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::error::pg_error;
+use super::result_rows::{ResultColumns, INSERT_RESULTS};
 use crate::{Error, EventType, ObjectKey, ObjectWrite, Preconditions, StoredObject};
 
 /// Why one write did not happen.
@@ -54,7 +54,12 @@ const CURRENT: &str = "SELECT id, uid, revision, labels, deleting FROM objects
 const CURRENT_WITH_BODY: &str = "SELECT id, uid, revision, labels, deleting, body FROM objects
      WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4";
 
-async fn current(tx: &Transaction<'_>, cluster: &str, key: &ObjectKey, body: bool) -> OpResult<Option<Current>> {
+async fn current(
+    tx: &Transaction<'_>,
+    cluster: &str,
+    key: &ObjectKey,
+    body: bool,
+) -> OpResult<Option<Current>> {
     let stmt = tx
         .prepare_cached(if body { CURRENT_WITH_BODY } else { CURRENT })
         .await?;
@@ -94,8 +99,8 @@ fn labels_json(labels: &BTreeMap<String, String>) -> Value {
     )
 }
 
-/// Runs `writes` (already started, so pipelined) between `SAVEPOINT` and `RELEASE`; on a
-/// failure, rolls back to the savepoint and says whether the request or the batch failed.
+/// Sends `SAVEPOINT`, `writes` and `RELEASE` in one pipelined flight; on a failure, rolls back
+/// to the savepoint and says whether the request (bad data) or the batch (anything else) failed.
 async fn in_savepoint<F>(tx: &Transaction<'_>, writes: F) -> OpResult<()>
 where
     F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
@@ -189,7 +194,17 @@ pub(crate) async fn create(
             async {
                 tx.execute(
                     &change,
-                    &[&cluster, &revision, &event, &k.resource, &k.namespace, &k.name, &body, &labels, &no_labels],
+                    &[
+                        &cluster,
+                        &revision,
+                        &event,
+                        &k.resource,
+                        &k.namespace,
+                        &k.name,
+                        &body,
+                        &labels,
+                        &no_labels,
+                    ],
                 )
                 .await
             },
@@ -271,7 +286,17 @@ pub(crate) async fn update(
             async {
                 tx.execute(
                     &change,
-                    &[&cluster, &revision, &event, &k.resource, &k.namespace, &k.name, &body, &labels, &prev],
+                    &[
+                        &cluster,
+                        &revision,
+                        &event,
+                        &k.resource,
+                        &k.namespace,
+                        &k.name,
+                        &body,
+                        &labels,
+                        &prev,
+                    ],
                 )
                 .await
             },
@@ -326,16 +351,23 @@ pub(crate) async fn delete(
     let event = EventType::Deleted.as_str();
     let prev = Some(&cur.labels);
     in_savepoint(tx, async {
-        futures::try_join!(
-            async { tx.execute(&remove, &[&cur.id]).await },
-            async {
-                tx.execute(
-                    &change,
-                    &[&cluster, &revision, &event, &key.resource, &key.namespace, &key.name, &body, &cur.labels, &prev],
-                )
-                .await
-            },
-        )
+        futures::try_join!(async { tx.execute(&remove, &[&cur.id]).await }, async {
+            tx.execute(
+                &change,
+                &[
+                    &cluster,
+                    &revision,
+                    &event,
+                    &key.resource,
+                    &key.namespace,
+                    &key.name,
+                    &body,
+                    &cur.labels,
+                    &prev,
+                ],
+            )
+            .await
+        },)
         .map(drop)
     })
     .await?;
@@ -351,127 +383,9 @@ pub(crate) async fn delete(
     ))
 }
 
-const INSERT_CHANGE: &str = "INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels, prev_labels)
+const INSERT_CHANGE: &str =
+    "INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels, prev_labels)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-
-/// One result row per array element; the object is found by its key, so that the insert can be
-/// pipelined right behind the object's own.
-const INSERT_RESULTS: &str = "INSERT INTO results (object_id, cluster, idx, policy, rule, result, severity, category,
-         source, scored, \"timestamp\", message, properties, resources, subject_api_version,
-         subject_kind, subject_namespace, subject_name, subject_uid)
-     SELECT o.id, o.cluster, u.*
-     FROM objects o,
-          unnest($5::integer[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                 $11::text[], $12::boolean[], $13::bigint[], $14::text[], $15::jsonb[],
-                 $16::jsonb[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[]) AS u
-     WHERE o.cluster = $1 AND o.resource = $2 AND o.namespace = $3 AND o.name = $4";
-
-/// A report's results as column arrays. PostgreSQL text cannot hold NUL characters, so they
-/// become U+FFFD in these columns (the served body keeps them, escaped).
-struct ResultColumns {
-    idx: Vec<i32>,
-    text: [Vec<Option<String>>; 6],
-    scored: Vec<Option<bool>>,
-    timestamp: Vec<Option<i64>>,
-    message: Vec<Option<String>>,
-    properties: Vec<Value>,
-    resources: Vec<Value>,
-    subject: [Vec<Option<String>>; 5],
-}
-
-fn clean(s: &Option<String>) -> Option<String> {
-    s.as_ref().map(|s| s.replace('\0', "\u{FFFD}"))
-}
-
-fn clean_json(v: &Value) -> Value {
-    match v {
-        Value::String(s) => Value::String(s.replace('\0', "\u{FFFD}")),
-        Value::Array(a) => Value::Array(a.iter().map(clean_json).collect()),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), clean_json(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-impl ResultColumns {
-    fn new(index: &ReportIndex) -> OpResult<ResultColumns> {
-        let rows = &index.results;
-        let col = |f: fn(&ResultRow) -> &Option<String>| rows.iter().map(|r| clean(f(r))).collect::<Vec<_>>();
-        let idx = rows
-            .iter()
-            .map(|r| i32::try_from(r.index))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| OpError::Rejected(Error::Internal("a result index is out of range".into())))?;
-        Ok(ResultColumns {
-            idx,
-            text: [
-                col(|r| &r.policy),
-                col(|r| &r.rule),
-                col(|r| &r.result),
-                col(|r| &r.severity),
-                col(|r| &r.category),
-                col(|r| &r.source),
-            ],
-            scored: rows.iter().map(|r| r.scored).collect(),
-            timestamp: rows.iter().map(|r| r.timestamp).collect(),
-            message: col(|r| &r.message),
-            properties: rows.iter().map(|r| clean_json(&r.properties)).collect(),
-            resources: rows.iter().map(|r| clean_json(&r.resources)).collect(),
-            subject: [
-                col(|r| &r.subject.api_version),
-                col(|r| &r.subject.kind),
-                col(|r| &r.subject.namespace),
-                col(|r| &r.subject.name),
-                col(|r| &r.subject.uid),
-            ],
-        })
-    }
-
-    /// Inserts the rows (nothing when there are none).
-    async fn insert(
-        &self,
-        tx: &Transaction<'_>,
-        stmt: &tokio_postgres::Statement,
-        cluster: &str,
-        key: &ObjectKey,
-    ) -> Result<u64, tokio_postgres::Error> {
-        if self.idx.is_empty() {
-            return Ok(0);
-        }
-        let [policy, rule, result, severity, category, source] = &self.text;
-        let [s_api, s_kind, s_ns, s_name, s_uid] = &self.subject;
-        tx.execute(
-            stmt,
-            &[
-                &cluster,
-                &key.resource,
-                &key.namespace,
-                &key.name,
-                &self.idx,
-                policy,
-                rule,
-                result,
-                severity,
-                category,
-                source,
-                &self.scored,
-                &self.timestamp,
-                &self.message,
-                &self.properties,
-                &self.resources,
-                s_api,
-                s_kind,
-                s_ns,
-                s_name,
-                s_uid,
-            ],
-        )
-        .await
-    }
-}
 
 /// One step of compaction: drops up to `batch` change rows at or below `newest - keep`.
 /// `compacted` is the current compaction point. Returns the point reached and whether it is

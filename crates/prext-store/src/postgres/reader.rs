@@ -50,7 +50,8 @@ pub(crate) async fn meta(client: &impl GenericClient, cluster: &str) -> Result<(
         .await
         .map_err(pg_error)?;
     let row = client.query_opt(&stmt, &[&cluster]).await.map_err(pg_error)?;
-    let row = row.ok_or_else(|| Error::Internal(format!("the counter row of cluster {cluster:?} is missing")))?;
+    let row =
+        row.ok_or_else(|| Error::Internal(format!("the counter row of cluster {cluster:?} is missing")))?;
     Ok((
         row.try_get(0).map_err(pg_error)?,
         row.try_get(1).map_err(pg_error)?,
@@ -81,7 +82,9 @@ pub(crate) async fn changes(client: &Object, cluster: &str, after: i64, limit: u
         .await
         .map_err(pg_error)?;
     let Some(first) = rows.first() else {
-        return Err(Error::Internal(format!("the counter row of cluster {cluster:?} is missing")));
+        return Err(Error::Internal(format!(
+            "the counter row of cluster {cluster:?} is missing"
+        )));
     };
     let oldest: i64 = first.try_get(0).map_err(pg_error)?;
     if after < oldest {
@@ -148,7 +151,10 @@ pub(crate) fn list_query(cluster: &str, opts: &ListOptions) -> Predicate {
             let bound = p.bind(Param::Text(ns.clone()), "text");
             p.push(format!("namespace = {bound}"));
             // Within one namespace the key range is a name range.
-            match after.as_ref().map(|(after_ns, name)| (after_ns.as_str().cmp(ns.as_str()), name)) {
+            match after
+                .as_ref()
+                .map(|(after_ns, name)| (after_ns.as_str().cmp(ns.as_str()), name))
+            {
                 None | Some((std::cmp::Ordering::Less, _)) => {}
                 Some((std::cmp::Ordering::Equal, name)) => {
                     let name = p.bind(Param::Text(name.clone()), "text");
@@ -172,7 +178,15 @@ pub(crate) async fn list(pool: &Pool, cluster: &str, opts: ListOptions, fetch: u
     tokio::spawn(async move {
         let mut client = client;
         let mut revision_tx = Some(revision_tx);
-        let outcome = stream_list(&mut client, &cluster, &opts, fetch.max(1), &mut revision_tx, &items_tx).await;
+        let outcome = stream_list(
+            &mut client,
+            &cluster,
+            &opts,
+            fetch.max(1),
+            &mut revision_tx,
+            &items_tx,
+        )
+        .await;
         if let Err(e) = outcome {
             match revision_tx.take() {
                 Some(tx) => drop(tx.send(Err(e))),
@@ -214,7 +228,10 @@ async fn stream_list(
     );
     if let Some(limit) = opts.limit {
         // One more than asked, to know whether to announce more.
-        sql.push_str(&format!(" LIMIT {}", i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1));
+        sql.push_str(&format!(
+            " LIMIT {}",
+            i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1
+        ));
     }
     let portal = tx.bind(sql.as_str(), &p.param_refs()).await.map_err(pg_error)?;
     if let Some(tx) = revision_tx.take() {

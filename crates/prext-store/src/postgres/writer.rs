@@ -37,7 +37,10 @@ pub(crate) enum Op {
     Update(ObjectWrite, i64),
     Delete(ObjectKey, Preconditions),
     /// One compaction step (see [`ops::compact_step`]).
-    Compact { keep: i64, batch: usize },
+    Compact {
+        keep: i64,
+        batch: usize,
+    },
 }
 
 /// The answer to an [`Op`].
@@ -191,7 +194,10 @@ impl Writer {
             .prepare_cached("SELECT revision, compacted_revision FROM meta WHERE cluster = $1 FOR UPDATE")
             .await
             .map_err(Failure::before_commit)?;
-        let row = tx.query_opt(&lock, &[&cluster]).await.map_err(Failure::before_commit)?;
+        let row = tx
+            .query_opt(&lock, &[&cluster])
+            .await
+            .map_err(Failure::before_commit)?;
         let Some(row) = row else {
             return Err(Failure {
                 error: Error::Internal(format!("the counter row of cluster {cluster:?} is missing")),
@@ -234,10 +240,9 @@ impl Writer {
                 .prepare_cached("SELECT pg_notify($1, $2)")
                 .await
                 .map_err(Failure::before_commit)?;
-            futures::try_join!(
-                async { tx.execute(&bump, &[&cluster, &revision]).await },
-                async { tx.execute(&notify, &[&CHANNEL, &payload]).await },
-            )
+            futures::try_join!(async { tx.execute(&bump, &[&cluster, &revision]).await }, async {
+                tx.execute(&notify, &[&CHANNEL, &payload]).await
+            },)
             .map_err(Failure::before_commit)?;
         }
         tx.commit().await.map_err(|e| {
@@ -278,10 +283,13 @@ async fn apply(
     let object = |(o, n): (StoredObject, usize)| (Reply::Object(o), n, true);
     match op {
         Op::Create(obj) => ops::create(tx, cluster, obj, revision).await.map(object),
-        Op::Update(obj, expected) => ops::update(tx, cluster, obj, *expected, revision).await.map(object),
+        Op::Update(obj, expected) => ops::update(tx, cluster, obj, *expected, revision)
+            .await
+            .map(object),
         Op::Delete(key, pre) => ops::delete(tx, cluster, key, pre, revision).await.map(object),
         Op::Compact { keep, batch } => {
-            let (point, done) = ops::compact_step(tx, cluster, revision - 1, *compacted, *keep, *batch).await?;
+            let (point, done) =
+                ops::compact_step(tx, cluster, revision - 1, *compacted, *keep, *batch).await?;
             *compacted = point;
             Ok((Reply::Compacted(point, done), 0, false))
         }

@@ -21,12 +21,14 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::{IndexedResult, TestDatabase};
-use crate::postgres::{PostgresOptions, PostgresStore};
-use crate::{ObjectKey, Store};
+use crate::postgres::PostgresOptions;
+
+mod database;
+
+use self::database::connect;
+pub use self::database::PostgresTestDatabase;
 
 /// The superuser of the throwaway cluster.
 pub const SUPERUSER: &str = "prext";
@@ -172,7 +174,14 @@ impl TempPostgres {
     pub async fn stop(&self) {
         self.run(
             "pg_ctl",
-            &["-D", &self.data_dir().to_string_lossy(), "-m", "immediate", "-w", "stop"],
+            &[
+                "-D",
+                &self.data_dir().to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
         )
         .await;
         self.running.store(false, Ordering::Release);
@@ -232,7 +241,9 @@ impl TempPostgres {
         if admin.batch_execute(&icu).await.is_err() {
             // A server without ICU: the C collation only.
             admin
-                .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"))
+                .batch_execute(&format!(
+                    "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"
+                ))
                 .await
                 .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
         }
@@ -242,10 +253,7 @@ impl TempPostgres {
     /// A fresh database, served as the cluster `""`.
     pub async fn database(&self) -> PostgresTestDatabase {
         let name = self.create_database().await;
-        PostgresTestDatabase {
-            url: self.url(&name),
-            opts: self.options(),
-        }
+        PostgresTestDatabase::new(self.url(&name), self.options())
     }
 
     fn write_file(&self, relative: &str, contents: &str, mode: u32) {
@@ -267,7 +275,15 @@ impl TempPostgres {
 
     fn command(&self, program: &str) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(self.bin.join(program));
-        for var in ["PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGDATABASE", "PGOPTIONS", "PGPASSWORD"] {
+        for var in [
+            "PGDATA",
+            "PGPORT",
+            "PGHOST",
+            "PGUSER",
+            "PGDATABASE",
+            "PGOPTIONS",
+            "PGPASSWORD",
+        ] {
             cmd.env_remove(var);
         }
         cmd.env("LC_ALL", "C").current_dir(self.dir.path());
@@ -315,104 +331,22 @@ impl Drop for TempPostgres {
             return;
         }
         let mut cmd = std::process::Command::new(self.bin.join("pg_ctl"));
-        cmd.args(["-D", &self.data_dir().to_string_lossy(), "-m", "immediate", "-w", "stop"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+        cmd.args([
+            "-D",
+            &self.data_dir().to_string_lossy(),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
         if let Some((uid, gid)) = self.run_as {
             use std::os::unix::process::CommandExt;
             cmd.uid(uid).gid(gid);
         }
         let _ = cmd.status();
     }
-}
-
-/// The PostgreSQL backend's [`TestDatabase`]: one database (and cluster name) of a
-/// [`TempPostgres`].
-#[derive(Debug, Clone)]
-pub struct PostgresTestDatabase {
-    url: String,
-    opts: PostgresOptions,
-}
-
-impl PostgresTestDatabase {
-    /// The same database, served as another cluster.
-    pub fn with_cluster(&self, cluster: &str) -> PostgresTestDatabase {
-        let mut other = self.clone();
-        other.opts.cluster = cluster.to_owned();
-        other
-    }
-
-    /// The same database and cluster, with other options (the password is kept).
-    pub fn with_options(&self, opts: PostgresOptions) -> PostgresTestDatabase {
-        let password = self.opts.password.clone();
-        let mut other = self.clone();
-        other.opts = PostgresOptions { password, ..opts };
-        other
-    }
-
-    /// The store URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The options stores are opened with.
-    pub fn options(&self) -> &PostgresOptions {
-        &self.opts
-    }
-
-    /// Connects a store (a replica) to this database.
-    pub async fn open_postgres(&self) -> Arc<PostgresStore> {
-        let store = PostgresStore::connect(&self.url, self.opts.clone())
-            .await
-            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url));
-        Arc::new(store)
-    }
-
-    /// A superuser connection, the kind an analyst's tool would open.
-    pub async fn analyst_client(&self) -> tokio_postgres::Client {
-        connect(&self.url, self.opts.password.as_deref().unwrap_or_default()).await
-    }
-}
-
-#[async_trait::async_trait]
-impl TestDatabase for PostgresTestDatabase {
-    async fn open(&self) -> Arc<dyn Store> {
-        self.open_postgres().await
-    }
-
-    async fn result_rows(&self, key: &ObjectKey) -> Vec<IndexedResult> {
-        // Through the documented view, as analysts read it.
-        let client = self.analyst_client().await;
-        let rows = client
-            .query(
-                "SELECT idx, policy, result, subject_name FROM report_results
-                 WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND report = $4 ORDER BY idx",
-                &[&self.opts.cluster, &key.resource, &key.namespace, &key.name],
-            )
-            .await
-            .unwrap_or_else(|e| panic!("query report_results: {e}"));
-        rows.iter()
-            .map(|r| IndexedResult {
-                index: i64::from(r.get::<_, i32>(0)),
-                policy: r.get(1),
-                result: r.get(2),
-                subject_name: r.get(3),
-            })
-            .collect()
-    }
-}
-
-async fn connect(url: &str, password: &str) -> tokio_postgres::Client {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .unwrap_or_else(|e| panic!("parsing {url}: {e}"));
-    config.password(password);
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
-    tokio::spawn(connection);
-    client
 }
 
 /// The user to run the server as: `None` unless we are root (the owner of a directory we just
@@ -432,7 +366,8 @@ fn run_as(dir: &Path) -> Option<(u32, u32)> {
             .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
             .flatten()
     });
-    let (uid, gid) = ids.unwrap_or_else(|| panic!("running as root, and there is no user {user:?} to run PostgreSQL as"));
+    let (uid, gid) =
+        ids.unwrap_or_else(|| panic!("running as root, and there is no user {user:?} to run PostgreSQL as"));
     std::os::unix::fs::chown(dir, Some(uid), Some(gid))
         .unwrap_or_else(|e| panic!("chown {}: {e}", dir.display()));
     Some((uid, gid))
@@ -442,7 +377,11 @@ fn run_as(dir: &Path) -> Option<(u32, u32)> {
 fn find_bin() -> PathBuf {
     let has_tools = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
     if let Some(dir) = std::env::var_os("PREXT_PG_BIN").map(PathBuf::from) {
-        assert!(has_tools(&dir), "PREXT_PG_BIN={} holds no initdb and pg_ctl", dir.display());
+        assert!(
+            has_tools(&dir),
+            "PREXT_PG_BIN={} holds no initdb and pg_ctl",
+            dir.display()
+        );
         return dir;
     }
     let on_path = std::env::var_os("PATH")
@@ -459,7 +398,7 @@ fn find_bin() -> PathBuf {
                 .collect()
         })
         .unwrap_or_default();
-    debian.sort_by(|a, b| b.0.cmp(&a.0));
+    debian.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     on_path
         .into_iter()
         .chain(debian.into_iter().map(|(_, dir)| dir))

@@ -12,7 +12,11 @@ use prext_store::{Error, Store, StoredObject};
 use super::replicas::wait_for_listeners;
 
 /// Creates objects in a loop until told to stop; returns what was acknowledged and the errors.
-async fn load(store: Arc<PostgresStore>, task: usize, stop: Arc<AtomicBool>) -> (Vec<StoredObject>, Vec<Error>) {
+async fn load(
+    store: Arc<PostgresStore>,
+    task: usize,
+    stop: Arc<AtomicBool>,
+) -> (Vec<StoredObject>, Vec<Error>) {
     let (mut acked, mut errors) = (Vec::new(), Vec::new());
     let mut i = 0;
     while !stop.load(Ordering::Acquire) {
@@ -71,7 +75,11 @@ async fn outage_under_write_load() {
         Ok(_) => panic!("list while down: want Unavailable, got a stream"),
         Err(other) => panic!("list while down: want Unavailable, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "failing took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "failing took {:?}",
+        started.elapsed()
+    );
 
     pg.start().await;
     // The same store writes again, without being reopened.
@@ -97,18 +105,41 @@ async fn outage_under_write_load() {
     }
     assert!(!errors.is_empty(), "the outage was noticed");
     for e in &errors {
-        assert!(matches!(e, Error::Unavailable(_)), "only Unavailable errors: {e:?}");
+        assert!(
+            matches!(e, Error::Unavailable(_)),
+            "only Unavailable errors: {e:?}"
+        );
     }
-    assert!(acked.iter().any(|o| o.revision > back.revision), "the load resumed");
-    eprintln!("{} writes acknowledged, {} refused as unavailable", acked.len(), errors.len());
+    assert!(
+        acked.iter().any(|o| o.revision > back.revision),
+        "the load resumed"
+    );
+    eprintln!(
+        "{} writes acknowledged, {} refused as unavailable",
+        acked.len(),
+        errors.len()
+    );
 
     // Every acknowledged write survived the crash, exactly as acknowledged.
     for o in &acked {
-        assert_eq!(store.get(&o.key).await.expect("get").as_ref(), Some(o), "lost {:?}", o.key);
+        assert_eq!(
+            store.get(&o.key).await.expect("get").as_ref(),
+            Some(o),
+            "lost {:?}",
+            o.key
+        );
     }
-    let logged: std::collections::BTreeSet<i64> =
-        store.changes(0, 100_000).await.expect("changes").iter().map(|c| c.revision).collect();
-    assert!(acked.iter().all(|o| logged.contains(&o.revision)), "the change log has every acknowledged write");
+    let logged: std::collections::BTreeSet<i64> = store
+        .changes(0, 100_000)
+        .await
+        .expect("changes")
+        .iter()
+        .map(|c| c.revision)
+        .collect();
+    assert!(
+        acked.iter().all(|o| logged.contains(&o.revision)),
+        "the change log has every acknowledged write"
+    );
     store.ping().await.expect("ping after recovery");
 
     // The other replica's change feed recovered too: it hears about a write through this one.

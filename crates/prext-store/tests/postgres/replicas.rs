@@ -27,7 +27,10 @@ pub(crate) async fn wait_for_listeners(db: &PostgresTestDatabase, n: i64) {
         if listening >= n {
             return;
         }
-        assert!(Instant::now() < deadline, "{listening} of {n} listeners after 10s");
+        assert!(
+            Instant::now() < deadline,
+            "{listening} of {n} listeners after 10s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -46,7 +49,11 @@ async fn replicas_share_revisions_and_concurrency() {
         tasks.push(tokio::spawn(async move {
             let mut revisions = Vec::new();
             for i in 0..25 {
-                let o = fixtures::create(&*store, fixtures::report(fixtures::POLR, &format!("ns-{t}"), &format!("r{i}"))).await;
+                let o = fixtures::create(
+                    &*store,
+                    fixtures::report(fixtures::POLR, &format!("ns-{t}"), &format!("r{i}")),
+                )
+                .await;
                 revisions.push(o.revision);
             }
             revisions
@@ -64,7 +71,13 @@ async fn replicas_share_revisions_and_concurrency() {
     assert_eq!(newest, 200, "gap-free across replicas");
     for s in [&a, &b] {
         assert_eq!(s.revision().await.expect("revision"), newest);
-        let log: BTreeSet<i64> = s.changes(0, 1000).await.expect("changes").iter().map(|c| c.revision).collect();
+        let log: BTreeSet<i64> = s
+            .changes(0, 1000)
+            .await
+            .expect("changes")
+            .iter()
+            .map(|c| c.revision)
+            .collect();
         assert_eq!(log, acked);
     }
 
@@ -81,7 +94,10 @@ async fn replicas_share_revisions_and_concurrency() {
     let w = fixtures::report(fixtures::POLR, "occ", "x");
     let v1 = fixtures::create(&*a, w.clone()).await;
     let v2 = b.update(w.clone(), v1.revision).await.expect("update through b");
-    assert!(matches!(a.update(w.clone(), v1.revision).await, Err(Error::Conflict(_))));
+    assert!(matches!(
+        a.update(w.clone(), v1.revision).await,
+        Err(Error::Conflict(_))
+    ));
     let stale = Preconditions {
         uid: None,
         resource_version: Some(v1.revision),
@@ -92,7 +108,10 @@ async fn replicas_share_revisions_and_concurrency() {
         let current = a.get(&w.key).await.expect("get").expect("exists").revision;
         let (ra, rb) = tokio::join!(a.update(w.clone(), current), b.update(w.clone(), current));
         let wins = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
-        assert_eq!(wins, 1, "round {round}: exactly one update from {current} wins: {ra:?} {rb:?}");
+        assert_eq!(
+            wins, 1,
+            "round {round}: exactly one update from {current} wins: {ra:?} {rb:?}"
+        );
         assert!(
             [&ra, &rb].iter().any(|r| matches!(r, Err(Error::Conflict(_)))),
             "round {round}: the other conflicts"
@@ -104,7 +123,9 @@ async fn replicas_share_revisions_and_concurrency() {
         );
         let created = [&ca, &cb].iter().filter(|r| r.is_ok()).count();
         assert_eq!(created, 1, "round {round}: one create wins: {ca:?} {cb:?}");
-        assert!([&ca, &cb].iter().any(|r| matches!(r, Err(Error::AlreadyExists { .. }))));
+        assert!([&ca, &cb]
+            .iter()
+            .any(|r| matches!(r, Err(Error::AlreadyExists { .. }))));
     }
     a.close().await;
     b.close().await;
@@ -136,7 +157,10 @@ async fn a_write_through_one_replica_wakes_the_other() {
         eprintln!("B woken {:?} after A's write began", started.elapsed());
         let seen = b.changes(o.revision - 1, 10).await.expect("changes through B");
         assert_eq!(seen.len(), 1);
-        assert_eq!((seen[0].revision, &seen[0].key, &seen[0].body), (o.revision, &o.key, &o.body));
+        assert_eq!(
+            (seen[0].revision, &seen[0].key, &seen[0].body),
+            (o.revision, &o.key, &o.body)
+        );
         assert_eq!(b.get(&o.key).await.expect("get"), Some(o));
     }
 
@@ -217,7 +241,9 @@ async fn clusters_in_one_database_do_not_see_each_other() {
     assert_eq!(one_db.result_rows(&key).await.len(), 1);
 
     // Writes, deletes and compaction in one leave the other alone.
-    one.delete(&key, Preconditions::default()).await.expect("delete in one");
+    one.delete(&key, Preconditions::default())
+        .await
+        .expect("delete in one");
     assert_eq!(one.compact(0).await.expect("compact"), 6);
     assert_eq!(two.get(&key).await.expect("get"), Some(in_two));
     assert_eq!(two.oldest_revision().await.expect("oldest"), 0);
@@ -231,4 +257,3 @@ async fn clusters_in_one_database_do_not_see_each_other() {
         s.close().await;
     }
 }
-

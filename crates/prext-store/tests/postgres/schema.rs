@@ -55,7 +55,10 @@ async fn newer_schema_is_refused() {
     db.open_postgres().await.close().await;
     db.analyst_client()
         .await
-        .execute("INSERT INTO schema_migrations (version, name) VALUES (2, 'future')", &[])
+        .execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (2, 'future')",
+            &[],
+        )
         .await
         .expect("insert");
     let err = PostgresStore::connect(db.url(), db.options().clone())
@@ -71,9 +74,13 @@ async fn analyst_tables_and_read_only_role() {
     let store = db.open_postgres().await;
     let mut w = fixtures::report(fixtures::POLR, "team-a", "pod-report");
     fixtures::set_labels(&mut w, &[("app.kubernetes.io/managed-by", "kyverno")]);
-    fixtures::set_results(&mut w, &[("disallow-privileged", "fail"), ("require-labels", "pass")]);
+    fixtures::set_results(
+        &mut w,
+        &[("disallow-privileged", "fail"), ("require-labels", "pass")],
+    );
     w.body["summary"] = json!({"pass": 8, "fail": 2});
-    w.body["scope"] = json!({"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "team-a", "name": "web"});
+    w.body["scope"] =
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "team-a", "name": "web"});
     fixtures::reindex(&mut w);
     let created = fixtures::create(&*store, w).await;
 
@@ -102,7 +109,10 @@ async fn analyst_tables_and_read_only_role() {
     .parse()
     .expect("url");
     config.password("analyst-pw");
-    let (analyst, connection) = config.connect(tokio_postgres::NoTls).await.expect("analyst connects");
+    let (analyst, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("analyst connects");
     tokio::spawn(connection);
 
     let row = analyst
@@ -116,10 +126,21 @@ async fn analyst_tables_and_read_only_role() {
         .expect("objects row");
     assert_eq!(row.get::<_, i64>(0), created.revision);
     assert_eq!(row.get::<_, String>(1), "kyverno");
-    assert_eq!((row.get::<_, i64>(2), row.get::<_, i64>(3)), (8, 2), "the summary as written");
-    assert_eq!((row.get::<_, String>(4), row.get::<_, String>(5)), ("Deployment".into(), "web".into()));
+    assert_eq!(
+        (row.get::<_, i64>(2), row.get::<_, i64>(3)),
+        (8, 2),
+        "the summary as written"
+    );
+    assert_eq!(
+        (row.get::<_, String>(4), row.get::<_, String>(5)),
+        ("Deployment".into(), "web".into())
+    );
     assert!(!row.get::<_, bool>(6));
-    assert_eq!(row.get::<_, String>(7).as_bytes(), &created.body[..], "the exact JSON served");
+    assert_eq!(
+        row.get::<_, String>(7).as_bytes(),
+        &created.body[..],
+        "the exact JSON served"
+    );
 
     let failing: Vec<(String, String, String)> = analyst
         .query(
@@ -132,9 +153,15 @@ async fn analyst_tables_and_read_only_role() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
-    assert_eq!(failing, [("prod-eu".into(), "disallow-privileged".into(), "pod-0".into())]);
+    assert_eq!(
+        failing,
+        [("prod-eu".into(), "disallow-privileged".into(), "pod-0".into())]
+    );
     let prop: String = analyst
-        .query_one("SELECT properties->>'index' FROM results WHERE policy = 'require-labels'", &[])
+        .query_one(
+            "SELECT properties->>'index' FROM results WHERE policy = 'require-labels'",
+            &[],
+        )
         .await
         .expect("properties")
         .get(0);
@@ -184,7 +211,10 @@ async fn text_the_database_cannot_hold_is_kept_in_the_body() {
     w.body["results"][0]["properties"] = json!({"k\u{0}": "v\u{0}"});
     fixtures::reindex(&mut w);
     let created = fixtures::create(&*store, w.clone()).await;
-    assert_eq!(fixtures::body_json(&created), fixtures::stamped(&w.body, created.revision));
+    assert_eq!(
+        fixtures::body_json(&created),
+        fixtures::stamped(&w.body, created.revision)
+    );
     assert_eq!(store.get(&created.key).await.expect("get"), Some(created));
     let row = db
         .analyst_client()
@@ -198,6 +228,44 @@ async fn text_the_database_cannot_hold_is_kept_in_the_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_the_database_refuses_fails_alone() {
+    // jsonb cannot hold U+0000: the database refuses these labels. The write must fail on
+    // its own, take no revision, and leave the writes batched with it alone.
+    let pg = TempPostgres::new().await;
+    let store = pg.database().await.open_postgres().await;
+    let mut bad = fixtures::report(fixtures::POLR, "ns", "bad");
+    fixtures::set_labels(&mut bad, &[("nul\u{0}key", "v")]);
+    let mut writes = Vec::new();
+    for i in 0..20 {
+        let w = if i == 10 {
+            bad.clone()
+        } else {
+            fixtures::report(fixtures::POLR, "ns", &format!("good-{i:02}"))
+        };
+        let store = std::sync::Arc::clone(&store);
+        writes.push(tokio::spawn(async move { store.create(w).await }));
+    }
+    let mut revisions = Vec::new();
+    for (i, w) in writes.into_iter().enumerate() {
+        match (i, w.await.expect("task")) {
+            (10, Err(Error::Internal(m))) => assert!(m.contains("refused"), "{m}"),
+            (10, other) => panic!("the bad write: want Internal, got {other:?}"),
+            (_, Ok(o)) => revisions.push(o.revision),
+            (_, Err(e)) => panic!("a good write failed with its batch: {e}"),
+        }
+    }
+    revisions.sort_unstable();
+    assert_eq!(
+        revisions,
+        (1..=19).collect::<Vec<i64>>(),
+        "gap-free: the refused write took no revision"
+    );
+    assert_eq!(store.get(&bad.key).await.expect("get"), None);
+    assert_eq!(store.changes(0, 100).await.expect("changes").len(), 19);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials() {
     let pg = TempPostgres::new().await;
     let db = pg.database().await;
@@ -206,7 +274,9 @@ async fn credentials() {
         password_file: Some(pg.password_file()),
         ..db.options().clone()
     };
-    let store = PostgresStore::connect(db.url(), from_file).await.expect("password file");
+    let store = PostgresStore::connect(db.url(), from_file)
+        .await
+        .expect("password file");
     store.ping().await.expect("ping");
     store.close().await;
 
@@ -218,7 +288,12 @@ async fn credentials() {
         Err(Error::Unavailable(m)) => assert!(m.contains("password"), "{m}"),
         other => panic!("wrong password: want Unavailable, got {other:?}"),
     }
-    match PostgresStore::connect("postgres://prext@127.0.0.1:1/x?sslmode=bogus", db.options().clone()).await {
+    match PostgresStore::connect(
+        "postgres://prext@127.0.0.1:1/x?sslmode=bogus",
+        db.options().clone(),
+    )
+    .await
+    {
         Err(Error::Internal(m)) => assert!(m.contains("sslmode"), "{m}"),
         other => panic!("bad URL: want Internal, got {other:?}"),
     }

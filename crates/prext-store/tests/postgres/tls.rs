@@ -58,11 +58,23 @@ async fn ssl_modes() {
 
     let refused = [
         // The certificate names localhost, not 127.0.0.1.
-        (url("127.0.0.1", &format!("sslmode=verify-full&{}", root(&ca))), "certificate"),
+        (
+            url("127.0.0.1", &format!("sslmode=verify-full&{}", root(&ca))),
+            "certificate",
+        ),
         // Issued by another CA (require with a root verifies the chain, as libpq does).
-        (url("localhost", &format!("sslmode=verify-full&{}", root(&other_ca))), "certificate"),
-        (url("127.0.0.1", &format!("sslmode=verify-ca&{}", root(&other_ca))), "certificate"),
-        (url("127.0.0.1", &format!("sslmode=require&{}", root(&other_ca))), "certificate"),
+        (
+            url("localhost", &format!("sslmode=verify-full&{}", root(&other_ca))),
+            "certificate",
+        ),
+        (
+            url("127.0.0.1", &format!("sslmode=verify-ca&{}", root(&other_ca))),
+            "certificate",
+        ),
+        (
+            url("127.0.0.1", &format!("sslmode=require&{}", root(&other_ca))),
+            "certificate",
+        ),
         // The server accepts TLS connections only.
         (url("127.0.0.1", "sslmode=disable"), "no encryption"),
     ];
@@ -72,7 +84,10 @@ async fn ssl_modes() {
             other => panic!("{u}: want Unavailable ({why}), got {other:?}"),
         }
     }
-    let missing = url("localhost", &format!("sslmode=verify-full&{}", root(&files.path().join("nope.pem"))));
+    let missing = url(
+        "localhost",
+        &format!("sslmode=verify-full&{}", root(&files.path().join("nope.pem"))),
+    );
     assert!(matches!(
         PostgresStore::connect(&missing, pg.options()).await,
         Err(Error::Internal(m)) if m.contains("nope.pem")

@@ -1,0 +1,12 @@
+//! `kubectl-prext`: the kubectl plugin of prext (`kubectl prext …`).
+//!
+//! Installed on `PATH`, kubectl runs it for `kubectl prext …`. It reads the user's kubeconfig
+//! and context like any kubectl command (`KUBECONFIG`, `--kubeconfig`, `--context`, `-n`) and
+//! talks to prext through the cluster's API server. See `crates/prext-cli/src/plugin/mod.rs`.
+
+#[path = "../plugin/mod.rs"]
+mod plugin;
+
+fn main() -> std::process::ExitCode {
+    plugin::main()
+}

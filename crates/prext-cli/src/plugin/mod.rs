@@ -1,0 +1,199 @@
+//! The `kubectl prext` plugin: the commands of the original prototype (`create -f`,
+//! `apply -f`, `get`, `delete`) for every report kind, plus `results` and `summary` over the
+//! result query API (`results.prext.io`), with `--fail-on` exit codes for CI.
+//!
+//! Exit codes: 0 success; 1 an error (shown as kubectl shows it); 2 bad usage; 3 `--fail-on`
+//! found a failing result at or above the threshold.
+//!
+//! Modules: [`client`] (kubeconfig, requests, errors), [`reports`] (the prototype's
+//! commands), [`results`] (results and summaries), [`table`] (text, CSV and colors).
+
+mod client;
+mod reports;
+mod results;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use client::{Conn, ConnectionArgs, PluginResult};
+
+/// The exit code of `--fail-on` when it finds a failing result.
+const EXIT_FAIL_ON: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "kubectl prext",
+    bin_name = "kubectl prext",
+    version,
+    about = "Policy reports stored by prext: manage reports, query results, summarize them"
+)]
+struct Cli {
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create reports from files (YAML or JSON; `-` for stdin).
+    Create {
+        /// Files to read.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Create or update reports from files (server-side apply).
+    Apply {
+        /// Files to read.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show reports: `get polr|cpolr|reps|… [NAME]`.
+    Get {
+        /// The report kind: polr, cpolr, reps, creps, ephr, cephr, or a kind or plural.
+        kind: String,
+        /// One report's name.
+        name: Option<String>,
+        /// Across all namespaces.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<reports::GetOutput>,
+        /// Keep watching for changes after listing.
+        #[arg(short = 'w', long)]
+        watch: bool,
+    },
+    /// Delete reports: `delete polr|cpolr NAME…`.
+    Delete {
+        /// The report kind.
+        kind: String,
+        /// The reports to delete.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// List policy results matching filters.
+    Results {
+        #[command(flatten)]
+        filters: results::Filters,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: results::ResultsOutput,
+        /// Order: report (default), severity (most severe first) or timestamp (newest first).
+        #[arg(long)]
+        sort: Option<String>,
+        /// Show at most this many results.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Exit 3 when a failing (fail or error) result of this severity or above matches.
+        #[arg(long, value_name = "SEVERITY")]
+        fail_on: Option<String>,
+    },
+    /// Count results by result, grouped by namespace, policy, source or report kind.
+    Summary {
+        #[command(flatten)]
+        filters: results::Filters,
+        /// Group by: namespace, policy, rule, category, source, report.kind, subject.kind.
+        #[arg(long, default_value = "namespace")]
+        by: String,
+        /// Color the counts.
+        #[arg(long, value_enum, default_value = "auto")]
+        color: table::ColorChoice,
+        /// Exit 3 when a failing (fail or error) result of this severity or above matches.
+        #[arg(long, value_name = "SEVERITY")]
+        fail_on: Option<String>,
+    },
+}
+
+/// Runs the plugin and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(client::PluginError::Closed) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> PluginResult<ExitCode> {
+    let conn = Conn::new(&cli.connection).await?;
+    let fail_on = match cli.command {
+        Command::Create { files } => return reports::create(&conn, &files).await.map(|()| ExitCode::SUCCESS),
+        Command::Apply { files } => return reports::apply(&conn, &files).await.map(|()| ExitCode::SUCCESS),
+        Command::Delete { kind, names } => {
+            return reports::delete(&conn, &kind, &names).await.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Get {
+            kind,
+            name,
+            all_namespaces,
+            output,
+            watch,
+        } => {
+            let options = reports::GetOptions {
+                kind: &kind,
+                name: name.as_deref(),
+                all_namespaces,
+                output,
+                watch,
+            };
+            return reports::get(&conn, options).await.map(|()| ExitCode::SUCCESS);
+        }
+        Command::Results {
+            filters,
+            output,
+            sort,
+            limit,
+            fail_on,
+        } => {
+            if let Some(t) = &fail_on {
+                results::fail_on_selector(t)?;
+            }
+            let options = results::ResultsOptions {
+                filters: &filters,
+                output,
+                sort: sort.as_deref(),
+                limit,
+            };
+            results::results(&conn, options).await?;
+            fail_on.map(|t| (filters, t))
+        }
+        Command::Summary {
+            filters,
+            by,
+            color,
+            fail_on,
+        } => {
+            if let Some(t) = &fail_on {
+                results::fail_on_selector(t)?;
+            }
+            let options = results::SummaryOptions {
+                filters: &filters,
+                by: &by,
+                color,
+            };
+            results::summary(&conn, options).await?;
+            fail_on.map(|t| (filters, t))
+        }
+    };
+    if let Some((filters, threshold)) = fail_on {
+        if results::fails(&conn, &filters, &threshold).await? {
+            eprintln!("error: failing results of severity {threshold} or above were found");
+            return Ok(ExitCode::from(EXIT_FAIL_ON));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
