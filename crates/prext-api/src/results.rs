@@ -202,12 +202,21 @@ mod tests {
     #[test]
     fn paths() {
         let p = parse_path("/apis/results.prext.io/v1alpha1/namespaces/ns/policyresults").expect("path");
-        assert_eq!((p.resource.kind, p.namespace.as_deref(), p.name), ("PolicyResult", Some("ns"), None));
+        assert_eq!(
+            (p.resource.kind, p.namespace.as_deref(), p.name),
+            ("PolicyResult", Some("ns"), None)
+        );
         let p = parse_path("/apis/results.prext.io/v1alpha1/resultsummaries").expect("path");
         assert_eq!((p.resource.kind, p.namespace), ("ResultSummary", None));
-        let p = parse_path("/apis/results.prext.io/v1alpha1/namespaces/a%20b/policyresults/polr.x.1").expect("path");
-        assert_eq!((p.namespace.as_deref(), p.name.as_deref()), (Some("a b"), Some("polr.x.1")));
-        assert!(parse_path("/apis/results.prext.io/v1alpha1/watch/policyresults").is_some_and(|p| p.watch_prefix));
+        let p = parse_path("/apis/results.prext.io/v1alpha1/namespaces/a%20b/policyresults/polr.x.1")
+            .expect("path");
+        assert_eq!(
+            (p.namespace.as_deref(), p.name.as_deref()),
+            (Some("a b"), Some("polr.x.1"))
+        );
+        assert!(
+            parse_path("/apis/results.prext.io/v1alpha1/watch/policyresults").is_some_and(|p| p.watch_prefix)
+        );
         for bad in [
             "/apis/results.prext.io/v1alpha1/policyresults/x",
             "/apis/results.prext.io/v1alpha1/namespaces/ns/policyresults/x/status",
@@ -230,7 +239,10 @@ mod tests {
         assert_eq!(list["resources"][0]["verbs"], json!(["get", "list"]));
         assert_eq!(list["resources"][1]["verbs"], json!(["list"]));
         let agg = aggregated_group();
-        assert_eq!(agg["versions"][0]["resources"][1]["responseKind"]["kind"], "ResultSummary");
+        assert_eq!(
+            agg["versions"][0]["resources"][1]["responseKind"]["kind"],
+            "ResultSummary"
+        );
         assert_eq!(api_group()["preferredVersion"]["groupVersion"], API_VERSION);
     }
 }

@@ -1,35 +1,66 @@
-//! `prext-bench`: measures the real `prext serve` binary and prints every figure beside its
-//! reference, raw SQLite with the same payloads and durability, measured in the same run.
+//! `prext-bench`: measures the real `prext serve` binary on SQLite and on PostgreSQL and
+//! prints every figure beside its reference, raw SQLite or raw PostgreSQL with the same
+//! payloads, concurrency and durability, measured in the same run. The figures are also
+//! written as JSON and CSV (`--out`), from which `plot.py` draws throughput against concurrency.
 //!
 //! Run it with `./scripts/bench` (builds release binaries first). Not a test: no assertions.
 
+mod backend;
+mod ops;
 mod payload;
 mod raw;
+mod raw_etcd;
+mod raw_pg;
 mod results;
 mod server;
+mod suite;
+mod table;
 mod watch;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use clap::Parser;
-use futures::StreamExt;
+use serde_json::json;
 
 #[derive(Parser)]
-#[command(about = "Benchmark prext against raw SQLite on the same payloads")]
+#[command(about = "Benchmark prext against raw SQLite and PostgreSQL on the same payloads")]
 struct Args {
     /// The prext binary to run.
     #[arg(long)]
     prext: Option<std::path::PathBuf>,
-    /// Objects created per concurrency level (and listed).
+    /// Backends to measure: sqlite, postgres or both (PostgreSQL needs initdb and pg_ctl).
+    #[arg(long, default_value = "sqlite")]
+    backend: String,
+    /// Objects created per concurrency level (and read, listed): 10000 or 100000.
     #[arg(long, default_value_t = 10_000)]
     objects: usize,
-    /// Concurrent clients for the create benchmark.
+    /// Concurrent clients for the create and update benchmarks.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
     /// Payload: small (0.5 KB), medium (7 KB) or large (197 KB).
     #[arg(long, default_value = "medium")]
     payload: String,
+    /// Point gets timed (one at a time, random objects).
+    #[arg(long, default_value_t = 1_000)]
+    gets: usize,
+    /// Times the paginated list (limit 500) walks the whole collection.
+    #[arg(long, default_value_t = 3)]
+    page_walks: usize,
+    /// Concurrent watchers for the watch benchmark (0 skips it).
+    #[arg(long, default_value_t = 100)]
+    watchers: usize,
+    /// Writes per second during the watch benchmark.
+    #[arg(long, default_value_t = 50)]
+    watch_rate: u32,
+    /// Seconds of writes during the watch benchmark.
+    #[arg(long, default_value_t = 5)]
+    watch_seconds: u64,
+    /// Skip the etcd reference (it needs `etcd` on PATH: Debian's etcd-server).
+    #[arg(long)]
+    no_etcd: bool,
+    /// Directory for results.json and results.csv.
+    #[arg(long, default_value = "target/bench")]
+    out: std::path::PathBuf,
     /// Run the result-query benchmark instead (see `results.rs`).
     #[arg(long)]
     results: bool,
@@ -47,13 +78,11 @@ struct Args {
     baseline_runs: usize,
 }
 
-const MB: f64 = 1024.0 * 1024.0;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let binary = args.prext.clone().unwrap_or_else(server::default_binary);
     if args.results {
-        let binary = args.prext.clone().unwrap_or_else(server::default_binary);
         let shape = results::Shape {
             reports: args.reports,
             results_per_report: args.results_per_report,
@@ -62,117 +91,47 @@ async fn main() -> anyhow::Result<()> {
         };
         return results::run(&binary, shape).await;
     }
+    let backends: Vec<&str> = match args.backend.as_str() {
+        "both" => vec!["sqlite", "postgres"],
+        one => vec![one],
+    };
     let payload = Arc::new(payload::load(&args.payload)?);
-    let binary = args.prext.clone().unwrap_or_else(server::default_binary);
-    let tmp = tempfile::tempdir()?;
+    let plan = suite::Plan {
+        binary,
+        payload: payload.clone(),
+        objects: args.objects,
+        concurrency: args.concurrency.clone(),
+        gets: args.gets,
+        page_walks: args.page_walks,
+        watchers: args.watchers,
+        watch_rate: args.watch_rate,
+        watch_seconds: args.watch_seconds,
+    };
     println!(
-        "prext-bench: payload {} ({} bytes), {} objects, concurrency {:?}",
+        "prext-bench: backends {backends:?}, payload {} ({} bytes), {} objects, concurrency {:?}",
         payload.label,
         payload.size(),
         args.objects,
         args.concurrency
     );
+    println!("ratio = prext / reference (throughput: higher is better; time, latency, bytes: lower is better)");
     println!();
-    println!("{:<44} {:>14} {:>14} {:>8}", "measure", "prext", "raw sqlite", "ratio");
-
-    for &c in &args.concurrency {
-        let raw_dir = tmp.path().join(format!("raw-c{c}"));
-        std::fs::create_dir_all(&raw_dir)?;
-        let raw_rate = raw::inserts(&raw_dir, &payload, args.objects, c)?;
-
-        let data = tmp.path().join(format!("prext-c{c}"));
-        let prext = server::Prext::start(&binary, &data, &[]).await?;
-        let rate = create(&prext, &payload, args.objects, c).await?;
-        println!(
-            "{:<44} {:>12.0}/s {:>12.0}/s {:>8.2}",
-            format!("create, {c} client(s), 1 object per request"),
-            rate,
-            raw_rate,
-            rate / raw_rate
-        );
-        if c == args.concurrency[0] {
-            list(&prext, args.objects, &raw_dir).await?;
-            println!(
-                "{:<44} {:>12.0}ms {:>14} {:>8}",
-                "time from start to ready",
-                prext.startup.as_secs_f64() * 1e3,
-                "",
-                ""
-            );
-        }
-        prext.stop();
+    println!("{}", table::header());
+    let tmp = tempfile::tempdir()?;
+    let mut etcd = if args.no_etcd { None } else { raw_etcd::EtcdReference::start().await };
+    let mut table = table::Table::default();
+    for name in &backends {
+        let backend = backend::Backend::new(name).await?;
+        suite::run(&backend, &plan, tmp.path(), etcd.as_mut(), &mut table).await?;
     }
-    if args.watchers > 0 {
-        let data = tmp.path().join("prext-watch");
-        let prext = server::Prext::start(&binary, &data, &[]).await?;
-        let w = watch::run(&prext, &payload, args.watchers, args.watch_rate, args.watch_seconds).await?;
-        println!();
-        println!(
-            "watch delivery, {} watchers, {:.0} writes/s for {} s: {} events, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-            args.watchers,
-            w.achieved_rate,
-            args.watch_seconds,
-            w.events,
-            w.p50.as_secs_f64() * 1e3,
-            w.p99.as_secs_f64() * 1e3,
-            w.max.as_secs_f64() * 1e3
-        );
-        println!("(latency: write acknowledged to event received; no raw reference exists for watches)");
-        prext.stop();
-    }
-    Ok(())
-}
-
-async fn create(prext: &server::Prext, payload: &Arc<payload::Payload>, n: usize, c: usize) -> anyhow::Result<f64> {
-    let path = "/apis/wgpolicyk8s.io/v1alpha2/namespaces/bench/policyreports";
-    let bodies: Vec<Vec<u8>> = (0..n).map(|i| payload.object("bench", i)).collect();
-    let start = Instant::now();
-    let results: Vec<anyhow::Result<(u16, usize)>> = futures::stream::iter(bodies)
-        .map(|b| prext.send(http::Method::POST, path, b))
-        .buffer_unordered(c)
-        .collect()
-        .await;
-    let elapsed = start.elapsed().as_secs_f64();
-    for r in results {
-        let (status, _) = r?;
-        anyhow::ensure!(status == 201, "create answered {status}");
-    }
-    Ok(n as f64 / elapsed)
-}
-
-async fn list(prext: &server::Prext, n: usize, raw_dir: &std::path::Path) -> anyhow::Result<()> {
-    let idle = server::rss(prext.pid());
-    let sampler = server::RssSampler::start(prext.pid());
-    let start = Instant::now();
-    let (status, bytes) = prext
-        .send(http::Method::GET, "/apis/wgpolicyk8s.io/v1alpha2/namespaces/bench/policyreports", vec![])
-        .await?;
-    let secs = start.elapsed().as_secs_f64();
-    anyhow::ensure!(status == 200, "list answered {status}");
-    let peak = sampler.peak();
-    drop(sampler);
-    let (raw_secs, raw_bytes) = raw::full_scan(raw_dir)?;
-    println!(
-        "{:<44} {:>12.0}ms {:>12.0}ms {:>8.2}",
-        format!("full list of {n} objects (time)"),
-        secs * 1e3,
-        raw_secs * 1e3,
-        raw_secs / secs
-    );
-    println!(
-        "{:<44} {:>10.0}MB/s {:>10.0}MB/s {:>8.2}",
-        "full list throughput",
-        bytes as f64 / MB / secs,
-        raw_bytes as f64 / MB / raw_secs,
-        (bytes as f64 / secs) / (raw_bytes as f64 / raw_secs)
-    );
-    println!(
-        "{:<44} {:>12.1}MB {:>14} {:>8}",
-        "server peak RSS during the list",
-        peak as f64 / MB,
-        "",
-        ""
-    );
-    println!("{:<44} {:>12.1}MB {:>14} {:>8}", "server RSS before the list", idle as f64 / MB, "", "");
+    let params = json!({
+        "backends": backends, "payload": payload.label, "payload_bytes": payload.size(),
+        "objects": args.objects, "concurrency": args.concurrency, "gets": args.gets,
+        "page_walks": args.page_walks, "watchers": args.watchers, "watch_rate": args.watch_rate,
+        "watch_seconds": args.watch_seconds, "etcd": etcd.is_some(),
+    });
+    table.write(&args.out, params)?;
+    println!();
+    println!("figures written to {}/results.{{json,csv}}", args.out.display());
     Ok(())
 }

@@ -18,11 +18,31 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// The object `i`, in namespace `ns`, as JSON bytes.
-    pub fn object(&self, ns: &str, i: usize) -> Vec<u8> {
+    /// The object `i`, in namespace `ns`; `updated` adds a label (what the update benchmarks write).
+    fn value(&self, ns: &str, i: usize, updated: bool) -> Value {
         let mut v = self.template.clone();
         v["metadata"] = serde_json::json!({"name": format!("bench-{i:07}"), "namespace": ns,
             "labels": {"app.kubernetes.io/managed-by": "prext-bench", "bench/index": (i % 100).to_string()}});
+        if updated {
+            v["metadata"]["labels"]["bench/updated"] = Value::from("true");
+        }
+        v
+    }
+
+    /// The object `i`, in namespace `ns`, as JSON bytes.
+    pub fn object(&self, ns: &str, i: usize) -> Vec<u8> {
+        serde_json::to_vec(&self.value(ns, i, false)).unwrap_or_default()
+    }
+
+    /// The object `i` of namespace `bench` with one more label, as JSON bytes.
+    pub fn updated(&self, i: usize) -> Vec<u8> {
+        serde_json::to_vec(&self.value("bench", i, true)).unwrap_or_default()
+    }
+
+    /// [`Self::updated`] based on `resource_version` (the body of a PUT).
+    pub fn updated_at(&self, i: usize, resource_version: &str) -> Vec<u8> {
+        let mut v = self.value("bench", i, true);
+        v["metadata"]["resourceVersion"] = Value::from(resource_version);
         serde_json::to_vec(&v).unwrap_or_default()
     }
 

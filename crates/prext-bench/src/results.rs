@@ -44,7 +44,8 @@ struct Templates {
 fn load_templates() -> anyhow::Result<Templates> {
     let dir = samples_dir();
     let read = |name: &str| -> anyhow::Result<Value> {
-        let text = std::fs::read_to_string(dir.join(name)).with_context(|| format!("reading sample {name}"))?;
+        let text =
+            std::fs::read_to_string(dir.join(name)).with_context(|| format!("reading sample {name}"))?;
         Ok(serde_norway::from_str(text.trim_start_matches('\u{feff}'))?)
     };
     let pss = read("kyverno_docs-dev-reports_BackgroundScanReport_pod_PSS-restricted.yaml")?;
@@ -54,7 +55,10 @@ fn load_templates() -> anyhow::Result<Templates> {
         kyverno: results(&pss["spec"]["results"]),
         bench: results(&kb["items"][0]["results"]),
     };
-    anyhow::ensure!(!t.kyverno.is_empty() && !t.bench.is_empty(), "samples hold no results");
+    anyhow::ensure!(
+        !t.kyverno.is_empty() && !t.bench.is_empty(),
+        "samples hold no results"
+    );
     Ok(t)
 }
 
@@ -127,7 +131,9 @@ fn report_body(t: &Templates, i: usize, per_report: usize) -> (String, String, V
             .collect();
         (format!("kyverno-{pod}"), rs)
     } else if kind < 8 {
-        let rs = (0..per_report).map(|_| trivy_result(&mut rng, &pod, &ns, ts)).collect();
+        let rs = (0..per_report)
+            .map(|_| trivy_result(&mut rng, &pod, &ns, ts))
+            .collect();
         (format!("trivy-vuln-{pod}"), rs)
     } else {
         // kube-bench: consecutive checks of the adapter sample, with their properties.
@@ -163,8 +169,11 @@ fn report_body(t: &Templates, i: usize, per_report: usize) -> (String, String, V
 async fn load(db: &std::path::Path, shape: &Shape) -> anyhow::Result<Duration> {
     let templates = Arc::new(load_templates()?);
     let path = db.to_owned();
-    let store = Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&path, SqliteOptions::default())).await??);
-    let def = prext_api::resources::find("wgpolicyk8s.io", "v1alpha2", "policyreports").context("polr served")?;
+    let store = Arc::new(
+        tokio::task::spawn_blocking(move || SqliteStore::open(&path, SqliteOptions::default())).await??,
+    );
+    let def =
+        prext_api::resources::find("wgpolicyk8s.io", "v1alpha2", "policyreports").context("polr served")?;
     let started = Instant::now();
     let per = shape.results_per_report;
     let writes = futures::stream::iter(0..shape.reports)
@@ -175,7 +184,11 @@ async fn load(db: &std::path::Path, shape: &Shape) -> anyhow::Result<Duration> {
                 let w = ObjectWrite {
                     key: ObjectKey::new(def.group_resource(), ns, name),
                     uid: body["metadata"]["uid"].as_str().unwrap_or_default().to_owned(),
-                    labels: [("app.kubernetes.io/managed-by".to_owned(), "prext-bench".to_owned())].into(),
+                    labels: [(
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        "prext-bench".to_owned(),
+                    )]
+                    .into(),
                     created: "2024-05-01T10:00:00Z".into(),
                     deleting: false,
                     index: report::index(def, &body),
@@ -203,27 +216,31 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1e3
 }
 
-/// Times `runs` calls of `f` (after one warm-up), sorted.
-async fn timed<F, Fut>(runs: usize, mut f: F) -> anyhow::Result<Vec<Duration>>
+/// Times `runs` calls of `f` (after one warm-up), sorted; returns the last call's value.
+async fn timed<T, F, Fut>(runs: usize, mut f: F) -> anyhow::Result<(Vec<Duration>, T)>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    f().await?;
+    let mut last = f().await?;
     let mut out = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();
-        f().await?;
+        last = f().await?;
         out.push(t.elapsed());
     }
     out.sort();
-    Ok(out)
+    Ok((out, last))
 }
 
 /// One API request; checks the status and returns the body as JSON.
 async fn get_json(prext: &Prext, path: &str) -> anyhow::Result<Value> {
     let req = http::Request::builder().uri(path).body(Vec::new())?;
-    let resp = prext.client.request_text(req).await.with_context(|| format!("GET {path}"))?;
+    let resp = prext
+        .client
+        .request_text(req)
+        .await
+        .with_context(|| format!("GET {path}"))?;
     Ok(serde_json::from_str(&resp)?)
 }
 
@@ -250,6 +267,9 @@ async fn status_quo(prext: &Prext, keep: fn(&Value) -> bool) -> anyhow::Result<u
     }
 }
 
+/// A client-side test of one result (the status quo's filter).
+type Keep = fn(&Value) -> bool;
+
 fn fail_high(r: &Value) -> bool {
     r["result"] == "fail" && matches!(r["severity"].as_str(), Some("high" | "critical"))
 }
@@ -272,7 +292,9 @@ pub async fn run(binary: &std::path::Path, shape: Shape) -> anyhow::Result<()> {
         shape.reports, total, shape.results_per_report, shape.runs
     );
     let took = load(&data.join("prext.db"), &shape).await?;
-    let db_size = std::fs::metadata(data.join("prext.db")).map(|m| m.len()).unwrap_or(0);
+    let db_size = std::fs::metadata(data.join("prext.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     println!(
         "loaded in {:.1}s through the store ({:.0} results/s), database {:.0} MB",
         took.as_secs_f64(),
@@ -281,7 +303,7 @@ pub async fn run(binary: &std::path::Path, shape: Shape) -> anyhow::Result<()> {
     );
     let prext = Prext::start(binary, &data, &[]).await?;
     let base = "/apis/results.prext.io/v1alpha1";
-    let queries: [(&str, String, fn(&Value) -> bool); 2] = [
+    let queries: [(&str, String, Keep); 2] = [
         (
             "result=fail, severity in (high,critical)",
             format!("{base}/policyresults?fieldSelector=result%3Dfail&labelSelector=severity%20in%20(high%2Ccritical)&limit=500&count=true"),
@@ -296,22 +318,21 @@ pub async fn run(binary: &std::path::Path, shape: Shape) -> anyhow::Result<()> {
     println!();
     println!(
         "{:<42} {:>9} {:>9} {:>11} {:>11} {:>9} {:>9}",
-        "query (first page of 500 + total count)", "api p50", "api p99", "quo p50", "quo p99", "speedup", "matches"
+        "query (first page of 500 + total count)",
+        "api p50",
+        "api p99",
+        "quo p50",
+        "quo p99",
+        "speedup",
+        "matches"
     );
     for (label, path, keep) in queries {
-        let mut total_seen = 0;
-        let api = timed(shape.runs, || async {
+        let (api, total_seen) = timed(shape.runs, || async {
             let page = get_json(&prext, &path).await?;
-            total_seen = page["total"].as_u64().unwrap_or(0);
-            Ok(())
+            Ok(page["total"].as_u64().unwrap_or(0))
         })
         .await?;
-        let mut quo_matches = 0;
-        let quo = timed(shape.baseline_runs, || async {
-            quo_matches = status_quo(&prext, keep).await?;
-            Ok(())
-        })
-        .await?;
+        let (quo, quo_matches) = timed(shape.baseline_runs, || status_quo(&prext, keep)).await?;
         anyhow::ensure!(
             total_seen as usize == quo_matches,
             "{label}: the API counted {total_seen}, the status quo {quo_matches}"
@@ -329,11 +350,7 @@ pub async fn run(binary: &std::path::Path, shape: Shape) -> anyhow::Result<()> {
     }
     for group in ["namespace", "policy", "source"] {
         let path = format!("{base}/resultsummaries?groupBy={group}");
-        let summary = timed(shape.runs, || async {
-            get_json(&prext, &path).await?;
-            Ok(())
-        })
-        .await?;
+        let (summary, _) = timed(shape.runs, || get_json(&prext, &path)).await?;
         println!(
             "{:<42} {:>7.1}ms {:>7.1}ms",
             format!("summary of everything by {group}"),

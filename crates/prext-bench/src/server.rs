@@ -20,7 +20,9 @@ pub struct Prext {
 }
 
 impl Prext {
-    pub async fn start(binary: &Path, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+    /// Starts `prext serve` on `data_dir` (its kubeconfig and, without `--store` in `extra`,
+    /// its SQLite database) and waits for its ready line.
+    pub async fn start(binary: &Path, data_dir: &Path, extra: &[String]) -> anyhow::Result<Self> {
         let started = Instant::now();
         let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -52,6 +54,19 @@ impl Prext {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends a request; returns the status and the whole body.
+    pub async fn send_body(&self, method: http::Method, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, Vec<u8>)> {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)?;
+        let resp = self.client.send(req.map(kube::client::Body::from)).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok((status, bytes.to_vec()))
     }
 
     /// Sends a request; returns the status and the number of body bytes (streamed, not kept).

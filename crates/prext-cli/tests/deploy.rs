@@ -313,8 +313,8 @@ fn server_flags_and_the_database_password_come_from_the_right_places() {
         "--listen=0.0.0.0:6443",
         "--tls-cert-file=/certs/tls.crt",
         "--tls-private-key-file=/certs/tls.key",
-        "--authentication-kubeconfig=",
-        "--authorization-kubeconfig=",
+        "--authentication-kubeconfig=in-cluster",
+        "--authorization-kubeconfig=in-cluster",
         "--log-format=json",
         "--authorization-always-allow-paths=/healthz,/livez,/readyz",
     ] {

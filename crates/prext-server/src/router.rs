@@ -25,5 +25,6 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi/v3/apis/{group}/{version}", get(openapi::v3_group_version))
         .fallback(resource::dispatch)
         .layer(axum::middleware::from_fn(crate::auth::authenticate))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::requests::track))
         .with_state(state)
 }

@@ -22,6 +22,10 @@ pub struct AppState {
     /// Namespace lifecycle admission (delegated mode only): creates call
     /// [`NamespaceLifecycle::admit_create`](crate::auth::NamespaceLifecycle::admit_create).
     pub namespaces: Option<Arc<crate::auth::NamespaceLifecycle>>,
+    /// Request metrics.
+    pub metrics: crate::metrics::requests::RequestMetrics,
+    /// Storage metrics (the store above is already wrapped in them).
+    pub store_metrics: crate::metrics::store::StoreMetrics,
 }
 
 /// Opens the store named by a URL: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB?sslmode=…`.
@@ -74,6 +78,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let pki = pki::ensure(&config.data_dir, &config.extra_sans).context("preparing certificates")?;
     let store = open_store(&config.store_url(), &config.store_settings).await?;
+    let store_metrics = crate::metrics::store::StoreMetrics::default();
+    let store: Arc<dyn Store> = Arc::new(crate::metrics::store::MeteredStore::new(store, store_metrics.clone()));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -106,6 +112,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shutdown: shutdown.clone(),
         fanout,
         namespaces: security.namespaces.clone(),
+        metrics: Default::default(),
+        store_metrics,
     };
     let app = router::router(state).layer(axum::Extension(security.auth.clone()));
 

@@ -79,7 +79,10 @@ fn policy_result() -> Value {
         ("resources", json!({"type": "array", "description": "The objects the result is about, as written.", "items": reference("An object the result is about.")})),
         ("subject", reference("What the result is about: its first resource, else the report's scope.")),
     ]);
-    let mut s = object("One result of a policy report (read-only, computed from the stored reports).", props);
+    let mut s = object(
+        "One result of a policy report (read-only, computed from the stored reports).",
+        props,
+    );
     s["x-kubernetes-group-version-kind"] = gvk(POLICY_RESULTS.kind);
     s
 }
@@ -102,7 +105,10 @@ fn result_summary() -> Value {
                 ("count", integer("How many results.")),
             ])})),
     ]);
-    let mut s = object("Counts of policy results by result and severity for one group.", props);
+    let mut s = object(
+        "Counts of policy results by result and severity for one group.",
+        props,
+    );
     s["x-kubernetes-group-version-kind"] = gvk(RESULT_SUMMARIES.kind);
     s
 }
@@ -110,7 +116,10 @@ fn result_summary() -> Value {
 fn list(kind: &str, list_kind: &str, extra: Vec<(&str, Value)>) -> Value {
     let mut props: Vec<(&str, Value)> = type_meta(list_kind).into();
     props.push(("items", json!({"type": "array", "items": schema_ref(kind)})));
-    props.push(("metadata", meta::meta_property("ListMeta", "Standard list metadata.")));
+    props.push((
+        "metadata",
+        meta::meta_property("ListMeta", "Standard list metadata."),
+    ));
     props.extend(extra);
     let mut s = object(&format!("{list_kind} is a list of {kind}."), props);
     s["required"] = json!(["items"]);
@@ -137,16 +146,39 @@ fn list_params(summaries: bool) -> Vec<Value> {
         query("resourceVersion", "string", "Accepted for compatibility; results are always read from the latest state."),
     ];
     if summaries {
-        params.push(query("groupBy", "string", "namespace (default), policy, rule, category, source, report.kind or subject.kind."));
+        params.push(query(
+            "groupBy",
+            "string",
+            "namespace (default), policy, rule, category, source, report.kind or subject.kind.",
+        ));
     } else {
-        params.push(query("count", "boolean", "Also return the number of matching results (all pages) in `total`."));
-        params.push(query("order", "string", "asc or desc (default) for sort=severity|timestamp."));
-        params.push(query("sort", "string", "report (default), severity (most severe first) or timestamp (newest first)."));
+        params.push(query(
+            "count",
+            "boolean",
+            "Also return the number of matching results (all pages) in `total`.",
+        ));
+        params.push(query(
+            "order",
+            "string",
+            "asc or desc (default) for sort=severity|timestamp.",
+        ));
+        params.push(query(
+            "sort",
+            "string",
+            "report (default), severity (most severe first) or timestamp (newest first).",
+        ));
     }
     params
 }
 
-fn operation(id: &str, action: &str, kind: &str, schema: &str, params: Vec<Value>, description: &str) -> Value {
+fn operation(
+    id: &str,
+    action: &str,
+    kind: &str,
+    schema: &str,
+    params: Vec<Value>,
+    description: &str,
+) -> Value {
     let content: Map<String, Value> = ["application/json", "application/yaml"]
         .iter()
         .map(|ct| (ct.to_string(), json!({"schema": schema_ref(schema)})))
@@ -164,11 +196,23 @@ fn operation(id: &str, action: &str, kind: &str, schema: &str, params: Vec<Value
 
 fn paths() -> Map<String, Value> {
     let base = format!("/apis/{GROUP}/{VERSION}");
-    let namespace = path_param("namespace", "object name and auth scope, such as for teams and projects");
+    let namespace = path_param(
+        "namespace",
+        "object name and auth scope, such as for teams and projects",
+    );
     let mut out = Map::new();
     for (def, summaries) in [(&POLICY_RESULTS, false), (&RESULT_SUMMARIES, true)] {
         let kind = def.kind;
-        let list_op = |id: String| operation(&id, "list", kind, def.list_kind, list_params(summaries), &format!("list objects of kind {kind}"));
+        let list_op = |id: String| {
+            operation(
+                &id,
+                "list",
+                kind,
+                def.list_kind,
+                list_params(summaries),
+                &format!("list objects of kind {kind}"),
+            )
+        };
         out.insert(
             format!("{base}/namespaces/{{namespace}}/{}", def.plural),
             json!({"get": list_op(format!("listResultsPrextIoV1alpha1Namespaced{kind}")), "parameters": [namespace]}),
@@ -178,7 +222,14 @@ fn paths() -> Map<String, Value> {
             json!({"get": list_op(format!("listResultsPrextIoV1alpha1{kind}ForAllNamespaces")), "parameters": []}),
         );
         if def.verbs.contains(&"get") {
-            let read = operation(&format!("readResultsPrextIoV1alpha1Namespaced{kind}"), "get", kind, kind, Vec::new(), &format!("read the specified {kind}"));
+            let read = operation(
+                &format!("readResultsPrextIoV1alpha1Namespaced{kind}"),
+                "get",
+                kind,
+                kind,
+                Vec::new(),
+                &format!("read the specified {kind}"),
+            );
             out.insert(
                 format!("{base}/namespaces/{{namespace}}/{}/{{name}}", def.plural),
                 json!({"get": read, "parameters": [path_param("name", &format!("name of the {kind}")), namespace]}),
@@ -193,10 +244,20 @@ fn schemas() -> Map<String, Value> {
     out.insert(format!("{PREFIX}PolicyResult"), policy_result());
     out.insert(
         format!("{PREFIX}PolicyResultList"),
-        list("PolicyResult", "PolicyResultList", vec![("total", integer("With ?count=true: every matching result, all pages."))]),
+        list(
+            "PolicyResult",
+            "PolicyResultList",
+            vec![(
+                "total",
+                integer("With ?count=true: every matching result, all pages."),
+            )],
+        ),
     );
     out.insert(format!("{PREFIX}ResultSummary"), result_summary());
-    out.insert(format!("{PREFIX}ResultSummaryList"), list("ResultSummary", "ResultSummaryList", Vec::new()));
+    out.insert(
+        format!("{PREFIX}ResultSummaryList"),
+        list("ResultSummary", "ResultSummaryList", Vec::new()),
+    );
     for (name, schema) in meta::schemas() {
         out.insert(format!("{}{name}", super::ops::META), schema);
     }
@@ -293,7 +354,10 @@ mod tests {
     #[test]
     fn explain_finds_the_kinds_and_refs_resolve() {
         let d = doc();
-        for (plural, kind) in [("policyresults", "PolicyResult"), ("resultsummaries", "ResultSummary")] {
+        for (plural, kind) in [
+            ("policyresults", "PolicyResult"),
+            ("resultsummaries", "ResultSummary"),
+        ] {
             let op = &d["paths"][format!("/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{plural}")]["get"];
             assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], kind);
             let schema = &d["components"]["schemas"][format!("{PREFIX}{kind}")];
@@ -302,15 +366,24 @@ mod tests {
         let text = String::from_utf8(v3().json.clone()).expect("utf8");
         for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
             let name = piece.split('"').next().unwrap_or_default();
-            assert!(d["components"]["schemas"].get(name).is_some(), "unresolved {name}");
+            assert!(
+                d["components"]["schemas"].get(name).is_some(),
+                "unresolved {name}"
+            );
         }
-        assert!(d["components"]["schemas"][format!("{PREFIX}PolicyResult")]["properties"]["subject"]["properties"]["kind"].is_object());
+        assert!(
+            d["components"]["schemas"][format!("{PREFIX}PolicyResult")]["properties"]["subject"]
+                ["properties"]["kind"]
+                .is_object()
+        );
     }
 
     #[test]
     fn root_and_v2_include_the_group() {
         let root = v3_root();
-        let url = root["paths"]["apis/results.prext.io/v1alpha1"]["serverRelativeURL"].as_str().expect("url");
+        let url = root["paths"]["apis/results.prext.io/v1alpha1"]["serverRelativeURL"]
+            .as_str()
+            .expect("url");
         assert!(url.ends_with(&v3().hash));
         assert!(root["paths"]["apis/wgpolicyk8s.io/v1alpha2"].is_object());
         assert_eq!(v3_group_version(GROUP, VERSION), Some(v3()));
@@ -322,8 +395,13 @@ mod tests {
         let list = &v2["paths"]["/apis/results.prext.io/v1alpha1/policyresults"]["get"];
         assert_eq!(list["x-kubernetes-action"], "list");
         assert!(!String::from_utf8_lossy(super::v2()).is_empty());
-        assert_eq!(list["responses"]["200"]["schema"]["$ref"], format!("#/definitions/{PREFIX}PolicyResultList"));
+        assert_eq!(
+            list["responses"]["200"]["schema"]["$ref"],
+            format!("#/definitions/{PREFIX}PolicyResultList")
+        );
         assert_eq!(list["parameters"][0]["type"], "string");
-        assert!(!serde_json::to_string(&v2).expect("json").contains("#/components/"));
+        assert!(!serde_json::to_string(&v2)
+            .expect("json")
+            .contains("#/components/"));
     }
 }

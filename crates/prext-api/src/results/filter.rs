@@ -69,7 +69,9 @@ fn field(key: &str) -> Result<Field, FilterError> {
         other => {
             return match other.strip_prefix("properties.") {
                 Some(k) if !k.is_empty() => Ok(Field::Property(k.to_owned())),
-                _ => fail(format!("\"{other}\" is not a known field of policy results: one of {FIELDS}")),
+                _ => fail(format!(
+                    "\"{other}\" is not a known field of policy results: one of {FIELDS}"
+                )),
             }
         }
     };
@@ -151,7 +153,8 @@ pub fn parse_field_selector(s: &str) -> Result<(Vec<Condition>, Option<String>),
         let Some((key, negated, value)) = split_term(term) else {
             return fail(format!("invalid selector: '{s}'; can't understand '{term}'"));
         };
-        let value = unescape(value).map_err(|e| FilterError(format!("invalid field selector value {value:?}: {e}")))?;
+        let value = unescape(value)
+            .map_err(|e| FilterError(format!("invalid field selector value {value:?}: {e}")))?;
         if key == "groupBy" && !negated {
             group_by = Some(value);
             continue;
@@ -238,14 +241,26 @@ pub fn parse_label_selector(s: &str) -> Result<Vec<Condition>, FilterError> {
                     Field::Column(col) => Condition::In(col, vec![String::new()]),
                     Field::Property(key) => Condition::Property {
                         key,
-                        test: if exists { PropertyTest::Exists } else { PropertyTest::Missing },
+                        test: if exists {
+                            PropertyTest::Exists
+                        } else {
+                            PropertyTest::Missing
+                        },
                     },
-                    _ => return fail(format!("{}: existence tests are not supported on this field", r.key)),
+                    _ => {
+                        return fail(format!(
+                            "{}: existence tests are not supported on this field",
+                            r.key
+                        ))
+                    }
                 });
             }
             Operator::GreaterThan | Operator::LessThan => {
                 let Field::Property(key) = f else {
-                    return fail(format!("{}: `>` and `<` compare properties only (properties.<key>)", r.key));
+                    return fail(format!(
+                        "{}: `>` and `<` compare properties only (properties.<key>)",
+                        r.key
+                    ));
                 };
                 let op = if r.operator == Operator::GreaterThan {
                     Compare::Greater
@@ -289,7 +304,9 @@ pub fn parse_property(s: &str) -> Result<Condition, FilterError> {
                 key: s.to_owned(),
                 test: PropertyTest::Exists,
             }),
-            _ => fail(format!("invalid property filter {s:?}: want key, !key, or key<op>value")),
+            _ => fail(format!(
+                "invalid property filter {s:?}: want key, !key, or key<op>value"
+            )),
         };
     };
     let (key, value) = (&s[..at], &s[at + op.len()..]);

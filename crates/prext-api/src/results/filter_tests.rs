@@ -10,7 +10,8 @@ fn s(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn field_selectors() {
-    let (c, g) = parse_field_selector("result=fail,severity==high,policy!=p\\,1,category=Pod Security").expect("parse");
+    let (c, g) = parse_field_selector("result=fail,severity==high,policy!=p\\,1,category=Pod Security")
+        .expect("parse");
     assert_eq!(g, None);
     assert_eq!(
         c,
@@ -30,11 +31,15 @@ fn field_selectors() {
             s(&["policyreports.wgpolicyk8s.io", "policyreports.prext.demo"])
         )]
     );
-    let (c, _) = parse_field_selector("report.kind=cpolr,report.apiVersion=openreports.io/v1alpha1").expect("parse");
+    let (c, _) =
+        parse_field_selector("report.kind=cpolr,report.apiVersion=openreports.io/v1alpha1").expect("parse");
     assert_eq!(
         c,
         vec![
-            Condition::In(ResultColumn::Resource, s(&["clusterpolicyreports.wgpolicyk8s.io"])),
+            Condition::In(
+                ResultColumn::Resource,
+                s(&["clusterpolicyreports.wgpolicyk8s.io"])
+            ),
             Condition::In(
                 ResultColumn::Resource,
                 s(&["reports.openreports.io", "clusterreports.openreports.io"])
@@ -54,7 +59,13 @@ fn field_selectors() {
             },
         ]
     );
-    for bad in ["bogus=1", "result", "metadata.name!=x", "policy=a\\b", "properties.=1"] {
+    for bad in [
+        "bogus=1",
+        "result",
+        "metadata.name!=x",
+        "policy=a\\b",
+        "properties.=1",
+    ] {
         assert!(parse_field_selector(bad).is_err(), "{bad}");
     }
     assert!(parse_field_selector("status=fail").is_err_and(|e| e.0.contains("not a known field")));
@@ -63,8 +74,10 @@ fn field_selectors() {
 
 #[test]
 fn label_selectors() {
-    let c = parse_label_selector("severity in (high,critical),result!=pass,!rule,properties.score>7,subject.kind")
-        .expect("parse");
+    let c = parse_label_selector(
+        "severity in (high,critical),result!=pass,!rule,properties.score>7,subject.kind",
+    )
+    .expect("parse");
     assert_eq!(
         c,
         vec![
@@ -85,17 +98,40 @@ fn label_selectors() {
 
 #[test]
 fn properties() {
-    let p = |s: &str| parse_property(s).map(|c| match c {
-        Condition::Property { key, test } => (key, test),
-        other => panic!("{other:?}"),
-    });
-    assert_eq!(p("score>=8"), Ok(("score".into(), PropertyTest::Number(Compare::GreaterOrEqual, 8.0))));
-    assert_eq!(p("cvss<4.5"), Ok(("cvss".into(), PropertyTest::Number(Compare::Less, 4.5))));
-    assert_eq!(p("a.b<=1e1"), Ok(("a.b".into(), PropertyTest::Number(Compare::LessOrEqual, 10.0))));
-    assert_eq!(p("score>7"), Ok(("score".into(), PropertyTest::Number(Compare::Greater, 7.0))));
-    assert_eq!(p("resource=apt"), Ok(("resource".into(), PropertyTest::In(s(&["apt"])))));
-    assert_eq!(p("resource==a=b"), Ok(("resource".into(), PropertyTest::In(s(&["a=b"])))));
-    assert_eq!(p("resource!=apt"), Ok(("resource".into(), PropertyTest::NotIn(s(&["apt"])))));
+    let p = |s: &str| {
+        parse_property(s).map(|c| match c {
+            Condition::Property { key, test } => (key, test),
+            other => panic!("{other:?}"),
+        })
+    };
+    assert_eq!(
+        p("score>=8"),
+        Ok(("score".into(), PropertyTest::Number(Compare::GreaterOrEqual, 8.0)))
+    );
+    assert_eq!(
+        p("cvss<4.5"),
+        Ok(("cvss".into(), PropertyTest::Number(Compare::Less, 4.5)))
+    );
+    assert_eq!(
+        p("a.b<=1e1"),
+        Ok(("a.b".into(), PropertyTest::Number(Compare::LessOrEqual, 10.0)))
+    );
+    assert_eq!(
+        p("score>7"),
+        Ok(("score".into(), PropertyTest::Number(Compare::Greater, 7.0)))
+    );
+    assert_eq!(
+        p("resource=apt"),
+        Ok(("resource".into(), PropertyTest::In(s(&["apt"]))))
+    );
+    assert_eq!(
+        p("resource==a=b"),
+        Ok(("resource".into(), PropertyTest::In(s(&["a=b"]))))
+    );
+    assert_eq!(
+        p("resource!=apt"),
+        Ok(("resource".into(), PropertyTest::NotIn(s(&["apt"]))))
+    );
     assert_eq!(p("score"), Ok(("score".into(), PropertyTest::Exists)));
     assert_eq!(p("!score"), Ok(("score".into(), PropertyTest::Missing)));
     for bad in ["", "!", "score>=high", "score>=NaN", "score<inf", "=x", ">=3"] {
@@ -106,8 +142,14 @@ fn properties() {
 #[test]
 fn orders() {
     assert_eq!(parse_order(None, None), Ok(ResultOrder::Report));
-    assert_eq!(parse_order(Some("severity"), None), Ok(ResultOrder::Severity { ascending: false }));
-    assert_eq!(parse_order(Some("timestamp"), Some("asc")), Ok(ResultOrder::Timestamp { ascending: true }));
+    assert_eq!(
+        parse_order(Some("severity"), None),
+        Ok(ResultOrder::Severity { ascending: false })
+    );
+    assert_eq!(
+        parse_order(Some("timestamp"), Some("asc")),
+        Ok(ResultOrder::Timestamp { ascending: true })
+    );
     assert!(parse_order(Some("name"), None).is_err());
     assert!(parse_order(Some("severity"), Some("up")).is_err());
 }

@@ -28,7 +28,11 @@ pub fn report_def(resource: &str) -> Option<&'static ResourceDef> {
 pub fn kind_token(def: &ResourceDef) -> String {
     match def.short_names.first() {
         Some(short) => (*short).to_owned(),
-        None => format!("{}-{}", def.group.split('.').next().unwrap_or(def.group), def.singular),
+        None => format!(
+            "{}-{}",
+            def.group.split('.').next().unwrap_or(def.group),
+            def.singular
+        ),
     }
 }
 
@@ -122,17 +126,37 @@ pub fn to_object(r: &ResultRecord) -> Value {
 
 /// `(name, type, priority, description)` of every Table column.
 const COLUMNS: [(&str, &str, i32, &str); 11] = [
-    ("Report", "string", 0, "The report holding the result: <kind>/<name>."),
+    (
+        "Report",
+        "string",
+        0,
+        "The report holding the result: <kind>/<name>.",
+    ),
     ("Policy", "string", 0, "The policy that produced the result."),
     ("Rule", "string", 0, "The rule of the policy."),
     ("Result", "string", 0, "pass, fail, warn, error or skip."),
     ("Severity", "string", 0, "critical, high, medium, low or info."),
     ("Subject", "string", 0, "What the result is about: <kind>/<name>."),
-    ("Age", "date", 0, "Time since the result's timestamp (else the report's creation)."),
+    (
+        "Age",
+        "date",
+        0,
+        "Time since the result's timestamp (else the report's creation).",
+    ),
     ("Source", "string", 1, "The tool that produced the result."),
     ("Category", "string", 1, "The result's category."),
-    ("Message", "string", 1, "The result's message (first 100 characters)."),
-    ("Name", "string", 1, "The result's name: <report kind>.<report name>.<index>."),
+    (
+        "Message",
+        "string",
+        1,
+        "The result's message (first 100 characters).",
+    ),
+    (
+        "Name",
+        "string",
+        1,
+        "The result's name: <report kind>.<report name>.<index>.",
+    ),
 ];
 
 /// The `columnDefinitions` of a PolicyResult Table.
@@ -231,10 +255,22 @@ mod tests {
             r.resource = def.group_resource();
             let name = result_name(&r);
             assert!(!kind_token(def).contains('.'), "{name}");
-            assert_eq!(parse_name(&name), Some((def.group_resource(), "trivy.nginx".into(), 7)), "{name}");
+            assert_eq!(
+                parse_name(&name),
+                Some((def.group_resource(), "trivy.nginx".into(), 7)),
+                "{name}"
+            );
         }
         assert_eq!(result_name(&record()), "polr.trivy.nginx.7");
-        for bad in ["polr", "polr.x", "polr..1", "polr.x.-1", "nope.x.1", "polr.x.1a", ""] {
+        for bad in [
+            "polr",
+            "polr.x",
+            "polr..1",
+            "polr.x.-1",
+            "nope.x.1",
+            "polr.x.1a",
+            "",
+        ] {
             assert_eq!(parse_name(bad), None, "{bad}");
         }
     }

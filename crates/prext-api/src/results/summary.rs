@@ -124,7 +124,10 @@ impl SummaryItem {
 
 /// Builds the items from grouped counts whose keys are `[group, result, severity]`, merging
 /// report resources of the same kind when grouping by report kind.
-pub fn build<'a>(group_by: GroupBy, rows: impl IntoIterator<Item = (&'a [Option<String>], u64)>) -> Vec<SummaryItem> {
+pub fn build<'a>(
+    group_by: GroupBy,
+    rows: impl IntoIterator<Item = (&'a [Option<String>], u64)>,
+) -> Vec<SummaryItem> {
     let mut groups: BTreeMap<String, SummaryItem> = BTreeMap::new();
     for (keys, n) in rows {
         let key = |i: usize| keys.get(i).cloned().flatten().unwrap_or_default();
@@ -150,7 +153,10 @@ pub fn to_object(item: &SummaryItem, group_by: GroupBy, namespace: Option<&str>)
     if let Some(ns) = namespace {
         metadata.insert("namespace".into(), json!(ns));
     }
-    let results: Map<String, Value> = RESULTS.iter().map(|r| ((*r).to_owned(), json!(item.by_result(r)))).collect();
+    let results: Map<String, Value> = RESULTS
+        .iter()
+        .map(|r| ((*r).to_owned(), json!(item.by_result(r))))
+        .collect();
     let counts: Vec<Value> = item
         .counts
         .iter()
@@ -173,13 +179,17 @@ pub fn column_definitions(group_by: GroupBy) -> Value {
     let mut cols = vec![json!({"name": group_by.header(), "type": "string", "format": "",
         "description": format!("The {} the counts are of.", group_by.as_str()), "priority": 0})];
     for r in RESULTS {
-        cols.push(json!({"name": r.to_ascii_uppercase(), "type": "integer", "format": "",
-            "description": format!("Results with result {r}."), "priority": 0}));
+        cols.push(
+            json!({"name": r.to_ascii_uppercase(), "type": "integer", "format": "",
+            "description": format!("Results with result {r}."), "priority": 0}),
+        );
     }
     cols.push(json!({"name": "Total", "type": "integer", "format": "", "description": "Every result.", "priority": 0}));
     for s in SEVERITIES {
-        cols.push(json!({"name": format!("Fail {s}"), "type": "integer", "format": "",
-            "description": format!("Failing results of severity {s}."), "priority": 1}));
+        cols.push(
+            json!({"name": format!("Fail {s}"), "type": "integer", "format": "",
+            "description": format!("Failing results of severity {s}."), "priority": 1}),
+        );
     }
     Value::Array(cols)
 }
@@ -204,7 +214,10 @@ mod tests {
     #[test]
     fn groups_merge_and_count() {
         let rows = [
-            row(&[Some("policyreports.wgpolicyk8s.io"), Some("fail"), Some("high")], 2),
+            row(
+                &[Some("policyreports.wgpolicyk8s.io"), Some("fail"), Some("high")],
+                2,
+            ),
             row(&[Some("policyreports.prext.demo"), Some("fail"), Some("high")], 1),
             row(&[Some("policyreports.wgpolicyk8s.io"), Some("pass"), None], 5),
             row(&[Some("reports.openreports.io"), Some("warn"), Some("low")], 1),
@@ -213,20 +226,58 @@ mod tests {
         assert_eq!(items.len(), 2);
         let polr = &items[0];
         assert_eq!(polr.group, "PolicyReport");
-        assert_eq!((polr.total(), polr.by_result("fail"), polr.count("fail", "high")), (8, 3, 3));
+        assert_eq!(
+            (polr.total(), polr.by_result("fail"), polr.count("fail", "high")),
+            (8, 3, 3)
+        );
         assert_eq!(polr.count("pass", ""), 5);
         let obj = to_object(polr, GroupBy::ReportKind, Some("ns"));
-        assert_eq!(obj["results"], json!({"pass": 5, "fail": 3, "warn": 0, "error": 0, "skip": 0}));
-        assert_eq!(obj["metadata"], json!({"name": "PolicyReport", "namespace": "ns"}));
-        assert_eq!(obj["counts"][0], json!({"result": "fail", "severity": "high", "count": 3}));
-        assert_eq!(cells(polr), vec![json!("PolicyReport"), json!(5), json!(3), json!(0), json!(0), json!(0),
-            json!(8), json!(0), json!(3), json!(0), json!(0), json!(0)]);
-        assert_eq!(column_definitions(GroupBy::Policy).as_array().map(Vec::len), Some(cells(polr).len()));
+        assert_eq!(
+            obj["results"],
+            json!({"pass": 5, "fail": 3, "warn": 0, "error": 0, "skip": 0})
+        );
+        assert_eq!(
+            obj["metadata"],
+            json!({"name": "PolicyReport", "namespace": "ns"})
+        );
+        assert_eq!(
+            obj["counts"][0],
+            json!({"result": "fail", "severity": "high", "count": 3})
+        );
+        assert_eq!(
+            cells(polr),
+            vec![
+                json!("PolicyReport"),
+                json!(5),
+                json!(3),
+                json!(0),
+                json!(0),
+                json!(0),
+                json!(8),
+                json!(0),
+                json!(3),
+                json!(0),
+                json!(0),
+                json!(0)
+            ]
+        );
+        assert_eq!(
+            column_definitions(GroupBy::Policy).as_array().map(Vec::len),
+            Some(cells(polr).len())
+        );
     }
 
     #[test]
     fn group_by_values() {
-        for g in ["namespace", "policy", "rule", "category", "source", "report.kind", "subject.kind"] {
+        for g in [
+            "namespace",
+            "policy",
+            "rule",
+            "category",
+            "source",
+            "report.kind",
+            "subject.kind",
+        ] {
             assert_eq!(GroupBy::parse(Some(g)).map(GroupBy::as_str), Ok(g));
         }
         assert_eq!(GroupBy::parse(None), Ok(GroupBy::Namespace));

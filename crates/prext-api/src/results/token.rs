@@ -55,7 +55,16 @@ fn order_tag(order: ResultOrder) -> &'static str {
 
 fn checksum(w: &Wire) -> String {
     let mut h = Sha256::new();
-    for part in [w.v.as_str(), &w.rv.to_string(), &w.o, &w.k.to_string(), &w.ns, &w.rep, &w.res, &w.i.to_string()] {
+    for part in [
+        w.v.as_str(),
+        &w.rv.to_string(),
+        &w.o,
+        &w.k.to_string(),
+        &w.ns,
+        &w.rep,
+        &w.res,
+        &w.i.to_string(),
+    ] {
         h.update(part.len().to_le_bytes());
         h.update(part.as_bytes());
     }

@@ -71,7 +71,10 @@ impl Conn {
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(|e| connect(&e))?;
-        let namespace = args.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+        let namespace = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
         let client = kube::Client::try_from(config).map_err(|e| connect(&e))?;
         Ok(Conn { client, namespace })
     }
@@ -114,14 +117,20 @@ impl Conn {
             return Ok(resp);
         }
         let status = resp.status();
-        let body = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
         Err(server_error(status, &body))
     }
 
     /// `GET path` as JSON.
     pub async fn get_json(&self, path: &str, accept: Option<&str>) -> PluginResult<Value> {
         let (_, body) = self.send(ApiRequest::get(path).accept(accept)).await?;
-        serde_json::from_slice(&body).map_err(|e| PluginError::Connect(format!("invalid JSON from the server: {e}")))
+        serde_json::from_slice(&body)
+            .map_err(|e| PluginError::Connect(format!("invalid JSON from the server: {e}")))
     }
 }
 
@@ -168,7 +177,10 @@ impl<'a> ApiRequest<'a> {
 pub fn server_error(status: StatusCode, body: &[u8]) -> PluginError {
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         if v["kind"] == "Status" {
-            let reason = v["reason"].as_str().filter(|r| !r.is_empty()).unwrap_or("Unknown");
+            let reason = v["reason"]
+                .as_str()
+                .filter(|r| !r.is_empty())
+                .unwrap_or("Unknown");
             return PluginError::Server {
                 reason: reason.to_owned(),
                 message: v["message"].as_str().unwrap_or_default().to_owned(),
@@ -177,7 +189,11 @@ pub fn server_error(status: StatusCode, body: &[u8]) -> PluginError {
     }
     PluginError::Server {
         reason: status.canonical_reason().unwrap_or("Unknown").replace(' ', ""),
-        message: format!("the server responded with status {}: {}", status.as_u16(), String::from_utf8_lossy(body).trim()),
+        message: format!(
+            "the server responded with status {}: {}",
+            status.as_u16(),
+            String::from_utf8_lossy(body).trim()
+        ),
     }
 }
 

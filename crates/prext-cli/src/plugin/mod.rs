@@ -134,7 +134,9 @@ async fn run(cli: Cli) -> PluginResult<ExitCode> {
         Command::Create { files } => return reports::create(&conn, &files).await.map(|()| ExitCode::SUCCESS),
         Command::Apply { files } => return reports::apply(&conn, &files).await.map(|()| ExitCode::SUCCESS),
         Command::Delete { kind, names } => {
-            return reports::delete(&conn, &kind, &names).await.map(|()| ExitCode::SUCCESS)
+            return reports::delete(&conn, &kind, &names)
+                .await
+                .map(|()| ExitCode::SUCCESS)
         }
         Command::Get {
             kind,

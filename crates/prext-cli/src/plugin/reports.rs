@@ -45,7 +45,10 @@ pub fn resolve(arg: &str) -> PluginResult<&'static ResourceDef> {
 /// The collection path of `def` in `namespace` (`None`: all namespaces, or cluster-scoped).
 pub fn collection(def: &ResourceDef, namespace: Option<&str>) -> String {
     match namespace {
-        Some(ns) if def.namespaced => format!("/apis/{}/{}/namespaces/{ns}/{}", def.group, def.version, def.plural),
+        Some(ns) if def.namespaced => format!(
+            "/apis/{}/{}/namespaces/{ns}/{}",
+            def.group, def.version, def.plural
+        ),
         _ => format!("/apis/{}/{}/{}", def.group, def.version, def.plural),
     }
 }
@@ -89,24 +92,37 @@ pub fn read_manifests(files: &[PathBuf]) -> PluginResult<Vec<Value>> {
 fn target(conn: &Conn, obj: &mut Value) -> PluginResult<(&'static ResourceDef, Option<String>, String)> {
     let api_version = obj["apiVersion"].as_str().unwrap_or_default();
     let kind = obj["kind"].as_str().unwrap_or_default();
-    let def = prext_api::resources::find_kind(api_version, kind)
-        .ok_or_else(|| usage(format!("no matches for kind \"{kind}\" in version \"{api_version}\"")))?;
+    let def = prext_api::resources::find_kind(api_version, kind).ok_or_else(|| {
+        usage(format!(
+            "no matches for kind \"{kind}\" in version \"{api_version}\""
+        ))
+    })?;
     let name = obj["metadata"]["name"]
         .as_str()
         .filter(|n| !n.is_empty())
         .ok_or_else(|| usage(format!("{kind}: metadata.name is required")))?
         .to_owned();
     if let Some(meta) = obj["metadata"].as_object_mut() {
-        for f in ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink"] {
+        for f in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+            "selfLink",
+        ] {
             meta.remove(f);
         }
         if def.namespaced && !meta.contains_key("namespace") {
             meta.insert("namespace".into(), Value::String(conn.namespace.clone()));
         }
     }
-    let namespace = def
-        .namespaced
-        .then(|| obj["metadata"]["namespace"].as_str().unwrap_or_default().to_owned());
+    let namespace = def.namespaced.then(|| {
+        obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    });
     Ok((def, namespace, name))
 }
 
@@ -116,7 +132,13 @@ pub async fn create(conn: &Conn, files: &[PathBuf]) -> PluginResult<()> {
         let (def, ns, name) = target(conn, &mut obj)?;
         let path = collection(def, ns.as_deref());
         let body = serde_json::to_vec(&obj).map_err(usage)?;
-        conn.send(ApiRequest::with_body(Method::POST, &path, "application/json", body)).await?;
+        conn.send(ApiRequest::with_body(
+            Method::POST,
+            &path,
+            "application/json",
+            body,
+        ))
+        .await?;
         table::emit(&format!("{} created\n", display_name(def, &name)))?;
     }
     Ok(())
@@ -136,7 +158,12 @@ pub async fn apply(conn: &Conn, files: &[PathBuf]) -> PluginResult<()> {
         let path = format!("{item}?fieldManager=kubectl-prext&force=true");
         let body = serde_json::to_vec(&obj).map_err(usage)?;
         let (status, answer) = conn
-            .send(ApiRequest::with_body(Method::PATCH, &path, "application/apply-patch+yaml", body))
+            .send(ApiRequest::with_body(
+                Method::PATCH,
+                &path,
+                "application/apply-patch+yaml",
+                body,
+            ))
             .await?;
         let after: Value = serde_json::from_slice(&answer).unwrap_or_default();
         let verb = match (status.as_u16(), before) {
@@ -198,12 +225,19 @@ pub async fn get(conn: &Conn, o: GetOptions<'_>) -> PluginResult<()> {
     }
     match o.output {
         Some(GetOutput::Json) => table::emit(&format!("{}\n", pretty(&conn.get_json(&path, None).await?)))?,
-        Some(GetOutput::Yaml) => table::emit(&format!("{}", yaml(&conn.get_json(&path, None).await?)))?,
+        Some(GetOutput::Yaml) => table::emit(&yaml(&conn.get_json(&path, None).await?))?,
         Some(GetOutput::Name) => {
             let v = conn.get_json(&path, None).await?;
-            let items = if o.name.is_some() { vec![v] } else { v["items"].as_array().cloned().unwrap_or_default() };
+            let items = if o.name.is_some() {
+                vec![v]
+            } else {
+                v["items"].as_array().cloned().unwrap_or_default()
+            };
             for i in items {
-                table::emit(&format!("{}\n", display_name(def, i["metadata"]["name"].as_str().unwrap_or_default())))?;
+                table::emit(&format!(
+                    "{}\n",
+                    display_name(def, i["metadata"]["name"].as_str().unwrap_or_default())
+                ))?;
             }
         }
         None | Some(GetOutput::Wide) => {
@@ -219,7 +253,7 @@ pub async fn get(conn: &Conn, o: GetOptions<'_>) -> PluginResult<()> {
             }
             let mut all = vec![table::table_header(&t, &cols, show_ns)];
             all.extend(rows);
-            table::emit(&format!("{}", table::render(&all, false)))?;
+            table::emit(&table::render(&all, false))?;
         }
     }
     Ok(())
@@ -262,10 +296,15 @@ async fn watch(
         pending.extend_from_slice(&chunk);
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            let Ok(event) = serde_json::from_slice::<Value>(&line) else { continue };
+            let Ok(event) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
             let object = &event["object"];
             if event["type"] == "ERROR" {
-                return Err(super::client::server_error(http::StatusCode::INTERNAL_SERVER_ERROR, &serde_json::to_vec(object).unwrap_or_default()));
+                return Err(super::client::server_error(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    &serde_json::to_vec(object).unwrap_or_default(),
+                ));
             }
             if event["type"] == "BOOKMARK" {
                 continue;
@@ -273,14 +312,21 @@ async fn watch(
             match output {
                 Some(GetOutput::Json) => table::emit(&format!("{}\n", pretty(object)))?,
                 Some(GetOutput::Yaml) => table::emit(&format!("---\n{}", yaml(object)))?,
-                Some(GetOutput::Name) => table::emit(&format!("{}\n", display_name(def, object["metadata"]["name"].as_str().unwrap_or_default())))?,
+                Some(GetOutput::Name) => table::emit(&format!(
+                    "{}\n",
+                    display_name(def, object["metadata"]["name"].as_str().unwrap_or_default())
+                ))?,
                 None | Some(GetOutput::Wide) => {
-                    if object["columnDefinitions"].as_array().is_some_and(|c| !c.is_empty()) {
+                    if object["columnDefinitions"]
+                        .as_array()
+                        .is_some_and(|c| !c.is_empty())
+                    {
                         header_template = Some(object.clone());
                     }
                     let Some(t) = &header_template else { continue };
                     let first = columns.is_none();
-                    let cols = columns.get_or_insert_with(|| table::visible_columns(t, output == Some(GetOutput::Wide)));
+                    let cols = columns
+                        .get_or_insert_with(|| table::visible_columns(t, output == Some(GetOutput::Wide)));
                     let mut rows: Vec<Vec<Cell>> = Vec::new();
                     if first {
                         rows.push(table::table_header(t, cols, show_ns));
@@ -288,7 +334,7 @@ async fn watch(
                     let mut with_rows = t.clone();
                     with_rows["rows"] = object["rows"].clone();
                     rows.extend(table::table_rows(&with_rows, cols, show_ns));
-                    table::emit(&format!("{}", table::render(&rows, false)))?;
+                    table::emit(&table::render(&rows, false))?;
                 }
             }
             use std::io::Write as _;

@@ -142,10 +142,19 @@ impl Filters {
 pub fn fail_on_selector(threshold: &str) -> PluginResult<String> {
     let rank = severity_rank(Some(threshold));
     if rank == 0 {
-        return Err(usage(format!("--fail-on: unknown severity {threshold:?}: critical, high, medium, low, info")));
+        return Err(usage(format!(
+            "--fail-on: unknown severity {threshold:?}: critical, high, medium, low, info"
+        )));
     }
-    let at_least: Vec<&str> = SEVERITIES.iter().copied().filter(|s| severity_rank(Some(s)) >= rank).collect();
-    Ok(format!("result in (fail,error),severity in ({})", at_least.join(",")))
+    let at_least: Vec<&str> = SEVERITIES
+        .iter()
+        .copied()
+        .filter(|s| severity_rank(Some(s)) >= rank)
+        .collect();
+    Ok(format!(
+        "result in (fail,error),severity in ({})",
+        at_least.join(",")
+    ))
 }
 
 /// Whether any result matching the filters fails at `threshold` or above.
@@ -156,7 +165,11 @@ pub async fn fails(conn: &Conn, filters: &Filters, threshold: &str) -> PluginRes
         Some(s) if !s.is_empty() => format!("{s},{extra}"),
         _ => extra,
     });
-    let path = format!("{}?limit=1&count=true{}", f.path(conn, "policyresults"), f.query());
+    let path = format!(
+        "{}?limit=1&count=true{}",
+        f.path(conn, "policyresults"),
+        f.query()
+    );
     let page = conn.get_json(&path, None).await?;
     Ok(page["total"].as_u64().unwrap_or(0) > 0)
 }
@@ -180,8 +193,20 @@ fn text(v: &Value) -> String {
 
 /// The CSV columns of a result.
 const CSV_HEADER: [&str; 14] = [
-    "namespace", "report_kind", "report", "index", "policy", "rule", "result", "severity", "category", "source",
-    "subject_kind", "subject_namespace", "subject_name", "message",
+    "namespace",
+    "report_kind",
+    "report",
+    "index",
+    "policy",
+    "rule",
+    "result",
+    "severity",
+    "category",
+    "source",
+    "subject_kind",
+    "subject_namespace",
+    "subject_name",
+    "message",
 ];
 
 fn csv_fields(r: &Value) -> Vec<String> {
@@ -246,18 +271,21 @@ pub async fn results(conn: &Conn, o: ResultsOptions<'_>) -> PluginResult<()> {
             let new = page["items"].as_array().cloned().unwrap_or_default();
             shown += new.len();
             if o.output == ResultsOutput::Csv && !header_done {
-                table::emit(&format!("{}", table::csv_line(&CSV_HEADER.map(str::to_owned))))?;
+                table::emit(&table::csv_line(&CSV_HEADER.map(str::to_owned)))?;
                 header_done = true;
             }
             if o.output == ResultsOutput::Csv {
                 for r in &new {
-                    table::emit(&format!("{}", table::csv_line(&csv_fields(r))))?;
+                    table::emit(&table::csv_line(&csv_fields(r)))?;
                 }
             } else {
                 items.extend(new);
             }
         }
-        token = page["metadata"]["continue"].as_str().unwrap_or_default().to_owned();
+        token = page["metadata"]["continue"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         if token.is_empty() || o.limit.is_some_and(|l| shown >= l) {
             break;
         }
@@ -265,11 +293,14 @@ pub async fn results(conn: &Conn, o: ResultsOptions<'_>) -> PluginResult<()> {
     match o.output {
         ResultsOutput::Json => {
             let list = serde_json::json!({"apiVersion": "results.prext.io/v1alpha1", "kind": "PolicyResultList", "items": items});
-            table::emit(&format!("{}\n", serde_json::to_string_pretty(&list).unwrap_or_default()))?;
+            table::emit(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&list).unwrap_or_default()
+            ))?;
         }
         ResultsOutput::Csv => {}
         ResultsOutput::Table | ResultsOutput::Wide if shown == 0 => eprintln!("No results found."),
-        ResultsOutput::Table | ResultsOutput::Wide => table::emit(&format!("{}", table::render(&rows, false)))?,
+        ResultsOutput::Table | ResultsOutput::Wide => table::emit(&table::render(&rows, false))?,
     }
     Ok(())
 }
@@ -283,11 +314,22 @@ pub struct SummaryOptions<'a> {
 
 /// `summary`: pass/fail/warn/error/skip by group, totals at the bottom.
 pub async fn summary(conn: &Conn, o: SummaryOptions<'_>) -> PluginResult<()> {
-    let path = format!("{}?groupBy={}{}", o.filters.path(conn, "resultsummaries"), o.by, o.filters.query());
+    let path = format!(
+        "{}?groupBy={}{}",
+        o.filters.path(conn, "resultsummaries"),
+        o.by,
+        o.filters.query()
+    );
     let list = conn.get_json(&path, None).await?;
     let items = list["items"].as_array().cloned().unwrap_or_default();
     let counts = ["pass", "fail", "warn", "error", "skip"];
-    let colors = [Color::Green, Color::Red, Color::Yellow, Color::Magenta, Color::Grey];
+    let colors = [
+        Color::Green,
+        Color::Red,
+        Color::Yellow,
+        Color::Magenta,
+        Color::Grey,
+    ];
     let header_name = o.by.replace('.', " ").to_uppercase();
     let mut rows: Vec<Vec<Cell>> = vec![std::iter::once(header_name)
         .chain(counts.iter().map(|c| c.to_uppercase()))
@@ -314,11 +356,17 @@ pub async fn summary(conn: &Conn, o: SummaryOptions<'_>) -> PluginResult<()> {
         row.push(Cell::from(total.to_string()));
         rows.push(row);
     }
-    let mut bottom = vec![Cell { text: "TOTAL".into(), color: Some(Color::Bold) }];
+    let mut bottom = vec![Cell {
+        text: "TOTAL".into(),
+        color: Some(Color::Bold),
+    }];
     bottom.extend(totals.iter().zip(colors).map(|(n, c)| number(*n, c)));
-    bottom.push(Cell { text: grand.to_string(), color: Some(Color::Bold) });
+    bottom.push(Cell {
+        text: grand.to_string(),
+        color: Some(Color::Bold),
+    });
     rows.push(bottom);
-    table::emit(&format!("{}", table::render(&rows, o.color.enabled())))?;
+    table::emit(&table::render(&rows, o.color.enabled()))?;
     Ok(())
 }
 
@@ -350,8 +398,14 @@ mod tests {
         assert_eq!(
             pairs,
             [
-                ("fieldSelector".to_owned(), "result=fail,category=Pod Security\\, Baseline".to_owned()),
-                ("labelSelector".to_owned(), "severity in (high,critical)".to_owned()),
+                (
+                    "fieldSelector".to_owned(),
+                    "result=fail,category=Pod Security\\, Baseline".to_owned()
+                ),
+                (
+                    "labelSelector".to_owned(),
+                    "severity in (high,critical)".to_owned()
+                ),
                 ("property".to_owned(), "score>=8".to_owned()),
             ]
         );
@@ -364,7 +418,9 @@ mod tests {
             fail_on_selector("high").expect("high"),
             "result in (fail,error),severity in (critical,high)"
         );
-        assert!(fail_on_selector("info").expect("info").ends_with("(critical,high,medium,low,info)"));
+        assert!(fail_on_selector("info")
+            .expect("info")
+            .ends_with("(critical,high,medium,low,info)"));
         assert!(fail_on_selector("severe").is_err());
     }
 }

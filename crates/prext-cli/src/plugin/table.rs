@@ -12,7 +12,9 @@ pub fn emit(text: &str) -> super::client::PluginResult<()> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(super::client::PluginError::Closed),
-        Err(e) => Err(super::client::PluginError::Usage(format!("writing the output: {e}"))),
+        Err(e) => Err(super::client::PluginError::Usage(format!(
+            "writing the output: {e}"
+        ))),
     }
 }
 
@@ -83,14 +85,22 @@ impl From<&str> for Cell {
 pub fn render(rows: &[Vec<Cell>], color: bool) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|cell| cell.text.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.text.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
             let text = match (color, cell.color) {
-                (true, Some(col)) if !cell.text.is_empty() => format!("\x1b[{}m{}\x1b[0m", col.code(), cell.text),
+                (true, Some(col)) if !cell.text.is_empty() => {
+                    format!("\x1b[{}m{}\x1b[0m", col.code(), cell.text)
+                }
                 _ => cell.text.clone(),
             };
             line.push_str(&text);
@@ -130,12 +140,19 @@ pub fn visible_columns(table: &Value, wide: bool) -> Vec<usize> {
 
 /// The header row of a server Table (with a leading NAMESPACE when `namespaced`).
 pub fn table_header(table: &Value, columns: &[usize], namespaced: bool) -> Vec<Cell> {
-    let defs = table["columnDefinitions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let defs = table["columnDefinitions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let mut header: Vec<Cell> = Vec::new();
     if namespaced {
         header.push("NAMESPACE".into());
     }
-    header.extend(columns.iter().map(|&i| Cell::from(defs[i]["name"].as_str().unwrap_or_default().to_uppercase())));
+    header.extend(
+        columns
+            .iter()
+            .map(|&i| Cell::from(defs[i]["name"].as_str().unwrap_or_default().to_uppercase())),
+    );
     header
 }
 
@@ -147,9 +164,17 @@ pub fn table_rows(table: &Value, columns: &[usize], namespaced: bool) -> Vec<Vec
             let cells = row["cells"].as_array().map(Vec::as_slice).unwrap_or_default();
             let mut out = Vec::new();
             if namespaced {
-                out.push(Cell::from(row["object"]["metadata"]["namespace"].as_str().unwrap_or_default()));
+                out.push(Cell::from(
+                    row["object"]["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default(),
+                ));
             }
-            out.extend(columns.iter().map(|&i| Cell::from(cells.get(i).map(cell_text).unwrap_or_default())));
+            out.extend(
+                columns
+                    .iter()
+                    .map(|&i| Cell::from(cells.get(i).map(cell_text).unwrap_or_default())),
+            );
             out
         })
         .collect()
@@ -180,10 +205,19 @@ mod tests {
     fn aligned_like_kubectl() {
         let rows = vec![
             vec![Cell::from("NAME"), Cell::from("FAIL")],
-            vec![Cell::from("a-long-name"), Cell { text: "3".into(), color: Some(Color::Red) }],
+            vec![
+                Cell::from("a-long-name"),
+                Cell {
+                    text: "3".into(),
+                    color: Some(Color::Red),
+                },
+            ],
         ];
         assert_eq!(render(&rows, false), "NAME          FAIL\na-long-name   3\n");
-        assert_eq!(render(&rows, true), "NAME          FAIL\na-long-name   \x1b[31m3\x1b[0m\n");
+        assert_eq!(
+            render(&rows, true),
+            "NAME          FAIL\na-long-name   \x1b[31m3\x1b[0m\n"
+        );
     }
 
     #[test]
@@ -196,11 +230,17 @@ mod tests {
         assert_eq!(cols, [0]);
         assert_eq!(table_header(&t, &visible_columns(&t, true), true).len(), 3);
         let rows = table_rows(&t, &visible_columns(&t, true), true);
-        assert_eq!(rows[0], vec![Cell::from("ns"), Cell::from("r1"), Cell::from("<none>")]);
+        assert_eq!(
+            rows[0],
+            vec![Cell::from("ns"), Cell::from("r1"), Cell::from("<none>")]
+        );
     }
 
     #[test]
     fn csv_quotes() {
-        assert_eq!(csv_line(&["a".into(), "b,c".into(), "say \"hi\"".into()]), "a,\"b,c\",\"say \"\"hi\"\"\"\n");
+        assert_eq!(
+            csv_line(&["a".into(), "b,c".into(), "say \"hi\"".into()]),
+            "a,\"b,c\",\"say \"\"hi\"\"\"\n"
+        );
     }
 }

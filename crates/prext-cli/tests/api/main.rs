@@ -10,6 +10,7 @@ mod common;
 
 mod discovery;
 mod lifecycle;
+mod metrics;
 mod reads;
 mod writes;
 

@@ -76,7 +76,9 @@ async fn serve(stream: tokio::net::TcpStream, reviews: Arc<Mutex<Vec<Value>>>) {
             text.len()
         );
         let stream = reader.get_mut();
-        if stream.write_all(head.as_bytes()).await.is_err() || stream.write_all(text.as_bytes()).await.is_err() {
+        if stream.write_all(head.as_bytes()).await.is_err()
+            || stream.write_all(text.as_bytes()).await.is_err()
+        {
             return;
         }
     }
@@ -90,7 +92,9 @@ fn answer(path: &str, mut request: Value, reviews: &Mutex<Vec<Value>>) -> (u16, 
             _ => None,
         };
         request["status"] = match user {
-            Some(u) => json!({"authenticated": true, "user": {"username": u, "groups": ["system:authenticated"]}}),
+            Some(u) => {
+                json!({"authenticated": true, "user": {"username": u, "groups": ["system:authenticated"]}})
+            }
             None => json!({"authenticated": false}),
         };
         return (201, request);
@@ -106,7 +110,10 @@ fn answer(path: &str, mut request: Value, reviews: &Mutex<Vec<Value>>) -> (u16, 
             Some("alice") if attrs.is_null() => true,
             Some("alice") => {
                 attrs["group"] == "results.prext.io"
-                    && matches!(attrs["resource"].as_str(), Some("policyresults" | "resultsummaries"))
+                    && matches!(
+                        attrs["resource"].as_str(),
+                        Some("policyresults" | "resultsummaries")
+                    )
                     && attrs["namespace"] == "team-a"
                     && matches!(attrs["verb"].as_str(), Some("get" | "list"))
             }
@@ -115,7 +122,10 @@ fn answer(path: &str, mut request: Value, reviews: &Mutex<Vec<Value>>) -> (u16, 
         request["status"] = json!({"allowed": allowed});
         return (201, request);
     }
-    (404, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}))
+    (
+        404,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
+    )
 }
 
 /// `prext serve` in delegated mode against the fake, on a preloaded data dir.
@@ -170,7 +180,11 @@ impl DelegatedPrext {
             .expect("url in the ready line")
             .trim_matches('"')
             .to_owned();
-        DelegatedPrext { child, url, ca: data.join("pki").join("ca.crt") }
+        DelegatedPrext {
+            child,
+            url,
+            ca: data.join("pki").join("ca.crt"),
+        }
     }
 
     /// A client presenting a bearer token.
@@ -179,7 +193,9 @@ impl DelegatedPrext {
         let path = dir.join(format!("{token}.kubeconfig"));
         write_kubeconfig(&path, &self.url, Some(&self.ca), Some(token));
         let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
-        let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("config");
+        let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("config");
         config.default_retry = false;
         kube::Client::try_from(config).expect("client")
     }

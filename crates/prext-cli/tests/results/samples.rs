@@ -74,18 +74,44 @@ pub fn objects() -> Vec<(Kind, &'static str, &'static str, Value)> {
     let mut falco = load_sample("wgpp_sample-falco-policy.yaml");
     let falco_cluster = falco.remove(1);
     let falco_ns = falco.remove(0);
-    let mut pss = load_sample("kyverno_docs-dev-reports_BackgroundScanReport_pod_PSS-restricted.yaml").remove(0);
+    let mut pss =
+        load_sample("kyverno_docs-dev-reports_BackgroundScanReport_pod_PSS-restricted.yaml").remove(0);
     pss["results"] = pss["spec"]["results"].take();
     if let Some(o) = pss.as_object_mut() {
         o.remove("spec");
     }
     vec![
-        (POLR, "bench", "kube-bench", adapt(&bench, POLR, "bench", "kube-bench")),
-        (REPS, "team-a", "trivy-zipkin", adapt(&trivy, REPS, "team-a", "trivy-zipkin")),
-        (POLR, "team-a", "trivy-vuln-nginx", adapt(&vuln, POLR, "team-a", "trivy-vuln-nginx")),
+        (
+            POLR,
+            "bench",
+            "kube-bench",
+            adapt(&bench, POLR, "bench", "kube-bench"),
+        ),
+        (
+            REPS,
+            "team-a",
+            "trivy-zipkin",
+            adapt(&trivy, REPS, "team-a", "trivy-zipkin"),
+        ),
+        (
+            POLR,
+            "team-a",
+            "trivy-vuln-nginx",
+            adapt(&vuln, POLR, "team-a", "trivy-vuln-nginx"),
+        ),
         (POLR, "team-b", "falco", adapt(&falco_ns, POLR, "team-b", "falco")),
-        (CPOLR, "", "falco-cluster", adapt(&falco_cluster, CPOLR, "", "falco-cluster")),
-        (EPHR, "kyverno-pss", "pss-pod", adapt(&pss, EPHR, "kyverno-pss", "pss-pod")),
+        (
+            CPOLR,
+            "",
+            "falco-cluster",
+            adapt(&falco_cluster, CPOLR, "", "falco-cluster"),
+        ),
+        (
+            EPHR,
+            "kyverno-pss",
+            "pss-pod",
+            adapt(&pss, EPHR, "kyverno-pss", "pss-pod"),
+        ),
     ]
 }
 
@@ -94,7 +120,11 @@ pub fn rows(objects: &[(Kind, &str, &str, Value)]) -> Vec<Row> {
     let mut out = Vec::new();
     for (kind, ns, name, obj) in objects {
         let parent = if kind.spec_layout { &obj["spec"] } else { obj };
-        let scope_kind = if kind.spec_layout { &parent["owner"]["kind"] } else { &parent["scope"]["kind"] };
+        let scope_kind = if kind.spec_layout {
+            &parent["owner"]["kind"]
+        } else {
+            &parent["scope"]["kind"]
+        };
         for (index, r) in parent["results"].as_array().into_iter().flatten().enumerate() {
             let subject = match r["resources"].as_array().and_then(|a| a.first()) {
                 Some(first) => text(&first["kind"]),
@@ -130,7 +160,11 @@ impl Loaded {
 
     /// The names of the rows `keep` keeps.
     pub fn names(&self, keep: impl Fn(&Row) -> bool) -> BTreeSet<String> {
-        self.rows.iter().filter(|r| keep(r)).map(|r| r.name.clone()).collect()
+        self.rows
+            .iter()
+            .filter(|r| keep(r))
+            .map(|r| r.name.clone())
+            .collect()
     }
 }
 
@@ -145,7 +179,11 @@ pub struct Preloaded {
 impl Preloaded {
     /// The result names of one namespace.
     pub fn names_in(&self, ns: &str) -> BTreeSet<String> {
-        self.rows.iter().filter(|r| r.namespace == ns).map(|r| r.name.clone()).collect()
+        self.rows
+            .iter()
+            .filter(|r| r.namespace == ns)
+            .map(|r| r.name.clone())
+            .collect()
     }
 }
 
@@ -156,10 +194,11 @@ pub async fn preload_store() -> Preloaded {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("data dir");
     let db = data.join("prext.db");
-    let store = tokio::task::spawn_blocking(move || prext_store::sqlite::SqliteStore::open(&db, Default::default()))
-        .await
-        .expect("open task")
-        .expect("open store");
+    let store =
+        tokio::task::spawn_blocking(move || prext_store::sqlite::SqliteStore::open(&db, Default::default()))
+            .await
+            .expect("open task")
+            .expect("open store");
     let objects = objects();
     for (i, (kind, ns, name, obj)) in objects.iter().enumerate() {
         let def = prext_api::resources::find(kind.group, kind.version, kind.plural).expect("served kind");
@@ -180,5 +219,9 @@ pub async fn preload_store() -> Preloaded {
     }
     store.close().await;
     let rows = rows(&objects);
-    Preloaded { dir, total: rows.len(), rows }
+    Preloaded {
+        dir,
+        total: rows.len(),
+        rows,
+    }
 }

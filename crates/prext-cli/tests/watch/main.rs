@@ -8,6 +8,7 @@ mod common;
 mod kubectl_watch;
 mod protocol;
 mod runtime;
+mod slow;
 
 use std::time::Duration;
 

@@ -33,7 +33,9 @@ const STREAM_PAGE: usize = 5_000;
 
 /// Handles every request under `/apis/results.prext.io/v1alpha1/…` (below discovery).
 pub async fn dispatch(state: AppState, parts: http::request::Parts) -> Response {
-    handle(state, parts).await.unwrap_or_else(IntoResponse::into_response)
+    handle(state, parts)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn handle(state: AppState, parts: http::request::Parts) -> ApiResult<Response> {
@@ -81,7 +83,9 @@ struct Parsed {
 impl Parsed {
     fn from_query(path: &ResultsPath, q: &Query) -> Result<Self, FilterError> {
         let (mut conditions, group_by) = filter::parse_field_selector(q.get("fieldSelector").unwrap_or(""))?;
-        conditions.extend(filter::parse_label_selector(q.get("labelSelector").unwrap_or(""))?);
+        conditions.extend(filter::parse_label_selector(
+            q.get("labelSelector").unwrap_or(""),
+        )?);
         for p in q.all("property") {
             conditions.push(filter::parse_property(p)?);
         }
@@ -144,7 +148,10 @@ async fn get_one(state: &AppState, name: &str, parsed: Parsed, output: Output) -
             "rows": [row(record, output, include, jiff::Timestamp::now())],
         }),
     };
-    Ok(json_bytes(StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default()))
+    Ok(json_bytes(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    ))
 }
 
 /// `PartialObjectMetadata` of an item.
@@ -176,19 +183,14 @@ fn item(r: &ResultRecord, output: Output, now: jiff::Timestamp) -> Value {
     }
 }
 
-async fn list_results(
-    state: AppState,
-    parsed: Parsed,
-    q: &Query,
-    output: Output,
-) -> ApiResult<Response> {
+async fn list_results(state: AppState, parsed: Parsed, q: &Query, output: Output) -> ApiResult<Response> {
     let order = filter::parse_order(q.get("sort"), q.get("order")).map_err(|e| Status::bad_request(e.0))?;
     let limit = match q.get("limit").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => {
-            let n: i64 = s
-                .parse()
-                .map_err(|_| Status::bad_request(format!("limit: invalid value {s:?}: must be an integer")))?;
+            let n: i64 = s.parse().map_err(|_| {
+                Status::bad_request(format!("limit: invalid value {s:?}: must be an integer"))
+            })?;
             usize::try_from(n).ok().filter(|n| *n > 0)
         }
     };
@@ -206,14 +208,21 @@ async fn list_results(
         after,
         count: q.flag("count"),
     };
-    let page = state.store.query_results(first.clone()).await.map_err(ApiError::storage)?;
+    let page = state
+        .store
+        .query_results(first.clone())
+        .await
+        .map_err(ApiError::storage)?;
     let revision = pinned.unwrap_or(page.revision);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     let kind = POLICY_RESULTS.list_kind;
     tokio::spawn(async move {
         let now = jiff::Timestamp::now();
         let mut buf = match output {
-            Output::Json => format!("{{\"apiVersion\":\"{}\",\"kind\":\"{kind}\",\"items\":[", prext_api::results::API_VERSION),
+            Output::Json => format!(
+                "{{\"apiVersion\":\"{}\",\"kind\":\"{kind}\",\"items\":[",
+                prext_api::results::API_VERSION
+            ),
             Output::Metadata { .. } => format!(
                 "{{\"apiVersion\":\"{}\",\"kind\":\"PartialObjectMetadataList\",\"items\":[",
                 output.meta_api_version()
@@ -244,7 +253,14 @@ async fn list_results(
             }
             match (page.more, last, limit) {
                 (true, Some(cursor), Some(_)) => {
-                    next_token = Some(ResultsToken { revision, order, cursor }.encode());
+                    next_token = Some(
+                        ResultsToken {
+                            revision,
+                            order,
+                            cursor,
+                        }
+                        .encode(),
+                    );
                     break;
                 }
                 (true, Some(cursor), None) => {
@@ -279,21 +295,25 @@ async fn list_results(
     Ok(json_bytes(StatusCode::OK, body))
 }
 
-async fn summaries(state: &AppState, path: &ResultsPath, parsed: Parsed, output: Output) -> ApiResult<Response> {
+async fn summaries(
+    state: &AppState,
+    path: &ResultsPath,
+    parsed: Parsed,
+    output: Output,
+) -> ApiResult<Response> {
     let group_by = GroupBy::parse(parsed.group_by.as_deref()).map_err(|e| Status::bad_request(e.0))?;
     let summary = state
         .store
         .summarize_results(SummaryQuery {
             filter: parsed.filter,
-            group_by: vec![
-                group_by.column(),
-                ResultColumn::Result,
-                ResultColumn::Severity,
-            ],
+            group_by: vec![group_by.column(), ResultColumn::Result, ResultColumn::Severity],
         })
         .await
         .map_err(ApiError::storage)?;
-    let items = summary::build(group_by, summary.rows.iter().map(|r| (r.keys.as_slice(), r.count)));
+    let items = summary::build(
+        group_by,
+        summary.rows.iter().map(|r| (r.keys.as_slice(), r.count)),
+    );
     let namespace = path.namespace.as_deref();
     let meta = json!({"resourceVersion": summary.revision.to_string()});
     let body = match output {
@@ -332,5 +352,8 @@ async fn summaries(state: &AppState, path: &ResultsPath, parsed: Parsed, output:
             })
         }
     };
-    Ok(json_bytes(StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default()))
+    Ok(json_bytes(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    ))
 }

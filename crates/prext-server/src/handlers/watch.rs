@@ -63,7 +63,11 @@ pub async fn watch(ctx: Ctx, params: ListParams) -> ApiResult<Response> {
             return Err(super::read::too_large_revision(n));
         }
     }
-    tokio::spawn(w.run(requested, initial, timeout));
+    let guard = ctx.state.metrics.watch_started(def.group, def.plural);
+    tokio::spawn(async move {
+        w.run(requested, initial, timeout).await;
+        drop(guard);
+    });
     let mut resp = render::json_bytes(StatusCode::OK, Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)));
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache, private"));

@@ -4,9 +4,12 @@
 //!   (`policy_report_result`, `cluster_policy_report_result`), computed from SQL at scrape
 //!   time with a configurable label set.
 //!
-//! Other families (request metrics, …) register into the same [`Registry`] in [`metrics`].
+//! * [`requests`]: requests by verb, group, resource and code, latency, open watches.
+//! * [`store`]: storage operation latency and errors.
 
 pub mod reports;
+pub mod requests;
+pub mod store;
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -31,15 +34,22 @@ pub async fn metrics(State(state): State<AppState>, RawQuery(query): RawQuery) -
     };
     let labels = match labels {
         Ok(l) => l,
-        Err(e) => return ApiError::from(prext_api::status::Status::bad_request(e.to_string())).into_response(),
+        Err(e) => {
+            return ApiError::from(prext_api::status::Status::bad_request(e.to_string())).into_response()
+        }
     };
     let mut registry = Registry::default();
+    state.metrics.register(&mut registry);
+    state.store_metrics.register(&mut registry);
     if let Err(e) = reports::register(&*state.store, &labels, &mut registry).await {
         return ApiError::storage(e).into_response();
     }
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
-        return ApiError::from(prext_api::status::Status::internal(format!("encoding metrics: {e}"))).into_response();
+        return ApiError::from(prext_api::status::Status::internal(format!(
+            "encoding metrics: {e}"
+        )))
+        .into_response();
     }
     let mut resp = (StatusCode::OK, text).into_response();
     resp.headers_mut()

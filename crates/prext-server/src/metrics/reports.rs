@@ -136,10 +136,20 @@ impl Default for LabelSet {
 type Labels = Vec<(String, String)>;
 
 /// Counts the stored results by `labels` and registers the two families into `registry`.
-pub async fn register(store: &dyn Store, labels: &LabelSet, registry: &mut Registry) -> prext_store::Result<()> {
+pub async fn register(
+    store: &dyn Store,
+    labels: &LabelSet,
+    registry: &mut Registry,
+) -> prext_store::Result<()> {
     // The namespace tells namespaced from cluster-scoped reports, so it is always read.
     let mut group_by = vec![ResultColumn::Namespace];
-    group_by.extend(labels.labels().iter().filter(|l| **l != Label::Namespace).map(|l| l.column()));
+    group_by.extend(
+        labels
+            .labels()
+            .iter()
+            .filter(|l| **l != Label::Namespace)
+            .map(|l| l.column()),
+    );
     let summary = store
         .summarize_results(SummaryQuery {
             filter: ResultFilter::default(),
@@ -167,12 +177,24 @@ pub async fn register(store: &dyn Store, labels: &LabelSet, registry: &mut Regis
             }
             set.push((label.name().to_owned(), value));
         }
-        let target = if namespace.is_empty() { &mut cluster } else { &mut namespaced };
+        let target = if namespace.is_empty() {
+            &mut cluster
+        } else {
+            &mut namespaced
+        };
         *target.entry(set).or_insert(0) += i64::try_from(row.count).unwrap_or(i64::MAX);
     }
     for (name, help, counts) in [
-        ("policy_report_result", "Results of namespaced policy reports, by the configured labels.", namespaced),
-        ("cluster_policy_report_result", "Results of cluster-scoped policy reports, by the configured labels.", cluster),
+        (
+            "policy_report_result",
+            "Results of namespaced policy reports, by the configured labels.",
+            namespaced,
+        ),
+        (
+            "cluster_policy_report_result",
+            "Results of cluster-scoped policy reports, by the configured labels.",
+            cluster,
+        ),
     ] {
         let family = Family::<Labels, Gauge>::default();
         for (set, n) in counts {

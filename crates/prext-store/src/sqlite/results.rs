@@ -61,7 +61,10 @@ fn column(c: ResultColumn) -> (&'static str, bool) {
 
 /// Whether the column lives on the report (`objects`) rather than the result row.
 fn on_report(c: ResultColumn) -> bool {
-    matches!(c, ResultColumn::Namespace | ResultColumn::Resource | ResultColumn::Report)
+    matches!(
+        c,
+        ResultColumn::Namespace | ResultColumn::Resource | ResultColumn::Report
+    )
 }
 
 fn texts(values: &[String]) -> impl Iterator<Item = Value> + '_ {
@@ -257,7 +260,10 @@ fn after(p: &mut Predicate, order: ResultOrder, cursor: &ResultCursor) {
             p.push(
                 "(o.namespace, o.name, o.resource) >= (?, ?, ?) \
                  AND ((o.namespace, o.name, o.resource) > (?, ?, ?) OR r.idx > ?)",
-                key().into_iter().chain(key()).chain([Value::Integer(cursor.index)]),
+                key()
+                    .into_iter()
+                    .chain(key())
+                    .chain([Value::Integer(cursor.index)]),
             );
             return;
         }
@@ -283,7 +289,11 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
         .query_row("SELECT revision FROM meta WHERE id = 1", [], |r| r.get(0))
         .map_err(db_error)?;
     let lowered = lower(&q.filter);
-    let total = if q.count { Some(count(&tx, &lowered, None)?) } else { None };
+    let total = if q.count {
+        Some(count(&tx, &lowered, None)?)
+    } else {
+        None
+    };
     let limit = q.limit.clamp(1, MAX_PAGE);
 
     // Report order: walk the reports in order when the filter matches many results.
@@ -394,7 +404,11 @@ fn summary_sql(lowered: &Lowered, group_by: &[ResultColumn]) -> String {
     let p = &lowered.predicate;
     let keys: Vec<&str> = group_by.iter().map(|c| column(*c).0).collect();
     let key_list = keys.join(", ");
-    let select_keys = if keys.is_empty() { String::new() } else { format!("{key_list}, ") };
+    let select_keys = if keys.is_empty() {
+        String::new()
+    } else {
+        format!("{key_list}, ")
+    };
     let group = if keys.is_empty() {
         String::new()
     } else {

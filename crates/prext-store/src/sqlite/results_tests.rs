@@ -8,7 +8,16 @@ use crate::results::severity_rank;
 use crate::sqlite::schema;
 
 /// One result row to insert: `(namespace, report, idx, policy, result, severity, score, ts)`.
-type Row<'a> = (&'a str, &'a str, i64, &'a str, &'a str, Option<&'a str>, Option<&'a str>, Option<i64>);
+type Row<'a> = (
+    &'a str,
+    &'a str,
+    i64,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<i64>,
+);
 
 fn db(rows: &[Row<'_>]) -> Connection {
     let mut conn = Connection::open_in_memory().expect("memory db");
@@ -101,9 +110,15 @@ fn filters_follow_the_documented_semantics() {
     use ResultColumn as C;
     let mut conn = sample();
     let cases: Vec<(Vec<Condition>, &[&str])> = vec![
-        (vec![], &["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"]),
         (
-            vec![In(C::Result, vals(&["fail"])), In(C::Severity, vals(&["high", "critical"]))],
+            vec![],
+            &["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"],
+        ),
+        (
+            vec![
+                In(C::Result, vals(&["fail"])),
+                In(C::Severity, vals(&["high", "critical"])),
+            ],
             &["a/r1/0", "a/r2/0", "b/r1/1"],
         ),
         // A missing severity counts as "".
@@ -119,7 +134,10 @@ fn filters_follow_the_documented_semantics() {
         (vec![In(C::Namespace, vals(&[""]))], &["/c1/0"]),
         (vec![NotIn(C::Report, vals(&["r1"]))], &["/c1/0", "a/r2/0"]),
         (vec![In(C::Policy, vec![])], &[]),
-        (vec![NotIn(C::Policy, vec![])], &["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"]),
+        (
+            vec![NotIn(C::Policy, vec![])],
+            &["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"],
+        ),
         // Numeric comparisons ignore values that are not numbers ("n/a").
         (
             vec![Property {
@@ -165,9 +183,15 @@ fn filters_follow_the_documented_semantics() {
         ),
         // LIKE wildcards in the text are literal; case is ignored.
         (vec![MessageContains("P3 SAID".into())], &["b/r1/0"]),
-        (vec![MessageContains("100%".into())], &["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"]),
+        (
+            vec![MessageContains("100%".into())],
+            &["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"],
+        ),
         (vec![MessageContains("0%_".into())], &[]),
-        (vec![MessageContains("of_the".into())], &["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"]),
+        (
+            vec![MessageContains("of_the".into())],
+            &["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"],
+        ),
         (vec![Index(1)], &["a/r1/1", "b/r1/1"]),
     ];
     for (conditions, want) in cases {
@@ -217,7 +241,11 @@ fn orders_and_pages() {
             all_pages(&mut conn, ResultOrder::Report, limit),
             ["/c1/0", "a/r1/0", "a/r1/1", "a/r2/0", "b/r1/0", "b/r1/1"]
         );
-        assert_eq!(all_pages(&mut conn, severity, limit), want_severity, "limit {limit}");
+        assert_eq!(
+            all_pages(&mut conn, severity, limit),
+            want_severity,
+            "limit {limit}"
+        );
         let mut reversed = want_severity;
         reversed.reverse();
         // Ascending reverses the rank only: ties keep report order.
@@ -252,7 +280,11 @@ fn summaries_group_and_count() {
     let s = |v: &str| Some(v.to_owned());
     assert_eq!(sum(&mut conn, vec![], vec![]), [(vec![], 6)]);
     assert_eq!(
-        sum(&mut conn, vec![ResultColumn::Namespace, ResultColumn::Result], vec![]),
+        sum(
+            &mut conn,
+            vec![ResultColumn::Namespace, ResultColumn::Result],
+            vec![]
+        ),
         [
             (vec![s(""), s("error")], 1),
             (vec![s("a"), s("fail")], 2),
@@ -265,7 +297,10 @@ fn summaries_group_and_count() {
         sum(
             &mut conn,
             vec![ResultColumn::Severity, ResultColumn::Namespace],
-            vec![Condition::In(ResultColumn::Result, vec!["fail".into(), "pass".into()])]
+            vec![Condition::In(
+                ResultColumn::Result,
+                vec!["fail".into(), "pass".into()]
+            )]
         ),
         [
             (vec![None, s("a")], 1),
@@ -275,7 +310,11 @@ fn summaries_group_and_count() {
         ]
     );
     assert_eq!(
-        sum(&mut conn, vec![ResultColumn::Policy], vec![Condition::In(ResultColumn::Namespace, vec!["b".into()])]),
+        sum(
+            &mut conn,
+            vec![ResultColumn::Policy],
+            vec![Condition::In(ResultColumn::Namespace, vec!["b".into()])]
+        ),
         [(vec![s("p1")], 1), (vec![s("p3")], 1)]
     );
 }
@@ -289,19 +328,28 @@ fn numbers_follow_their_results() {
     };
     // 9.8, 7 and 8: "n/a" and "openssl" are not numbers.
     assert_eq!(numbers(&conn), 3);
-    conn.execute("DELETE FROM results WHERE policy = 'p1' AND severity = 'high'", [])
-        .expect("delete");
+    conn.execute(
+        "DELETE FROM results WHERE policy = 'p1' AND severity = 'high'",
+        [],
+    )
+    .expect("delete");
     assert_eq!(numbers(&conn), 1);
     conn.execute("DELETE FROM objects", []).expect("delete reports");
     assert_eq!(numbers(&conn), 0);
 }
 
 fn plan(conn: &Connection, sql: &str, params: &[Value]) -> String {
-    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("explain");
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .expect("explain");
     let rows = stmt
-        .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get::<_, String>(3))
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+            r.get::<_, String>(3)
+        })
         .expect("plan rows");
-    rows.collect::<rusqlite::Result<Vec<_>>>().expect("plan").join("\n")
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .expect("plan")
+        .join("\n")
 }
 
 #[test]
@@ -337,7 +385,49 @@ fn plans_use_the_indexes() {
             test: PropertyTest::Number(Compare::GreaterOrEqual, 8.0),
         }],
     });
-    let q = format!("SELECT count(*) FROM results AS r{}", numeric.predicate.where_sql());
+    let q = format!(
+        "SELECT count(*) FROM results AS r{}",
+        numeric.predicate.where_sql()
+    );
     let numeric_plan = plan(&conn, &q, &numeric.predicate.params);
-    assert!(numeric_plan.contains("result_numbers_key_value"), "{numeric_plan}");
+    assert!(
+        numeric_plan.contains("result_numbers_key_value"),
+        "{numeric_plan}"
+    );
+}
+
+/// The backend-neutral conformance checks of result queries, on this backend.
+#[cfg(feature = "testsuite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_conformance() {
+    crate::testsuite::run_results(|| async { crate::testsuite::TempSqlite::new() }).await;
+}
+
+/// Every `SELECT` example of `docs/sql.md` runs on this schema (and finds the CVSS rows).
+#[test]
+fn documented_queries_run() {
+    let conn = sample();
+    let doc = include_str!("../../../../docs/sql.md");
+    let mut ran = 0;
+    for block in doc.split("```sql\n").skip(1) {
+        let sql = block.split("```").next().unwrap_or_default();
+        if !sql.trim_start().starts_with("SELECT") {
+            continue;
+        }
+        let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{e}:\n{sql}"));
+        let columns = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                (0..columns)
+                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .unwrap_or_else(|e| panic!("{e}:\n{sql}"));
+        if sql.contains("n.value >= 8.0") || sql.contains("AS score") {
+            assert_eq!(rows.len(), 2, "9.8 and 8: {sql}");
+        }
+        ran += 1;
+    }
+    assert!(ran >= 8, "{ran} examples");
 }
