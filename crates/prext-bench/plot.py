@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Plots create and update throughput against concurrency from prext-bench's results.json.
+"""Plots create and update throughput against concurrency (prext on each backend, the raw
+references and etcd) from prext-bench's results.json.
 
 Usage: plot.py RESULTS_JSON OUTPUT_PNG   (needs matplotlib: pip install matplotlib)
 """
@@ -29,6 +30,9 @@ def main() -> None:
             xs = [p[0] for p in pts]
             ax.plot(xs, [p[1] for p in pts], marker="o", label=f"prext on {backend}")
             ax.plot(xs, [p[2] for p in pts], marker="x", linestyle="--", label=f"raw {backend}")
+        etcd = sorted({(r["concurrency"], r["etcd"]) for r in rows if r["measure"] == measure and r.get("etcd")})
+        if etcd:
+            ax.plot([p[0] for p in etcd], [p[1] for p in etcd], marker="s", linestyle=":", color="black", label="etcd")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("concurrent clients")

@@ -72,7 +72,10 @@ impl Backend {
         std::fs::create_dir_all(dir)?;
         Ok(match self {
             Backend::Sqlite => Reference::Sqlite(dir.join("raw.db")),
-            Backend::Postgres(pg) => Reference::Postgres(RawPostgres { pg, database: pg.create_database().await }),
+            Backend::Postgres(pg) => Reference::Postgres(RawPostgres {
+                pg,
+                database: pg.create_database().await,
+            }),
         })
     }
 
@@ -87,7 +90,9 @@ impl Backend {
                 blocking(move || Ok(raw::size(&path).unwrap_or_else(|_| raw::file_sizes(&path)))).await
             }
             (Backend::Postgres(pg), Stored::Postgres(db)) => raw_pg::database_bytes(pg, db).await,
-            (Backend::Sqlite, Stored::Postgres(_)) => anyhow::bail!("a PostgreSQL store on the SQLite backend"),
+            (Backend::Sqlite, Stored::Postgres(_)) => {
+                anyhow::bail!("a PostgreSQL store on the SQLite backend")
+            }
         }
     }
 }
@@ -98,7 +103,9 @@ pub enum Reference<'a> {
     Postgres(RawPostgres<'a>),
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(f).await?
 }
 

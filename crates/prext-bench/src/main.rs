@@ -114,11 +114,17 @@ async fn main() -> anyhow::Result<()> {
         args.objects,
         args.concurrency
     );
-    println!("ratio = prext / reference (throughput: higher is better; time, latency, bytes: lower is better)");
+    println!(
+        "ratio = prext / reference (throughput: higher is better; time, latency, bytes: lower is better)"
+    );
     println!();
     println!("{}", table::header());
     let tmp = tempfile::tempdir()?;
-    let mut etcd = if args.no_etcd { None } else { raw_etcd::EtcdReference::start().await };
+    let mut etcd = if args.no_etcd {
+        None
+    } else {
+        raw_etcd::EtcdReference::start().await
+    };
     let mut table = table::Table::default();
     for name in &backends {
         let backend = backend::Backend::new(name).await?;

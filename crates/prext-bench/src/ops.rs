@@ -14,7 +14,12 @@ pub const COLLECTION: &str = "/apis/wgpolicyk8s.io/v1alpha2/namespaces/bench/pol
 
 /// Creates objects `0..n` with `c` requests in flight. Returns objects/s and each object's
 /// resourceVersion (for the updates).
-pub async fn create(prext: &Prext, payload: &Arc<Payload>, n: usize, c: usize) -> anyhow::Result<(f64, Vec<String>)> {
+pub async fn create(
+    prext: &Prext,
+    payload: &Arc<Payload>,
+    n: usize,
+    c: usize,
+) -> anyhow::Result<(f64, Vec<String>)> {
     let bodies: Vec<(usize, Vec<u8>)> = (0..n).map(|i| (i, payload.object("bench", i))).collect();
     let start = Instant::now();
     let results: Vec<anyhow::Result<(usize, u16, Vec<u8>)>> = futures::stream::iter(bodies)
@@ -29,7 +34,11 @@ pub async fn create(prext: &Prext, payload: &Arc<Payload>, n: usize, c: usize) -
     let mut versions = vec![String::new(); n];
     for r in results {
         let (i, status, body) = r?;
-        anyhow::ensure!(status == 201, "create answered {status}: {}", String::from_utf8_lossy(&body));
+        anyhow::ensure!(
+            status == 201,
+            "create answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
         versions[i] = resource_version(&body)?;
     }
     Ok((rate, versions))
@@ -45,13 +54,25 @@ fn resource_version(body: &[u8]) -> anyhow::Result<String> {
 
 /// Replaces objects `0..n` (PUT based on `versions`, adding a label) with `c` requests in
 /// flight. Returns objects/s.
-pub async fn update(prext: &Prext, payload: &Arc<Payload>, versions: &[String], c: usize) -> anyhow::Result<f64> {
-    let bodies: Vec<(usize, Vec<u8>)> =
-        versions.iter().enumerate().map(|(i, rv)| (i, payload.updated_at(i, rv))).collect();
+pub async fn update(
+    prext: &Prext,
+    payload: &Arc<Payload>,
+    versions: &[String],
+    c: usize,
+) -> anyhow::Result<f64> {
+    let bodies: Vec<(usize, Vec<u8>)> = versions
+        .iter()
+        .enumerate()
+        .map(|(i, rv)| (i, payload.updated_at(i, rv)))
+        .collect();
     let n = bodies.len();
     let start = Instant::now();
     let results: Vec<anyhow::Result<(u16, usize)>> = futures::stream::iter(bodies)
-        .map(|(i, b)| async move { prext.send(http::Method::PUT, &format!("{COLLECTION}/bench-{i:07}"), b).await })
+        .map(|(i, b)| async move {
+            prext
+                .send(http::Method::PUT, &format!("{COLLECTION}/bench-{i:07}"), b)
+                .await
+        })
         .buffer_unordered(c.max(1))
         .collect()
         .await;
@@ -65,11 +86,15 @@ pub async fn update(prext: &Prext, payload: &Arc<Payload>, versions: &[String], 
 
 /// GETs the objects at `indices`, one at a time (after one warm-up request).
 pub async fn gets(prext: &Prext, indices: &[usize]) -> anyhow::Result<Vec<Duration>> {
-    prext.send(http::Method::GET, &format!("{COLLECTION}/bench-0000000"), vec![]).await?;
+    prext
+        .send(http::Method::GET, &format!("{COLLECTION}/bench-0000000"), vec![])
+        .await?;
     let mut out = Vec::with_capacity(indices.len());
     for i in indices {
         let start = Instant::now();
-        let (status, _) = prext.send(http::Method::GET, &format!("{COLLECTION}/bench-{i:07}"), vec![]).await?;
+        let (status, _) = prext
+            .send(http::Method::GET, &format!("{COLLECTION}/bench-{i:07}"), vec![])
+            .await?;
         out.push(start.elapsed());
         anyhow::ensure!(status == 200, "get answered {status}");
     }

@@ -62,10 +62,12 @@ fn load_first_doc(path: &Path) -> anyhow::Result<Value> {
         serde_norway::from_str(first)?
     };
     // Lists (kube-bench, kubearmor) hold the report as their first item.
-    Ok(match doc.get("items").and_then(Value::as_array).and_then(|a| a.first()) {
-        Some(item) => item.clone(),
-        None => doc,
-    })
+    Ok(
+        match doc.get("items").and_then(Value::as_array).and_then(|a| a.first()) {
+            Some(item) => item.clone(),
+            None => doc,
+        },
+    )
 }
 
 /// Turns any report sample into a wgpolicyk8s.io/v1alpha2 PolicyReport template.
@@ -91,7 +93,10 @@ pub fn load(which: &str) -> anyhow::Result<Payload> {
     let dir = samples_dir();
     let (label, file) = match which {
         "small" => ("0.5 KB", "reports-server_testdata_report-3.yaml"),
-        "medium" => ("7 KB", "kyverno_docs-dev-reports_BackgroundScanReport_pod_PSS-restricted.yaml"),
+        "medium" => (
+            "7 KB",
+            "kyverno_docs-dev-reports_BackgroundScanReport_pod_PSS-restricted.yaml",
+        ),
         "large" => ("197 KB", "wgpp_kube-bench-adapter_policy-report-list.yaml"),
         other => anyhow::bail!("unknown payload {other:?}: small, medium or large"),
     };

@@ -41,7 +41,8 @@ fn write_all(path: &Path, sql: &'static str, bodies: Vec<String>, writers: usize
         })
         .collect();
     for h in handles {
-        h.join().map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
+        h.join()
+            .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
     }
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
@@ -49,7 +50,11 @@ fn write_all(path: &Path, sql: &'static str, bodies: Vec<String>, writers: usize
 fn bodies(payload: &Payload, n: usize, updated: bool) -> Vec<String> {
     (0..n)
         .map(|i| {
-            let body = if updated { payload.updated(i) } else { payload.object("bench", i) };
+            let body = if updated {
+                payload.updated(i)
+            } else {
+                payload.object("bench", i)
+            };
             String::from_utf8(body).unwrap_or_default()
         })
         .collect()
@@ -101,8 +106,9 @@ pub fn gets(path: &Path, indices: &[usize]) -> anyhow::Result<Vec<Duration>> {
 /// Walks the table in keyset pages of `limit`, `walks` times. Returns each page's latency.
 pub fn pages(path: &Path, limit: usize, walks: usize) -> anyhow::Result<Vec<Duration>> {
     let c = open(path)?;
-    let mut stmt =
-        c.prepare("SELECT name, body FROM objects WHERE namespace = 'bench' AND name > ?1 ORDER BY name LIMIT ?2")?;
+    let mut stmt = c.prepare(
+        "SELECT name, body FROM objects WHERE namespace = 'bench' AND name > ?1 ORDER BY name LIMIT ?2",
+    )?;
     let mut out = Vec::new();
     for _ in 0..walks {
         let mut after = String::new();

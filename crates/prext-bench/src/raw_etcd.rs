@@ -31,7 +31,9 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 fn key(i: usize) -> String {
-    B64.encode(format!("/registry/wgpolicyk8s.io/policyreports/bench/bench-{i:07}"))
+    B64.encode(format!(
+        "/registry/wgpolicyk8s.io/policyreports/bench/bench-{i:07}"
+    ))
 }
 
 impl Etcd {
@@ -44,14 +46,34 @@ impl Etcd {
         let child = Command::new("etcd")
             .args(["--name", "bench", "--data-dir"])
             .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("bench={peer_url}"), "--quota-backend-bytes", "8589934592"])
+            .args([
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("bench={peer_url}"),
+                "--quota-backend-bytes",
+                "8589934592",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("starting etcd (Debian: apt-get install etcd-server)")?;
-        let etcd = Etcd { child, _dir: dir, base: client_url, client: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http() };
+        let etcd = Etcd {
+            child,
+            _dir: dir,
+            base: client_url,
+            client: Client::builder(hyper_util::rt::TokioExecutor::new()).build_http(),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while etcd.call("/v3/kv/range", json!({"key": key(0)})).await.is_err() {
             anyhow::ensure!(Instant::now() < deadline, "etcd did not answer within 30 s");
@@ -67,7 +89,11 @@ impl Etcd {
         let resp = self.client.request(req).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
-        anyhow::ensure!(status.is_success(), "etcd {path} answered {status}: {}", String::from_utf8_lossy(&bytes));
+        anyhow::ensure!(
+            status.is_success(),
+            "etcd {path} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
         Ok((serde_json::from_slice(&bytes)?, bytes.len()))
     }
 
@@ -76,7 +102,11 @@ impl Etcd {
     pub async fn puts(&self, payload: &Payload, n: usize, c: usize, updated: bool) -> anyhow::Result<f64> {
         let bodies: Vec<Value> = (0..n)
             .map(|i| {
-                let body = if updated { payload.updated(i) } else { payload.object("bench", i) };
+                let body = if updated {
+                    payload.updated(i)
+                } else {
+                    payload.object("bench", i)
+                };
                 json!({"key": key(i), "value": B64.encode(body)})
             })
             .collect();
@@ -100,7 +130,10 @@ impl Etcd {
             let start = Instant::now();
             let (v, _) = self.call("/v3/kv/range", json!({"key": key(*i)})).await?;
             out.push(start.elapsed());
-            anyhow::ensure!(v["kvs"].as_array().is_some_and(|a| a.len() == 1), "key {i} not found");
+            anyhow::ensure!(
+                v["kvs"].as_array().is_some_and(|a| a.len() == 1),
+                "key {i} not found"
+            );
         }
         Ok(out)
     }
@@ -115,14 +148,20 @@ impl Etcd {
             loop {
                 let start = Instant::now();
                 let (v, _) = self
-                    .call("/v3/kv/range", json!({"key": from, "range_end": end, "limit": limit}))
+                    .call(
+                        "/v3/kv/range",
+                        json!({"key": from, "range_end": end, "limit": limit}),
+                    )
                     .await?;
                 out.push(start.elapsed());
                 let kvs = v["kvs"].as_array().cloned().unwrap_or_default();
                 if !v["more"].as_bool().unwrap_or(false) {
                     break;
                 }
-                let last = kvs.last().and_then(|kv| kv["key"].as_str()).context("a page without keys")?;
+                let last = kvs
+                    .last()
+                    .and_then(|kv| kv["key"].as_str())
+                    .context("a page without keys")?;
                 let mut next = B64.decode(last)?;
                 next.push(0);
                 from = B64.encode(next);
@@ -157,7 +196,8 @@ impl Etcd {
             )
             .await?;
         if let Some(rev) = v["header"]["revision"].as_str() {
-            self.call("/v3/kv/compaction", json!({"revision": rev, "physical": true})).await?;
+            self.call("/v3/kv/compaction", json!({"revision": rev, "physical": true}))
+                .await?;
         }
         Ok(())
     }
@@ -192,7 +232,11 @@ impl EtcdReference {
     /// Starts etcd; `None` (with a note) when it cannot run here.
     pub async fn start() -> Option<EtcdReference> {
         match Etcd::start().await {
-            Ok(etcd) => Some(EtcdReference { etcd, writes: Default::default(), reads: None }),
+            Ok(etcd) => Some(EtcdReference {
+                etcd,
+                writes: Default::default(),
+                reads: None,
+            }),
             Err(e) => {
                 println!("(no etcd reference: {e:#})");
                 None

@@ -63,16 +63,28 @@ impl RawPostgres<'_> {
                  PRIMARY KEY(namespace, name))",
             )
             .await?;
-        let bodies = (0..n).map(|i| String::from_utf8(payload.object("bench", i)).unwrap_or_default()).collect();
-        self.write_all("INSERT INTO objects(namespace, name, body) VALUES ('bench', $1, $2)", bodies, clients)
-            .await
+        let bodies = (0..n)
+            .map(|i| String::from_utf8(payload.object("bench", i)).unwrap_or_default())
+            .collect();
+        self.write_all(
+            "INSERT INTO objects(namespace, name, body) VALUES ('bench', $1, $2)",
+            bodies,
+            clients,
+        )
+        .await
     }
 
     /// Replaces the body of each object written by [`Self::inserts`]. Returns objects/s.
     pub async fn updates(&self, payload: &Payload, n: usize, clients: usize) -> anyhow::Result<f64> {
-        let bodies = (0..n).map(|i| String::from_utf8(payload.updated(i)).unwrap_or_default()).collect();
-        self.write_all("UPDATE objects SET body = $2 WHERE namespace = 'bench' AND name = $1", bodies, clients)
-            .await
+        let bodies = (0..n)
+            .map(|i| String::from_utf8(payload.updated(i)).unwrap_or_default())
+            .collect();
+        self.write_all(
+            "UPDATE objects SET body = $2 WHERE namespace = 'bench' AND name = $1",
+            bodies,
+            clients,
+        )
+        .await
     }
 
     /// Reads every body in key order (streamed). Returns (seconds, bytes).
@@ -81,7 +93,9 @@ impl RawPostgres<'_> {
         let c = self.client().await;
         let start = Instant::now();
         let no_params = std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>();
-        let rows = c.query_raw("SELECT body FROM objects ORDER BY namespace, name", no_params).await?;
+        let rows = c
+            .query_raw("SELECT body FROM objects ORDER BY namespace, name", no_params)
+            .await?;
         futures::pin_mut!(rows);
         let mut bytes = 0;
         while let Some(row) = rows.try_next().await? {
@@ -93,7 +107,9 @@ impl RawPostgres<'_> {
     /// Point reads of the given object indices, one at a time.
     pub async fn gets(&self, indices: &[usize]) -> anyhow::Result<Vec<Duration>> {
         let c = self.client().await;
-        let stmt = c.prepare("SELECT body FROM objects WHERE namespace = 'bench' AND name = $1").await?;
+        let stmt = c
+            .prepare("SELECT body FROM objects WHERE namespace = 'bench' AND name = $1")
+            .await?;
         let mut out = Vec::with_capacity(indices.len());
         for i in indices {
             let start = Instant::now();

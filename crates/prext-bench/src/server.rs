@@ -43,13 +43,19 @@ impl Prext {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(30)).context("prext did not become ready")?;
+        rx.recv_timeout(Duration::from_secs(30))
+            .context("prext did not become ready")?;
         let startup = started.elapsed();
         let kubeconfig = kube::config::Kubeconfig::read_from(data_dir.join("kubeconfig"))?;
         let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+                .await?;
         let client = kube::Client::try_from(config)?;
-        Ok(Prext { child, client, startup })
+        Ok(Prext {
+            child,
+            client,
+            startup,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -57,7 +63,12 @@ impl Prext {
     }
 
     /// Sends a request; returns the status and the whole body.
-    pub async fn send_body(&self, method: http::Method, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, Vec<u8>)> {
+    pub async fn send_body(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
         let req = http::Request::builder()
             .method(method)
             .uri(path)
@@ -70,7 +81,12 @@ impl Prext {
     }
 
     /// Sends a request; returns the status and the number of body bytes (streamed, not kept).
-    pub async fn send(&self, method: http::Method, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, usize)> {
+    pub async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, usize)> {
         let req = http::Request::builder()
             .method(method)
             .uri(path)
@@ -90,7 +106,10 @@ impl Prext {
 
     /// Stops the server with SIGTERM.
     pub fn stop(mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }

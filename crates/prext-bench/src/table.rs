@@ -45,7 +45,13 @@ pub struct Table {
 }
 
 fn fmt(v: f64, unit: &str) -> String {
-    let digits = if v.abs() >= 100.0 || unit == "bytes" { 0 } else if v.abs() >= 10.0 { 1 } else { 2 };
+    let digits = if v.abs() >= 100.0 || unit == "bytes" {
+        0
+    } else if v.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
     format!("{v:.digits$} {unit}")
 }
 
@@ -95,7 +101,8 @@ impl Table {
 
     /// The rows as CSV: `backend,measure,concurrency,unit,prext,reference,ratio,etcd,etcd_ratio`.
     pub fn to_csv(&self) -> String {
-        let mut out = String::from("backend,measure,concurrency,unit,prext,reference,ratio,etcd,etcd_ratio\n");
+        let mut out =
+            String::from("backend,measure,concurrency,unit,prext,reference,ratio,etcd,etcd_ratio\n");
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         for r in &self.rows {
             out.push_str(&format!(
@@ -130,7 +137,15 @@ mod tests {
     use super::*;
 
     fn row(prext: f64, reference: Option<f64>) -> Row {
-        Row { backend: "sqlite", measure: "create \"x\"".into(), concurrency: Some(16), unit: "objects/s", prext, reference, etcd: Some(25.0) }
+        Row {
+            backend: "sqlite",
+            measure: "create \"x\"".into(),
+            concurrency: Some(16),
+            unit: "objects/s",
+            prext,
+            reference,
+            etcd: Some(25.0),
+        }
     }
 
     #[test]
@@ -143,7 +158,9 @@ mod tests {
 
     #[test]
     fn csv_quotes_measures_and_leaves_missing_values_empty() {
-        let t = Table { rows: vec![row(1.5, None)] };
+        let t = Table {
+            rows: vec![row(1.5, None)],
+        };
         assert_eq!(
             t.to_csv(),
             "backend,measure,concurrency,unit,prext,reference,ratio,etcd,etcd_ratio\n\

@@ -18,7 +18,7 @@ use super::db_error;
 use super::select::Predicate;
 use crate::results::{
     Compare, Condition, PropertyTest, ResultColumn, ResultCursor, ResultFilter, ResultOrder, ResultPage,
-    ResultQuery, ResultRecord, Summary, SummaryQuery, SummaryRow,
+    ResultQuery, ResultRecord,
 };
 use crate::Result;
 
@@ -75,15 +75,75 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-/// A filter as SQL, and whether it needs the `objects` join.
-struct Lowered {
-    predicate: Predicate,
-    needs_report: bool,
+/// A numeric property test: `properties.<key> <op> <bound>`.
+#[derive(Debug, Clone)]
+struct NumberTest {
+    key: String,
+    op: &'static str,
+    bound: f64,
 }
 
-fn lower(filter: &ResultFilter) -> Lowered {
+/// How a numeric property test is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NumberForm {
+    /// `(object_id, idx) IN (a range of result_numbers_key_value)`: the range drives the
+    /// query (few matches, counts).
+    Drive,
+    /// A primary-key probe of `result_numbers` per result row (the report-order walk, which
+    /// must not be driven by the range).
+    Probe,
+}
+
+/// A filter as SQL: the conditions on columns and the numeric property tests apart, and
+/// which tables they need.
+struct Lowered {
+    predicate: Predicate,
+    numbers: Vec<NumberTest>,
+    needs_report: bool,
+    /// Some condition reads the `results` row itself (not only `result_numbers`).
+    needs_result: bool,
+}
+
+impl Lowered {
+    /// The whole filter as one predicate, numeric tests written in `form`.
+    fn predicate(&self, form: NumberForm) -> Predicate {
+        let mut p = self.predicate.clone();
+        for n in &self.numbers {
+            push_number(&mut p, n, form);
+        }
+        p
+    }
+}
+
+fn push_number(p: &mut Predicate, n: &NumberTest, form: NumberForm) {
+    let op = n.op;
+    let sql = match form {
+        NumberForm::Drive => format!(
+            "(r.object_id, r.idx) IN (SELECT n.object_id, n.idx FROM result_numbers AS n \
+             WHERE n.key = ? AND n.value {op} ?)"
+        ),
+        NumberForm::Probe => format!(
+            "EXISTS (SELECT 1 FROM result_numbers AS n WHERE n.object_id = r.object_id \
+             AND n.idx = r.idx AND n.key = ? AND n.value {op} ?)"
+        ),
+    };
+    p.push(sql, [Value::Text(n.key.clone()), Value::Real(n.bound)]);
+}
+
+/// Whether the result row's conditions may use the result indexes. The report-order walk
+/// reads each report's results by primary key: an index on a result column there would be
+/// scanned once per report (`+column` turns index use off for that term).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Indexes {
+    Use,
+    Avoid,
+}
+
+fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
     let mut p = Predicate::default();
+    let mut numbers = Vec::new();
     let mut needs_report = false;
+    let mut needs_result = false;
     if let Some(ns) = &filter.namespace {
         p.push("o.namespace = ?", [Value::Text(ns.clone())]);
         needs_report = true;
@@ -92,29 +152,62 @@ fn lower(filter: &ResultFilter) -> Lowered {
         match c {
             Condition::In(col, values) | Condition::NotIn(col, values) => {
                 needs_report |= on_report(*col);
+                needs_result |= !on_report(*col);
                 let negated = matches!(c, Condition::NotIn(..));
-                set_condition(&mut p, *col, values, negated);
+                set_condition(&mut p, *col, values, negated, indexes);
             }
             Condition::MessageContains(text) if text.is_empty() => {}
             Condition::MessageContains(text) => {
+                needs_result = true;
                 p.push(
                     "r.message LIKE ? ESCAPE '\\'",
                     [Value::Text(format!("%{}%", escape_like(text)))],
                 );
             }
-            Condition::Property { key, test } => property_condition(&mut p, key, test),
-            Condition::Index(i) => p.push("r.idx = ?", [Value::Integer(*i)]),
+            Condition::Property {
+                key,
+                test: PropertyTest::Number(op, bound),
+            } => numbers.push(NumberTest {
+                key: key.clone(),
+                op: match op {
+                    Compare::Greater => ">",
+                    Compare::GreaterOrEqual => ">=",
+                    Compare::Less => "<",
+                    Compare::LessOrEqual => "<=",
+                },
+                bound: *bound,
+            }),
+            Condition::Property { key, test } => {
+                needs_result = true;
+                property_condition(&mut p, key, test);
+            }
+            Condition::Index(i) => {
+                needs_result = true;
+                let column = if indexes == Indexes::Avoid {
+                    "+r.idx"
+                } else {
+                    "r.idx"
+                };
+                p.push(format!("{column} = ?"), [Value::Integer(*i)]);
+            }
         }
     }
     Lowered {
         predicate: p,
+        numbers,
         needs_report,
+        needs_result,
     }
 }
 
 /// `col in (values)` or `col notin (values)`, where a missing value counts as `""`.
-fn set_condition(p: &mut Predicate, col: ResultColumn, values: &[String], negated: bool) {
-    let (sql, nullable) = column(col);
+fn set_condition(p: &mut Predicate, col: ResultColumn, values: &[String], negated: bool, indexes: Indexes) {
+    let (plain, nullable) = column(col);
+    let sql = if indexes == Indexes::Avoid && !on_report(col) {
+        format!("+{plain}")
+    } else {
+        plain.to_owned()
+    };
     if values.is_empty() {
         // `in ()` matches nothing, `notin ()` everything.
         if !negated {
@@ -180,21 +273,8 @@ fn property_condition(p: &mut Predicate, key: &str, test: &PropertyTest) {
                 twice.chain(texts(values)),
             );
         }
-        PropertyTest::Number(op, bound) => {
-            let op = match op {
-                Compare::Greater => ">",
-                Compare::GreaterOrEqual => ">=",
-                Compare::Less => "<",
-                Compare::LessOrEqual => "<=",
-            };
-            p.push(
-                format!(
-                    "(r.object_id, r.idx) IN (SELECT n.object_id, n.idx FROM result_numbers AS n \
-                     WHERE n.key = ? AND n.value {op} ?)"
-                ),
-                [Value::Text(key.to_owned()), Value::Real(*bound)],
-            );
-        }
+        // Numeric tests are lowered apart (`NumberTest`).
+        PropertyTest::Number(..) => {}
     }
 }
 
@@ -207,11 +287,39 @@ fn from(needs_report: bool) -> &'static str {
     }
 }
 
-/// Counts the matches of a lowered filter, stopping at `cap` when given.
+/// Counts the matches of a lowered filter, stopping at `cap` when given. A numeric property
+/// test drives the count from its index range; the result and report rows are read only when
+/// another condition needs them.
 fn count(conn: &Connection, lowered: &Lowered, cap: Option<usize>) -> Result<u64> {
-    let p = &lowered.predicate;
-    let inner = format!("SELECT 1{}{}", from(lowered.needs_report), p.where_sql());
-    let mut params = p.params.clone();
+    let (inner, params) = match lowered.numbers.split_first() {
+        Some((first, rest)) => {
+            let mut p = lowered.predicate.clone();
+            let mut from = String::from(" FROM result_numbers AS d");
+            let needs_result = lowered.needs_result || !rest.is_empty();
+            if needs_result {
+                from.push_str(" JOIN results AS r ON r.object_id = d.object_id AND r.idx = d.idx");
+            }
+            if lowered.needs_report {
+                from.push_str(" JOIN objects AS o ON o.id = d.object_id");
+            }
+            for n in rest {
+                push_number(&mut p, n, NumberForm::Probe);
+            }
+            let mut params = vec![Value::Text(first.key.clone()), Value::Real(first.bound)];
+            params.extend(p.params.iter().cloned());
+            let extra = p.where_sql().replacen(" WHERE ", " AND ", 1);
+            let sql = format!("SELECT 1{from} WHERE d.key = ? AND d.value {} ?{extra}", first.op);
+            (sql, params)
+        }
+        None => {
+            let p = &lowered.predicate;
+            (
+                format!("SELECT 1{}{}", from(lowered.needs_report), p.where_sql()),
+                p.params.clone(),
+            )
+        }
+    };
+    let mut params = params;
     let sql = match cap {
         Some(cap) => {
             params.push(Value::Integer(i64::try_from(cap).unwrap_or(i64::MAX)));
@@ -288,7 +396,7 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
     let revision: i64 = tx
         .query_row("SELECT revision FROM meta WHERE id = 1", [], |r| r.get(0))
         .map_err(db_error)?;
-    let lowered = lower(&q.filter);
+    let lowered = lower(&q.filter, Indexes::Use);
     let total = if q.count {
         Some(count(&tx, &lowered, None)?)
     } else {
@@ -302,7 +410,11 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
             Some(n) => n > SORT_THRESHOLD as u64,
             None => count(&tx, &lowered, Some(SORT_THRESHOLD + 1))? > SORT_THRESHOLD as u64,
         };
-    let mut p = lowered.predicate;
+    let mut p = if walk {
+        lower(&q.filter, Indexes::Avoid).predicate(NumberForm::Probe)
+    } else {
+        lowered.predicate(NumberForm::Drive)
+    };
     if let Some(cursor) = &q.after {
         after(&mut p, q.order, cursor);
     }
@@ -368,92 +480,8 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRecord> {
     })
 }
 
-/// Counts the matching results per group, in one read transaction.
-pub(crate) fn summarize(conn: &mut Connection, q: &SummaryQuery) -> Result<Summary> {
-    let tx = conn.transaction().map_err(db_error)?;
-    let revision: i64 = tx
-        .query_row("SELECT revision FROM meta WHERE id = 1", [], |r| r.get(0))
-        .map_err(db_error)?;
-    let lowered = lower(&q.filter);
-    let sql = summary_sql(&lowered, &q.group_by);
-    let mut stmt = tx.prepare_cached(&sql).map_err(db_error)?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(lowered.predicate.params.iter()))
-        .map_err(db_error)?;
-    let n = q.group_by.len();
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(db_error)? {
-        let keys = (0..n)
-            .map(|i| row.get::<_, Option<String>>(i))
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_error)?;
-        let count: i64 = row.get(n).map_err(db_error)?;
-        out.push(SummaryRow {
-            keys,
-            count: u64::try_from(count).unwrap_or(0),
-        });
-    }
-    Ok(Summary { revision, rows: out })
-}
-
-/// The SQL of a summary. Grouping by a report column first counts per report and result
-/// columns (one pass over `results`, no join per row), then joins the few per-report groups
-/// with their reports.
-fn summary_sql(lowered: &Lowered, group_by: &[ResultColumn]) -> String {
-    let by_report = group_by.iter().any(|c| on_report(*c));
-    let p = &lowered.predicate;
-    let keys: Vec<&str> = group_by.iter().map(|c| column(*c).0).collect();
-    let key_list = keys.join(", ");
-    let select_keys = if keys.is_empty() {
-        String::new()
-    } else {
-        format!("{key_list}, ")
-    };
-    let group = if keys.is_empty() {
-        String::new()
-    } else {
-        format!(" GROUP BY {key_list} ORDER BY {key_list}")
-    };
-    if !by_report {
-        return format!(
-            "SELECT {select_keys}count(*){}{}{group}",
-            from(lowered.needs_report),
-            p.where_sql()
-        );
-    }
-    // Per report: `s.k0, s.k1 …` are the result columns; report columns come from `o`.
-    let result_keys: Vec<&str> = group_by
-        .iter()
-        .filter(|c| !on_report(**c))
-        .map(|c| column(*c).0)
-        .collect();
-    let inner_keys: String = result_keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!(", {k} AS k{i}"))
-        .collect();
-    let inner_group: String = (0..result_keys.len()).map(|i| format!(", k{i}")).collect();
-    let mut next = 0;
-    let outer_keys: Vec<String> = group_by
-        .iter()
-        .map(|c| {
-            if on_report(*c) {
-                column(*c).0.to_owned()
-            } else {
-                next += 1;
-                format!("s.k{}", next - 1)
-            }
-        })
-        .collect();
-    let outer = outer_keys.join(", ");
-    format!(
-        "SELECT {outer}, sum(s.n) FROM (SELECT r.object_id AS object_id{inner_keys}, count(*) AS n{}{} \
-         GROUP BY r.object_id{inner_group}) AS s JOIN objects AS o ON o.id = s.object_id \
-         GROUP BY {outer} ORDER BY {outer}",
-        from(lowered.needs_report),
-        p.where_sql()
-    )
-}
+mod summary;
+pub(crate) use summary::summarize;
 
 #[cfg(test)]
 #[path = "results_tests.rs"]

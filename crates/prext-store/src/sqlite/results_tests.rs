@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection};
 
 use super::*;
-use crate::results::severity_rank;
+use crate::results::{severity_rank, SummaryQuery};
 use crate::sqlite::schema;
 
 /// One result row to insert: `(namespace, report, idx, policy, result, severity, score, ts)`.
@@ -328,14 +328,42 @@ fn numbers_follow_their_results() {
     };
     // 9.8, 7 and 8: "n/a" and "openssl" are not numbers.
     assert_eq!(numbers(&conn), 3);
+    // The per-report counts always add up to the result rows, per (result, severity).
+    let counts_agree = |conn: &Connection| {
+        let diff: i64 = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM (
+                   SELECT object_id, coalesce(result, '') AS r, coalesce(severity, '') AS s, count(*) AS n
+                   FROM results GROUP BY 1, 2, 3
+                   EXCEPT SELECT object_id, result, severity, n FROM result_counts))
+                 + (SELECT count(*) FROM result_counts WHERE n <= 0)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("compare");
+        let total: i64 = conn
+            .query_row(
+                "SELECT (SELECT coalesce(sum(n), 0) FROM result_counts) - (SELECT count(*) FROM results)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("totals");
+        assert_eq!((diff, total), (0, 0));
+    };
+    counts_agree(&conn);
     conn.execute(
         "DELETE FROM results WHERE policy = 'p1' AND severity = 'high'",
         [],
     )
     .expect("delete");
     assert_eq!(numbers(&conn), 1);
+    counts_agree(&conn);
+    conn.execute("DELETE FROM results WHERE idx = 0", [])
+        .expect("delete");
+    counts_agree(&conn);
     conn.execute("DELETE FROM objects", []).expect("delete reports");
     assert_eq!(numbers(&conn), 0);
+    counts_agree(&conn);
 }
 
 fn plan(conn: &Connection, sql: &str, params: &[Value]) -> String {
@@ -355,45 +383,69 @@ fn plan(conn: &Connection, sql: &str, params: &[Value]) -> String {
 #[test]
 fn plans_use_the_indexes() {
     let conn = sample();
-    let lowered = lower(&ResultFilter {
+    let filter = ResultFilter {
         namespace: None,
         conditions: vec![
             Condition::In(ResultColumn::Result, vec!["fail".into()]),
             Condition::In(ResultColumn::Severity, vec!["high".into(), "critical".into()]),
         ],
-    });
+    };
+    let lowered = lower(&filter, Indexes::Use);
     let p = &lowered.predicate;
+    // The walk reads each report's results by primary key, never an index on a result column
+    // (which it would scan once per report).
+    let avoid = lower(&filter, Indexes::Avoid).predicate;
     // The report-order walk reads objects in index order and sorts nothing.
     let walk = format!(
         "SELECT {RECORD_COLUMNS} FROM objects AS o CROSS JOIN results AS r ON r.object_id = o.id{} \
          ORDER BY {} LIMIT 10",
-        p.where_sql(),
+        avoid.where_sql(),
         order_by(ResultOrder::Report)
     );
-    let walk_plan = plan(&conn, &walk, &p.params);
+    let walk_plan = plan(&conn, &walk, &avoid.params);
     assert!(walk_plan.contains("objects_order"), "{walk_plan}");
+    assert!(
+        walk_plan.contains("sqlite_autoindex_results_1 (object_id=?)"),
+        "{walk_plan}"
+    );
+    assert!(!walk_plan.contains("results_result_severity"), "{walk_plan}");
     assert!(!walk_plan.contains("TEMP B-TREE FOR ORDER BY"), "{walk_plan}");
     // Counting uses the (result, severity) index without touching the reports.
     let count = format!("SELECT count(*) FROM results AS r{}", p.where_sql());
     let count_plan = plan(&conn, &count, &p.params);
     assert!(count_plan.contains("results_result_severity"), "{count_plan}");
     // A numeric property test is a range of the numbers index.
-    let numeric = lower(&ResultFilter {
-        namespace: None,
-        conditions: vec![Condition::Property {
-            key: "score".into(),
-            test: PropertyTest::Number(Compare::GreaterOrEqual, 8.0),
-        }],
-    });
-    let q = format!(
-        "SELECT count(*) FROM results AS r{}",
-        numeric.predicate.where_sql()
+    let numeric = lower(
+        &ResultFilter {
+            namespace: None,
+            conditions: vec![Condition::Property {
+                key: "score".into(),
+                test: PropertyTest::Number(Compare::GreaterOrEqual, 8.0),
+            }],
+        },
+        Indexes::Use,
     );
-    let numeric_plan = plan(&conn, &q, &numeric.predicate.params);
+    let drive = numeric.predicate(NumberForm::Drive);
+    let q = format!("SELECT count(*) FROM results AS r{}", drive.where_sql());
+    let numeric_plan = plan(&conn, &q, &drive.params);
     assert!(
         numeric_plan.contains("result_numbers_key_value"),
         "{numeric_plan}"
     );
+    // The walk probes the numbers by primary key instead of being driven by their range.
+    let probe = numeric.predicate(NumberForm::Probe);
+    let walk = format!(
+        "SELECT {RECORD_COLUMNS} FROM objects AS o CROSS JOIN results AS r ON r.object_id = o.id{} \
+         ORDER BY {} LIMIT 10",
+        probe.where_sql(),
+        order_by(ResultOrder::Report)
+    );
+    let walk_plan = plan(&conn, &walk, &probe.params);
+    assert!(
+        walk_plan.contains("SCAN o USING") && walk_plan.contains("objects_order"),
+        "{walk_plan}"
+    );
+    assert!(!walk_plan.contains("TEMP B-TREE FOR ORDER BY"), "{walk_plan}");
 }
 
 /// The backend-neutral conformance checks of result queries, on this backend.

@@ -47,7 +47,9 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
 /// Opens the read-write connection of the writer thread: WAL, `synchronous=FULL` (an
-/// acknowledged write survives power loss), foreign keys on.
+/// acknowledged write survives power loss), foreign keys on, and temporary storage in memory
+/// (each write runs in a savepoint, whose statement journal would otherwise be a temp file
+/// written page by page: measured at about three quarters of all writes per create).
 pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     let flags =
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -63,7 +65,7 @@ pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connect
         )));
     }
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
          PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}; \
          PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
     ))

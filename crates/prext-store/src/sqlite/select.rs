@@ -12,7 +12,7 @@ use prext_api::labels::{LabelSelector, Operator, Requirement};
 use rusqlite::types::Value;
 
 /// A SQL condition and its parameters, built up requirement by requirement.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Predicate {
     /// Conditions to be joined with `AND`.
     conditions: Vec<String>,

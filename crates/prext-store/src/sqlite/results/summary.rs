@@ -1,0 +1,175 @@
+//! Summaries: counts of the matching results grouped by columns. Groupings and filters over
+//! the report's columns, result and severity read the per-report counts (`result_counts`, a
+//! few rows per report, kept by triggers); anything else groups the result rows, through the
+//! covering indexes of the common groupings (policy, source).
+
+use rusqlite::types::Value;
+use rusqlite::Connection;
+
+use super::{column, from, lower, on_report, placeholders, texts, Indexes, NumberForm};
+use crate::results::{Condition, ResultColumn, Summary, SummaryQuery, SummaryRow};
+use crate::sqlite::db_error;
+use crate::sqlite::select::Predicate;
+use crate::Result;
+
+/// Counts the matching results per group, in one read transaction.
+pub(crate) fn summarize(conn: &mut Connection, q: &SummaryQuery) -> Result<Summary> {
+    let tx = conn.transaction().map_err(db_error)?;
+    let revision: i64 = tx
+        .query_row("SELECT revision FROM meta WHERE id = 1", [], |r| r.get(0))
+        .map_err(db_error)?;
+    let lowered = lower(&q.filter, Indexes::Use);
+    let mut predicate = lowered.predicate(NumberForm::Drive);
+    let sql = match counts_sql(q) {
+        Some((sql, p)) => {
+            predicate = p;
+            sql
+        }
+        None => summary_sql(&predicate, lowered.needs_report, &q.group_by),
+    };
+    let mut stmt = tx.prepare_cached(&sql).map_err(db_error)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(predicate.params.iter()))
+        .map_err(db_error)?;
+    let n = q.group_by.len();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_error)? {
+        let keys = (0..n)
+            .map(|i| row.get::<_, Option<String>>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_error)?;
+        let count: i64 = row.get(n).map_err(db_error)?;
+        out.push(SummaryRow {
+            keys,
+            count: u64::try_from(count).unwrap_or(0),
+        });
+    }
+    Ok(Summary { revision, rows: out })
+}
+
+/// The column of a `result_counts` summary (`c`: the counts, `o`: the report), if any.
+fn counts_column(c: ResultColumn) -> Option<&'static str> {
+    match c {
+        ResultColumn::Namespace => Some("o.namespace"),
+        ResultColumn::Resource => Some("o.resource"),
+        ResultColumn::Report => Some("o.name"),
+        ResultColumn::Result => Some("c.result"),
+        ResultColumn::Severity => Some("c.severity"),
+        _ => None,
+    }
+}
+
+/// A summary answered from the per-report counts (`result_counts`), when it groups and
+/// filters only by report columns, result and severity: a few rows per report instead of
+/// every result. `None` when the filter or the grouping needs the result rows.
+fn counts_sql(q: &SummaryQuery) -> Option<(String, Predicate)> {
+    let mut p = Predicate::default();
+    let mut needs_report = false;
+    if let Some(ns) = &q.filter.namespace {
+        p.push("o.namespace = ?", [Value::Text(ns.clone())]);
+        needs_report = true;
+    }
+    for c in &q.filter.conditions {
+        let (col, values, negated) = match c {
+            Condition::In(col, values) => (*col, values, false),
+            Condition::NotIn(col, values) => (*col, values, true),
+            _ => return None,
+        };
+        let sql = counts_column(col)?;
+        needs_report |= on_report(col);
+        match (values.is_empty(), negated) {
+            (true, false) => p.push("0", []),
+            (true, true) => {}
+            (false, _) => {
+                let not = if negated { "NOT " } else { "" };
+                p.push(
+                    format!("{sql} {not}IN ({})", placeholders(values.len())),
+                    texts(values),
+                );
+            }
+        }
+    }
+    let mut keys = Vec::with_capacity(q.group_by.len());
+    for c in &q.group_by {
+        let sql = counts_column(*c)?;
+        needs_report |= on_report(*c);
+        keys.push(match c {
+            ResultColumn::Result | ResultColumn::Severity => format!("nullif({sql}, '')"),
+            _ => sql.to_owned(),
+        });
+    }
+    let from = if needs_report {
+        // Reports outside, in index order: the per-report counts are read by primary key.
+        " FROM objects AS o CROSS JOIN result_counts AS c ON c.object_id = o.id"
+    } else {
+        " FROM result_counts AS c"
+    };
+    let sql = if keys.is_empty() {
+        format!("SELECT coalesce(sum(c.n), 0){from}{}", p.where_sql())
+    } else {
+        let keys = keys.join(", ");
+        format!(
+            "SELECT {keys}, sum(c.n){from}{} GROUP BY {keys} ORDER BY {keys}",
+            p.where_sql()
+        )
+    };
+    Some((sql, p))
+}
+
+/// The SQL of a summary. Grouping by a report column first counts per report and result
+/// columns (one pass over `results`, no join per row), then joins the few per-report groups
+/// with their reports.
+fn summary_sql(p: &Predicate, needs_report: bool, group_by: &[ResultColumn]) -> String {
+    let by_report = group_by.iter().any(|c| on_report(*c));
+    let keys: Vec<&str> = group_by.iter().map(|c| column(*c).0).collect();
+    let key_list = keys.join(", ");
+    let select_keys = if keys.is_empty() {
+        String::new()
+    } else {
+        format!("{key_list}, ")
+    };
+    let group = if keys.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {key_list} ORDER BY {key_list}")
+    };
+    if !by_report {
+        return format!(
+            "SELECT {select_keys}count(*){}{}{group}",
+            from(needs_report),
+            p.where_sql()
+        );
+    }
+    // Per report: `s.k0, s.k1 …` are the result columns; report columns come from `o`.
+    let result_keys: Vec<&str> = group_by
+        .iter()
+        .filter(|c| !on_report(**c))
+        .map(|c| column(*c).0)
+        .collect();
+    let inner_keys: String = result_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!(", {k} AS k{i}"))
+        .collect();
+    let inner_group: String = (0..result_keys.len()).map(|i| format!(", k{i}")).collect();
+    let mut next = 0;
+    let outer_keys: Vec<String> = group_by
+        .iter()
+        .map(|c| {
+            if on_report(*c) {
+                column(*c).0.to_owned()
+            } else {
+                next += 1;
+                format!("s.k{}", next - 1)
+            }
+        })
+        .collect();
+    let outer = outer_keys.join(", ");
+    format!(
+        "SELECT {outer}, sum(s.n) FROM (SELECT r.object_id AS object_id{inner_keys}, count(*) AS n{}{} \
+         GROUP BY r.object_id{inner_group}) AS s JOIN objects AS o ON o.id = s.object_id \
+         GROUP BY {outer} ORDER BY {outer}",
+        from(needs_report),
+        p.where_sql()
+    )
+}
