@@ -195,6 +195,9 @@ pub trait Store: Send + Sync + 'static {
     /// Returns the new oldest revision.
     async fn compact(&self, keep: i64) -> Result<i64>;
 
+    /// How many objects each resource (`plural.group`) holds, for metrics.
+    async fn object_counts(&self) -> Result<Vec<(String, i64)>>;
+
     /// Checks that the database answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 

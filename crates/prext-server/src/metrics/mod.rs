@@ -41,6 +41,9 @@ pub async fn metrics(State(state): State<AppState>, RawQuery(query): RawQuery) -
     let mut registry = Registry::default();
     state.metrics.register(&mut registry);
     state.store_metrics.register(&mut registry);
+    if let Err(e) = store::register_object_counts(&*state.store, &mut registry).await {
+        return ApiError::storage(e).into_response();
+    }
     if let Err(e) = reports::register(&*state.store, &labels, &mut registry).await {
         return ApiError::storage(e).into_response();
     }

@@ -1,6 +1,6 @@
 //! Store metrics: a [`Store`] decorator timing every operation and counting its errors,
 //! `prext_store_operation_duration_seconds{operation}` and
-//! `prext_store_errors_total{operation,kind}`.
+//! `prext_store_errors_total{operation,kind}`; and `prext_objects{resource}`, read at scrape time.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -76,6 +76,21 @@ impl StoreMetrics {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    resource: String,
+}
+
+/// Registers `prext_objects{resource}`, the objects stored per resource, read at scrape time.
+pub async fn register_object_counts(store: &dyn Store, registry: &mut Registry) -> Result<()> {
+    let family = Family::<ResourceLabels, prometheus_client::metrics::gauge::Gauge>::default();
+    for (resource, count) in store.object_counts().await? {
+        family.get_or_create(&ResourceLabels { resource }).set(count);
+    }
+    registry.register("prext_objects", "Objects stored per resource (plural.group)", family);
+    Ok(())
+}
+
 /// A store that records [`StoreMetrics`] around another store.
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
@@ -123,6 +138,9 @@ impl Store for MeteredStore {
     }
     async fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>> {
         timed!(self, "changes", self.inner.changes(after, limit))
+    }
+    async fn object_counts(&self) -> Result<Vec<(String, i64)>> {
+        timed!(self, "object_counts", self.inner.object_counts())
     }
     fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
         self.inner.subscribe()

@@ -277,6 +277,10 @@ impl Store for PostgresStore {
         read!(self, "a read", |c| reader::meta(&c, &self.cluster)).map(|(_, oldest)| oldest)
     }
 
+    async fn object_counts(&self) -> Result<Vec<(String, i64)>> {
+        read!(self, "a read", |c| reader::object_counts(&c, &self.cluster))
+    }
+
     async fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>> {
         read!(self, "a read", |c| reader::changes(
             &c,

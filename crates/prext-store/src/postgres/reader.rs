@@ -58,6 +58,20 @@ pub(crate) async fn meta(client: &impl GenericClient, cluster: &str) -> Result<(
     ))
 }
 
+/// Objects per resource of one cluster.
+pub(crate) async fn object_counts(client: &impl GenericClient, cluster: &str) -> Result<Vec<(String, i64)>> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT resource, count(*) FROM objects WHERE cluster = $1 GROUP BY resource ORDER BY resource",
+        )
+        .await
+        .map_err(pg_error)?;
+    let rows = client.query(&stmt, &[&cluster]).await.map_err(pg_error)?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0).map_err(pg_error)?, r.try_get(1).map_err(pg_error)?)))
+        .collect()
+}
+
 /// Up to `limit` changes after `after`, checked against the compaction point. One statement,
 /// so one snapshot: the compaction point and the rows agree.
 pub(crate) async fn changes(client: &Object, cluster: &str, after: i64, limit: usize) -> Result<Vec<Change>> {

@@ -213,6 +213,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn object_counts(&self) -> Result<Vec<(String, i64)>> {
+        self.readers.read(|conn| reader::object_counts(conn)).await
+    }
+
     async fn changes(&self, after: i64, limit: usize) -> Result<Vec<Change>> {
         self.readers
             .read(move |conn| reader::changes(conn, after, limit))

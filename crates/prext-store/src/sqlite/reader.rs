@@ -277,6 +277,17 @@ pub(crate) fn meta(conn: &Connection) -> Result<(i64, i64)> {
     .map_err(db_error)
 }
 
+/// Objects per resource.
+pub(crate) fn object_counts(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT resource, count(*) FROM objects GROUP BY resource ORDER BY resource")
+        .map_err(db_error)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db_error)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_error)
+}
+
 /// Up to `limit` changes after `after`, checked against the compaction point in one snapshot.
 pub(crate) fn changes(conn: &mut Connection, after: i64, limit: usize) -> Result<Vec<Change>> {
     let tx = conn.transaction().map_err(db_error)?;

@@ -333,9 +333,9 @@ fn numbers_follow_their_results() {
         let diff: i64 = conn
             .query_row(
                 "SELECT (SELECT count(*) FROM (
-                   SELECT object_id, coalesce(result, '') AS r, coalesce(severity, '') AS s, count(*) AS n
-                   FROM results GROUP BY 1, 2, 3
-                   EXCEPT SELECT object_id, result, severity, n FROM result_counts))
+                   SELECT object_id, coalesce(result, ''), coalesce(severity, ''), coalesce(source, ''), count(*)
+                   FROM results GROUP BY 1, 2, 3, 4
+                   EXCEPT SELECT object_id, result, severity, source, n FROM result_counts))
                  + (SELECT count(*) FROM result_counts WHERE n <= 0)",
                 [],
                 |r| r.get(0),

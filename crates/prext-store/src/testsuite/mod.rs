@@ -32,7 +32,8 @@ mod sqlite;
 
 pub use changes::{change_log, compaction, subscribe_wakes};
 pub use crud::{
-    closed_store_is_unavailable, create_and_get, create_existing, delete_preconditions, revisions_increase,
+    closed_store_is_unavailable, create_and_get, create_existing, delete_preconditions, object_counts,
+    revisions_increase,
     update_checks_revision,
 };
 pub use durability::{concurrent_writers, restart_keeps_state, result_rows_follow_objects};
@@ -113,6 +114,7 @@ pub const CHECKS: &[Check] = &[
     Check::Store("update_checks_revision", |s| Box::pin(update_checks_revision(s))),
     Check::Store("delete_preconditions", |s| Box::pin(delete_preconditions(s))),
     Check::Store("revisions_increase", |s| Box::pin(revisions_increase(s))),
+    Check::Store("object_counts", |s| Box::pin(object_counts(s))),
     Check::Store("list_order_and_scope", |s| Box::pin(list_order_and_scope(s))),
     Check::Store("label_selectors", |s| Box::pin(label_selectors(s))),
     Check::Store("field_selectors", |s| Box::pin(field_selectors(s))),

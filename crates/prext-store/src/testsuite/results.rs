@@ -350,6 +350,7 @@ pub async fn result_summaries(store: &dyn Store) {
         vec![ResultColumn::Policy],
         vec![ResultColumn::Resource, ResultColumn::Result],
         vec![ResultColumn::Severity, ResultColumn::SubjectKind],
+        vec![ResultColumn::Source, ResultColumn::Namespace],
     ];
     for filter in filters().into_iter().take(6) {
         for group_by in &groupings {

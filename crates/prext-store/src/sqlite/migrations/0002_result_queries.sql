@@ -21,41 +21,43 @@ CREATE TABLE result_numbers (
 ) WITHOUT ROWID;
 CREATE INDEX result_numbers_key_value ON result_numbers (key, value);
 
--- Each report's results counted by (result, severity), kept by the triggers below: summaries
--- by namespace or report kind read these few rows per report instead of every result.
--- A missing result or severity is counted under ''.
+-- Each report's results counted by (result, severity, source), kept by the triggers below:
+-- summaries and metrics by namespace, report kind or source read these few rows per report
+-- instead of every result. A missing value is counted under ''.
 CREATE TABLE result_counts (
     object_id INTEGER NOT NULL REFERENCES objects (id) ON DELETE CASCADE,
     result    TEXT    NOT NULL,
     severity  TEXT    NOT NULL,
+    source    TEXT    NOT NULL,
     n         INTEGER NOT NULL,
-    PRIMARY KEY (object_id, result, severity)
+    PRIMARY KEY (object_id, result, severity, source)
 ) WITHOUT ROWID;
 
 CREATE TRIGGER results_counts_insert AFTER INSERT ON results
 BEGIN
-    INSERT INTO result_counts (object_id, result, severity, n)
-    VALUES (new.object_id, coalesce(new.result, ''), coalesce(new.severity, ''), 1)
-    ON CONFLICT (object_id, result, severity) DO UPDATE SET n = n + 1;
+    INSERT INTO result_counts (object_id, result, severity, source, n)
+    VALUES (new.object_id, coalesce(new.result, ''), coalesce(new.severity, ''),
+            coalesce(new.source, ''), 1)
+    ON CONFLICT (object_id, result, severity, source) DO UPDATE SET n = n + 1;
 END;
 
 CREATE TRIGGER results_counts_delete AFTER DELETE ON results
 BEGIN
     UPDATE result_counts SET n = n - 1
     WHERE object_id = old.object_id AND result = coalesce(old.result, '')
-      AND severity = coalesce(old.severity, '');
+      AND severity = coalesce(old.severity, '') AND source = coalesce(old.source, '');
     DELETE FROM result_counts
     WHERE object_id = old.object_id AND result = coalesce(old.result, '')
-      AND severity = coalesce(old.severity, '') AND n <= 0;
+      AND severity = coalesce(old.severity, '') AND source = coalesce(old.source, '')
+      AND n <= 0;
 END;
 
-INSERT INTO result_counts (object_id, result, severity, n)
-SELECT object_id, coalesce(result, ''), coalesce(severity, ''), count(*)
-FROM results GROUP BY 1, 2, 3;
+INSERT INTO result_counts (object_id, result, severity, source, n)
+SELECT object_id, coalesce(result, ''), coalesce(severity, ''), coalesce(source, ''), count(*)
+FROM results GROUP BY 1, 2, 3, 4;
 
--- Summaries by policy or source read these instead of the result rows.
+-- Summaries by policy read this instead of the result rows.
 CREATE INDEX results_policy_result_severity ON results (policy, result, severity);
-CREATE INDEX results_source_result_severity ON results (source, result, severity);
 
 CREATE TRIGGER results_numbers_insert AFTER INSERT ON results
 WHEN new.properties <> '{}'

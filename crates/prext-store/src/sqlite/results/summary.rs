@@ -1,7 +1,7 @@
 //! Summaries: counts of the matching results grouped by columns. Groupings and filters over
-//! the report's columns, result and severity read the per-report counts (`result_counts`, a
-//! few rows per report, kept by triggers); anything else groups the result rows, through the
-//! covering indexes of the common groupings (policy, source).
+//! the report's columns, result, severity and source read the per-report counts
+//! (`result_counts`, a few rows per report, kept by triggers); anything else groups the result
+//! rows (by policy through its covering index).
 
 use rusqlite::types::Value;
 use rusqlite::Connection;
@@ -55,12 +55,13 @@ fn counts_column(c: ResultColumn) -> Option<&'static str> {
         ResultColumn::Report => Some("o.name"),
         ResultColumn::Result => Some("c.result"),
         ResultColumn::Severity => Some("c.severity"),
+        ResultColumn::Source => Some("c.source"),
         _ => None,
     }
 }
 
 /// A summary answered from the per-report counts (`result_counts`), when it groups and
-/// filters only by report columns, result and severity: a few rows per report instead of
+/// filters only by report columns, result, severity and source: a few rows per report instead of
 /// every result. `None` when the filter or the grouping needs the result rows.
 fn counts_sql(q: &SummaryQuery) -> Option<(String, Predicate)> {
     let mut p = Predicate::default();
@@ -94,7 +95,9 @@ fn counts_sql(q: &SummaryQuery) -> Option<(String, Predicate)> {
         let sql = counts_column(*c)?;
         needs_report |= on_report(*c);
         keys.push(match c {
-            ResultColumn::Result | ResultColumn::Severity => format!("nullif({sql}, '')"),
+            ResultColumn::Result | ResultColumn::Severity | ResultColumn::Source => {
+                format!("nullif({sql}, '')")
+            }
             _ => sql.to_owned(),
         });
     }
