@@ -88,8 +88,8 @@ impl ContinueToken {
         let bytes = URL_SAFE_NO_PAD
             .decode(token)
             .map_err(|e| InvalidContinueToken::Encoding(e.to_string()))?;
-        let wire: Wire = serde_json::from_slice(&bytes)
-            .map_err(|e| InvalidContinueToken::Malformed(e.to_string()))?;
+        let wire: Wire =
+            serde_json::from_slice(&bytes).map_err(|e| InvalidContinueToken::Malformed(e.to_string()))?;
         if wire.v != VERSION {
             return Err(InvalidContinueToken::Version(wire.v));
         }
@@ -187,10 +187,7 @@ mod tests {
             Err(InvalidContinueToken::Checksum)
         );
         // Moving bytes between namespace and name changes the checksum too.
-        assert_ne!(
-            checksum(VERSION, 1, "ab", "c"),
-            checksum(VERSION, 1, "a", "bc")
-        );
+        assert_ne!(checksum(VERSION, 1, "ab", "c"), checksum(VERSION, 1, "a", "bc"));
     }
 
     proptest! {

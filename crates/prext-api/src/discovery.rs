@@ -72,7 +72,9 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     if group == results::GROUP && version == results::VERSION {
         return Some(results::api_resource_list());
     }
-    let resources: Vec<Value> = resources::in_group_version(group, version).map(api_resource).collect();
+    let resources: Vec<Value> = resources::in_group_version(group, version)
+        .map(api_resource)
+        .collect();
     if resources.is_empty() {
         return None;
     }
@@ -183,10 +185,21 @@ mod tests {
     #[test]
     fn group_list_has_every_group() {
         let doc = api_group_list();
-        let names: Vec<_> = doc["groups"].as_array().unwrap().iter().map(|g| g["name"].clone()).collect();
+        let names: Vec<_> = doc["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].clone())
+            .collect();
         assert_eq!(
             names,
-            vec!["wgpolicyk8s.io", "openreports.io", "reports.kyverno.io", "prext.demo", "results.prext.io"]
+            vec![
+                "wgpolicyk8s.io",
+                "openreports.io",
+                "reports.kyverno.io",
+                "prext.demo",
+                "results.prext.io"
+            ]
         );
         assert_eq!(api_group_doc("openreports.io").unwrap()["kind"], "APIGroup");
     }
@@ -196,10 +209,15 @@ mod tests {
         assert!(wants_aggregated(
             "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
         ));
-        assert!(!wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"));
+        assert!(!wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+        ));
         let a = aggregated();
         assert!(a.etag.starts_with('"') && a.etag.len() == 130);
         let v: Value = serde_json::from_slice(&a.json).unwrap();
-        assert_eq!(v["items"][2]["versions"][0]["resources"][0]["categories"], json!(["kyverno"]));
+        assert_eq!(
+            v["items"][2]["versions"][0]["resources"][0]["categories"],
+            json!(["kyverno"])
+        );
     }
 }

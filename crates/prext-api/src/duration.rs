@@ -76,12 +76,7 @@ mod tests {
 
     #[test]
     fn future_and_now() {
-        check(&[
-            (i64::MIN, "<invalid>"),
-            (-2, "<invalid>"),
-            (-1, "0s"),
-            (0, "0s"),
-        ]);
+        check(&[(i64::MIN, "<invalid>"), (-2, "<invalid>"), (-1, "0s"), (0, "0s")]);
     }
 
     #[test]

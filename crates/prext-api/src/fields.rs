@@ -94,9 +94,7 @@ impl FieldSelector {
         let mut parsed = Vec::with_capacity(terms.len());
         for term in terms.into_iter().filter(|t| !t.is_empty()) {
             let (lhs, op, rhs) = split_term(term).ok_or_else(|| {
-                ParseFieldSelectorError(format!(
-                    "invalid selector: '{s}'; can't understand '{term}'"
-                ))
+                ParseFieldSelectorError(format!("invalid selector: '{s}'; can't understand '{term}'"))
             })?;
             parsed.push((lhs, op, unescape_value(rhs)?));
         }
@@ -303,9 +301,7 @@ mod tests {
         assert_eq!(sel.to_string(), r"metadata.name=a\,b\=c\\d");
         // `=` right after the operator is data only when escaped.
         assert_eq!(
-            FieldSelector::parse(r"metadata.name!=\=x")
-                .unwrap()
-                .requirements[0],
+            FieldSelector::parse(r"metadata.name!=\=x").unwrap().requirements[0],
             req(Field::Name, FieldOp::NotEquals, "=x")
         );
     }

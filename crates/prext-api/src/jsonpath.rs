@@ -208,10 +208,7 @@ mod tests {
             Some(&json!("admission"))
         );
         assert_eq!(
-            eval(
-                r".metadata.annotations['audit\.kyverno\.io/resource\.name']",
-                &v
-            ),
+            eval(r".metadata.annotations['audit\.kyverno\.io/resource\.name']", &v),
             Some(&json!("nginx"))
         );
     }
@@ -263,14 +260,7 @@ mod tests {
 
     #[test]
     fn multi_value_and_malformed_paths_are_rejected() {
-        for p in [
-            ".items[*]",
-            ".a..b",
-            ".a.*",
-            ".a[0:2]",
-            ".a[0,1]",
-            ".a[?(@.x)]",
-        ] {
+        for p in [".items[*]", ".a..b", ".a.*", ".a[0:2]", ".a[0,1]", ".a[?(@.x)]"] {
             assert!(
                 matches!(JsonPath::parse(p), Err(ParseError::MultiValue(_))),
                 "{p}"

@@ -134,9 +134,7 @@ impl Requirement {
         let actual = labels.get(&self.key);
         match self.operator {
             Operator::Equals | Operator::In => actual.is_some_and(|v| self.values.contains(v)),
-            Operator::NotEquals | Operator::NotIn => {
-                actual.is_none_or(|v| !self.values.contains(v))
-            }
+            Operator::NotEquals | Operator::NotIn => actual.is_none_or(|v| !self.values.contains(v)),
             Operator::Exists => actual.is_some(),
             Operator::DoesNotExist => actual.is_none(),
             Operator::GreaterThan | Operator::LessThan => {
@@ -274,11 +272,7 @@ fn new_requirement(
     for (i, v) in values.iter().enumerate() {
         let value_errs = is_valid_label_value(v);
         if !value_errs.is_empty() {
-            errs.push(invalid(
-                &format!("values[{i}][{key}]"),
-                v,
-                &value_errs.join("; "),
-            ));
+            errs.push(invalid(&format!("values[{i}][{key}]"), v, &value_errs.join("; ")));
         }
     }
     if !errs.is_empty() {
@@ -333,15 +327,12 @@ mod tests {
         assert!(!m("missing>1") && !m("missing<1") && !m("s>1") && !m("s<1"));
         assert!(m("app=web,tier in (front)") && !m("app=web,tier=back"));
         assert!(!m("missing="), "an empty value still needs the key");
-        assert!(LabelSelector::parse("k=")
-            .unwrap()
-            .matches(&labels(&[("k", "")])));
+        assert!(LabelSelector::parse("k=").unwrap().matches(&labels(&[("k", "")])));
     }
 
     #[test]
     fn display_is_canonical() {
-        let sel =
-            LabelSelector::parse("z notin (b,a,a), !y, x, w>3, v==1, u != , t in ()").unwrap();
+        let sel = LabelSelector::parse("z notin (b,a,a), !y, x, w>3, v==1, u != , t in ()").unwrap();
         assert_eq!(sel.to_string(), "t in (),u!=,v=1,w>3,x,!y,z notin (a,b)");
         assert_eq!(LabelSelector::parse(&sel.to_string()), Ok(sel));
     }
@@ -375,9 +366,7 @@ mod tests {
             bad(json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]})),
             "values: Invalid value: [\"x\"]: values set must be empty for exists and does not exist"
         );
-        assert!(
-            bad(json!({"matchLabels": {"a b": "x"}})).starts_with("key: Invalid value: \"a b\"")
-        );
+        assert!(bad(json!({"matchLabels": {"a b": "x"}})).starts_with("key: Invalid value: \"a b\""));
         assert!(bad(json!({"matchLabels": {"a": 1}})).contains("strings"));
         assert!(bad(json!(null)).contains("object"));
     }
@@ -388,10 +377,7 @@ mod tests {
             Just("in".to_string()),
             Just("notin".to_string()),
             name,
-            (
-                "[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?(\\.[a-z0-9]{1,5}){0,2}",
-                name
-            )
+            ("[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?(\\.[a-z0-9]{1,5}){0,2}", name)
                 .prop_map(|(p, n)| format!("{p}/{n}")),
         ]
     }
@@ -405,8 +391,8 @@ mod tests {
     }
 
     fn requirement() -> impl Strategy<Value = Requirement> {
-        let set = proptest::collection::btree_set(value(), 1..4)
-            .prop_map(|s| s.into_iter().collect::<Vec<_>>());
+        let set =
+            proptest::collection::btree_set(value(), 1..4).prop_map(|s| s.into_iter().collect::<Vec<_>>());
         (key(), 0..8u8, value(), set, 0..1_000_000i64).prop_map(|(key, op, v, set, n)| {
             let (operator, values) = match op {
                 0 => (Operator::Equals, vec![v]),

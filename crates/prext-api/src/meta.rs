@@ -33,7 +33,9 @@ pub fn decode_body(bytes: &[u8], format: BodyFormat) -> Result<Value, Status> {
         }
     };
     if !value.is_object() {
-        return Err(Status::bad_request("the request body must be a JSON or YAML object"));
+        return Err(Status::bad_request(
+            "the request body must be a JSON or YAML object",
+        ));
     }
     Ok(value)
 }
@@ -43,10 +45,14 @@ pub fn check_type(def: &ResourceDef, obj: &Value) -> Result<(), Status> {
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     if kind.is_empty() {
-        return Err(Status::bad_request("Object 'Kind' is missing in the request body"));
+        return Err(Status::bad_request(
+            "Object 'Kind' is missing in the request body",
+        ));
     }
     if api_version.is_empty() {
-        return Err(Status::bad_request("Object 'apiVersion' is missing in the request body"));
+        return Err(Status::bad_request(
+            "Object 'apiVersion' is missing in the request body",
+        ));
     }
     let expected = def.api_version();
     if api_version != expected || kind != def.kind {
@@ -63,9 +69,7 @@ pub fn metadata_mut(obj: &mut Value) -> Result<&mut Map<String, Value>, Status> 
     let map = obj
         .as_object_mut()
         .ok_or_else(|| Status::bad_request("the request body must be an object"))?;
-    let meta = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let meta = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     if meta.is_null() {
         *meta = Value::Object(Map::new());
     }
@@ -102,7 +106,11 @@ pub fn ensure_namespace(def: &ResourceDef, obj: &mut Value, path_ns: Option<&str
 pub fn validate_metadata(def: &ResourceDef, obj: &Value) -> Vec<StatusCause> {
     let mut causes = Vec::new();
     let Some(meta) = obj.get("metadata").and_then(Value::as_object) else {
-        causes.push(StatusCause::new("FieldValueRequired", "Required value", "metadata"));
+        causes.push(StatusCause::new(
+            "FieldValueRequired",
+            "Required value",
+            "metadata",
+        ));
         return causes;
     };
     let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
@@ -124,7 +132,11 @@ pub fn validate_metadata(def: &ResourceDef, obj: &Value) -> Vec<StatusCause> {
     if def.namespaced {
         let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
         if ns.is_empty() {
-            causes.push(StatusCause::new("FieldValueRequired", "Required value", "metadata.namespace"));
+            causes.push(StatusCause::new(
+                "FieldValueRequired",
+                "Required value",
+                "metadata.namespace",
+            ));
         } else {
             for msg in names::validate_namespace(ns) {
                 causes.push(StatusCause::new(
@@ -214,9 +226,16 @@ pub fn format_time(t: jiff::Timestamp) -> String {
 /// fields clients may not set.
 pub fn prepare_create(obj: &mut Value, now: jiff::Timestamp) -> Result<(), Status> {
     let meta = metadata_mut(obj)?;
-    let has_name = meta.get("name").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    let has_name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
     if !has_name {
-        if let Some(base) = meta.get("generateName").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(base) = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
             let generated = names::generate_name(base);
             meta.insert("name".into(), Value::String(generated));
         }
@@ -224,7 +243,12 @@ pub fn prepare_create(obj: &mut Value, now: jiff::Timestamp) -> Result<(), Statu
     meta.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
     meta.insert("creationTimestamp".into(), Value::String(format_time(now)));
     meta.insert("generation".into(), Value::from(1));
-    for f in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+    for f in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
         meta.remove(f);
     }
     Ok(())
@@ -247,10 +271,16 @@ fn content_without_metadata(obj: &Value) -> Map<String, Value> {
 /// anything outside `metadata` changed. A uid in `new` that differs from `old` is a 409.
 pub fn prepare_update(def: &ResourceDef, old: &Value, new: &mut Value) -> Result<(), Status> {
     let name = meta_str(old, "name").unwrap_or("").to_string();
-    let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    let old_meta = old
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let changed = content_without_metadata(old) != content_without_metadata(new);
     let meta = metadata_mut(new)?;
-    if let (Some(Value::String(new_uid)), Some(Value::String(old_uid))) = (meta.get("uid"), old_meta.get("uid")) {
+    if let (Some(Value::String(new_uid)), Some(Value::String(old_uid))) =
+        (meta.get("uid"), old_meta.get("uid"))
+    {
         if !new_uid.is_empty() && new_uid != old_uid {
             return Err(Status::conflict(
                 def,
@@ -259,7 +289,12 @@ pub fn prepare_update(def: &ResourceDef, old: &Value, new: &mut Value) -> Result
             ));
         }
     }
-    for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ] {
         match old_meta.get(f) {
             Some(v) => {
                 meta.insert(f.into(), v.clone());
@@ -297,11 +332,15 @@ mod tests {
     #[test]
     fn type_and_namespace_checks() {
         let def = &RESOURCES[0];
-        let mut obj = json!({"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"PolicyReport","metadata":{"name":"a"}});
+        let mut obj =
+            json!({"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"PolicyReport","metadata":{"name":"a"}});
         check_type(def, &obj).unwrap();
         ensure_namespace(def, &mut obj, Some("ns")).unwrap();
         assert_eq!(meta_str(&obj, "namespace"), Some("ns"));
-        assert_eq!(ensure_namespace(def, &mut obj, Some("other")).unwrap_err().code, 400);
+        assert_eq!(
+            ensure_namespace(def, &mut obj, Some("other")).unwrap_err().code,
+            400
+        );
         let wrong = json!({"apiVersion":"wgpolicyk8s.io/v1alpha2","kind":"ClusterPolicyReport"});
         assert_eq!(check_type(def, &wrong).unwrap_err().code, 400);
     }

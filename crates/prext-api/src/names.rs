@@ -27,8 +27,7 @@ const GENERATED_SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_ERR: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str =
-    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const LABEL_KEY_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const LABEL_KEY_ERR: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
@@ -204,19 +203,12 @@ pub fn is_qualified_name(value: &str) -> Vec<String> {
     if name.is_empty() {
         errs.push("name part must be non-empty".to_string());
     } else if name.len() > LABEL_VALUE_MAX_LENGTH {
-        errs.push(format!(
-            "name part {}",
-            max_len_error(LABEL_VALUE_MAX_LENGTH)
-        ));
+        errs.push(format!("name part {}", max_len_error(LABEL_VALUE_MAX_LENGTH)));
     }
     if !matches_qualified_name_part(name) {
         errs.push(format!(
             "name part {}",
-            regex_error(
-                LABEL_KEY_ERR,
-                LABEL_KEY_FMT,
-                &["MyName", "my.name", "123-abc"]
-            )
+            regex_error(LABEL_KEY_ERR, LABEL_KEY_FMT, &["MyName", "my.name", "123-abc"])
         ));
     }
     errs
@@ -328,9 +320,7 @@ fn matches_dns1123_label(s: &str) -> bool {
     let b = s.as_bytes();
     let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     match (b.first(), b.last()) {
-        (Some(first), Some(last)) => {
-            alnum(first) && alnum(last) && b.iter().all(|c| alnum(c) || *c == b'-')
-        }
+        (Some(first), Some(last)) => alnum(first) && alnum(last) && b.iter().all(|c| alnum(c) || *c == b'-'),
         _ => false,
     }
 }
@@ -359,10 +349,7 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
     if max >= s.len() {
         return s.len();
     }
-    (0..=max)
-        .rev()
-        .find(|&i| s.is_char_boundary(i))
-        .unwrap_or(0)
+    (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -390,11 +377,7 @@ mod tests {
     fn names_reject_with_upstream_messages() {
         assert_eq!(validate_name("Foo"), vec![SUBDOMAIN_MSG.to_string()]);
         for bad in ["", "-a", "a-", "a..b", ".a", "a_b", "a b", "é"] {
-            assert_eq!(
-                validate_name(bad),
-                vec![SUBDOMAIN_MSG.to_string()],
-                "{bad:?}"
-            );
+            assert_eq!(validate_name(bad), vec![SUBDOMAIN_MSG.to_string()], "{bad:?}");
         }
         let long = "a".repeat(254);
         assert_eq!(
@@ -433,13 +416,7 @@ mod tests {
 
     #[test]
     fn qualified_names() {
-        for ok in [
-            "app",
-            "App_1.x-y",
-            "example.com/MyName",
-            "a/b",
-            &"x".repeat(63),
-        ] {
+        for ok in ["app", "App_1.x-y", "example.com/MyName", "a/b", &"x".repeat(63)] {
             assert!(is_qualified_name(ok).is_empty(), "{ok}");
         }
         assert_eq!(
@@ -521,9 +498,7 @@ mod tests {
         let name = generate_name("polr-ns-");
         assert_eq!(name.len(), 13);
         assert!(name.starts_with("polr-ns-"));
-        assert!(name[8..]
-            .bytes()
-            .all(|b| GENERATED_SUFFIX_ALPHABET.contains(&b)));
+        assert!(name[8..].bytes().all(|b| GENERATED_SUFFIX_ALPHABET.contains(&b)));
         assert!(validate_name(&name).is_empty());
 
         let long = generate_name(&"a".repeat(100));

@@ -223,7 +223,10 @@ pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
 }
 
 /// The kinds served in one group/version.
-pub fn in_group_version<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static ResourceDef> + 'a {
+pub fn in_group_version<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static ResourceDef> + 'a {
     RESOURCES
         .iter()
         .filter(move |r| r.group == group && r.version == version)
@@ -238,7 +241,11 @@ mod tests {
         for r in RESOURCES {
             assert!(r.list_kind.starts_with(r.kind), "{}", r.kind);
             assert_eq!(find(r.group, r.version, r.plural).map(|f| f.kind), Some(r.kind));
-            assert!(r.crd.contains(&format!("kind: {}", r.kind)), "CRD of {} names its kind", r.kind);
+            assert!(
+                r.crd.contains(&format!("kind: {}", r.kind)),
+                "CRD of {} names its kind",
+                r.kind
+            );
         }
         let short: Vec<_> = RESOURCES.iter().flat_map(|r| r.short_names).collect();
         let mut dedup = short.clone();

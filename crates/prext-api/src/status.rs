@@ -143,7 +143,11 @@ impl Status {
     }
 
     pub fn already_exists(def: &ResourceDef, name: &str, being_deleted: bool) -> Self {
-        let prefix = if being_deleted { "object is being deleted: " } else { "" };
+        let prefix = if being_deleted {
+            "object is being deleted: "
+        } else {
+            ""
+        };
         Self::failure(
             409,
             reason::ALREADY_EXISTS,
@@ -253,11 +257,10 @@ impl Status {
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::failure(503, reason::SERVICE_UNAVAILABLE, message)
-            .with_details(StatusDetails {
-                retry_after_seconds: Some(1),
-                ..Default::default()
-            })
+        Self::failure(503, reason::SERVICE_UNAVAILABLE, message).with_details(StatusDetails {
+            retry_after_seconds: Some(1),
+            ..Default::default()
+        })
     }
 
     /// 404 for a path that names no served resource.
@@ -292,7 +295,11 @@ mod tests {
         let s = Status::invalid(
             &RESOURCES[0],
             "r",
-            vec![StatusCause::new("FieldValueRequired", "Required value", "metadata.name")],
+            vec![StatusCause::new(
+                "FieldValueRequired",
+                "Required value",
+                "metadata.name",
+            )],
         );
         assert_eq!(s.code, 422);
         assert_eq!(

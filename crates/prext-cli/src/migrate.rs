@@ -103,7 +103,10 @@ async fn run(args: MigrateArgs) -> anyhow::Result<Summary> {
         .store
         .clone()
         .unwrap_or_else(|| format!("sqlite:{}", args.data_dir.join("prext.db").display()));
-    let settings = StoreSettings { cluster_name: args.cluster_name.clone(), ..Default::default() };
+    let settings = StoreSettings {
+        cluster_name: args.cluster_name.clone(),
+        ..Default::default()
+    };
     let store = if args.dry_run {
         open_existing(&url, &settings).await?
     } else {

@@ -71,12 +71,17 @@ fn values() -> Value {
     yaml_file(&chart().join("values.yaml"))
 }
 
-/// The served `(group, version)` pairs.
+/// The served `(group, version)` pairs: the report kinds and the result query API.
 fn served() -> BTreeSet<(String, String)> {
-    prext_api::RESOURCES
+    let mut served: BTreeSet<(String, String)> = prext_api::RESOURCES
         .iter()
         .map(|r| (r.group.to_string(), r.version.to_string()))
-        .collect()
+        .collect();
+    served.insert((
+        prext_api::results::GROUP.into(),
+        prext_api::results::VERSION.into(),
+    ));
+    served
 }
 
 #[test]

@@ -62,7 +62,12 @@ async fn two_replicas_share_revisions_watches_and_optimistic_concurrency() {
         .map(|i| {
             let ca = ca.clone();
             let coll = coll.clone();
-            async move { post(&ca, &coll, &report(POLR, "ha", &format!("r{i:02}"), &[])).await.expect(201).json() }
+            async move {
+                post(&ca, &coll, &report(POLR, "ha", &format!("r{i:02}"), &[]))
+                    .await
+                    .expect(201)
+                    .json()
+            }
         })
         .buffer_unordered(8)
         .collect()
@@ -77,9 +82,13 @@ async fn two_replicas_share_revisions_watches_and_optimistic_concurrency() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while seen.len() < 20 && Instant::now() < deadline {
         match tokio::time::timeout(Duration::from_secs(10), events.try_next()).await {
-            Ok(Ok(Some(WatchEvent::Added(o)))) => {
-                seen.push(o.metadata.resource_version.expect("rv").parse::<u64>().expect("numeric"))
-            }
+            Ok(Ok(Some(WatchEvent::Added(o)))) => seen.push(
+                o.metadata
+                    .resource_version
+                    .expect("rv")
+                    .parse::<u64>()
+                    .expect("numeric"),
+            ),
             Ok(Ok(Some(WatchEvent::Bookmark(_)))) => {}
             other => panic!("unexpected watch item on B: {other:?}"),
         }
@@ -110,11 +119,16 @@ async fn database_outage_is_503_and_recovers_without_restart() {
     let server = replica(&pg, &db).await;
     let client = server.client().await;
     let coll = POLR.collection(Some("outage"));
-    post(&client, &coll, &report(POLR, "outage", "before", &[])).await.expect(201);
+    post(&client, &coll, &report(POLR, "outage", "before", &[]))
+        .await
+        .expect(201);
 
     pg.stop().await;
     let status = get(&client, &coll).await.expect_status(503, "ServiceUnavailable");
-    assert!(status["message"].as_str().unwrap_or("").contains("unavailable"), "{status}");
+    assert!(
+        status["message"].as_str().unwrap_or("").contains("unavailable"),
+        "{status}"
+    );
     post(&client, &coll, &report(POLR, "outage", "during", &[]))
         .await
         .expect_status(503, "ServiceUnavailable");
@@ -135,5 +149,9 @@ async fn database_outage_is_503_and_recovers_without_restart() {
     }
     get(&client, "/readyz").await.expect(200);
     let list = get(&client, &coll).await.expect(200).json();
-    assert_eq!(names(&list), ["after", "before"], "the acknowledged writes are there, the refused one is not");
+    assert_eq!(
+        names(&list),
+        ["after", "before"],
+        "the acknowledged writes are there, the refused one is not"
+    );
 }

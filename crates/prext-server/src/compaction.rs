@@ -82,7 +82,10 @@ mod tests {
 
     #[test]
     fn count_bound_alone() {
-        let r = Retention { revisions: 10, age: Duration::ZERO };
+        let r = Retention {
+            revisions: 10,
+            age: Duration::ZERO,
+        };
         let mut s = Samples::default();
         let now = Instant::now();
         assert_eq!(keep(100, s.floor(now, 100, r.age), r), 10);
@@ -90,7 +93,10 @@ mod tests {
 
     #[test]
     fn age_bound_keeps_what_is_younger() {
-        let r = Retention { revisions: 5, age: Duration::from_secs(60) };
+        let r = Retention {
+            revisions: 5,
+            age: Duration::from_secs(60),
+        };
         let mut s = Samples::default();
         let t0 = Instant::now();
         // While the server is younger than the age, everything since start stays.
@@ -98,11 +104,20 @@ mod tests {
         assert_eq!(keep(80, s.floor(t0 + Duration::from_secs(30), 80, r.age), r), 30);
         assert_eq!(keep(90, s.floor(t0 + Duration::from_secs(59), 90, r.age), r), 40);
         // 70 s after start, the revision newest 60 s ago is the one sampled at t0+0..10 s.
-        assert_eq!(keep(100, s.floor(t0 + Duration::from_secs(70), 100, r.age), r), 50);
+        assert_eq!(
+            keep(100, s.floor(t0 + Duration::from_secs(70), 100, r.age), r),
+            50
+        );
         // 100 s after start: the sample from t0+30 s (80) is the newest older than the cutoff.
-        assert_eq!(keep(120, s.floor(t0 + Duration::from_secs(100), 120, r.age), r), 40);
+        assert_eq!(
+            keep(120, s.floor(t0 + Duration::from_secs(100), 120, r.age), r),
+            40
+        );
         // A large count bound wins over a short age.
-        let big = Retention { revisions: 1000, age: Duration::from_secs(60) };
+        let big = Retention {
+            revisions: 1000,
+            age: Duration::from_secs(60),
+        };
         assert_eq!(keep(120, 110, big), 1000);
     }
 }

@@ -26,9 +26,9 @@ impl ApiError {
             E::NotFound => Status::not_found(def, name),
             E::AlreadyExists { being_deleted } => Status::already_exists(def, name, being_deleted),
             E::Conflict(why) => Status::conflict(def, name, why),
-            E::Compacted { requested, oldest } => Status::expired(format!(
-                "too old resource version: {requested} ({oldest})"
-            )),
+            E::Compacted { requested, oldest } => {
+                Status::expired(format!("too old resource version: {requested} ({oldest})"))
+            }
             other => return Self::storage(other),
         };
         status.into()

@@ -128,7 +128,10 @@ mod tests {
     fn kubectl_gets_a_table() {
         assert_eq!(
             negotiate(Some(KUBECTL), Target::Collection, None).unwrap(),
-            Output::Table { version: "v1", include: IncludeObject::Metadata }
+            Output::Table {
+                version: "v1",
+                include: IncludeObject::Metadata
+            }
         );
     }
 
@@ -139,7 +142,10 @@ mod tests {
             Output::Metadata { version: "v1" }
         );
         // The list variant on a single object falls through to plain JSON.
-        assert_eq!(negotiate(Some(METADATA_CLIENT), Target::Object, None).unwrap(), Output::Json);
+        assert_eq!(
+            negotiate(Some(METADATA_CLIENT), Target::Object, None).unwrap(),
+            Output::Json
+        );
     }
 
     #[test]
@@ -151,11 +157,24 @@ mod tests {
     #[test]
     fn parameters_in_any_order_and_bad_include() {
         assert_eq!(
-            negotiate(Some("application/json; g=meta.k8s.io; v=v1beta1; as=Table"), Target::Object, Some("Object"))
-                .unwrap(),
-            Output::Table { version: "v1beta1", include: IncludeObject::Object }
+            negotiate(
+                Some("application/json; g=meta.k8s.io; v=v1beta1; as=Table"),
+                Target::Object,
+                Some("Object")
+            )
+            .unwrap(),
+            Output::Table {
+                version: "v1beta1",
+                include: IncludeObject::Object
+            }
         );
-        assert_eq!(negotiate(None, Target::Object, Some("Bogus")).unwrap_err().code, 400);
-        assert_eq!(negotiate(Some("*/*"), Target::Object, None).unwrap(), Output::Json);
+        assert_eq!(
+            negotiate(None, Target::Object, Some("Bogus")).unwrap_err().code,
+            400
+        );
+        assert_eq!(
+            negotiate(Some("*/*"), Target::Object, None).unwrap(),
+            Output::Json
+        );
     }
 }

@@ -13,8 +13,8 @@ use prext_api::continue_token::ContinueToken;
 use prext_api::status::Status;
 use prext_api::{table, ResourceDef};
 use prext_store::{ListItem, ListStream};
-use serde_json::{json, Value};
 use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
 use crate::negotiate::{IncludeObject, Output};
 
@@ -49,9 +49,14 @@ fn partial_metadata(api_version: &str, body: &[u8], out: &mut Vec<u8>) -> Result
     Ok(())
 }
 
-fn table_row(def: &'static ResourceDef, output: Output, body: &[u8], now: jiff::Timestamp) -> Result<Value, Status> {
-    let obj: Value =
-        serde_json::from_slice(body).map_err(|e| Status::internal(format!("stored object is corrupt: {e}")))?;
+fn table_row(
+    def: &'static ResourceDef,
+    output: Output,
+    body: &[u8],
+    now: jiff::Timestamp,
+) -> Result<Value, Status> {
+    let obj: Value = serde_json::from_slice(body)
+        .map_err(|e| Status::internal(format!("stored object is corrupt: {e}")))?;
     let cells = table::cells(def, &obj, now);
     let mut row = json!({ "cells": cells });
     if let Output::Table { include, .. } = output {
@@ -71,7 +76,12 @@ fn table_row(def: &'static ResourceDef, output: Output, body: &[u8], now: jiff::
 }
 
 /// Renders one stored object in the negotiated representation.
-pub fn object(def: &'static ResourceDef, output: Output, body: Bytes, code: StatusCode) -> Result<Response, Status> {
+pub fn object(
+    def: &'static ResourceDef,
+    output: Output,
+    body: Bytes,
+    code: StatusCode,
+) -> Result<Response, Status> {
     match output {
         Output::Json => Ok(json_bytes(code, body)),
         Output::Metadata { .. } => {
@@ -184,7 +194,8 @@ async fn produce_list(
                     Output::Json => buf.put_slice(&obj.body),
                     Output::Metadata { .. } => {
                         item_buf.clear();
-                        if let Err(e) = partial_metadata(output.meta_api_version(), &obj.body, &mut item_buf) {
+                        if let Err(e) = partial_metadata(output.meta_api_version(), &obj.body, &mut item_buf)
+                        {
                             let _ = tx.send(Err(fail(e.message))).await;
                             return;
                         }
@@ -212,10 +223,17 @@ async fn produce_list(
         }
     }
     let mut meta = serde_json::Map::new();
-    meta.insert("resourceVersion".into(), Value::String(paging.revision.to_string()));
+    meta.insert(
+        "resourceVersion".into(),
+        Value::String(paging.revision.to_string()),
+    );
     if paging.limited && more {
         if let Some((namespace, name)) = last_key {
-            let token = ContinueToken { revision: paging.revision, namespace, name };
+            let token = ContinueToken {
+                revision: paging.revision,
+                namespace,
+                name,
+            };
             meta.insert("continue".into(), Value::String(token.encode()));
         }
     }

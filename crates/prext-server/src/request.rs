@@ -49,7 +49,12 @@ pub fn parse_path(path: &str) -> Option<ResourcePath> {
         return None;
     }
     if !def.namespaced || namespace.is_some() || name.is_none() {
-        Some(ResourcePath { def, namespace, name, watch_prefix })
+        Some(ResourcePath {
+            def,
+            namespace,
+            name,
+            watch_prefix,
+        })
     } else {
         // A namespaced kind addressed by name without a namespace.
         None
@@ -57,7 +62,10 @@ pub fn parse_path(path: &str) -> Option<ResourcePath> {
 }
 
 fn decode(seg: &str) -> Option<String> {
-    let s = percent_encoding::percent_decode_str(seg).decode_utf8().ok()?.into_owned();
+    let s = percent_encoding::percent_decode_str(seg)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
     (!s.is_empty()).then_some(s)
 }
 
@@ -81,7 +89,11 @@ impl Query {
 
     /// Every value of `key`.
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// apimachinery's bool conversion: absent → false; "0"/"false" → false; anything else,
@@ -135,9 +147,9 @@ impl ListParams {
         let limit = match q.get("limit").filter(|s| !s.is_empty()) {
             None => None,
             Some(s) => {
-                let n: i64 = s
-                    .parse()
-                    .map_err(|_| Status::bad_request(format!("limit: invalid value {s:?}: must be an integer")))?;
+                let n: i64 = s.parse().map_err(|_| {
+                    Status::bad_request(format!("limit: invalid value {s:?}: must be an integer"))
+                })?;
                 (n > 0).then_some(n as usize)
             }
         };
@@ -159,7 +171,9 @@ impl ListParams {
         let timeout_seconds = match q.get("timeoutSeconds").filter(|s| !s.is_empty()) {
             None => None,
             Some(s) => Some(s.parse::<u64>().map_err(|_| {
-                Status::bad_request(format!("timeoutSeconds: invalid value {s:?}: must be a non-negative integer"))
+                Status::bad_request(format!(
+                    "timeoutSeconds: invalid value {s:?}: must be a non-negative integer"
+                ))
             })?),
         };
         let p = ListParams {
@@ -217,11 +231,13 @@ impl ListParams {
             if self.version_match != Some(VersionMatch::NotOlderThan) {
                 return Err(list_options_invalid(
                     "resourceVersionMatch",
-                    "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
+                    "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+                        .into(),
                 ));
             }
         }
-        if self.continue_token.is_some() && !self.resource_version.is_empty() && self.resource_version != "0" {
+        if self.continue_token.is_some() && !self.resource_version.is_empty() && self.resource_version != "0"
+        {
             return Err(Status::bad_request(
                 "specifying resource version is not allowed when using continue",
             ));
@@ -268,7 +284,10 @@ pub struct WriteParams {
 impl WriteParams {
     pub fn parse(q: &Query) -> Result<Self, Status> {
         let dry_run = parse_dry_run(&q.all("dryRun"))?;
-        let field_manager = q.get("fieldManager").filter(|s| !s.is_empty()).map(str::to_string);
+        let field_manager = q
+            .get("fieldManager")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         if let Some(m) = &field_manager {
             if m.len() > 128 || m.chars().any(|c| c.is_control()) {
                 return Err(Status::invalid_kind(
@@ -294,7 +313,12 @@ impl WriteParams {
             }
         };
         let force = q.get("force").map(|_| q.flag("force"));
-        Ok(WriteParams { dry_run, field_manager, field_validation, force })
+        Ok(WriteParams {
+            dry_run,
+            field_manager,
+            field_validation,
+            force,
+        })
     }
 }
 

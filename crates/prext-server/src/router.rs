@@ -22,9 +22,15 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::metrics))
         .route("/openapi/v2", get(openapi::v2))
         .route("/openapi/v3", get(openapi::v3_root))
-        .route("/openapi/v3/apis/{group}/{version}", get(openapi::v3_group_version))
+        .route(
+            "/openapi/v3/apis/{group}/{version}",
+            get(openapi::v3_group_version),
+        )
         .fallback(resource::dispatch)
         .layer(axum::middleware::from_fn(crate::auth::authenticate))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::requests::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::requests::track,
+        ))
         .with_state(state)
 }

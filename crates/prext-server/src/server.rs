@@ -57,7 +57,10 @@ pub async fn open_store(url: &str, settings: &StoreSettings) -> anyhow::Result<A
             .with_context(|| format!("connecting to PostgreSQL {}", redact(url)))?;
         return Ok(Arc::new(store));
     }
-    anyhow::bail!("unsupported store URL {:?}: expected sqlite:PATH or postgres://…", redact(url))
+    anyhow::bail!(
+        "unsupported store URL {:?}: expected sqlite:PATH or postgres://…",
+        redact(url)
+    )
 }
 
 /// A store URL without its password, for messages.
@@ -79,7 +82,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let pki = pki::ensure(&config.data_dir, &config.extra_sans).context("preparing certificates")?;
     let store = open_store(&config.store_url(), &config.store_settings).await?;
     let store_metrics = crate::metrics::store::StoreMetrics::default();
-    let store: Arc<dyn Store> = Arc::new(crate::metrics::store::MeteredStore::new(store, store_metrics.clone()));
+    let store: Arc<dyn Store> = Arc::new(crate::metrics::store::MeteredStore::new(
+        store,
+        store_metrics.clone(),
+    ));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -117,7 +123,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     };
     let app = router::router(state).layer(axum::Extension(security.auth.clone()));
 
-    let retention = crate::compaction::Retention { revisions: config.history_revisions, age: config.history_age };
+    let retention = crate::compaction::Retention {
+        revisions: config.history_revisions,
+        age: config.history_age,
+    };
     let compaction = tokio::spawn(crate::compaction::run(
         store.clone(),
         retention,

@@ -142,12 +142,10 @@ pub fn server_config(
     for ca in pem_certs(client_ca_pem, "client CA")? {
         roots.add(ca)?;
     }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .allow_unauthenticated()
-    .build()?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .allow_unauthenticated()
+            .build()?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
@@ -190,10 +188,9 @@ pub fn verify_client_chain(
     intermediates: &[CertificateDer<'_>],
 ) -> Result<(), rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(root_store(roots)?, provider)
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(root_store(roots)?, provider)
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
     verifier
         .verify_client_cert(leaf, intermediates, UnixTime::now())
         .map(|_| ())
@@ -356,8 +353,7 @@ async fn serve_connection(ctx: Arc<ConnContext>, stream: TcpStream, remote: Sock
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%remote, error = %e, "cannot set TCP_NODELAY");
     }
-    let handshake =
-        tokio::time::timeout(ctx.options.handshake_timeout, ctx.acceptor.accept(stream));
+    let handshake = tokio::time::timeout(ctx.options.handshake_timeout, ctx.acceptor.accept(stream));
     let tls = tokio::select! {
         () = ctx.shutdown.cancelled() => return,
         result = handshake => match result {
@@ -412,10 +408,7 @@ struct ConnectionIdentity {
 }
 
 impl ConnectionIdentity {
-    fn new(
-        chain: Vec<CertificateDer<'static>>,
-        classifier: Option<Arc<dyn ClientClassifier>>,
-    ) -> Self {
+    fn new(chain: Vec<CertificateDer<'static>>, classifier: Option<Arc<dyn ClientClassifier>>) -> Self {
         let (generation, identity) = match &classifier {
             Some(c) => (c.generation(), c.classify(&chain)),
             None => (
@@ -451,10 +444,7 @@ impl ConnectionIdentity {
 /// Per-connection accept errors that say nothing about the listener's health.
 fn is_connection_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    matches!(
-        e.kind(),
-        ConnectionRefused | ConnectionAborted | ConnectionReset
-    )
+    matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
 }
 
 #[cfg(test)]
@@ -523,9 +513,6 @@ mod tests {
             Err(TlsError::Empty("client CA"))
         ));
         let config = server_config(&cert, &key_pem, &cert).expect("config");
-        assert_eq!(
-            config.alpn_protocols,
-            [b"h2".to_vec(), b"http/1.1".to_vec()]
-        );
+        assert_eq!(config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
     }
 }

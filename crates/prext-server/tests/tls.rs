@@ -60,24 +60,15 @@ impl Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let pki = pki::ensure(dir.path(), &[]).expect("pki");
         let config =
-            tls::server_config(&pki.server_cert_pem, &pki.server_key_pem, &pki.ca_cert_pem)
-                .expect("config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+            tls::server_config(&pki.server_cert_pem, &pki.server_key_pem, &pki.ca_cert_pem).expect("config");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = Router::new()
             .route("/whoami", get(whoami))
             .route("/slow", get(slow))
             .route("/stream", get(endless));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(tls::serve_with(
-            listener,
-            config,
-            app,
-            shutdown.clone(),
-            options,
-        ));
+        let task = tokio::spawn(tls::serve_with(listener, config, app, shutdown.clone(), options));
         Self {
             addr,
             pki,
@@ -102,9 +93,7 @@ impl Server {
                 let key = rustls_pemfile::private_key(&mut pki.admin_key_pem.as_bytes());
                 let key = key.expect("key").expect("key present");
                 let chain = vec![der(&pki.admin_cert_pem)];
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .expect("client auth")
+                builder.with_client_auth_cert(chain, key).expect("client auth")
             }
             None => builder.with_no_client_auth(),
         };
@@ -131,10 +120,7 @@ impl Server {
         let started = tokio::time::Instant::now();
         self.shutdown.cancel();
         let served = tokio::time::timeout(Duration::from_secs(5), self.task).await;
-        served
-            .expect("serve returns")
-            .expect("task")
-            .expect("serve ok");
+        served.expect("serve returns").expect("task").expect("serve ok");
         started.elapsed()
     }
 }
@@ -162,10 +148,7 @@ async fn identity_comes_from_a_verified_client_certificate_only() {
     let other = pki::ensure(other_dir.path(), &[]).expect("other pki");
     match server.get(Some(&other), "/whoami").await {
         Err(e) => assert!(e.to_string().contains("received fatal alert"), "{e}"),
-        Ok(response) => assert!(
-            response.is_empty(),
-            "served a foreign certificate: {response}"
-        ),
+        Ok(response) => assert!(response.is_empty(), "served a foreign certificate: {response}"),
     }
     let response = server
         .get(Some(&server.pki), "/whoami")
@@ -186,10 +169,7 @@ async fn alpn_prefers_h2_and_falls_back_to_http1() {
     assert_eq!(alpn(h2).as_deref(), Some(&b"h2"[..]));
     let h1 = server.connect(None, &[b"http/1.1"]).await.expect("connect");
     assert_eq!(alpn(h1).as_deref(), Some(&b"http/1.1"[..]));
-    let none = server
-        .connect(None, &[])
-        .await
-        .expect("connect without ALPN");
+    let none = server.connect(None, &[]).await.expect("connect without ALPN");
     assert_eq!(alpn(none), None);
     server.stop().await;
 }
@@ -245,10 +225,7 @@ async fn kubectl_uses_the_generated_kubeconfig() {
     let kubeconfig = kubeconfig.to_string_lossy().into_owned();
     let args = ["--kubeconfig", &kubeconfig, "get", "--raw", "/whoami"];
     if let Some(body) = run("kubectl", &args).await {
-        assert_eq!(
-            body.trim_end(),
-            "prext-admin|system:masters HTTP/2.0 127.0.0.1"
-        );
+        assert_eq!(body.trim_end(), "prext-admin|system:masters HTTP/2.0 127.0.0.1");
     }
     server.stop().await;
 }
@@ -299,9 +276,7 @@ async fn streaming_responses_are_dropped_after_the_grace_period() {
     let drained = tokio::time::timeout(Duration::from_secs(2), async {
         while let Ok(1..) = tls.read(&mut buf).await {}
     });
-    drained
-        .await
-        .expect("connection closed after the grace period");
+    drained.await.expect("connection closed after the grace period");
 }
 
 // ---- PKI (public API) ----
@@ -330,9 +305,7 @@ fn days_left(cert: &X509Certificate<'_>) -> i64 {
 }
 
 fn mode(path: &Path) -> u32 {
-    std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(path).expect("metadata").permissions(),
-    ) & 0o777
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).expect("metadata").permissions()) & 0o777
 }
 
 fn san_names(cert: &X509Certificate<'_>) -> Vec<String> {
@@ -410,22 +383,17 @@ fn first_start_creates_ca_serving_and_admin_certificates() {
         .expect("EKU present")
         .value;
     assert!(eku.server_auth && !eku.client_auth);
-    tls::verify_server_chain(&[der(&pki.ca_cert_pem)], &der(&pki.server_cert_pem), &[])
-        .expect("chain");
+    tls::verify_server_chain(&[der(&pki.ca_cert_pem)], &der(&pki.server_cert_pem), &[]).expect("chain");
 
     let admin = parse_pem(&pki.admin_cert_pem);
-    assert_eq!(
-        admin.subject().to_string(),
-        "O=system:masters, CN=prext-admin"
-    );
+    assert_eq!(admin.subject().to_string(), "O=system:masters, CN=prext-admin");
     let eku = admin
         .extended_key_usage()
         .expect("EKU")
         .expect("EKU present")
         .value;
     assert!(eku.client_auth && !eku.server_auth);
-    tls::verify_client_chain(&[der(&pki.ca_cert_pem)], &der(&pki.admin_cert_pem), &[])
-        .expect("chain");
+    tls::verify_client_chain(&[der(&pki.ca_cert_pem)], &der(&pki.admin_cert_pem), &[]).expect("chain");
     assert!(
         !format!("{pki:?}").contains("PRIVATE KEY"),
         "Debug must not print keys"
@@ -465,12 +433,7 @@ fn later_starts_reuse_files_and_a_new_san_reissues_only_the_serving_certificate(
     assert_ne!(wider.server_key_pem, first.server_key_pem);
     let serving = parse_pem(&wider.server_cert_pem);
     assert!(san_names(&serving).contains(&"IP:fd00::1".to_owned()));
-    tls::verify_server_chain(
-        &[der(&wider.ca_cert_pem)],
-        &der(&wider.server_cert_pem),
-        &[],
-    )
-    .expect("chain");
+    tls::verify_server_chain(&[der(&wider.ca_cert_pem)], &der(&wider.server_cert_pem), &[]).expect("chain");
 }
 
 #[test]
@@ -495,8 +458,7 @@ fn the_ca_key_is_needed_only_to_sign_and_the_ca_is_never_replaced() {
 fn kubeconfig_has_the_expected_structure() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let pki = pki::ensure(tmp.path(), &[]).expect("pki");
-    let path =
-        pki::write_kubeconfig(tmp.path(), "https://127.0.0.1:6443", &pki).expect("kubeconfig");
+    let path = pki::write_kubeconfig(tmp.path(), "https://127.0.0.1:6443", &pki).expect("kubeconfig");
     assert_eq!(path, tmp.path().join("kubeconfig"));
     assert_eq!(mode(&path), 0o600);
     let config: serde_json::Value =

@@ -208,12 +208,16 @@ pub trait Store: Send + Sync + 'static {
     /// [`results`] for the semantics).
     async fn query_results(&self, query: results::ResultQuery) -> Result<results::ResultPage> {
         let _ = query;
-        Err(Error::Unavailable("result queries are not supported by this backend".into()))
+        Err(Error::Unavailable(
+            "result queries are not supported by this backend".into(),
+        ))
     }
 
     /// Counts of the results matching a filter, grouped by columns, from one snapshot.
     async fn summarize_results(&self, query: results::SummaryQuery) -> Result<results::Summary> {
         let _ = query;
-        Err(Error::Unavailable("result queries are not supported by this backend".into()))
+        Err(Error::Unavailable(
+            "result queries are not supported by this backend".into(),
+        ))
     }
 }

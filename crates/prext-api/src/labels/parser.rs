@@ -174,14 +174,10 @@ impl Parser {
                         Token::Comma => {
                             let (tok, lit) = self.peek(Context::Values);
                             if tok != Token::Identifier && tok != Token::DoesNotExist {
-                                return Err(format!(
-                                    "found '{lit}', expected: identifier after ','"
-                                ));
+                                return Err(format!("found '{lit}', expected: identifier after ','"));
                             }
                         }
-                        _ => {
-                            return Err(format!("found '{lit}', expected: ',' or 'end of string'"))
-                        }
+                        _ => return Err(format!("found '{lit}', expected: ',' or 'end of string'")),
                     }
                 }
                 Token::EndOfString => return Ok(requirements),
@@ -238,11 +234,7 @@ impl Parser {
             Token::LessThan => Operator::LessThan,
             Token::NotIn => Operator::NotIn,
             Token::NotEquals => Operator::NotEquals,
-            _ => {
-                return Err(format!(
-                    "found '{lit}', expected: in, notin, =, ==, !=, gt, lt"
-                ))
-            }
+            _ => return Err(format!("found '{lit}', expected: in, notin, =, ==, !=, gt, lt")),
         })
     }
 
@@ -373,10 +365,7 @@ mod tests {
             parse("in in (in,notin)"),
             vec![req("in", Operator::In, &["in", "notin"])]
         );
-        assert_eq!(
-            parse("notin=in"),
-            vec![req("notin", Operator::Equals, &["in"])]
-        );
+        assert_eq!(parse("notin=in"), vec![req("notin", Operator::Equals, &["in"])]);
         assert_eq!(
             parse("example.com/tier\t=\tweb,app.kubernetes.io/name"),
             vec![
@@ -423,7 +412,9 @@ mod tests {
             err("-a"),
             "unable to parse requirement: <nil>: Invalid value: \"-a\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
         );
-        assert!(err("a=-b").starts_with("unable to parse requirement: values[0][a]: Invalid value: \"-b\": a valid label must be"));
+        assert!(err("a=-b").starts_with(
+            "unable to parse requirement: values[0][a]: Invalid value: \"-b\": a valid label must be"
+        ));
         assert_eq!(
             err("a>b"),
             "unable to parse requirement: values[0]: Invalid value: \"b\": for 'Gt', 'Lt' operators, the value must be an integer"

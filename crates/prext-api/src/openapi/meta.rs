@@ -42,8 +42,7 @@ const KIND: &str = "Kind is a string value representing the REST resource this o
 
 /// `(name without the meta prefix, schema)` of every meta type, in v3 form.
 pub(super) fn schemas() -> Vec<(&'static str, Value)> {
-    let time =
-        "Time is a wrapper around time.Time which supports correct marshaling to YAML and JSON.";
+    let time = "Time is a wrapper around time.Time which supports correct marshaling to YAML and JSON.";
     vec![
         (
             "DeleteOptions",

@@ -85,12 +85,7 @@ pub(super) fn kind_schema_name(def: &ResourceDef) -> String {
 
 /// The kind's list schema name (`io.wgpolicyk8s.v1alpha2.PolicyReportList`).
 pub(super) fn list_schema_name(def: &ResourceDef) -> String {
-    format!(
-        "{}.{}.{}",
-        reverse_domain(def.group),
-        def.version,
-        def.list_kind
-    )
+    format!("{}.{}.{}", reverse_domain(def.group), def.version, def.list_kind)
 }
 
 /// apiserver's `ToValidOperationID`: drop non-identifier characters, capitalizing the
@@ -250,13 +245,7 @@ pub(super) fn paths(def: &'static ResourceDef) -> Vec<PathItem> {
     };
     let ok = [("200", "OK")];
 
-    let mut list = op(
-        "get",
-        "list",
-        "",
-        format!("list objects of kind {kind}"),
-        "list",
-    );
+    let mut list = op("get", "list", "", format!("list objects of kind {kind}"), "list");
     list.params = list_params();
     list.responses = responses(&ok, &list_ref);
 
@@ -293,13 +282,7 @@ pub(super) fn paths(def: &'static ResourceDef) -> Vec<PathItem> {
     });
     delete_all.responses = responses(&ok, &status_ref);
 
-    let mut read = op(
-        "get",
-        "read",
-        "",
-        format!("read the specified {kind}"),
-        "get",
-    );
+    let mut read = op("get", "read", "", format!("read the specified {kind}"), "get");
     read.responses = responses(&ok, &kind_ref);
 
     let mut replace = op(
@@ -405,10 +388,7 @@ mod tests {
     #[test]
     fn names_follow_apiextensions() {
         let ephr = find("reports.kyverno.io", "v1", "ephemeralreports").expect("served");
-        assert_eq!(
-            kind_schema_name(ephr),
-            "io.kyverno.reports.v1.EphemeralReport"
-        );
+        assert_eq!(kind_schema_name(ephr), "io.kyverno.reports.v1.EphemeralReport");
         assert_eq!(
             list_schema_name(ephr),
             "io.kyverno.reports.v1.EphemeralReportList"
@@ -432,10 +412,7 @@ mod tests {
             ]
         );
         let demo = find("prext.demo", "v1alpha1", "clusterpolicyreports").expect("served");
-        assert_eq!(
-            kind_schema_name(demo),
-            "demo.prext.v1alpha1.ClusterPolicyReport"
-        );
+        assert_eq!(kind_schema_name(demo), "demo.prext.v1alpha1.ClusterPolicyReport");
         assert_eq!(
             paths(demo)[0].operations[2].id,
             "deletePrextDemoV1alpha1CollectionClusterPolicyReport"

@@ -54,10 +54,7 @@ fn operation_v3(op: &Operation) -> Value {
     o.insert("description".into(), json!(op.description));
     o.insert("operationId".into(), json!(op.id));
     if !op.params.is_empty() {
-        o.insert(
-            "parameters".into(),
-            op.params.iter().map(param_v3).collect(),
-        );
+        o.insert("parameters".into(), op.params.iter().map(param_v3).collect());
     }
     if let Some(body) = &op.body {
         let schema = json!({ "$ref": format!("{V3_PREFIX}{}", body.schema) });

@@ -9,11 +9,7 @@ fn parse(bytes: &[u8]) -> Value {
 }
 
 fn v3_doc(def: &ResourceDef) -> Value {
-    parse(
-        &v3_group_version(def.group, def.version)
-            .expect("served")
-            .json,
-    )
+    parse(&v3_group_version(def.group, def.version).expect("served").json)
 }
 
 /// Every `$ref` string in `v`.
@@ -59,10 +55,7 @@ fn every_ref_resolves_in_every_document() {
         assert!(all.len() > 20);
         for r in all {
             assert!(r.starts_with(prefix), "{r}");
-            assert!(
-                resolve(doc, &r).is_some_and(Value::is_object),
-                "unresolved {r}"
-            );
+            assert!(resolve(doc, &r).is_some_and(Value::is_object), "unresolved {r}");
         }
     }
 }
@@ -79,12 +72,7 @@ fn operations_and_schemas_carry_the_gvk() {
             .iter()
             .filter(|(p, _)| p.starts_with(&prefix) && p.split('/').any(|s| s == def.plural))
             .collect();
-        assert_eq!(
-            mine.len(),
-            if def.namespaced { 3 } else { 2 },
-            "{}",
-            def.kind
-        );
+        assert_eq!(mine.len(), if def.namespaced { 3 } else { 2 }, "{}", def.kind);
         for (path, item) in mine {
             assert_eq!(
                 path.contains("{namespace}"),
@@ -124,8 +112,7 @@ fn operations_and_schemas_carry_the_gvk() {
 
 #[test]
 fn cluster_scoped_kinds_have_no_namespace_paths() {
-    let def =
-        resources::find("wgpolicyk8s.io", "v1alpha2", "clusterpolicyreports").expect("served");
+    let def = resources::find("wgpolicyk8s.io", "v1alpha2", "clusterpolicyreports").expect("served");
     let doc = v3_doc(def);
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.contains_key("/apis/wgpolicyk8s.io/v1alpha2/clusterpolicyreports/{name}"));
@@ -158,10 +145,7 @@ fn patch_accepts_exactly_the_crd_patch_types() {
                 .cloned()
                 .collect();
             assert_eq!(types, ops::PATCH_TYPES, "{path}");
-            assert_eq!(
-                v2doc["paths"][path]["patch"]["consumes"],
-                json!(ops::PATCH_TYPES)
-            );
+            assert_eq!(v2doc["paths"][path]["patch"]["consumes"], json!(ops::PATCH_TYPES));
             // kubectl's QueryParamVerifierV3 looks for fieldValidation on the PATCH op.
             let params: Vec<_> = patch["parameters"]
                 .as_array()
@@ -169,10 +153,7 @@ fn patch_accepts_exactly_the_crd_patch_types() {
                 .iter()
                 .map(|p| p["name"].as_str().unwrap_or_default())
                 .collect();
-            assert_eq!(
-                params,
-                ["dryRun", "fieldManager", "fieldValidation", "force"]
-            );
+            assert_eq!(params, ["dryRun", "fieldManager", "fieldValidation", "force"]);
         }
     }
     assert!(!String::from_utf8_lossy(v2()).contains("strategic-merge-patch"));
@@ -300,15 +281,14 @@ fn v2_is_swagger_with_unique_operation_ids() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), count);
-    let meta =
-        &doc["definitions"]["io.wgpolicyk8s.v1alpha2.PolicyReport"]["properties"]["metadata"];
+    let meta = &doc["definitions"]["io.wgpolicyk8s.v1alpha2.PolicyReport"]["properties"]["metadata"];
     assert_eq!(
         meta["$ref"],
         "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
     );
     assert!(meta.get("allOf").is_none());
-    let body = &doc["paths"]["/apis/wgpolicyk8s.io/v1alpha2/namespaces/{namespace}/policyreports"]
-        ["post"]["parameters"][0];
+    let body = &doc["paths"]["/apis/wgpolicyk8s.io/v1alpha2/namespaces/{namespace}/policyreports"]["post"]
+        ["parameters"][0];
     assert_eq!(body["in"], "body");
     assert_eq!(
         body["schema"]["$ref"],

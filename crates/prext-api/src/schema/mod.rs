@@ -287,8 +287,7 @@ struct Loaded {
 }
 
 fn load(def: &ResourceDef) -> Result<Loaded, SchemaError> {
-    let crd: Value =
-        serde_norway::from_str(def.crd).map_err(|e| SchemaError::Yaml(e.to_string()))?;
+    let crd: Value = serde_norway::from_str(def.crd).map_err(|e| SchemaError::Yaml(e.to_string()))?;
     let missing = || SchemaError::MissingVersion {
         crd: crd["metadata"]["name"].as_str().unwrap_or("?").to_string(),
         version: def.crd_version.to_string(),

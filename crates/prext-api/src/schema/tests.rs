@@ -104,8 +104,7 @@ fn openreports_sample_with_legacy_kind_validates_as_report() {
 
 #[test]
 fn unknown_fields_are_pruned_and_reported_sorted() {
-    let mut obj =
-        report(json!([{"policy": "p", "bar": 1, "resources": [{"kind": "Pod", "x": {}}]}]));
+    let mut obj = report(json!([{"policy": "p", "bar": 1, "resources": [{"kind": "Pod", "x": {}}]}]));
     obj["status"] = json!({"phase": "done"});
     obj["summary"]["total"] = json!(3);
     let (v, after) = validate(polr(), obj);
@@ -153,8 +152,7 @@ fn type_errors_use_kubernetes_messages() {
         [(
             "FieldValueTypeInvalid".into(),
             "results[0].scored".into(),
-            r#"Invalid value: "string": results[0].scored in body must be of type boolean: "string""#
-                .into()
+            r#"Invalid value: "string": results[0].scored in body must be of type boolean: "string""#.into()
         )]
     );
 }
@@ -169,17 +167,20 @@ fn enum_errors_list_the_supported_values() {
             (
                 "FieldValueNotSupported".into(),
                 "results[0].result".into(),
-                r#"Unsupported value: "ok": supported values: "pass", "fail", "warn", "error", "skip""#.into()
+                r#"Unsupported value: "ok": supported values: "pass", "fail", "warn", "error", "skip""#
+                    .into()
             ),
             (
                 "FieldValueTypeInvalid".into(),
                 "results[1].severity".into(),
-                r#"Invalid value: "integer": results[1].severity in body must be of type string: "integer""#.into()
+                r#"Invalid value: "integer": results[1].severity in body must be of type string: "integer""#
+                    .into()
             ),
             (
                 "FieldValueNotSupported".into(),
                 "results[1].severity".into(),
-                r#"Unsupported value: 3: supported values: "critical", "high", "low", "medium", "info""#.into()
+                r#"Unsupported value: 3: supported values: "critical", "high", "low", "medium", "info""#
+                    .into()
             ),
         ]
     );
@@ -238,10 +239,7 @@ fn map_values_are_checked_against_additional_properties() {
 fn nulls_are_dropped_unless_they_cannot_be() {
     let obj = report(json!([{"policy": "p", "message": null, "properties": {"a": null}}, null]));
     let (v, after) = validate(polr(), obj);
-    assert_eq!(
-        after["results"][0],
-        json!({"policy": "p", "properties": {}})
-    );
+    assert_eq!(after["results"][0], json!({"policy": "p", "properties": {}}));
     // A null array item has nowhere to go: kube reports it.
     assert_eq!(
         messages(&v),
@@ -270,8 +268,7 @@ fn integral_floats_count_as_integers_and_are_rewritten() {
         [(
             "FieldValueTypeInvalid".into(),
             "summary.fail".into(),
-            r#"Invalid value: "number": summary.fail in body must be of type integer: "number""#
-                .into()
+            r#"Invalid value: "number": summary.fail in body must be of type integer: "number""#.into()
         )]
     );
 }
@@ -338,7 +335,8 @@ fn defaults_bounds_and_lengths() {
         json!({"note": null, "port": "http", "free": {"x": 1, "known": {}}, "mode": "audit"})
     );
 
-    let mut obj = json!({"mode": "enforce", "name": "a", "count": 7, "ratio": 1.5, "tags": ["a", "b"], "port": true});
+    let mut obj =
+        json!({"mode": "enforce", "name": "a", "count": 7, "ratio": 1.5, "tags": ["a", "b"], "port": true});
     let v = s.validate(&mut obj);
     let got: Vec<_> = v
         .causes
@@ -348,10 +346,7 @@ fn defaults_bounds_and_lengths() {
     assert_eq!(
         got,
         [
-            (
-                "FieldValueTooLong",
-                "Too long: may not be more than 5 bytes"
-            ),
+            ("FieldValueTooLong", "Too long: may not be more than 5 bytes"),
             (
                 "FieldValueInvalid",
                 r#"Invalid value: "a": name in body should be at least 2 chars long"#
@@ -364,10 +359,7 @@ fn defaults_bounds_and_lengths() {
                 "FieldValueInvalid",
                 "Invalid value: 1.5: ratio in body should be less than 1.5"
             ),
-            (
-                "FieldValueTooMany",
-                "Too many: 2: must have at most 1 items"
-            ),
+            ("FieldValueTooMany", "Too many: 2: must have at most 1 items"),
             (
                 "FieldValueTypeInvalid",
                 r#"Invalid value: "boolean": port in body must be of type integer,string: "boolean""#
@@ -431,7 +423,9 @@ fn go_float_formatting() {
 fn sample_dir() -> PathBuf {
     let dir = std::env::var_os("PREXT_SAMPLES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/samples"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/samples")
+        });
     assert!(dir.is_dir(), "reference samples not found at {}", dir.display());
     dir
 }

@@ -121,8 +121,7 @@ impl Checker {
         }
         let (detected, detected_format) = detect(x);
         let has = |t: &str| types.contains(&t);
-        let is_float_int =
-            detected == "number" && x.as_f64().is_some_and(is_json_integer) && has("integer");
+        let is_float_int = detected == "number" && x.as_f64().is_some_and(is_json_integer) && has("integer");
         let is_int_float = detected == "integer" && has("number");
         let accepted = has(detected) || is_float_int || is_int_float;
         let string_or_slice = x.is_string() || x.is_array();
@@ -145,15 +144,9 @@ impl Checker {
         let len = text.chars().count() as u64;
         if let Some(max) = s.max_length.filter(|max| len > *max) {
             let unit = if max == 1 { "byte" } else { "bytes" };
-            self.push(
-                TOO_LONG,
-                format!("Too long: may not be more than {max} {unit}"),
-            );
+            self.push(TOO_LONG, format!("Too long: may not be more than {max} {unit}"));
         } else if let Some(min) = s.min_length.filter(|min| len < *min) {
-            self.invalid(
-                go_quote(text),
-                &format!("should be at least {min} chars long"),
-            );
+            self.invalid(go_quote(text), &format!("should be at least {min} chars long"));
         }
     }
 
@@ -170,8 +163,7 @@ impl Checker {
         };
         if let Some(max) = s.maximum {
             let max_cmp = if n.is_i64() { max.trunc() } else { max };
-            if (s.exclusive_maximum && data >= max_cmp) || (!s.exclusive_maximum && data > max_cmp)
-            {
+            if (s.exclusive_maximum && data >= max_cmp) || (!s.exclusive_maximum && data > max_cmp) {
                 let op = if s.exclusive_maximum {
                     "less than"
                 } else {
@@ -182,8 +174,7 @@ impl Checker {
         }
         if let Some(min) = s.minimum {
             let min_cmp = if n.is_i64() { min.trunc() } else { min };
-            if (s.exclusive_minimum && data <= min_cmp) || (!s.exclusive_minimum && data < min_cmp)
-            {
+            if (s.exclusive_minimum && data <= min_cmp) || (!s.exclusive_minimum && data < min_cmp) {
                 let op = if s.exclusive_minimum {
                     "greater than"
                 } else {
@@ -196,10 +187,7 @@ impl Checker {
 
     fn check_item_count(&mut self, len: u64, s: &Schema) {
         if let Some(min) = s.min_items.filter(|min| len < *min) {
-            self.invalid(
-                len.to_string(),
-                &format!("should have at least {min} items"),
-            );
+            self.invalid(len.to_string(), &format!("should have at least {min} items"));
         }
         if let Some(max) = s.max_items.filter(|max| len > *max) {
             self.push(
@@ -231,10 +219,7 @@ impl Checker {
     fn check_object(&mut self, map: &mut Map<String, Value>, s: &Schema, root: bool) {
         let count = map.len() as u64;
         if let Some(min) = s.min_properties.filter(|min| count < *min) {
-            self.invalid(
-                min.to_string(),
-                &format!("should have at least {min} properties"),
-            );
+            self.invalid(min.to_string(), &format!("should have at least {min} properties"));
             return;
         }
         if let Some(max) = s.max_properties.filter(|max| count > *max) {
@@ -319,11 +304,7 @@ pub(crate) fn go_float(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
+        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
     }
     let sci = format!("{f:e}");
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));

@@ -14,7 +14,11 @@ use tokio_util::sync::CancellationToken;
 mod migrate;
 
 #[derive(Parser)]
-#[command(name = "prext", version, about = "A Kubernetes aggregated API server for policy reports, backed by SQL")]
+#[command(
+    name = "prext",
+    version,
+    about = "A Kubernetes aggregated API server for policy reports, backed by SQL"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -82,7 +82,9 @@ async fn legacy_discovery_documents() {
     assert_eq!(v1["resources"][0]["verbs"], serde_json::json!(["get"]));
     let ns = get(&client, "/api/v1/namespaces/team-x").await.expect(200).json();
     assert_eq!(ns["status"]["phase"], "Active");
-    get(&client, "/api/v1/namespaces/Not_Valid").await.expect_status(404, "NotFound");
+    get(&client, "/api/v1/namespaces/Not_Valid")
+        .await
+        .expect_status(404, "NotFound");
     let version = get(&client, "/version").await.expect(200).json();
     assert!(version["gitVersion"].is_string(), "{version}");
 
@@ -101,7 +103,8 @@ async fn legacy_discovery_documents() {
             "wgpolicyk8s.io",
             "openreports.io",
             "reports.kyverno.io",
-            "prext.demo"
+            "prext.demo",
+            "results.prext.io"
         ]
     );
     assert_eq!(
@@ -165,6 +168,16 @@ async fn aggregated_discovery_v2_with_etag() {
         for version in group["versions"].as_array().expect("versions") {
             assert_eq!(version["freshness"], "Current");
             for r in version["resources"].as_array().expect("resources") {
+                if group["metadata"]["name"] == "results.prext.io" {
+                    // The read-only result query API (docs/results-api.md).
+                    let want = if r["resource"] == "policyresults" {
+                        json!(["get", "list"])
+                    } else {
+                        json!(["list"])
+                    };
+                    assert_eq!(r["verbs"], want, "{r}");
+                    continue;
+                }
                 served += 1;
                 assert_eq!(r["responseKind"]["group"], group["metadata"]["name"], "{r}");
                 assert!(
@@ -225,6 +238,7 @@ async fn openapi_v3_root_and_group_version_document() {
             "apis/openreports.io/v1alpha1",
             "apis/prext.demo/v1alpha1",
             "apis/reports.kyverno.io/v1",
+            "apis/results.prext.io/v1alpha1",
             "apis/wgpolicyk8s.io/v1alpha2"
         ],
         "only our group versions, nothing kube-apiserver serves itself"

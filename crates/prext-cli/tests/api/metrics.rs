@@ -53,7 +53,10 @@ async fn request_store_and_watch_metrics() {
         "apiserver_longrunning_requests{verb=\"watch\",group=\"wgpolicyk8s.io\",resource=\"policyreports\"}",
     );
     assert_eq!(watches, Some(1.0), "{text}");
-    let creates = sample_value(&text, "prext_store_operation_duration_seconds_count{operation=\"create\"}");
+    let creates = sample_value(
+        &text,
+        "prext_store_operation_duration_seconds_count{operation=\"create\"}",
+    );
     assert_eq!(creates, Some(2.0), "{text}");
     let objects = sample_value(&text, "prext_objects{resource=\"policyreports.wgpolicyk8s.io\"}");
     assert_eq!(objects, Some(2.0), "{text}");

@@ -53,7 +53,11 @@ async fn continued_pages_keep_the_first_pages_revision() {
         .await
         .expect(200);
     let seen = follow(&client, &coll, &first).await;
-    assert_eq!(seen, ["p0", "p1", "p2", "p25", "p3"], "newest state after the first page, in key order");
+    assert_eq!(
+        seen,
+        ["p0", "p1", "p2", "p25", "p3"],
+        "newest state after the first page, in key order"
+    );
 }
 
 #[tokio::test]

@@ -9,7 +9,16 @@ use crate::get_json;
 
 /// The object with its managedFields (kubectl hides them by default).
 fn get_managed(server: &TestServer, name: &str) -> Value {
-    let out = server.kubectl_ok(&["get", "polr", name, "-n", "ssa", "-o", "json", "--show-managed-fields"]);
+    let out = server.kubectl_ok(&[
+        "get",
+        "polr",
+        name,
+        "-n",
+        "ssa",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
     serde_json::from_str(&out).expect("kubectl -o json")
 }
 
@@ -50,7 +59,10 @@ fn server_side_apply_twice_then_two_managers() {
     let out = apply(&server, "producer", &obj, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let again = get_json(&server, POLR, "ssa", "r1");
-    assert_eq!(again["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
+    assert_eq!(
+        again["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"]
+    );
 
     // A second manager adds its own label: both coexist.
     let labeller = json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
@@ -61,7 +73,10 @@ fn server_side_apply_twice_then_two_managers() {
     assert_eq!(both["metadata"]["labels"], json!({"team": "a", "owner": "sec"}));
     assert_eq!(both["summary"]["fail"], 1);
     let names: Vec<String> = managers(&both).into_iter().map(|(m, _)| m).collect();
-    assert!(names.contains(&"producer".into()) && names.contains(&"labeller".into()), "{names:?}");
+    assert!(
+        names.contains(&"producer".into()) && names.contains(&"labeller".into()),
+        "{names:?}"
+    );
 
     // The first manager stops applying its label: it is removed, the other one stays.
     let mut without = obj.clone();
@@ -85,7 +100,11 @@ fn conflicting_apply_is_refused_until_forced() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("conflict with \"producer\""), "{stderr}");
     assert!(stderr.contains(".summary"), "{stderr}");
-    assert_eq!(get_json(&server, POLR, "ssa", "r2")["summary"]["fail"], 1, "refused apply changed nothing");
+    assert_eq!(
+        get_json(&server, POLR, "ssa", "r2")["summary"]["fail"],
+        1,
+        "refused apply changed nothing"
+    );
 
     let out = apply(&server, "intruder", &other, &["--force-conflicts"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -30,11 +30,16 @@ fn api_resources_lists_every_kind_with_short_names() {
     }
     // The served kinds plus standalone mode's read-only core `namespaces`.
     assert!(
-        rows.iter().any(|r| r.first().map(String::as_str) == Some("namespaces") && r.contains(&"v1".to_string())),
+        rows.iter()
+            .any(|r| r.first().map(String::as_str) == Some("namespaces") && r.contains(&"v1".to_string())),
         "namespaces row:\n{out}"
     );
-    // Rows include the header.
-    assert_eq!(rows.len(), 2 + ALL_KINDS.len(), "exactly the served kinds and namespaces:\n{out}");
+    // Rows include the header; the result query API adds policyresults and resultsummaries.
+    assert_eq!(
+        rows.len(),
+        2 + ALL_KINDS.len() + 2,
+        "exactly the served kinds, namespaces and the result API:\n{out}"
+    );
 
     let kyverno = server.kubectl_ok(&["api-resources", "--categories=kyverno", "-o", "name"]);
     assert_eq!(

@@ -51,9 +51,15 @@ pub async fn server_side_apply(ctx: Ctx, params: WriteParams, mut applied: Value
     }
     // Prune unknown fields first, so the manager never owns a field validation would drop;
     // the merged object is validated as a whole below.
-    let unknown = schema::for_resource(def).validate(&mut applied.clone()).unknown_fields;
+    let unknown = schema::for_resource(def)
+        .validate(&mut applied.clone())
+        .unknown_fields;
     if !unknown.is_empty() && params.field_validation == FieldValidation::Strict {
-        let list = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", ");
+        let list = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         return Err(Status::bad_request(format!("strict decoding error: {list}")).into());
     }
     let _ = schema::for_resource(def).validate(&mut applied);
@@ -82,7 +88,8 @@ pub async fn server_side_apply(ctx: Ctx, params: WriteParams, mut applied: Value
             }
         };
         let live = parse_stored(&current)?;
-        let merged = apply::apply(def, Some(&live), &applied, &manager, force, &stamp).map_err(Status::from)?;
+        let merged =
+            apply::apply(def, Some(&live), &applied, &manager, force, &stamp).map_err(Status::from)?;
         if meta::meta_str(&merged, "resourceVersion").is_some_and(|rv| rv != current.revision.to_string()) {
             return Err(Status::conflict_modified(def, &name).into());
         }

@@ -35,7 +35,9 @@ fn parse_options(ctx: &Ctx, body: &[u8]) -> ApiResult<DeleteOptions> {
     };
     if let Some(kind) = doc.get("kind").and_then(Value::as_str) {
         if kind != "DeleteOptions" {
-            return Err(Status::bad_request(format!("expected DeleteOptions in the body, got {kind}")).into());
+            return Err(
+                Status::bad_request(format!("expected DeleteOptions in the body, got {kind}")).into(),
+            );
         }
     }
     let mut dry: Vec<String> = doc
@@ -64,12 +66,21 @@ fn parse_options(ctx: &Ctx, body: &[u8]) -> ApiResult<DeleteOptions> {
         .into());
     }
     let pre = doc.get("preconditions");
-    let uid = pre.and_then(|p| p.get("uid")).and_then(Value::as_str).map(str::to_string);
+    let uid = pre
+        .and_then(|p| p.get("uid"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let rv = match pre.and_then(|p| p.get("resourceVersion")).and_then(Value::as_str) {
         Some(s) => parse_revision(s)?,
         None => None,
     };
-    Ok(DeleteOptions { dry_run, preconditions: Preconditions { uid, resource_version: rv } })
+    Ok(DeleteOptions {
+        dry_run,
+        preconditions: Preconditions {
+            uid,
+            resource_version: rv,
+        },
+    })
 }
 
 fn check_preconditions(ctx: &Ctx, pre: &Preconditions, current: &StoredObject, name: &str) -> ApiResult<()> {
@@ -79,7 +90,10 @@ fn check_preconditions(ctx: &Ctx, pre: &Preconditions, current: &StoredObject, n
             return Err(Status::conflict(
                 def,
                 name,
-                format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", current.uid),
+                format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    current.uid
+                ),
             )
             .into());
         }
@@ -127,19 +141,27 @@ async fn delete_one(ctx: &Ctx, key: &ObjectKey, opts: &DeleteOptions) -> ApiResu
             }
             let mut marked = obj;
             let m = meta::metadata_mut(&mut marked)?;
-            m.insert("deletionTimestamp".into(), Value::String(meta::format_time(jiff::Timestamp::now())));
+            m.insert(
+                "deletionTimestamp".into(),
+                Value::String(meta::format_time(jiff::Timestamp::now())),
+            );
             m.insert("deletionGracePeriodSeconds".into(), Value::from(0));
             m.remove("resourceVersion");
             match store.update(to_write(def, ctx, marked), current.revision).await {
                 Ok(stored) => return Ok(Deleted::Marked(stored.body)),
-                Err(prext_store::Error::Conflict(_)) if opts.preconditions.resource_version.is_none() => continue,
+                Err(prext_store::Error::Conflict(_)) if opts.preconditions.resource_version.is_none() => {
+                    continue
+                }
                 Err(e) => return Err(ApiError::store(def, &key.name, e)),
             }
         }
         if opts.dry_run {
             return Ok(Deleted::Gone(current));
         }
-        let pre = Preconditions { uid: Some(current.uid.clone()), resource_version: Some(current.revision) };
+        let pre = Preconditions {
+            uid: Some(current.uid.clone()),
+            resource_version: Some(current.revision),
+        };
         match store.delete(key, pre).await {
             Ok(gone) => return Ok(Deleted::Gone(gone)),
             Err(prext_store::Error::Conflict(_)) if opts.preconditions.resource_version.is_none() => continue,
@@ -212,6 +234,13 @@ pub async fn delete_collection(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
             Err(e) => return Err(e),
         }
     }
-    let status = Status::success(StatusDetails { group: def.group.into(), kind: def.plural.into(), ..Default::default() });
-    Ok(render::json_bytes(StatusCode::OK, serde_json::to_vec(&status).unwrap_or_default()))
+    let status = Status::success(StatusDetails {
+        group: def.group.into(),
+        kind: def.plural.into(),
+        ..Default::default()
+    });
+    Ok(render::json_bytes(
+        StatusCode::OK,
+        serde_json::to_vec(&status).unwrap_or_default(),
+    ))
 }

@@ -61,7 +61,10 @@ pub async fn namespace(Path(name): Path<String>) -> Response {
 
 /// `/apis`: aggregated discovery v2 when asked for, with ETag and 304; else `APIGroupList`.
 pub async fn apis(headers: HeaderMap) -> Response {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !discovery::wants_aggregated(accept) {
         return json(&discovery::api_group_list());
     }
@@ -81,7 +84,10 @@ pub async fn apis(headers: HeaderMap) -> Response {
     }
     (
         common,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED_V2))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(discovery::AGGREGATED_V2),
+        )],
         doc.json.clone(),
     )
         .into_response()

@@ -20,9 +20,18 @@ const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+pro
 /// client-side schema check. Validation still happens: the server validates every write
 /// against the schema, strictly when kubectl asks for `fieldValidation=Strict`.
 pub async fn v2(headers: http::HeaderMap) -> Response {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if accept.contains(V2_PROTOBUF) && !accept.contains("json") && !accept.contains("*/*") {
-        return ([(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"))], Vec::<u8>::new())
+        return (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            )],
+            Vec::<u8>::new(),
+        )
             .into_response();
     }
     (
@@ -40,20 +49,31 @@ pub async fn v3_root() -> Response {
         .into_response()
 }
 
-pub async fn v3_group_version(Path((group, version)): Path<(String, String)>, RawQuery(q): RawQuery) -> Response {
+pub async fn v3_group_version(
+    Path((group, version)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
     let Some(doc) = openapi::results::v3_group_version(&group, &version) else {
-        return ApiError::from(Status::path_not_found(&format!("/openapi/v3/apis/{group}/{version}")))
-            .into_response();
+        return ApiError::from(Status::path_not_found(&format!(
+            "/openapi/v3/apis/{group}/{version}"
+        )))
+        .into_response();
     };
-    let hash = q
-        .as_deref()
-        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "hash").map(|(_, v)| v.into_owned()));
-    let etag = HeaderValue::from_str(&format!("\"{}\"", doc.hash)).unwrap_or(HeaderValue::from_static("\"\""));
+    let hash = q.as_deref().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "hash")
+            .map(|(_, v)| v.into_owned())
+    });
+    let etag =
+        HeaderValue::from_str(&format!("\"{}\"", doc.hash)).unwrap_or(HeaderValue::from_static("\"\""));
     match hash {
         // kube-openapi answers a stale hash with 301 to the current one.
         Some(h) if h != doc.hash => (
             StatusCode::MOVED_PERMANENTLY,
-            [(header::LOCATION, format!("/openapi/v3/apis/{group}/{version}?hash={}", doc.hash))],
+            [(
+                header::LOCATION,
+                format!("/openapi/v3/apis/{group}/{version}?hash={}", doc.hash),
+            )],
         )
             .into_response(),
         Some(_) => (
@@ -61,7 +81,10 @@ pub async fn v3_group_version(Path((group, version)): Path<(String, String)>, Ra
                 (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
                 (header::ETAG, etag),
                 (header::VARY, HeaderValue::from_static("Accept")),
-                (header::CACHE_CONTROL, HeaderValue::from_static("public, immutable")),
+                (
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, immutable"),
+                ),
             ],
             doc.json.clone(),
         )

@@ -25,7 +25,11 @@ pub fn object_key(ctx: &Ctx) -> ObjectKey {
 pub async fn get(ctx: Ctx) -> ApiResult<Response> {
     let def = ctx.path.def;
     let name = ctx.path.name.clone().unwrap_or_default();
-    let output = negotiate(ctx.header(header::ACCEPT), Target::Object, ctx.query.get("includeObject"))?;
+    let output = negotiate(
+        ctx.header(header::ACCEPT),
+        Target::Object,
+        ctx.query.get("includeObject"),
+    )?;
     parse_revision(ctx.query.get("resourceVersion").unwrap_or(""))?;
     let key = object_key(&ctx);
     let stored = ctx
@@ -46,7 +50,11 @@ pub async fn list(ctx: Ctx) -> ApiResult<Response> {
         params.watch = true;
         return super::watch::watch(ctx, params).await;
     }
-    let output = negotiate(ctx.header(header::ACCEPT), Target::Collection, ctx.query.get("includeObject"))?;
+    let output = negotiate(
+        ctx.header(header::ACCEPT),
+        Target::Collection,
+        ctx.query.get("includeObject"),
+    )?;
     let store = &ctx.state.store;
 
     let mut opts = ListOptions {
@@ -86,11 +94,21 @@ pub async fn list(ctx: Ctx) -> ApiResult<Response> {
             return Err(too_large_revision(n));
         }
         if exact && n != stream.revision {
-            return Err(Status::expired(format!("too old resource version: {n} ({})", stream.revision)).into());
+            return Err(
+                Status::expired(format!("too old resource version: {n} ({})", stream.revision)).into(),
+            );
         }
     }
     let revision = pinned.unwrap_or(stream.revision);
-    Ok(render::list(def, output, stream, render::Paging { revision, limited: params.limit.is_some() }))
+    Ok(render::list(
+        def,
+        output,
+        stream,
+        render::Paging {
+            revision,
+            limited: params.limit.is_some(),
+        },
+    ))
 }
 
 /// 504 for a resourceVersion the store has not reached (`NewTooLargeResourceVersionError`).

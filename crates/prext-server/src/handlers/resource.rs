@@ -37,7 +37,12 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     let Some(path) = parse_path(parts.uri.path()) else {
         return ApiError::from(Status::path_not_found(parts.uri.path())).into_response();
     };
-    let ctx = Ctx { state, path, query: Query::parse(parts.uri.query()), headers: parts.headers };
+    let ctx = Ctx {
+        state,
+        path,
+        query: Query::parse(parts.uri.query()),
+        headers: parts.headers,
+    };
     let has_name = ctx.path.name.is_some();
     let result = match (&parts.method, has_name) {
         (&Method::GET, true) => read::get(ctx).await,
@@ -84,7 +89,8 @@ async fn read_body(mut body: Body) -> ApiResult<bytes::Bytes> {
     let mut buf = bytes::BytesMut::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Status::bad_request(format!("failed to read the request body: {e}")))?;
+        let frame =
+            frame.map_err(|e| Status::bad_request(format!("failed to read the request body: {e}")))?;
         let Ok(data) = frame.into_data() else { continue };
         seen += data.len();
         if seen <= MAX_BODY_BYTES {

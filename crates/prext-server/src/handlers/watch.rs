@@ -35,7 +35,11 @@ const STALL: Duration = Duration::from_secs(30);
 /// Serves a watch request.
 pub async fn watch(ctx: Ctx, params: ListParams) -> ApiResult<Response> {
     let def = ctx.path.def;
-    let output = negotiate(ctx.header(header::ACCEPT), Target::Watch, ctx.query.get("includeObject"))?;
+    let output = negotiate(
+        ctx.header(header::ACCEPT),
+        Target::Watch,
+        ctx.query.get("includeObject"),
+    )?;
     let store = ctx.state.store.clone();
     let requested = params.revision()?;
     let initial = match params.send_initial_events {
@@ -68,9 +72,14 @@ pub async fn watch(ctx: Ctx, params: ListParams) -> ApiResult<Response> {
         w.run(requested, initial, timeout).await;
         drop(guard);
     });
-    let mut resp = render::json_bytes(StatusCode::OK, Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)));
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache, private"));
+    let mut resp = render::json_bytes(
+        StatusCode::OK,
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache, private"),
+    );
     Ok(resp)
 }
 
@@ -102,12 +111,19 @@ impl Watcher {
         match self.stream(requested, initial, deadline).await {
             Ok(()) | Err(Stop::ClientGone) => {}
             Err(Stop::Error(status)) => {
-                let _ = self.send_event("ERROR", serde_json::to_vec(&*status).unwrap_or_default()).await;
+                let _ = self
+                    .send_event("ERROR", serde_json::to_vec(&*status).unwrap_or_default())
+                    .await;
             }
         }
     }
 
-    async fn stream(&self, requested: Option<i64>, initial: bool, deadline: tokio::time::Instant) -> Result<(), Stop> {
+    async fn stream(
+        &self,
+        requested: Option<i64>,
+        initial: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Stop> {
         // Subscribe before reading the log, so that nothing committed meanwhile is missed.
         let mut live = self.fanout.subscribe();
         let mut cursor = match (initial, requested) {
@@ -222,7 +238,8 @@ impl Watcher {
     }
 
     async fn send_object(&self, kind: &str, body: &Bytes) -> Result<(), Stop> {
-        let rendered = render::event_object(self.def, self.output, body).map_err(|s| Stop::Error(Box::new(s)))?;
+        let rendered =
+            render::event_object(self.def, self.output, body).map_err(|s| Stop::Error(Box::new(s)))?;
         self.send_event(kind, rendered).await
     }
 
@@ -233,7 +250,10 @@ impl Watcher {
         }
         let (api_version, kind) = match self.output {
             Output::Json => (self.def.api_version(), self.def.kind.to_string()),
-            Output::Metadata { .. } => (self.output.meta_api_version().to_string(), "PartialObjectMetadata".into()),
+            Output::Metadata { .. } => (
+                self.output.meta_api_version().to_string(),
+                "PartialObjectMetadata".into(),
+            ),
             Output::Table { .. } => (self.output.meta_api_version().to_string(), "Table".into()),
         };
         let obj = if let Output::Table { .. } = self.output {
@@ -241,7 +261,8 @@ impl Watcher {
         } else {
             json!({"kind": kind, "apiVersion": api_version, "metadata": metadata})
         };
-        self.send_event("BOOKMARK", serde_json::to_vec(&obj).unwrap_or_default()).await
+        self.send_event("BOOKMARK", serde_json::to_vec(&obj).unwrap_or_default())
+            .await
     }
 
     async fn send_event(&self, kind: &str, object: impl AsRef<[u8]>) -> Result<(), Stop> {
@@ -258,7 +279,10 @@ impl Watcher {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Stop::ClientGone),
             Err(_) => {
-                tracing::info!(resource = self.def.plural, "ending a watch whose client stopped reading");
+                tracing::info!(
+                    resource = self.def.plural,
+                    "ending a watch whose client stopped reading"
+                );
                 Err(Stop::ClientGone)
             }
         }

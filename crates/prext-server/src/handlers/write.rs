@@ -70,7 +70,12 @@ pub fn admit(def: &'static ResourceDef, obj: &mut Value, params: &WriteParams) -
                 return Err(Status::bad_request(format!("strict decoding error: {list}")).into());
             }
             FieldValidation::Warn => {
-                warnings.extend(validation.unknown_fields.iter().map(|f| format!("unknown field \"{f}\"")));
+                warnings.extend(
+                    validation
+                        .unknown_fields
+                        .iter()
+                        .map(|f| format!("unknown field \"{f}\"")),
+                );
             }
             FieldValidation::Ignore => {}
         }
@@ -88,7 +93,9 @@ pub fn to_write(def: &'static ResourceDef, ctx: &Ctx, obj: Value) -> ObjectWrite
         key,
         uid: meta::meta_str(&obj, "uid").unwrap_or("").to_string(),
         labels: meta::labels(&obj),
-        created: meta::meta_str(&obj, "creationTimestamp").unwrap_or("").to_string(),
+        created: meta::meta_str(&obj, "creationTimestamp")
+            .unwrap_or("")
+            .to_string(),
         deleting: meta::meta_str(&obj, "deletionTimestamp").is_some(),
         index: report::index(def, &obj),
         body: obj,
@@ -107,8 +114,15 @@ pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
 }
 
 pub(super) fn respond(ctx: &Ctx, body: Bytes, code: StatusCode, warnings: &[String]) -> ApiResult<Response> {
-    let output = negotiate(ctx.header(header::ACCEPT), Target::Object, ctx.query.get("includeObject"))?;
-    Ok(with_warnings(render::object(ctx.path.def, output, body, code)?, warnings))
+    let output = negotiate(
+        ctx.header(header::ACCEPT),
+        Target::Object,
+        ctx.query.get("includeObject"),
+    )?;
+    Ok(with_warnings(
+        render::object(ctx.path.def, output, body, code)?,
+        warnings,
+    ))
 }
 
 /// Namespace lifecycle admission (in-cluster mode): creates go only into namespaces that
@@ -135,7 +149,13 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         let now = jiff::Timestamp::now();
         meta::prepare_create(&mut obj, now)?;
         let warnings = admit(def, &mut obj, &params)?;
-        apply::record_update(def, None, &mut obj, &manager(&ctx, &params), &meta::format_time(now));
+        apply::record_update(
+            def,
+            None,
+            &mut obj,
+            &manager(&ctx, &params),
+            &meta::format_time(now),
+        );
         let name = meta::meta_str(&obj, "name").unwrap_or("").to_string();
         if params.dry_run {
             let body = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
@@ -194,13 +214,21 @@ pub async fn replace(
     meta::prepare_update(def, &old, &mut new)?;
     let warnings = admit(def, &mut new, params)?;
     if let Some(manager) = record {
-        apply::record_update(def, Some(&old), &mut new, manager, &meta::format_time(jiff::Timestamp::now()));
+        apply::record_update(
+            def,
+            Some(&old),
+            &mut new,
+            manager,
+            &meta::format_time(jiff::Timestamp::now()),
+        );
     }
     if let Some(err) = finalizer_rules(def, &old, &new) {
         return Err(err.into());
     }
-    meta::metadata_mut(&mut new)?
-        .insert("resourceVersion".into(), Value::String(current.revision.to_string()));
+    meta::metadata_mut(&mut new)?.insert(
+        "resourceVersion".into(),
+        Value::String(current.revision.to_string()),
+    );
     if new == old {
         // A no-op update writes nothing and keeps the resourceVersion.
         return respond(ctx, current.body.clone(), StatusCode::OK, &warnings).map(Updated::Done);
@@ -213,7 +241,10 @@ pub async fn replace(
     let store = &ctx.state.store;
     if deleting && meta::finalizers(&new).is_empty() {
         // The last finalizer is gone from an object being deleted: it goes now.
-        let pre = prext_store::Preconditions { uid: None, resource_version: Some(current.revision) };
+        let pre = prext_store::Preconditions {
+            uid: None,
+            resource_version: Some(current.revision),
+        };
         return match store.delete(&object_key(ctx), pre).await {
             Ok(deleted) => respond(ctx, deleted.body, StatusCode::OK, &warnings).map(Updated::Done),
             Err(prext_store::Error::Conflict(_)) => Ok(Updated::Raced),
@@ -231,7 +262,10 @@ pub async fn replace(
 fn finalizer_rules(def: &'static ResourceDef, old: &Value, new: &Value) -> Option<Status> {
     meta::meta_str(old, "deletionTimestamp")?;
     let before = meta::finalizers(old);
-    let added: Vec<String> = meta::finalizers(new).into_iter().filter(|f| !before.contains(f)).collect();
+    let added: Vec<String> = meta::finalizers(new)
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
     if added.is_empty() {
         return None;
     }
@@ -349,7 +383,11 @@ pub async fn patch(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         let mut obj = parse_stored(&current)?;
         match &kind {
             PatchKind::Json(p) => json_patch::patch(&mut obj, p).map_err(|e| {
-                ApiError::from(Status::failure(422, prext_api::status::reason::INVALID, format!("the JSON patch could not be applied: {e}")))
+                ApiError::from(Status::failure(
+                    422,
+                    prext_api::status::reason::INVALID,
+                    format!("the JSON patch could not be applied: {e}"),
+                ))
             })?,
             PatchKind::Merge(p) => json_patch::merge(&mut obj, p),
         }

@@ -82,9 +82,15 @@ impl RequestMetrics {
 
     /// Counts a watch as open until the returned guard is dropped.
     pub fn watch_started(&self, group: &str, resource: &str) -> WatchGuard {
-        let labels = VerbLabels { verb: "watch".into(), group: group.into(), resource: resource.into() };
+        let labels = VerbLabels {
+            verb: "watch".into(),
+            group: group.into(),
+            resource: resource.into(),
+        };
         self.longrunning.get_or_create(&labels).inc();
-        WatchGuard { gauge: self.longrunning.get_or_create(&labels).clone() }
+        WatchGuard {
+            gauge: self.longrunning.get_or_create(&labels).clone(),
+        }
     }
 }
 
@@ -119,7 +125,11 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .inc();
     if verb != "watch" {
         m.durations
-            .get_or_create(&VerbLabels { verb, group, resource })
+            .get_or_create(&VerbLabels {
+                verb,
+                group,
+                resource,
+            })
             .observe(started.elapsed().as_secs_f64());
     }
     resp

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use prext_store::{
-    results, Change, ListOptions, ListStream, ObjectKey, ObjectWrite, Preconditions, Result, Store, StoredObject,
+    results, Change, ListOptions, ListStream, ObjectKey, ObjectWrite, Preconditions, Result, Store,
+    StoredObject,
 };
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -55,7 +56,11 @@ impl StoreMetrics {
             "Latency of storage operations",
             self.durations.clone(),
         );
-        registry.register("prext_store_errors", "Failed storage operations by error kind", self.errors.clone());
+        registry.register(
+            "prext_store_errors",
+            "Failed storage operations by error kind",
+            self.errors.clone(),
+        );
     }
 
     fn record<T>(&self, operation: &'static str, started: Instant, result: &Result<T>) {
@@ -87,7 +92,11 @@ pub async fn register_object_counts(store: &dyn Store, registry: &mut Registry) 
     for (resource, count) in store.object_counts().await? {
         family.get_or_create(&ResourceLabels { resource }).set(count);
     }
-    registry.register("prext_objects", "Objects stored per resource (plural.group)", family);
+    registry.register(
+        "prext_objects",
+        "Objects stored per resource (plural.group)",
+        family,
+    );
     Ok(())
 }
 

@@ -25,8 +25,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData as _, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData as _, SanType, SerialNumber,
 };
 use rustls::pki_types::CertificateDer;
 use x509_parser::certificate::X509Certificate;
@@ -115,9 +115,7 @@ impl San {
             return Ok(Self::Ip(ip));
         }
         let label_ok = |l: &str| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         };
         let body = s.strip_prefix("*.").unwrap_or(s);
         if s.len() > 253 || !body.split('.').all(label_ok) {
@@ -214,9 +212,7 @@ impl Ca {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, CA_COMMON_NAME);
+        params.distinguished_name.push(DnType::CommonName, CA_COMMON_NAME);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -244,10 +240,8 @@ impl Ca {
             let key_path = self.dir.join("ca.key");
             let key_pem = read_optional(&key_path)?
                 .ok_or_else(|| ca_error(&self.dir, "ca.crt exists but ca.key is missing".into()))?;
-            let key = KeyPair::from_pem(&key_pem)
-                .map_err(|e| ca_error(&self.dir, format!("ca.key: {e}")))?;
-            let params = issuer_params(&self.cert_der, &key)
-                .map_err(|reason| ca_error(&self.dir, reason))?;
+            let key = KeyPair::from_pem(&key_pem).map_err(|e| ca_error(&self.dir, format!("ca.key: {e}")))?;
+            let params = issuer_params(&self.cert_der, &key).map_err(|reason| ca_error(&self.dir, reason))?;
             self.issuer = Some(Issuer::new(params, key));
         }
         self.issuer
@@ -259,8 +253,7 @@ impl Ca {
 /// Issuer parameters equivalent to the CA certificate: its exact subject and its subject key
 /// identifier.
 fn issuer_params(ca_der: &[u8], key: &KeyPair) -> Result<CertificateParams, String> {
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(ca_der).map_err(|e| format!("ca.crt: {e}"))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(ca_der).map_err(|e| format!("ca.crt: {e}"))?;
     if cert.public_key().raw != key.subject_public_key_info().as_slice() {
         return Err("ca.key does not match ca.crt".into());
     }
@@ -275,19 +268,13 @@ fn issuer_params(ca_der: &[u8], key: &KeyPair) -> Result<CertificateParams, Stri
             .iter()
             .ok_or("CA subject has an oversized OID")?
             .collect();
-        let value = attr
-            .as_str()
-            .map_err(|e| format!("CA subject attribute: {e}"))?;
-        params
-            .distinguished_name
-            .push(DnType::from_oid(&oid), value);
+        let value = attr.as_str().map_err(|e| format!("CA subject attribute: {e}"))?;
+        params.distinguished_name.push(DnType::from_oid(&oid), value);
     }
     if let Ok(Some(ski)) =
         cert.get_extension_unique(&x509_parser::oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
     {
-        if let x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) =
-            ski.parsed_extension()
-        {
+        if let x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(id) = ski.parsed_extension() {
             params.key_identifier_method = KeyIdMethod::PreSpecified(id.0.to_vec());
         }
     }
@@ -317,17 +304,14 @@ impl Leaf<'_> {
                 params
                     .distinguished_name
                     .push(DnType::CommonName, "prext-serving");
-                params.subject_alt_names =
-                    sans.iter().map(San::to_rcgen).collect::<Result<_, _>>()?;
+                params.subject_alt_names = sans.iter().map(San::to_rcgen).collect::<Result<_, _>>()?;
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
             }
             Self::Admin => {
                 params
                     .distinguished_name
                     .push(DnType::OrganizationName, ADMIN_GROUP);
-                params
-                    .distinguished_name
-                    .push(DnType::CommonName, ADMIN_USER);
+                params.distinguished_name.push(DnType::CommonName, ADMIN_USER);
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             }
         }
@@ -339,12 +323,7 @@ impl Leaf<'_> {
     }
 
     /// Why an existing certificate cannot be reused, or `Ok` if it can.
-    fn check(
-        self,
-        ca_der: &CertificateDer<'_>,
-        cert_pem: &str,
-        key_pem: &str,
-    ) -> Result<(), String> {
+    fn check(self, ca_der: &CertificateDer<'_>, cert_pem: &str, key_pem: &str) -> Result<(), String> {
         let der = first_cert_der(cert_pem)?;
         let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| e.to_string())?;
         let key = KeyPair::from_pem(key_pem).map_err(|e| format!("key: {e}"))?;
@@ -383,11 +362,7 @@ impl Leaf<'_> {
 }
 
 /// Verifies `der` against the CA as a TLS peer would (signature, validity, extended key usage).
-fn verify_chain(
-    leaf: Leaf<'_>,
-    ca_der: &CertificateDer<'_>,
-    der: &CertificateDer<'_>,
-) -> Result<(), String> {
+fn verify_chain(leaf: Leaf<'_>, ca_der: &CertificateDer<'_>, der: &CertificateDer<'_>) -> Result<(), String> {
     let roots = std::slice::from_ref(ca_der);
     match leaf {
         Leaf::Serving(_) => crate::tls::verify_server_chain(roots, der, &[]),
@@ -400,15 +375,12 @@ fn cert_has_san(cert: &X509Certificate<'_>, san: &San) -> bool {
     let Ok(Some(ext)) = cert.subject_alternative_name() else {
         return false;
     };
-    ext.value
-        .general_names
-        .iter()
-        .any(|name| match (name, san) {
-            (GeneralName::DNSName(dns), San::Dns(want)) => dns.eq_ignore_ascii_case(want),
-            (GeneralName::IPAddress(bytes), San::Ip(IpAddr::V4(ip))) => *bytes == ip.octets(),
-            (GeneralName::IPAddress(bytes), San::Ip(IpAddr::V6(ip))) => *bytes == ip.octets(),
-            _ => false,
-        })
+    ext.value.general_names.iter().any(|name| match (name, san) {
+        (GeneralName::DNSName(dns), San::Dns(want)) => dns.eq_ignore_ascii_case(want),
+        (GeneralName::IPAddress(bytes), San::Ip(IpAddr::V4(ip))) => *bytes == ip.octets(),
+        (GeneralName::IPAddress(bytes), San::Ip(IpAddr::V6(ip))) => *bytes == ip.octets(),
+        _ => false,
+    })
 }
 
 /// Returns the PEM certificate and key for `leaf`, reusing the files when [`Leaf::check`] passes.

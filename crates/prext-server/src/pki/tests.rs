@@ -16,10 +16,7 @@ fn expiring_foreign_or_mismatched_certificates_are_reissued() {
     let pki_dir = tmp.path().join("pki");
     let check = |cert: &str, key: &str| {
         let ca_der = first_cert_der(&first.ca_cert_pem).expect("ca");
-        let sans: Vec<_> = DEFAULT_SANS
-            .iter()
-            .map(|s| San::parse(s).expect("san"))
-            .collect();
+        let sans: Vec<_> = DEFAULT_SANS.iter().map(|s| San::parse(s).expect("san")).collect();
         Leaf::Serving(&sans).check(&ca_der, cert, key)
     };
     assert_eq!(check(&first.server_cert_pem, &first.server_key_pem), Ok(()));
@@ -45,10 +42,7 @@ fn expiring_foreign_or_mismatched_certificates_are_reissued() {
     write_leaf(&pki_dir, &short_pem, &key.serialize_pem());
     let renewed = ensure(tmp.path(), &[]).expect("renew");
     assert_ne!(renewed.server_cert_pem, short_pem);
-    assert_eq!(
-        check(&renewed.server_cert_pem, &renewed.server_key_pem),
-        Ok(())
-    );
+    assert_eq!(check(&renewed.server_cert_pem, &renewed.server_key_pem), Ok(()));
 
     // Issued by another CA with the very same subject (CN=prext-ca): the signature gives it
     // away.
@@ -56,9 +50,7 @@ fn expiring_foreign_or_mismatched_certificates_are_reissued() {
     let foreign = ensure(other.path(), &[]).expect("other");
     let verdict = check(&foreign.server_cert_pem, &foreign.server_key_pem);
     assert!(
-        verdict
-            .as_ref()
-            .is_err_and(|e| e.contains("does not verify")),
+        verdict.as_ref().is_err_and(|e| e.contains("does not verify")),
         "{verdict:?}"
     );
     write_leaf(&pki_dir, &foreign.server_cert_pem, &foreign.server_key_pem);
@@ -112,9 +104,6 @@ fn san_parsing() {
         "caf\u{e9}",
         &too_long_label,
     ] {
-        assert!(
-            matches!(San::parse(bad), Err(PkiError::InvalidSan(_))),
-            "{bad:?}"
-        );
+        assert!(matches!(San::parse(bad), Err(PkiError::InvalidSan(_))), "{bad:?}");
     }
 }

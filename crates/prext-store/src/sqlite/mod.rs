@@ -267,8 +267,13 @@ impl Store for SqliteStore {
         self.readers.read(move |conn| results::query(conn, &query)).await
     }
 
-    async fn summarize_results(&self, query: crate::results::SummaryQuery) -> Result<crate::results::Summary> {
-        self.readers.read(move |conn| results::summarize(conn, &query)).await
+    async fn summarize_results(
+        &self,
+        query: crate::results::SummaryQuery,
+    ) -> Result<crate::results::Summary> {
+        self.readers
+            .read(move |conn| results::summarize(conn, &query))
+            .await
     }
 
     async fn close(&self) {

@@ -244,7 +244,11 @@ pub async fn closed_store_is_unavailable(store: &dyn Store) {
 
 /// `object_counts` counts the objects of each resource, and forgets deleted ones.
 pub async fn object_counts(store: &dyn Store) {
-    assert_eq!(store.object_counts().await.expect("counts"), vec![], "an empty store counts nothing");
+    assert_eq!(
+        store.object_counts().await.expect("counts"),
+        vec![],
+        "an empty store counts nothing"
+    );
     create(store, report(POLR, "a", "one")).await;
     create(store, report(POLR, "b", "two")).await;
     let gone = create(store, report(CPOLR, "", "three")).await;
@@ -253,6 +257,12 @@ pub async fn object_counts(store: &dyn Store) {
     let mut want = vec![(POLR.to_string(), 2), (CPOLR.to_string(), 1)];
     want.sort();
     assert_eq!(counts, want);
-    store.delete(&gone.key, Preconditions::default()).await.expect("delete");
-    assert_eq!(store.object_counts().await.expect("counts"), vec![(POLR.to_string(), 2)]);
+    store
+        .delete(&gone.key, Preconditions::default())
+        .await
+        .expect("delete");
+    assert_eq!(
+        store.object_counts().await.expect("counts"),
+        vec![(POLR.to_string(), 2)]
+    );
 }

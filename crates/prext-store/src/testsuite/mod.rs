@@ -33,15 +33,12 @@ mod sqlite;
 pub use changes::{change_log, compaction, subscribe_wakes};
 pub use crud::{
     closed_store_is_unavailable, create_and_get, create_existing, delete_preconditions, object_counts,
-    revisions_increase,
-    update_checks_revision,
+    revisions_increase, update_checks_revision,
 };
 pub use durability::{concurrent_writers, restart_keeps_state, result_rows_follow_objects};
 pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
 pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
-pub use results::{
-    result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries,
-};
+pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};
 pub use sqlite::TempSqlite;
 
 /// One row of a backend's result table, as much of it as the suite checks.
@@ -153,9 +150,13 @@ where
 /// apart from [`CHECKS`] while backends gain them: run them with [`run_results`].
 pub const RESULT_CHECKS: &[Check] = &[
     Check::Store("result_filters", |s| Box::pin(result_filters(s))),
-    Check::Store("result_pages_and_orders", |s| Box::pin(result_pages_and_orders(s))),
+    Check::Store("result_pages_and_orders", |s| {
+        Box::pin(result_pages_and_orders(s))
+    }),
     Check::Store("result_summaries", |s| Box::pin(result_summaries(s))),
-    Check::Store("result_queries_follow_writes", |s| Box::pin(result_queries_follow_writes(s))),
+    Check::Store("result_queries_follow_writes", |s| {
+        Box::pin(result_queries_follow_writes(s))
+    }),
 ];
 
 /// Runs every result-query check, each on a fresh database from `new_database`.
