@@ -26,6 +26,109 @@ async fn conformance_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_query_conformance() {
+    let pg = TempPostgres::new().await;
+    testsuite::run_results(|| pg.database()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_queries_with_clusters_sharing_one_database() {
+    // Every result check in the same database, each as its own cluster: a query that saw
+    // another cluster's results would fail.
+    let pg = TempPostgres::new().await;
+    let shared = pg.database().await;
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    testsuite::run_results(|| {
+        let cluster = format!("results-{}", n.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let db = shared.with_cluster(&cluster);
+        async move { db }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyst_views_describe_reports_and_results() {
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    let store = db.open_postgres().await;
+    let mut w = fixtures::report(fixtures::POLR, "ns", "views");
+    w.body["results"] = serde_json::json!([
+        {"policy": "p", "result": "fail", "severity": "HIGH",
+         "timestamp": {"seconds": 1_714_557_600, "nanos": 0}},
+        {"policy": "q", "result": "pass"},
+    ]);
+    fixtures::reindex(&mut w);
+    fixtures::create(store.as_ref(), w).await;
+    let cluster = db.options().cluster.clone();
+    let analyst = db.analyst_client().await;
+    let report = analyst
+        .query_one(
+            "SELECT api_version, kind, result_count FROM reports_v1 WHERE cluster = $1 AND name = 'views'",
+            &[&cluster],
+        )
+        .await
+        .expect("reports_v1");
+    let report: (String, String, i64) = (report.get(0), report.get(1), report.get(2));
+    assert_eq!(
+        report,
+        ("wgpolicyk8s.io/v1alpha2".into(), "PolicyReport".into(), 2)
+    );
+    let results: Vec<(String, i32, Option<String>)> = analyst
+        .query(
+            "SELECT report_kind, severity_rank, timestamp_utc FROM results_v1
+             WHERE cluster = $1 AND report = 'views' ORDER BY idx",
+            &[&cluster],
+        )
+        .await
+        .expect("results_v1")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("PolicyReport".into(), 4, Some("2024-05-01T10:00:00Z".into())),
+            ("PolicyReport".into(), 0, None),
+        ]
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_property_tests_skip_what_is_not_a_number() {
+    use prext_store::results::{Compare, Condition, PropertyTest, ResultFilter, ResultQuery};
+    let pg = TempPostgres::new().await;
+    let store = pg.database().await.open_postgres().await;
+    let scores = ["9", " 10 ", "1e3", "n/a", "NaN", "--1", "1e", "8.5.1", "", "7"];
+    let mut w = fixtures::report(fixtures::POLR, "ns", "scores");
+    w.body["results"] = scores
+        .iter()
+        .map(|s| serde_json::json!({"policy": "p", "result": "fail", "properties": {"score": s}}))
+        .collect();
+    fixtures::reindex(&mut w);
+    fixtures::create(store.as_ref(), w).await;
+    let page = store
+        .query_results(ResultQuery {
+            filter: ResultFilter {
+                namespace: None,
+                conditions: vec![Condition::Property {
+                    key: "score".into(),
+                    test: PropertyTest::Number(Compare::GreaterOrEqual, 8.0),
+                }],
+            },
+            limit: 100,
+            count: true,
+            ..ResultQuery::default()
+        })
+        .await
+        .expect("a query over text that is not a number");
+    let indexes: Vec<i64> = page.items.iter().map(|r| r.index).collect();
+    assert_eq!(indexes, [0, 1, 2]);
+    assert_eq!(page.total, Some(3));
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_with_clusters_sharing_one_database() {
     // Every check in the same database, each as its own cluster: a check that saw another
     // cluster's objects, revisions or changes would fail.

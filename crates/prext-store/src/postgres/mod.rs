@@ -7,6 +7,7 @@
 //! - [`writer`], [`ops`] and [`result_rows`]: the per-replica writer task with group commit,
 //!   and the SQL of each write;
 //! - [`reader`] and [`select`]: point reads, snapshot list streams, selectors lowered to SQL;
+//! - [`results`]: result queries and summaries, each one statement (one snapshot);
 //! - [`notify`]: `LISTEN`/`NOTIFY` plus polling, so a replica learns of other replicas'
 //!   writes;
 //! - [`error`]: what is transient ([`Error::Unavailable`]) and what is not.
@@ -23,6 +24,7 @@ mod notify;
 mod ops;
 mod reader;
 mod result_rows;
+mod results;
 mod schema;
 mod select;
 mod tls;
@@ -39,6 +41,7 @@ use tokio::task::JoinHandle;
 pub use self::config::{PostgresOptions, SslMode, PASSWORD_ENV};
 use self::error::{pg_error, pool_error, timed_out};
 use self::writer::{Limits, Op, Reply, Request, Writer};
+use crate::results::{ResultPage, ResultQuery, Summary, SummaryQuery};
 use crate::{
     Change, Error, ListOptions, ListStream, ObjectKey, ObjectWrite, Preconditions, Result, Store,
     StoredObject,
@@ -342,6 +345,22 @@ impl Store for PostgresStore {
         self.pool.close();
         self.list_pool.close();
         tracing::info!(cluster = %self.cluster, "closed PostgreSQL store");
+    }
+
+    async fn query_results(&self, query: ResultQuery) -> Result<ResultPage> {
+        read!(self, "a result query", |c| results::query(
+            &c,
+            &self.cluster,
+            &query
+        ))
+    }
+
+    async fn summarize_results(&self, query: SummaryQuery) -> Result<Summary> {
+        read!(self, "a result summary", |c| results::summarize(
+            &c,
+            &self.cluster,
+            &query
+        ))
     }
 }
 

@@ -22,11 +22,18 @@ struct Migration {
 }
 
 /// Every migration, in version order. Append only: never edit a released step.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "result_queries",
+        sql: include_str!("migrations/0002_result_queries.sql"),
+    },
+];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
 pub(crate) const MIGRATION_LOCK: i64 = 0x7072_6578_7400_0001;
@@ -119,7 +126,7 @@ mod tests {
     fn migrations_are_ordered_and_start_at_one() {
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version + 1 == w[1].version));
-        assert_eq!(latest_version(), 1);
+        assert_eq!(latest_version(), 2);
     }
 
     #[test]

@@ -1,0 +1,354 @@
+//! Result queries and summaries over the `results` table of one cluster (see
+//! [`crate::results`] for the semantics, which are the SQLite backend's), lowered to SQL with
+//! every value bound as a parameter.
+//!
+//! Each query is one statement: the cluster's revision, the optional count and the page (or
+//! the groups) come from the same snapshot without holding a transaction open, and take one
+//! round trip. Keys compare byte-wise (`COLLATE "C"`), like SQLite, whatever the database's
+//! collation.
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::error::pg_error;
+use crate::results::{
+    Compare, Condition, PropertyTest, ResultColumn, ResultCursor, ResultFilter, ResultOrder, ResultPage,
+    ResultQuery, ResultRecord,
+};
+use crate::Result;
+
+mod summary;
+pub(crate) use summary::summarize;
+
+/// Most rows one page returns, whatever the query asks (as on SQLite).
+const MAX_PAGE: usize = 10_000;
+
+/// ASCII-only lower-casing (SQLite's `lower` and `LIKE` fold ASCII only).
+fn ascii_lower(sql: &str) -> String {
+    format!("translate({sql}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')")
+}
+
+/// The SQL rank of a severity (`crate::results::severity_rank`).
+fn rank_sql() -> String {
+    format!(
+        "(CASE {} WHEN 'critical' THEN 5 WHEN 'high' THEN 4 WHEN 'medium' THEN 3 \
+         WHEN 'low' THEN 2 WHEN 'info' THEN 1 ELSE 0 END)::bigint",
+        ascii_lower("r.severity")
+    )
+}
+
+/// The SQL timestamp key: missing timestamps sort as the oldest.
+const TIME_SQL: &str = "coalesce(r.\"timestamp\", -9223372036854775808)";
+
+/// The columns of a [`ResultRecord`], in its field order.
+const RECORD_COLUMNS: &str = "o.namespace, o.resource, o.name, o.uid, o.revision, o.created, r.idx, \
+     r.policy, r.rule, r.result, r.severity, r.category, r.source, r.scored, r.\"timestamp\", \
+     r.message, r.properties::text AS properties, r.resources::text AS resources, \
+     r.subject_api_version, r.subject_kind, r.subject_namespace, r.subject_name, r.subject_uid";
+
+/// A JSON number as SQLite's `json_valid` accepts it, with JSON whitespace around. The
+/// exponent is limited to four digits so that the cast to `numeric` cannot overflow.
+const NUMBER_PATTERN: &str =
+    "^[ \\t\\n\\r]*-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]{1,4})?[ \\t\\n\\r]*$";
+
+/// The SQL of a column, and whether it can be NULL.
+pub(super) fn column(c: ResultColumn) -> (&'static str, bool) {
+    match c {
+        ResultColumn::Result => ("r.result", true),
+        ResultColumn::Severity => ("r.severity", true),
+        ResultColumn::Policy => ("r.policy", true),
+        ResultColumn::Rule => ("r.rule", true),
+        ResultColumn::Category => ("r.category", true),
+        ResultColumn::Source => ("r.source", true),
+        ResultColumn::Namespace => ("o.namespace", false),
+        ResultColumn::Resource => ("o.resource", false),
+        ResultColumn::Report => ("o.name", false),
+        ResultColumn::SubjectApiVersion => ("r.subject_api_version", true),
+        ResultColumn::SubjectKind => ("r.subject_kind", true),
+        ResultColumn::SubjectNamespace => ("r.subject_namespace", true),
+        ResultColumn::SubjectName => ("r.subject_name", true),
+        ResultColumn::SubjectUid => ("r.subject_uid", true),
+    }
+}
+
+/// Text as the result rows store it: PostgreSQL text cannot hold NUL, which the write path
+/// turns into U+FFFD.
+fn clean(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+fn clean_all(values: &[String]) -> Vec<String> {
+    values.iter().map(|v| clean(v)).collect()
+}
+
+/// A statement's conditions and bound parameters, built up condition by condition.
+#[derive(Debug, Default)]
+pub(super) struct Sql {
+    conditions: Vec<String>,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Sql {
+    /// Binds a parameter; returns its placeholder with `cast` (e.g. `$3::text`).
+    pub(super) fn bind<T: ToSql + Sync + Send + 'static>(&mut self, value: T, cast: &str) -> String {
+        self.params.push(Box::new(value));
+        format!("${}::{cast}", self.params.len())
+    }
+
+    pub(super) fn push(&mut self, condition: impl Into<String>) {
+        self.conditions.push(condition.into());
+    }
+
+    /// ` WHERE c1 AND c2 …` (every query has at least its cluster condition).
+    pub(super) fn where_sql(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+
+    pub(super) fn param_refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// The filter of `cluster`'s results as conditions; returns the cluster's placeholder.
+pub(super) fn lower(sql: &mut Sql, cluster: &str, filter: &ResultFilter) -> String {
+    let c = sql.bind(cluster.to_owned(), "text");
+    sql.push(format!("o.cluster = {c} AND r.cluster = {c}"));
+    if let Some(ns) = &filter.namespace {
+        let n = sql.bind(clean(ns), "text");
+        sql.push(format!("o.namespace = {n}"));
+    }
+    for condition in &filter.conditions {
+        match condition {
+            Condition::In(col, values) => set_condition(sql, *col, values, false),
+            Condition::NotIn(col, values) => set_condition(sql, *col, values, true),
+            Condition::MessageContains(text) if text.is_empty() => {}
+            Condition::MessageContains(text) => {
+                let t = sql.bind(clean(text), "text");
+                sql.push(format!(
+                    "strpos({}, {}) > 0",
+                    ascii_lower("r.message"),
+                    ascii_lower(&t)
+                ));
+            }
+            Condition::Property { key, test } => property_condition(sql, key, test),
+            Condition::Index(i) => {
+                let i = sql.bind(*i, "bigint");
+                sql.push(format!("r.idx = {i}"));
+            }
+        }
+    }
+    c
+}
+
+/// `col in (values)` or `col notin (values)`, where a missing value counts as `""`.
+fn set_condition(sql: &mut Sql, col: ResultColumn, values: &[String], negated: bool) {
+    let (c, nullable) = column(col);
+    if values.is_empty() {
+        // `in ()` matches nothing, `notin ()` everything.
+        if !negated {
+            sql.push("false");
+        }
+        return;
+    }
+    let empty_listed = values.iter().any(String::is_empty);
+    let list = sql.bind(clean_all(values), "text[]");
+    sql.push(match (negated, nullable, empty_listed) {
+        (false, true, true) => format!("({c} = ANY({list}) OR {c} IS NULL)"),
+        (false, _, _) => format!("{c} = ANY({list})"),
+        (true, true, false) => format!("({c} IS NULL OR NOT {c} = ANY({list}))"),
+        (true, true, true) => format!("({c} IS NOT NULL AND NOT {c} = ANY({list}))"),
+        (true, false, _) => format!("NOT {c} = ANY({list})"),
+    });
+}
+
+fn property_condition(sql: &mut Sql, key: &str, test: &PropertyTest) {
+    let k = sql.bind(clean(key), "text");
+    let value = format!("(r.properties ->> {k})");
+    match test {
+        PropertyTest::Exists => sql.push(format!("{value} IS NOT NULL")),
+        PropertyTest::Missing => sql.push(format!("{value} IS NULL")),
+        PropertyTest::In(values) if values.is_empty() => sql.push("false"),
+        PropertyTest::In(values) => {
+            let list = sql.bind(clean_all(values), "text[]");
+            sql.push(format!("{value} = ANY({list})"));
+        }
+        PropertyTest::NotIn(values) if values.is_empty() => {}
+        PropertyTest::NotIn(values) => {
+            let list = sql.bind(clean_all(values), "text[]");
+            sql.push(format!("({value} IS NULL OR NOT {value} = ANY({list}))"));
+        }
+        PropertyTest::Number(op, bound) => {
+            if bound.is_nan() {
+                // Nothing compares with NaN.
+                sql.push("false");
+                return;
+            }
+            let op = match op {
+                Compare::Greater => ">",
+                Compare::GreaterOrEqual => ">=",
+                Compare::Less => "<",
+                Compare::LessOrEqual => "<=",
+            };
+            // The bound's shortest exact decimal, so the comparison is not rounded.
+            let bound = if bound.is_finite() {
+                bound.to_string()
+            } else if *bound > 0.0 {
+                "Infinity".to_owned()
+            } else {
+                "-Infinity".to_owned()
+            };
+            let b = format!("{}::numeric", sql.bind(bound, "text"));
+            let p = sql.bind(NUMBER_PATTERN.to_owned(), "text");
+            // The nested CASE keeps the cast from ever seeing text that is not a number.
+            sql.push(format!(
+                "(CASE WHEN jsonb_typeof(r.properties -> {k}) = 'number' \
+                   THEN (r.properties -> {k})::numeric \
+                 WHEN {value} ~ {p} THEN btrim({value}, E' \\t\\n\\r')::numeric END) {op} {b}"
+            ));
+        }
+    }
+}
+
+/// The sort key leading `order` (0 in report order), and its direction.
+fn lead(order: ResultOrder) -> (String, &'static str) {
+    match order {
+        ResultOrder::Report => ("0::bigint".to_owned(), "ASC"),
+        ResultOrder::Severity { ascending } => (rank_sql(), direction(ascending)),
+        ResultOrder::Timestamp { ascending } => (TIME_SQL.to_owned(), direction(ascending)),
+    }
+}
+
+fn direction(ascending: bool) -> &'static str {
+    if ascending {
+        "ASC"
+    } else {
+        "DESC"
+    }
+}
+
+/// Keeps the rows strictly after `cursor` in `order`.
+fn after(sql: &mut Sql, order: ResultOrder, cursor: &ResultCursor) {
+    let ns = sql.bind(clean(&cursor.namespace), "text");
+    let name = sql.bind(clean(&cursor.report), "text");
+    let resource = sql.bind(clean(&cursor.resource), "text");
+    let idx = sql.bind(cursor.index, "bigint");
+    let tail = format!("(o.namespace, o.name, o.resource, r.idx) > ({ns}, {name}, {resource}, {idx})");
+    if order == ResultOrder::Report {
+        sql.push(tail);
+        return;
+    }
+    let (lead, dir) = lead(order);
+    let beyond = if dir == "ASC" { ">" } else { "<" };
+    let key = sql.bind(cursor.key, "bigint");
+    sql.push(format!("({lead} {beyond} {key} OR ({lead} = {key} AND {tail}))"));
+}
+
+/// Reads one page of `cluster`'s results, and the count when asked, from one snapshot.
+pub(crate) async fn query(
+    client: &deadpool_postgres::Object,
+    cluster: &str,
+    q: &ResultQuery,
+) -> Result<ResultPage> {
+    let mut sql = Sql::default();
+    let c = lower(&mut sql, cluster, &q.filter);
+    let filter_where = sql.where_sql();
+    if let Some(cursor) = &q.after {
+        after(&mut sql, q.order, cursor);
+    }
+    let page_where = sql.where_sql();
+    let limit = q.limit.clamp(1, MAX_PAGE);
+    let l = sql.bind(i64::try_from(limit + 1).unwrap_or(i64::MAX), "bigint");
+    let (lead, dir) = lead(q.order);
+    let (inner_lead, outer_lead) = if q.order == ResultOrder::Report {
+        (String::new(), String::new())
+    } else {
+        (format!("{lead} {dir}, "), format!("p.sort_key {dir}, "))
+    };
+    let from = " FROM results AS r JOIN objects AS o ON o.id = r.object_id";
+    let (count_cte, count_join, total_sql) = if q.count {
+        (
+            format!(", t AS (SELECT count(*) AS n{from}{filter_where})"),
+            " CROSS JOIN t",
+            "t.n",
+        )
+    } else {
+        (String::new(), "", "NULL::bigint")
+    };
+    let statement = format!(
+        "WITH m AS (SELECT revision FROM meta WHERE cluster = {c}){count_cte}, \
+         p AS (SELECT {RECORD_COLUMNS}, {lead} AS sort_key{from}{page_where} \
+               ORDER BY {inner_lead}o.namespace, o.name, o.resource, r.idx LIMIT {l}) \
+         SELECT m.revision, {total_sql}, p.* FROM m{count_join} LEFT JOIN p ON true \
+         ORDER BY {outer_lead}p.namespace, p.name, p.resource, p.idx"
+    );
+    let rows = client
+        .query(statement.as_str(), &sql.param_refs())
+        .await
+        .map_err(pg_error)?;
+    let first = rows.first().ok_or_else(|| missing_counter(cluster))?;
+    let revision: i64 = first.try_get(0).map_err(pg_error)?;
+    let total = first
+        .try_get::<_, Option<i64>>(1)
+        .map_err(pg_error)?
+        .map(|n| u64::try_from(n).unwrap_or(0));
+    let mut items = Vec::with_capacity(rows.len().min(limit));
+    let mut more = false;
+    for row in &rows {
+        // The LEFT JOIN's single row of an empty page has no report.
+        if row.try_get::<_, Option<String>>(2).map_err(pg_error)?.is_none() {
+            continue;
+        }
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push(record(row).map_err(pg_error)?);
+    }
+    Ok(ResultPage {
+        revision,
+        items,
+        more,
+        total,
+    })
+}
+
+/// The error when the cluster's counter row is missing (the store creates it on connect).
+pub(super) fn missing_counter(cluster: &str) -> crate::Error {
+    crate::Error::Internal(format!("the counter row of cluster {cluster:?} is missing"))
+}
+
+/// A row of the page query: revision and count first, then the record's columns.
+fn record(r: &Row) -> std::result::Result<ResultRecord, tokio_postgres::Error> {
+    Ok(ResultRecord {
+        namespace: r.try_get(2)?,
+        resource: r.try_get(3)?,
+        report: r.try_get(4)?,
+        report_uid: r.try_get(5)?,
+        report_revision: r.try_get(6)?,
+        report_created: r.try_get(7)?,
+        index: i64::from(r.try_get::<_, i32>(8)?),
+        policy: r.try_get(9)?,
+        rule: r.try_get(10)?,
+        result: r.try_get(11)?,
+        severity: r.try_get(12)?,
+        category: r.try_get(13)?,
+        source: r.try_get(14)?,
+        scored: r.try_get(15)?,
+        timestamp: r.try_get(16)?,
+        message: r.try_get(17)?,
+        properties: r.try_get(18)?,
+        resources: r.try_get(19)?,
+        subject_api_version: r.try_get(20)?,
+        subject_kind: r.try_get(21)?,
+        subject_namespace: r.try_get(22)?,
+        subject_name: r.try_get(23)?,
+        subject_uid: r.try_get(24)?,
+    })
+}
