@@ -185,43 +185,25 @@ pub(crate) async fn create(
         &sc.uid,
         &body,
     ];
-    let event = EventType::Added.as_str();
-    let no_labels: Option<Value> = None;
+    let row = ChangeRow {
+        cluster,
+        revision,
+        event: EventType::Added,
+        key: k,
+        body: &body,
+        labels: &labels,
+        prev_labels: None,
+    };
     in_savepoint(tx, async {
         futures::try_join!(
             tx.execute(&insert, &object_params),
             results.insert(tx, &results_stmt, cluster, k),
-            async {
-                tx.execute(
-                    &change,
-                    &[
-                        &cluster,
-                        &revision,
-                        &event,
-                        &k.resource,
-                        &k.namespace,
-                        &k.name,
-                        &body,
-                        &labels,
-                        &no_labels,
-                    ],
-                )
-                .await
-            },
+            insert_change(tx, &change, row),
         )
         .map(drop)
     })
     .await?;
-    let size = body.len();
-    Ok((
-        StoredObject {
-            key: obj.key.clone(),
-            uid: obj.uid.clone(),
-            revision,
-            body: Bytes::from(body),
-        },
-        size,
-    ))
+    Ok(written(obj.key.clone(), obj.uid.clone(), revision, body))
 }
 
 /// Replaces an object written at `expected`; returns it and the size of its body.
@@ -276,44 +258,26 @@ pub(crate) async fn update(
         &sc.uid,
         &body,
     ];
-    let event = EventType::Modified.as_str();
-    let prev = Some(&cur.labels);
+    let row = ChangeRow {
+        cluster,
+        revision,
+        event: EventType::Modified,
+        key: k,
+        body: &body,
+        labels: &labels,
+        prev_labels: Some(&cur.labels),
+    };
     in_savepoint(tx, async {
         futures::try_join!(
             tx.execute(&update, &object_params),
             async { tx.execute(&clear, &[&cur.id]).await },
             results.insert(tx, &results_stmt, cluster, k),
-            async {
-                tx.execute(
-                    &change,
-                    &[
-                        &cluster,
-                        &revision,
-                        &event,
-                        &k.resource,
-                        &k.namespace,
-                        &k.name,
-                        &body,
-                        &labels,
-                        &prev,
-                    ],
-                )
-                .await
-            },
+            insert_change(tx, &change, row),
         )
         .map(drop)
     })
     .await?;
-    let size = body.len();
-    Ok((
-        StoredObject {
-            key: obj.key.clone(),
-            uid: obj.uid.clone(),
-            revision,
-            body: Bytes::from(body),
-        },
-        size,
-    ))
+    Ok(written(obj.key.clone(), obj.uid.clone(), revision, body))
 }
 
 /// Removes an object; returns its last state stamped with the deletion revision.
@@ -348,39 +312,73 @@ pub(crate) async fn delete(
     // Result rows go with the object (ON DELETE CASCADE).
     let remove = tx.prepare_cached("DELETE FROM objects WHERE id = $1").await?;
     let change = tx.prepare_cached(INSERT_CHANGE).await?;
-    let event = EventType::Deleted.as_str();
-    let prev = Some(&cur.labels);
+    let row = ChangeRow {
+        cluster,
+        revision,
+        event: EventType::Deleted,
+        key,
+        body: &body,
+        labels: &cur.labels,
+        prev_labels: Some(&cur.labels),
+    };
     in_savepoint(tx, async {
-        futures::try_join!(async { tx.execute(&remove, &[&cur.id]).await }, async {
-            tx.execute(
-                &change,
-                &[
-                    &cluster,
-                    &revision,
-                    &event,
-                    &key.resource,
-                    &key.namespace,
-                    &key.name,
-                    &body,
-                    &cur.labels,
-                    &prev,
-                ],
-            )
-            .await
-        },)
+        futures::try_join!(
+            async { tx.execute(&remove, &[&cur.id]).await },
+            insert_change(tx, &change, row),
+        )
         .map(drop)
     })
     .await?;
+    Ok(written(key.clone(), cur.uid, revision, body))
+}
+
+/// One change-log row.
+struct ChangeRow<'a> {
+    cluster: &'a str,
+    revision: i64,
+    event: EventType,
+    key: &'a ObjectKey,
+    body: &'a str,
+    labels: &'a Value,
+    prev_labels: Option<&'a Value>,
+}
+
+/// Appends a row to the change log (the watch history), with a prepared [`INSERT_CHANGE`].
+async fn insert_change(
+    tx: &Transaction<'_>,
+    stmt: &tokio_postgres::Statement,
+    row: ChangeRow<'_>,
+) -> Result<u64, tokio_postgres::Error> {
+    let event = row.event.as_str();
+    tx.execute(
+        stmt,
+        &[
+            &row.cluster,
+            &row.revision,
+            &event,
+            &row.key.resource,
+            &row.key.namespace,
+            &row.key.name,
+            &row.body,
+            row.labels,
+            &row.prev_labels,
+        ],
+    )
+    .await
+}
+
+/// The written object as the store returns it, with the size of its body.
+fn written(key: ObjectKey, uid: String, revision: i64, body: String) -> (StoredObject, usize) {
     let size = body.len();
-    Ok((
+    (
         StoredObject {
-            key: key.clone(),
-            uid: cur.uid,
+            key,
+            uid,
             revision,
             body: Bytes::from(body),
         },
         size,
-    ))
+    )
 }
 
 const INSERT_CHANGE: &str =
