@@ -190,3 +190,67 @@ async fn watch_from_compacted_revision_gets_410_expired() {
         res.text()
     );
 }
+
+#[tokio::test]
+async fn a_resource_version_not_yet_reached_waits_then_504s() {
+    // As kube-apiserver's watch cache: a request for a revision the store has not published
+    // waits for it a few seconds (another replica's write may be on its way), then answers
+    // 504 Timeout with the ResourceVersionTooLarge cause.
+    let server = TestServer::start();
+    let client = server.client().await;
+    let created = post(
+        &client,
+        &POLR.collection(Some("fut")),
+        &report(POLR, "fut", "first", &[]),
+    )
+    .await
+    .expect(201)
+    .json();
+    let current = rv(&created);
+
+    let far = current + 1_000;
+    for path in [
+        format!("{}?resourceVersion={far}", POLR.collection(Some("fut"))),
+        format!("{}?watch=1&resourceVersion={far}", POLR.collection(Some("fut"))),
+    ] {
+        let status = get(&client, &path).await.expect_status(504, "Timeout");
+        assert_eq!(
+            status["details"]["causes"][0]["reason"], "ResourceVersionTooLarge",
+            "{path}: {status}"
+        );
+    }
+
+    // The next revision arrives while the watch waits for it: the watch starts there and
+    // sees what follows.
+    let next = current + 1;
+    let watch_path = format!(
+        "{}?watch=1&resourceVersion={next}&timeoutSeconds=2",
+        POLR.collection(Some("fut"))
+    );
+    let watching = {
+        let client = client.clone();
+        tokio::spawn(async move { get(&client, &watch_path).await.expect(200).text() })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for name in ["second", "third"] {
+        post(
+            &client,
+            &POLR.collection(Some("fut")),
+            &report(POLR, "fut", name, &[]),
+        )
+        .await
+        .expect(201);
+    }
+    let stream = watching.await.expect("watch task");
+    let names: Vec<_> = events(&stream)
+        .iter()
+        .filter(|e| e["type"] == "ADDED")
+        .map(|e| {
+            e["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(names, ["third"], "events after the revision waited for: {stream}");
+}

@@ -88,10 +88,14 @@ pub async fn list(ctx: Ctx) -> ApiResult<Response> {
         _ => false,
     };
 
-    let stream = store.list(opts).await.map_err(ApiError::storage)?;
+    let mut stream = store.list(opts.clone()).await.map_err(ApiError::storage)?;
     if let Some(n) = requested {
         if n > stream.revision {
-            return Err(too_large_revision(n));
+            // A replica that has not yet seen a write another one acknowledged catches up
+            // within moments: wait for it, then list again.
+            drop(stream);
+            wait_until_fresh(&**store, n).await?;
+            stream = store.list(opts).await.map_err(ApiError::storage)?;
         }
         if exact && n != stream.revision {
             return Err(
@@ -109,6 +113,21 @@ pub async fn list(ctx: Ctx) -> ApiResult<Response> {
             limited: params.limit.is_some(),
         },
     ))
+}
+
+/// How long a request for a resourceVersion the store has not reached waits for it before the
+/// 504, as the kube-apiserver's watch cache does (`waitUntilFreshAndBlock`, 3 s).
+pub const FRESHNESS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits until the store has published revision `n` (another replica's write, or one still
+/// being committed), at most [`FRESHNESS_WAIT`]; then the 504 of [`too_large_revision`].
+pub async fn wait_until_fresh(store: &dyn prext_store::Store, n: i64) -> ApiResult<()> {
+    let mut published = store.subscribe();
+    let reached = tokio::time::timeout(FRESHNESS_WAIT, published.wait_for(|r| *r >= n)).await;
+    match reached {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(too_large_revision(n)),
+    }
 }
 
 /// 504 for a resourceVersion the store has not reached (`NewTooLargeResourceVersionError`).

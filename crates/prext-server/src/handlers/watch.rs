@@ -64,7 +64,7 @@ pub async fn watch(ctx: Ctx, params: ListParams) -> ApiResult<Response> {
     let current = w.store.revision().await.map_err(ApiError::storage)?;
     if let Some(n) = requested {
         if n > current && w.params.version_match != Some(VersionMatch::NotOlderThan) {
-            return Err(super::read::too_large_revision(n));
+            super::read::wait_until_fresh(&*w.store, n).await?;
         }
     }
     let guard = ctx.state.metrics.watch_started(def.group, def.plural);

@@ -1,12 +1,17 @@
 //! The SQL of each write, run by the writer inside the batch's transaction.
 //!
-//! Each write costs two round trips: one to read the object's current row and check the
-//! request against it, then one pipelined flight `SAVEPOINT; <object>; <results>; <change>;
-//! RELEASE` (tokio-postgres pipelines queries polled together; the server runs them in order).
-//! A refused request ([`OpError::Rejected`]: not found, conflict, ...) is decided before
-//! anything is written; a write the database itself refuses (bad data) is rolled back to its
-//! savepoint and refused alone. [`OpError::Storage`] means the database failed and the whole
-//! batch is abandoned.
+//! A write is decided in two steps. [`plan_create`], [`plan_update`] and [`plan_delete`] check
+//! the request against the object's current row (read beforehand, one key at a time with
+//! [`current`] or a whole batch at once with [`currents`]) and either refuse it
+//! ([`OpError::Rejected`]: not found, conflict, ...) or return a [`Write`]: everything the
+//! statements need, the body already stamped with its revision. Nothing is written until then,
+//! so a refused request never leaves a trace. [`Write::execute`] then sends the object's
+//! statements (object row, result rows, change-log row) without waiting between them:
+//! tokio-postgres pipelines the queries polled together and the server runs them in order. The
+//! writer's fast path sends the writes of a whole batch in one flight; its careful path wraps
+//! each write in a savepoint ([`in_savepoint`]) so that a write the database itself refuses (bad
+//! data) is refused alone. [`OpError::Storage`] means the database failed and the whole batch is
+//! abandoned.
 
 use std::collections::BTreeMap;
 
@@ -39,7 +44,7 @@ impl From<tokio_postgres::Error> for OpError {
 type OpResult<T> = std::result::Result<T, OpError>;
 
 /// The row of an existing object that writes check against.
-struct Current {
+pub(crate) struct Current {
     id: i64,
     uid: String,
     revision: i64,
@@ -49,32 +54,76 @@ struct Current {
     body: Option<String>,
 }
 
-const CURRENT: &str = "SELECT id, uid, revision, labels, deleting FROM objects
-     WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4";
-const CURRENT_WITH_BODY: &str = "SELECT id, uid, revision, labels, deleting, body FROM objects
+impl Current {
+    fn from_row(row: &tokio_postgres::Row, first: usize) -> Result<Current, tokio_postgres::Error> {
+        Ok(Current {
+            id: row.try_get(first)?,
+            uid: row.try_get(first + 1)?,
+            revision: row.try_get(first + 2)?,
+            labels: row.try_get(first + 3)?,
+            deleting: row.try_get(first + 4)?,
+            body: row.try_get(first + 5)?,
+        })
+    }
+}
+
+const CURRENT: &str = "SELECT id, uid, revision, labels, deleting, CASE WHEN $5 THEN body END FROM objects
      WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4";
 
-async fn current(
+/// The current row of one object (`body` only when asked: deletes need it).
+pub(crate) async fn current(
     tx: &Transaction<'_>,
     cluster: &str,
     key: &ObjectKey,
     body: bool,
-) -> OpResult<Option<Current>> {
-    let stmt = tx
-        .prepare_cached(if body { CURRENT_WITH_BODY } else { CURRENT })
-        .await?;
+) -> Result<Option<Current>, tokio_postgres::Error> {
+    let stmt = tx.prepare_cached(CURRENT).await?;
     let row = tx
-        .query_opt(&stmt, &[&cluster, &key.resource, &key.namespace, &key.name])
+        .query_opt(
+            &stmt,
+            &[&cluster, &key.resource, &key.namespace, &key.name, &body],
+        )
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some(Current {
-        id: row.try_get(0)?,
-        uid: row.try_get(1)?,
-        revision: row.try_get(2)?,
-        labels: row.try_get(3)?,
-        deleting: row.try_get(4)?,
-        body: if body { Some(row.try_get(5)?) } else { None },
-    }))
+    row.map(|r| Current::from_row(&r, 0)).transpose()
+}
+
+const CURRENTS: &str =
+    "SELECT k.i, o.id, o.uid, o.revision, o.labels, o.deleting, CASE WHEN k.body THEN o.body END
+     FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[])
+              WITH ORDINALITY AS k(resource, namespace, name, body, i)
+     JOIN objects o ON o.cluster = $1 AND o.resource = k.resource AND o.namespace = k.namespace
+                   AND o.name = k.name";
+
+/// The current rows of many objects in one statement, in the order of `keys` (`true` beside a
+/// key asks for its body).
+pub(crate) async fn currents(
+    tx: &Transaction<'_>,
+    cluster: &str,
+    keys: &[(&ObjectKey, bool)],
+) -> Result<Vec<Option<Current>>, tokio_postgres::Error> {
+    let column = |f: fn(&ObjectKey) -> &str| keys.iter().map(|(k, _)| f(k)).collect::<Vec<_>>();
+    let bodies: Vec<bool> = keys.iter().map(|(_, b)| *b).collect();
+    let stmt = tx.prepare_cached(CURRENTS).await?;
+    let rows = tx
+        .query(
+            &stmt,
+            &[
+                &cluster,
+                &column(|k| &k.resource),
+                &column(|k| &k.namespace),
+                &column(|k| &k.name),
+                &bodies,
+            ],
+        )
+        .await?;
+    let mut found: Vec<Option<Current>> = keys.iter().map(|_| None).collect();
+    for row in rows {
+        let i: i64 = row.try_get(0)?;
+        if let Some(slot) = usize::try_from(i - 1).ok().and_then(|i| found.get_mut(i)) {
+            *slot = Some(Current::from_row(&row, 1)?);
+        }
+    }
+    Ok(found)
 }
 
 /// Sets `metadata.resourceVersion` and serializes the body.
@@ -99,9 +148,18 @@ fn labels_json(labels: &BTreeMap<String, String>) -> Value {
     )
 }
 
+/// Whether a statement failed because the database refused the data (a bad value, a violated
+/// constraint), rather than because the database failed.
+pub(crate) fn is_refused(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        let class = c.code().get(..2).unwrap_or("");
+        class == "22" || class == "23" || *c == SqlState::PROGRAM_LIMIT_EXCEEDED
+    })
+}
+
 /// Sends `SAVEPOINT`, `writes` and `RELEASE` in one pipelined flight; on a failure, rolls back
 /// to the savepoint and says whether the request (bad data) or the batch (anything else) failed.
-async fn in_savepoint<F>(tx: &Transaction<'_>, writes: F) -> OpResult<()>
+pub(crate) async fn in_savepoint<F>(tx: &Transaction<'_>, writes: F) -> OpResult<()>
 where
     F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
 {
@@ -109,11 +167,7 @@ where
         tx.batch_execute("RELEASE SAVEPOINT prext_op").await
     });
     let Err(e) = outcome else { return Ok(()) };
-    let refused = e.code().is_some_and(|c| {
-        let class = c.code().get(..2).unwrap_or("");
-        class == "22" || class == "23" || *c == SqlState::PROGRAM_LIMIT_EXCEEDED
-    });
-    if !refused {
+    if !is_refused(&e) {
         return Err(OpError::Storage(e));
     }
     tx.batch_execute("ROLLBACK TO SAVEPOINT prext_op; RELEASE SAVEPOINT prext_op")
@@ -143,80 +197,99 @@ const UPDATE_OBJECT: &str = "UPDATE objects SET revision = $2, created = $3, lab
          scope_uid = $15, body = $16
      WHERE id = $1";
 
-/// Stores a new object; returns it and the size of its body.
-pub(crate) async fn create(
-    tx: &Transaction<'_>,
-    cluster: &str,
-    obj: &ObjectWrite,
+const CLEAR_RESULTS: &str = "DELETE FROM results WHERE object_id = $1";
+
+const REMOVE_OBJECT: &str = "DELETE FROM objects WHERE id = $1";
+
+const INSERT_CHANGE: &str =
+    "INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels, prev_labels)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// The statements of every write, prepared once per connection (then cached).
+pub(crate) struct Statements {
+    insert: tokio_postgres::Statement,
+    update: tokio_postgres::Statement,
+    clear: tokio_postgres::Statement,
+    remove: tokio_postgres::Statement,
+    results: tokio_postgres::Statement,
+    change: tokio_postgres::Statement,
+}
+
+impl Statements {
+    pub(crate) async fn prepare(tx: &Transaction<'_>) -> Result<Statements, tokio_postgres::Error> {
+        let (insert, update, clear, remove, results, change) = futures::try_join!(
+            tx.prepare_cached(INSERT_OBJECT),
+            tx.prepare_cached(UPDATE_OBJECT),
+            tx.prepare_cached(CLEAR_RESULTS),
+            tx.prepare_cached(REMOVE_OBJECT),
+            tx.prepare_cached(INSERT_RESULTS),
+            tx.prepare_cached(INSERT_CHANGE),
+        )?;
+        Ok(Statements {
+            insert,
+            update,
+            clear,
+            remove,
+            results,
+            change,
+        })
+    }
+}
+
+/// What happens to the object's row.
+enum Target<'a> {
+    /// A new row, with its results.
+    Insert(&'a ObjectWrite, ResultColumns),
+    /// The row `id` replaced, its results rewritten.
+    Replace(i64, &'a ObjectWrite, ResultColumns),
+    /// The row `id` removed (its results go with it: ON DELETE CASCADE).
+    Remove(i64),
+}
+
+/// An accepted write: the statements to send and the object they leave behind.
+pub(crate) struct Write<'a> {
+    target: Target<'a>,
+    event: EventType,
+    key: &'a ObjectKey,
+    uid: String,
     revision: i64,
-) -> OpResult<(StoredObject, usize)> {
-    if let Some(cur) = current(tx, cluster, &obj.key, false).await? {
+    /// The body as stored, stamped with `revision`.
+    body: String,
+    labels: Value,
+    prev_labels: Option<Value>,
+}
+
+/// Checks a create against the key's current row.
+pub(crate) fn plan_create<'a>(
+    obj: &'a ObjectWrite,
+    cur: Option<Current>,
+    revision: i64,
+) -> OpResult<Write<'a>> {
+    if let Some(cur) = cur {
         return Err(OpError::Rejected(Error::AlreadyExists {
             being_deleted: cur.deleting,
         }));
     }
-    let labels = labels_json(&obj.labels);
-    let body = stamp(&obj.body, revision)?;
-    let (s, sc) = (&obj.index.summary, &obj.index.scope);
-    let k = &obj.key;
-    let insert = tx.prepare_cached(INSERT_OBJECT).await?;
-    let results = ResultColumns::new(&obj.index)?;
-    let results_stmt = tx.prepare_cached(INSERT_RESULTS).await?;
-    let change = tx.prepare_cached(INSERT_CHANGE).await?;
-    let object_params: [&(dyn ToSql + Sync); 20] = [
-        &cluster,
-        &k.resource,
-        &k.namespace,
-        &k.name,
-        &obj.uid,
-        &revision,
-        &obj.created,
-        &labels,
-        &obj.deleting,
-        &s.pass,
-        &s.fail,
-        &s.warn,
-        &s.error,
-        &s.skip,
-        &sc.api_version,
-        &sc.kind,
-        &sc.namespace,
-        &sc.name,
-        &sc.uid,
-        &body,
-    ];
-    let row = ChangeRow {
-        cluster,
-        revision,
+    Ok(Write {
+        target: Target::Insert(obj, ResultColumns::new(&obj.index)?),
         event: EventType::Added,
-        key: k,
-        body: &body,
-        labels: &labels,
+        key: &obj.key,
+        uid: obj.uid.clone(),
+        revision,
+        body: stamp(&obj.body, revision)?,
+        labels: labels_json(&obj.labels),
         prev_labels: None,
-    };
-    in_savepoint(tx, async {
-        futures::try_join!(
-            tx.execute(&insert, &object_params),
-            results.insert(tx, &results_stmt, cluster, k),
-            insert_change(tx, &change, row),
-        )
-        .map(drop)
     })
-    .await?;
-    Ok(written(obj.key.clone(), obj.uid.clone(), revision, body))
 }
 
-/// Replaces an object written at `expected`; returns it and the size of its body.
-pub(crate) async fn update(
-    tx: &Transaction<'_>,
-    cluster: &str,
-    obj: &ObjectWrite,
+/// Checks an update of the object written at `expected` against its current row.
+pub(crate) fn plan_update<'a>(
+    obj: &'a ObjectWrite,
     expected: i64,
+    cur: Option<Current>,
     revision: i64,
-) -> OpResult<(StoredObject, usize)> {
-    let cur = current(tx, cluster, &obj.key, false)
-        .await?
-        .ok_or(OpError::Rejected(Error::NotFound))?;
+) -> OpResult<Write<'a>> {
+    let cur = cur.ok_or(OpError::Rejected(Error::NotFound))?;
     if cur.uid != obj.uid {
         return Err(OpError::Rejected(Error::Conflict(format!(
             "Precondition failed: UID in precondition: {}, UID in object meta: {}",
@@ -229,68 +302,26 @@ pub(crate) async fn update(
                 .into(),
         )));
     }
-    let labels = labels_json(&obj.labels);
-    let body = stamp(&obj.body, revision)?;
-    let (s, sc) = (&obj.index.summary, &obj.index.scope);
-    let k = &obj.key;
-    let update = tx.prepare_cached(UPDATE_OBJECT).await?;
-    let clear = tx
-        .prepare_cached("DELETE FROM results WHERE object_id = $1")
-        .await?;
-    let results = ResultColumns::new(&obj.index)?;
-    let results_stmt = tx.prepare_cached(INSERT_RESULTS).await?;
-    let change = tx.prepare_cached(INSERT_CHANGE).await?;
-    let object_params: [&(dyn ToSql + Sync); 16] = [
-        &cur.id,
-        &revision,
-        &obj.created,
-        &labels,
-        &obj.deleting,
-        &s.pass,
-        &s.fail,
-        &s.warn,
-        &s.error,
-        &s.skip,
-        &sc.api_version,
-        &sc.kind,
-        &sc.namespace,
-        &sc.name,
-        &sc.uid,
-        &body,
-    ];
-    let row = ChangeRow {
-        cluster,
-        revision,
+    Ok(Write {
+        target: Target::Replace(cur.id, obj, ResultColumns::new(&obj.index)?),
         event: EventType::Modified,
-        key: k,
-        body: &body,
-        labels: &labels,
-        prev_labels: Some(&cur.labels),
-    };
-    in_savepoint(tx, async {
-        futures::try_join!(
-            tx.execute(&update, &object_params),
-            async { tx.execute(&clear, &[&cur.id]).await },
-            results.insert(tx, &results_stmt, cluster, k),
-            insert_change(tx, &change, row),
-        )
-        .map(drop)
+        key: &obj.key,
+        uid: obj.uid.clone(),
+        revision,
+        body: stamp(&obj.body, revision)?,
+        labels: labels_json(&obj.labels),
+        prev_labels: Some(cur.labels),
     })
-    .await?;
-    Ok(written(obj.key.clone(), obj.uid.clone(), revision, body))
 }
 
-/// Removes an object; returns its last state stamped with the deletion revision.
-pub(crate) async fn delete(
-    tx: &Transaction<'_>,
-    cluster: &str,
-    key: &ObjectKey,
+/// Checks a delete against the object's current row (read with its body).
+pub(crate) fn plan_delete<'a>(
+    key: &'a ObjectKey,
     pre: &Preconditions,
+    cur: Option<Current>,
     revision: i64,
-) -> OpResult<(StoredObject, usize)> {
-    let cur = current(tx, cluster, key, true)
-        .await?
-        .ok_or(OpError::Rejected(Error::NotFound))?;
+) -> OpResult<Write<'a>> {
+    let cur = cur.ok_or(OpError::Rejected(Error::NotFound))?;
     if let Some(uid) = pre.uid.as_deref().filter(|uid| *uid != cur.uid) {
         return Err(OpError::Rejected(Error::Conflict(format!(
             "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
@@ -308,82 +339,126 @@ pub(crate) async fn delete(
             "stored body of {key:?} is not JSON: {e}"
         )))
     })?;
-    let body = stamp(&last, revision)?;
-    // Result rows go with the object (ON DELETE CASCADE).
-    let remove = tx.prepare_cached("DELETE FROM objects WHERE id = $1").await?;
-    let change = tx.prepare_cached(INSERT_CHANGE).await?;
-    let row = ChangeRow {
-        cluster,
-        revision,
+    Ok(Write {
+        target: Target::Remove(cur.id),
         event: EventType::Deleted,
         key,
-        body: &body,
-        labels: &cur.labels,
-        prev_labels: Some(&cur.labels),
-    };
-    in_savepoint(tx, async {
-        futures::try_join!(
-            async { tx.execute(&remove, &[&cur.id]).await },
-            insert_change(tx, &change, row),
-        )
-        .map(drop)
+        uid: cur.uid,
+        revision,
+        body: stamp(&last, revision)?,
+        prev_labels: Some(cur.labels.clone()),
+        labels: cur.labels,
     })
-    .await?;
-    Ok(written(key.clone(), cur.uid, revision, body))
 }
 
-/// One change-log row.
-struct ChangeRow<'a> {
-    cluster: &'a str,
-    revision: i64,
-    event: EventType,
-    key: &'a ObjectKey,
-    body: &'a str,
-    labels: &'a Value,
-    prev_labels: Option<&'a Value>,
-}
+impl Write<'_> {
+    /// Bytes of the stored body.
+    pub(crate) fn size(&self) -> usize {
+        self.body.len()
+    }
 
-/// Appends a row to the change log (the watch history), with a prepared [`INSERT_CHANGE`].
-async fn insert_change(
-    tx: &Transaction<'_>,
-    stmt: &tokio_postgres::Statement,
-    row: ChangeRow<'_>,
-) -> Result<u64, tokio_postgres::Error> {
-    let event = row.event.as_str();
-    tx.execute(
-        stmt,
-        &[
-            &row.cluster,
-            &row.revision,
+    /// Sends the write's statements without waiting between them (no savepoint). They are
+    /// prepared beforehand, so that nothing else can slip in between them.
+    pub(crate) async fn execute(
+        &self,
+        tx: &Transaction<'_>,
+        cluster: &str,
+        st: &Statements,
+    ) -> Result<(), tokio_postgres::Error> {
+        let k = self.key;
+        let event = self.event.as_str();
+        let change: [&(dyn ToSql + Sync); 9] = [
+            &cluster,
+            &self.revision,
             &event,
-            &row.key.resource,
-            &row.key.namespace,
-            &row.key.name,
-            &row.body,
-            row.labels,
-            &row.prev_labels,
-        ],
-    )
-    .await
-}
+            &k.resource,
+            &k.namespace,
+            &k.name,
+            &self.body,
+            &self.labels,
+            &self.prev_labels,
+        ];
+        match &self.target {
+            Target::Insert(obj, results) => {
+                let (s, sc) = (&obj.index.summary, &obj.index.scope);
+                let params: [&(dyn ToSql + Sync); 20] = [
+                    &cluster,
+                    &k.resource,
+                    &k.namespace,
+                    &k.name,
+                    &self.uid,
+                    &self.revision,
+                    &obj.created,
+                    &self.labels,
+                    &obj.deleting,
+                    &s.pass,
+                    &s.fail,
+                    &s.warn,
+                    &s.error,
+                    &s.skip,
+                    &sc.api_version,
+                    &sc.kind,
+                    &sc.namespace,
+                    &sc.name,
+                    &sc.uid,
+                    &self.body,
+                ];
+                futures::try_join!(
+                    tx.execute(&st.insert, &params),
+                    results.insert(tx, &st.results, cluster, k),
+                    tx.execute(&st.change, &change)
+                )?;
+            }
+            Target::Replace(id, obj, results) => {
+                let (s, sc) = (&obj.index.summary, &obj.index.scope);
+                let params: [&(dyn ToSql + Sync); 16] = [
+                    id,
+                    &self.revision,
+                    &obj.created,
+                    &self.labels,
+                    &obj.deleting,
+                    &s.pass,
+                    &s.fail,
+                    &s.warn,
+                    &s.error,
+                    &s.skip,
+                    &sc.api_version,
+                    &sc.kind,
+                    &sc.namespace,
+                    &sc.name,
+                    &sc.uid,
+                    &self.body,
+                ];
+                futures::try_join!(
+                    tx.execute(&st.update, &params),
+                    async { tx.execute(&st.clear, &[id]).await },
+                    results.insert(tx, &st.results, cluster, k),
+                    tx.execute(&st.change, &change)
+                )?;
+            }
+            Target::Remove(id) => {
+                futures::try_join!(async { tx.execute(&st.remove, &[id]).await }, async {
+                    tx.execute(&st.change, &change).await
+                })?;
+            }
+        }
+        Ok(())
+    }
 
-/// The written object as the store returns it, with the size of its body.
-fn written(key: ObjectKey, uid: String, revision: i64, body: String) -> (StoredObject, usize) {
-    let size = body.len();
-    (
-        StoredObject {
-            key,
-            uid,
-            revision,
-            body: Bytes::from(body),
-        },
-        size,
-    )
+    /// The object as the store returns it, with the size of its body.
+    pub(crate) fn into_written(self) -> (StoredObject, usize) {
+        let size = self.body.len();
+        (
+            StoredObject {
+                key: self.key.clone(),
+                uid: self.uid,
+                revision: self.revision,
+                body: Bytes::from(self.body),
+            },
+            size,
+        )
+    }
 }
-
-const INSERT_CHANGE: &str =
-    "INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels, prev_labels)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// One step of compaction: drops up to `batch` change rows at or below `newest - keep`.
 /// `compacted` is the current compaction point. Returns the point reached and whether it is

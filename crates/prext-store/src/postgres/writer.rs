@@ -1,20 +1,29 @@
 //! The writer task: one per replica, the only code that writes, with group commit.
 //!
-//! Requests arrive on a bounded channel. The task takes the first one, begins a READ COMMITTED
-//! transaction and locks its cluster's counter row (`SELECT … FOR UPDATE`): from then on no
-//! other replica can write this cluster until the commit, so revisions are handed out and
-//! become visible in commit order everywhere. It keeps taking whatever is already queued (up
-//! to [`Limits::ops`] requests or [`Limits::bytes`] of bodies), each checked and written in its
-//! own savepoint: a refused request takes no revision, so revisions stay gap-free. At the end
-//! it stores the newest revision in the counter row, sends `NOTIFY prext_changes,
-//! '<cluster>:<revision>'` (delivered at commit), commits once, publishes the revision and only
-//! then answers every request: an acknowledged write is durable.
+//! Requests arrive on a bounded channel. The task takes what is queued (up to
+//! [`Limits::ops`] requests, stopping before a second write of a key already in the batch),
+//! begins a READ COMMITTED transaction and locks its cluster's counter row (`SELECT … FOR
+//! UPDATE`): from then on no other replica can write this cluster until the commit, so revisions
+//! are handed out and become visible in commit order everywhere.
+//!
+//! The fast path costs four round trips whatever the batch size: `BEGIN`; the counter lock
+//! with the current rows of every key of the batch (one statement); every accepted write (see
+//! [`ops::Write`]), the counter update and `NOTIFY prext_changes, '<cluster>:<revision>'` in one
+//! pipelined flight; `COMMIT`. A refused request (conflict, not found, ...) is decided from the
+//! current rows before anything is sent and takes no revision, so revisions stay gap-free.
+//! Writes stop at [`Limits::bytes`] of bodies; the rest waits for the next batch. If the
+//! database refuses the data of one write (a bad value), the flight fails as a whole: the
+//! transaction is rolled back and the batch run again on the careful path, one write at a time,
+//! each in its own savepoint, so that only the bad request is refused. Compaction steps always
+//! take the careful path. Only after the commit is the revision published and every request
+//! answered: an acknowledged write is durable.
 //!
 //! A batch whose transaction failed before `COMMIT` was sent (a stale connection, a
 //! serialization failure or deadlock) is retried as a whole; once `COMMIT` is sent, a lost
 //! connection leaves the outcome unknown and every request of the batch gets
 //! [`Error::Unavailable`] (the caller's retry then sees the write or not, as with etcd).
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +32,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::IsolationLevel;
 
 use super::error::{duplicate, is_connection_error, is_retryable_state, pg_error, pool_error, timed_out};
-use super::ops::{self, OpError};
+use super::ops::{self, Current, OpError};
 use super::publish;
 use crate::{Error, ObjectKey, ObjectWrite, Preconditions, Result, StoredObject};
 
@@ -41,6 +50,29 @@ pub(crate) enum Op {
         keep: i64,
         batch: usize,
     },
+}
+
+impl Op {
+    /// The object the op writes (none for compaction) and whether its check needs the body.
+    fn key(&self) -> Option<(&ObjectKey, bool)> {
+        match self {
+            Op::Create(obj) | Op::Update(obj, _) => Some((&obj.key, false)),
+            Op::Delete(key, _) => Some((key, true)),
+            Op::Compact { .. } => None,
+        }
+    }
+
+    /// Checks the op against its object's current row (not for compaction).
+    fn plan(&self, cur: Option<Current>, revision: i64) -> Result<ops::Write<'_>, OpError> {
+        match self {
+            Op::Create(obj) => ops::plan_create(obj, cur, revision),
+            Op::Update(obj, expected) => ops::plan_update(obj, *expected, cur, revision),
+            Op::Delete(key, pre) => ops::plan_delete(key, pre, cur, revision),
+            Op::Compact { .. } => Err(OpError::Rejected(Error::Internal(
+                "a compaction step has no object to write".into(),
+            ))),
+        }
+    }
 }
 
 /// The answer to an [`Op`].
@@ -85,6 +117,8 @@ struct Failure {
     retry: bool,
     /// The connection is unusable (lost, or abandoned mid-statement): do not pool it again.
     discard: bool,
+    /// The database refused one write's data: run the batch again on the careful path.
+    careful: bool,
 }
 
 impl Failure {
@@ -96,49 +130,107 @@ impl Failure {
             error: pg_error(e),
             retry,
             discard: lost,
+            careful: false,
         }
+    }
+
+    /// A failure of the fast path's flight of writes.
+    fn in_flight(e: tokio_postgres::Error) -> Failure {
+        if ops::is_refused(&e) {
+            return Failure {
+                error: pg_error(e),
+                retry: true,
+                discard: false,
+                careful: true,
+            };
+        }
+        Failure::before_commit(e)
     }
 }
 
-/// A committed batch: one answer per request, and the newest revision if it moved.
+/// A committed batch: one answer per request it took, and the newest revision if it moved.
 struct Done {
     answers: Vec<Result<Reply>>,
     revision: Option<i64>,
 }
 
+/// Takes the next batch: `pending` first, then whatever is queued, up to `limit` requests and
+/// stopping before a key already in the batch (the fast path reads every key once, up front)
+/// and around compaction steps. What it does not take stays at the front of `pending`.
+fn take_batch(
+    pending: &mut VecDeque<Request>,
+    rx: &mut mpsc::Receiver<Request>,
+    limit: usize,
+) -> Vec<Request> {
+    let mut batch: Vec<Request> = Vec::new();
+    let mut keys: HashSet<ObjectKey> = HashSet::new();
+    while batch.len() < limit {
+        let Some(next) = pending.pop_front().or_else(|| rx.try_recv().ok()) else {
+            break;
+        };
+        let fits = match next.op.key() {
+            None => batch.is_empty(),
+            Some(_) if batch.first().is_some_and(|b| b.op.key().is_none()) => false,
+            Some((key, _)) => !keys.contains(key),
+        };
+        if !fits {
+            pending.push_front(next);
+            break;
+        }
+        if let Some((key, _)) = next.op.key() {
+            keys.insert(key.clone());
+        }
+        batch.push(next);
+    }
+    batch
+}
+
 /// Runs until every sender is dropped and the queue is drained.
 pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
-    while let Some(first) = rx.recv().await {
+    let mut pending: VecDeque<Request> = VecDeque::new();
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(first) => pending.push_back(first),
+                None => break,
+            }
+        }
         let started = Instant::now();
-        let mut requests = vec![first];
+        let mut requests = take_batch(&mut pending, &mut rx, writer.limits.ops);
+        let mut careful = requests.iter().any(|r| r.op.key().is_none());
         let mut attempt = 0;
         let outcome = loop {
-            // Only the first attempt takes more requests from the queue.
-            let more = (attempt == 0).then_some(&mut rx);
-            match writer.attempt(&mut requests, more).await {
+            match writer.attempt(&requests, careful).await {
                 Ok(done) => break Ok(done),
                 Err(f) if f.retry && attempt < RETRIES => {
                     attempt += 1;
-                    tracing::debug!(error = %f.error, attempt, "retrying write batch");
-                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                    careful |= f.careful;
+                    tracing::debug!(error = %f.error, attempt, careful, "retrying write batch");
+                    if !f.careful {
+                        tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                    }
                 }
                 Err(f) => break Err(f.error),
             }
         };
-        let n = requests.len();
         match outcome {
             Ok(done) => {
                 if let Some(revision) = done.revision {
                     publish(&writer.published, revision);
                 }
+                let n = done.answers.len();
+                // Requests beyond the byte limit wait for the next batch, ahead of the queue.
+                for req in requests.drain(n..).rev() {
+                    pending.push_front(req);
+                }
                 for (req, answer) in requests.into_iter().zip(done.answers) {
                     // The caller may have gone away; the write stands regardless.
                     let _ = req.reply.send(answer);
                 }
-                tracing::trace!(ops = n, elapsed = ?started.elapsed(), revision = ?done.revision, "write batch");
+                tracing::trace!(ops = n, careful, elapsed = ?started.elapsed(), revision = ?done.revision, "write batch");
             }
             Err(e) => {
-                tracing::warn!(error = %e, ops = n, "write batch failed");
+                tracing::warn!(error = %e, ops = requests.len(), "write batch failed");
                 for req in requests {
                     let _ = req.reply.send(Err(duplicate(&e)));
                 }
@@ -148,24 +240,37 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
 }
 
 impl Writer {
-    /// One try at committing `requests` (and, with `more`, whatever else is queued).
-    async fn attempt(
-        &self,
-        requests: &mut Vec<Request>,
-        more: Option<&mut mpsc::Receiver<Request>>,
-    ) -> Result<Done, Failure> {
+    /// One try at committing `requests` (or, on the fast path, as many as the byte limit lets).
+    async fn attempt(&self, requests: &[Request], careful: bool) -> Result<Done, Failure> {
         // A failure to connect is not retried: the pool already waited its timeouts.
         let mut client = self.pool.get().await.map_err(|e| Failure {
             error: pool_error(e),
             retry: false,
             discard: false,
+            careful: false,
         })?;
-        let outcome = tokio::time::timeout(self.batch_timeout, self.batch(&mut client, requests, more)).await;
+        let work = async {
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::ReadCommitted)
+                .start()
+                .await
+                .map_err(Failure::before_commit)?;
+            let done = if careful {
+                self.careful(&tx, requests).await?
+            } else {
+                self.fast(&tx, requests).await?
+            };
+            commit(tx).await?;
+            Ok(done)
+        };
+        let outcome = tokio::time::timeout(self.batch_timeout, work).await;
         let outcome = outcome.unwrap_or_else(|_| {
             Err(Failure {
                 error: timed_out("a write transaction"),
                 retry: false,
                 discard: true,
+                careful: false,
             })
         });
         if let Err(f) = &outcome {
@@ -177,25 +282,15 @@ impl Writer {
         outcome
     }
 
-    async fn batch(
-        &self,
-        client: &mut Object,
-        requests: &mut Vec<Request>,
-        mut more: Option<&mut mpsc::Receiver<Request>>,
-    ) -> Result<Done, Failure> {
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start()
-            .await
-            .map_err(Failure::before_commit)?;
+    /// Locks the counter row; returns the newest revision and the compaction point.
+    async fn lock(&self, tx: &Transaction<'_>) -> Result<(i64, i64), Failure> {
         let cluster = self.cluster.as_str();
-        let lock = tx
+        let stmt = tx
             .prepare_cached("SELECT revision, compacted_revision FROM meta WHERE cluster = $1 FOR UPDATE")
             .await
             .map_err(Failure::before_commit)?;
         let row = tx
-            .query_opt(&lock, &[&cluster])
+            .query_opt(&stmt, &[&cluster])
             .await
             .map_err(Failure::before_commit)?;
         let Some(row) = row else {
@@ -203,68 +298,118 @@ impl Writer {
                 error: Error::Internal(format!("the counter row of cluster {cluster:?} is missing")),
                 retry: false,
                 discard: false,
+                careful: false,
             });
         };
         let start: i64 = row.try_get(0).map_err(Failure::before_commit)?;
-        let mut compacted: i64 = row.try_get(1).map_err(Failure::before_commit)?;
+        let compacted: i64 = row.try_get(1).map_err(Failure::before_commit)?;
+        Ok((start, compacted))
+    }
+
+    /// Stores the newest revision and queues the notification (delivered at commit).
+    async fn bump(&self, tx: &Transaction<'_>, revision: i64) -> Result<(), tokio_postgres::Error> {
+        let cluster = self.cluster.as_str();
+        let payload = format!("{cluster}:{revision}");
+        let (bump, notify) = futures::try_join!(
+            tx.prepare_cached("UPDATE meta SET revision = $2 WHERE cluster = $1"),
+            tx.prepare_cached("SELECT pg_notify($1, $2)")
+        )?;
+        futures::try_join!(async { tx.execute(&bump, &[&cluster, &revision]).await }, async {
+            tx.execute(&notify, &[&CHANNEL, &payload]).await
+        })?;
+        Ok(())
+    }
+
+    /// The fast path: every current row in one statement, every write in one flight.
+    async fn fast(&self, tx: &Transaction<'_>, requests: &[Request]) -> Result<Done, Failure> {
+        let cluster = self.cluster.as_str();
+        let keys: Vec<(&ObjectKey, bool)> = requests.iter().filter_map(|r| r.op.key()).collect();
+        let ((start, _), currents, st) = futures::try_join!(
+            self.lock(tx),
+            async {
+                ops::currents(tx, cluster, &keys)
+                    .await
+                    .map_err(Failure::before_commit)
+            },
+            async { ops::Statements::prepare(tx).await.map_err(Failure::before_commit) }
+        )?;
         let mut revision = start;
         let mut bytes = 0usize;
-        let mut answers = Vec::with_capacity(requests.len());
-        let mut i = 0;
-        while i < requests.len() {
-            match apply(&tx, cluster, &requests[i].op, revision + 1, &mut compacted).await {
-                Ok((reply, size, consumed)) => {
-                    if consumed {
-                        revision += 1;
-                    }
-                    bytes = bytes.saturating_add(size);
-                    answers.push(Ok(reply));
-                }
-                Err(OpError::Rejected(e)) => answers.push(Err(e)),
-                Err(OpError::Storage(e)) => return Err(Failure::before_commit(e)),
+        let mut planned: Vec<Result<ops::Write<'_>, Error>> = Vec::with_capacity(requests.len());
+        for (req, cur) in requests.iter().zip(currents) {
+            if bytes >= self.limits.bytes {
+                break;
             }
-            i += 1;
-            if i == requests.len() && requests.len() < self.limits.ops && bytes < self.limits.bytes {
-                if let Some(req) = more.as_mut().and_then(|rx| rx.try_recv().ok()) {
-                    requests.push(req);
+            match req.op.plan(cur, revision + 1) {
+                Ok(write) => {
+                    revision += 1;
+                    bytes = bytes.saturating_add(write.size());
+                    planned.push(Ok(write));
                 }
+                Err(OpError::Rejected(e)) => planned.push(Err(e)),
+                Err(OpError::Storage(e)) => return Err(Failure::before_commit(e)),
             }
         }
         if revision > start {
-            let payload = format!("{cluster}:{revision}");
-            let bump = tx
-                .prepare_cached("UPDATE meta SET revision = $2 WHERE cluster = $1")
-                .await
-                .map_err(Failure::before_commit)?;
-            let notify = tx
-                .prepare_cached("SELECT pg_notify($1, $2)")
-                .await
-                .map_err(Failure::before_commit)?;
-            futures::try_join!(async { tx.execute(&bump, &[&cluster, &revision]).await }, async {
-                tx.execute(&notify, &[&CHANNEL, &payload]).await
-            },)
-            .map_err(Failure::before_commit)?;
+            let writes = futures::future::try_join_all(
+                planned
+                    .iter()
+                    .filter_map(|p| p.as_ref().ok())
+                    .map(|w| w.execute(tx, cluster, &st)),
+            );
+            futures::try_join!(writes, self.bump(tx, revision)).map_err(Failure::in_flight)?;
         }
-        tx.commit().await.map_err(|e| {
-            // A refusal from the server means it rolled back; a lost connection means the
-            // outcome is unknown, and the batch must not be run twice.
-            let lost = is_connection_error(&e);
-            let retry = !lost && e.code().is_some_and(is_retryable_state);
-            let error = if lost {
-                Error::Unavailable(format!(
-                    "postgres: the connection was lost while committing; the write may or may not have \
-                     happened ({})",
-                    pg_error(e)
-                ))
-            } else {
-                pg_error(e)
-            };
-            Failure {
-                error,
-                retry,
-                discard: lost,
-            }
+        let answers = planned
+            .into_iter()
+            .map(|p| p.map(|w| Reply::Object(w.into_written().0)))
+            .collect();
+        Ok(Done {
+            answers,
+            revision: (revision > start).then_some(revision),
+        })
+    }
+
+    /// The careful path: one request at a time, each write in its own savepoint.
+    async fn careful(&self, tx: &Transaction<'_>, requests: &[Request]) -> Result<Done, Failure> {
+        let cluster = self.cluster.as_str();
+        let ((start, mut compacted), st) = futures::try_join!(self.lock(tx), async {
+            ops::Statements::prepare(tx).await.map_err(Failure::before_commit)
         })?;
+        let mut revision = start;
+        let mut answers = Vec::with_capacity(requests.len());
+        for req in requests {
+            let outcome = match (&req.op, req.op.key()) {
+                (Op::Compact { keep, batch }, _) => {
+                    ops::compact_step(tx, cluster, revision, compacted, *keep, *batch)
+                        .await
+                        .map(|(point, done)| {
+                            compacted = point;
+                            Reply::Compacted(point, done)
+                        })
+                }
+                (op, Some((key, body))) => match ops::current(tx, cluster, key, body).await {
+                    Ok(cur) => match op.plan(cur, revision + 1) {
+                        Ok(write) => ops::in_savepoint(tx, write.execute(tx, cluster, &st))
+                            .await
+                            .map(|()| {
+                                revision += 1;
+                                Reply::Object(write.into_written().0)
+                            }),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(OpError::Storage(e)),
+                },
+                (_, None) => unreachable!("only compaction steps have no key"),
+            };
+            match outcome {
+                Ok(reply) => answers.push(Ok(reply)),
+                Err(OpError::Rejected(e)) => answers.push(Err(e)),
+                Err(OpError::Storage(e)) => return Err(Failure::before_commit(e)),
+            }
+        }
+        if revision > start {
+            self.bump(tx, revision).await.map_err(Failure::before_commit)?;
+        }
         Ok(Done {
             answers,
             revision: (revision > start).then_some(revision),
@@ -272,26 +417,27 @@ impl Writer {
     }
 }
 
-/// Runs one op. Returns its reply, the bytes it wrote and whether it consumed `revision`.
-async fn apply(
-    tx: &Transaction<'_>,
-    cluster: &str,
-    op: &Op,
-    revision: i64,
-    compacted: &mut i64,
-) -> Result<(Reply, usize, bool), OpError> {
-    let object = |(o, n): (StoredObject, usize)| (Reply::Object(o), n, true);
-    match op {
-        Op::Create(obj) => ops::create(tx, cluster, obj, revision).await.map(object),
-        Op::Update(obj, expected) => ops::update(tx, cluster, obj, *expected, revision)
-            .await
-            .map(object),
-        Op::Delete(key, pre) => ops::delete(tx, cluster, key, pre, revision).await.map(object),
-        Op::Compact { keep, batch } => {
-            let (point, done) =
-                ops::compact_step(tx, cluster, revision - 1, *compacted, *keep, *batch).await?;
-            *compacted = point;
-            Ok((Reply::Compacted(point, done), 0, false))
+/// Commits; a lost connection at this point leaves the outcome unknown.
+async fn commit(tx: Transaction<'_>) -> Result<(), Failure> {
+    tx.commit().await.map_err(|e| {
+        // A refusal from the server means it rolled back; a lost connection means the
+        // outcome is unknown, and the batch must not be run twice.
+        let lost = is_connection_error(&e);
+        let retry = !lost && e.code().is_some_and(is_retryable_state);
+        let error = if lost {
+            Error::Unavailable(format!(
+                "postgres: the connection was lost while committing; the write may or may not have \
+                 happened ({})",
+                pg_error(e)
+            ))
+        } else {
+            pg_error(e)
+        };
+        Failure {
+            error,
+            retry,
+            discard: lost,
+            careful: false,
         }
-    }
+    })
 }

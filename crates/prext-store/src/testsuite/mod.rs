@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 
 use crate::{ObjectKey, Store};
 
+mod batches;
 mod changes;
 mod crud;
 mod durability;
@@ -124,6 +125,7 @@ pub const CHECKS: &[Check] = &[
         Box::pin(closed_store_is_unavailable(s))
     }),
     Check::Shared("concurrent_writers", |s| Box::pin(concurrent_writers(s))),
+    Check::Shared("mixed_batches", |s| Box::pin(batches::mixed_batches(s))),
     Check::Database("result_rows_follow_objects", |d| {
         Box::pin(result_rows_follow_objects(d))
     }),
