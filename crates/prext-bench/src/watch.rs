@@ -49,7 +49,9 @@ fn added_name(line: &[u8]) -> Option<String> {
     let at = line.windows(NAME.len()).position(|w| w == NAME)?;
     let start = at + NAME.len() - "bench-".len();
     let len = line[start..].iter().position(|b| *b == b'"')?;
-    std::str::from_utf8(&line[start..start + len]).ok().map(str::to_owned)
+    std::str::from_utf8(&line[start..start + len])
+        .ok()
+        .map(str::to_owned)
 }
 
 fn parse_added_name(line: &[u8]) -> Option<String> {

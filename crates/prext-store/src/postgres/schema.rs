@@ -33,6 +33,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "result_queries",
         sql: include_str!("migrations/0002_result_queries.sql"),
     },
+    Migration {
+        version: 3,
+        name: "lz4_bodies",
+        sql: include_str!("migrations/0003_lz4_bodies.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
@@ -126,7 +131,7 @@ mod tests {
     fn migrations_are_ordered_and_start_at_one() {
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version + 1 == w[1].version));
-        assert_eq!(latest_version(), 2);
+        assert_eq!(latest_version(), 3);
     }
 
     #[test]
