@@ -191,11 +191,12 @@ const INSERT_OBJECT: &str = "INSERT INTO objects (cluster, resource, namespace, 
          scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 
-const UPDATE_OBJECT: &str = "UPDATE objects SET revision = $2, created = $3, labels = $4, deleting = $5,
-         summary_pass = $6, summary_fail = $7, summary_warn = $8, summary_error = $9, summary_skip = $10,
-         scope_api_version = $11, scope_kind = $12, scope_namespace = $13, scope_name = $14,
-         scope_uid = $15, body = $16
-     WHERE id = $1";
+/// The parameters of [`INSERT_OBJECT`]; the row is found by its key (the uid checked again).
+const UPDATE_OBJECT: &str = "UPDATE objects SET revision = $6, created = $7, labels = $8, deleting = $9,
+         summary_pass = $10, summary_fail = $11, summary_warn = $12, summary_error = $13,
+         summary_skip = $14, scope_api_version = $15, scope_kind = $16, scope_namespace = $17,
+         scope_name = $18, scope_uid = $19, body = $20
+     WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4 AND uid = $5";
 
 const CLEAR_RESULTS: &str = "DELETE FROM results WHERE object_id = $1";
 
@@ -379,8 +380,9 @@ impl Write<'_> {
             &self.prev_labels,
         ];
         match &self.target {
-            Target::Insert(obj, results) => {
+            Target::Insert(obj, results) | Target::Replace(_, obj, results) => {
                 let (s, sc) = (&obj.index.summary, &obj.index.scope);
+                // INSERT_OBJECT and UPDATE_OBJECT take the same parameters.
                 let params: [&(dyn ToSql + Sync); 20] = [
                     &cluster,
                     &k.resource,
@@ -403,38 +405,21 @@ impl Write<'_> {
                     &sc.uid,
                     &self.body,
                 ];
-                futures::try_join!(
-                    tx.execute(&st.insert, &params),
-                    results.insert(tx, &st.results, cluster, k),
-                    tx.execute(&st.change, &change)
-                )?;
-            }
-            Target::Replace(id, obj, results) => {
-                let (s, sc) = (&obj.index.summary, &obj.index.scope);
-                let params: [&(dyn ToSql + Sync); 16] = [
-                    id,
-                    &self.revision,
-                    &obj.created,
-                    &self.labels,
-                    &obj.deleting,
-                    &s.pass,
-                    &s.fail,
-                    &s.warn,
-                    &s.error,
-                    &s.skip,
-                    &sc.api_version,
-                    &sc.kind,
-                    &sc.namespace,
-                    &sc.name,
-                    &sc.uid,
-                    &self.body,
-                ];
-                futures::try_join!(
-                    tx.execute(&st.update, &params),
-                    async { tx.execute(&st.clear, &[id]).await },
-                    results.insert(tx, &st.results, cluster, k),
-                    tx.execute(&st.change, &change)
-                )?;
+                match &self.target {
+                    Target::Replace(id, ..) => futures::try_join!(
+                        tx.execute(&st.update, &params),
+                        async { tx.execute(&st.clear, &[id]).await },
+                        results.insert(tx, &st.results, cluster, k),
+                        tx.execute(&st.change, &change)
+                    )
+                    .map(drop)?,
+                    _ => futures::try_join!(
+                        tx.execute(&st.insert, &params),
+                        results.insert(tx, &st.results, cluster, k),
+                        tx.execute(&st.change, &change)
+                    )
+                    .map(drop)?,
+                }
             }
             Target::Remove(id) => {
                 futures::try_join!(async { tx.execute(&st.remove, &[id]).await }, async {
