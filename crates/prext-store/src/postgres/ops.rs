@@ -50,6 +50,8 @@ pub(crate) struct Current {
     revision: i64,
     labels: Value,
     deleting: bool,
+    /// The digest of the object's result rows as written (NULL before schema version 3).
+    results_digest: Option<Vec<u8>>,
     /// Only read for deletes.
     body: Option<String>,
 }
@@ -62,12 +64,14 @@ impl Current {
             revision: row.try_get(first + 2)?,
             labels: row.try_get(first + 3)?,
             deleting: row.try_get(first + 4)?,
-            body: row.try_get(first + 5)?,
+            results_digest: row.try_get(first + 5)?,
+            body: row.try_get(first + 6)?,
         })
     }
 }
 
-const CURRENT: &str = "SELECT id, uid, revision, labels, deleting, CASE WHEN $5 THEN body END FROM objects
+const CURRENT: &str = "SELECT id, uid, revision, labels, deleting, results_digest, CASE WHEN $5 THEN body END
+     FROM objects
      WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4";
 
 /// The current row of one object (`body` only when asked: deletes need it).
@@ -87,8 +91,8 @@ pub(crate) async fn current(
     row.map(|r| Current::from_row(&r, 0)).transpose()
 }
 
-const CURRENTS: &str =
-    "SELECT k.i, o.id, o.uid, o.revision, o.labels, o.deleting, CASE WHEN k.body THEN o.body END
+const CURRENTS: &str = "SELECT k.i, o.id, o.uid, o.revision, o.labels, o.deleting, o.results_digest,
+            CASE WHEN k.body THEN o.body END
      FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[])
               WITH ORDINALITY AS k(resource, namespace, name, body, i)
      JOIN objects o ON o.cluster = $1 AND o.resource = k.resource AND o.namespace = k.namespace
@@ -188,14 +192,15 @@ where
 
 const INSERT_OBJECT: &str = "INSERT INTO objects (cluster, resource, namespace, name, uid, revision, created,
          labels, deleting, summary_pass, summary_fail, summary_warn, summary_error, summary_skip,
-         scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+         scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body, results_digest)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+             $21)";
 
 /// The parameters of [`INSERT_OBJECT`]; the row is found by its key (the uid checked again).
 const UPDATE_OBJECT: &str = "UPDATE objects SET revision = $6, created = $7, labels = $8, deleting = $9,
          summary_pass = $10, summary_fail = $11, summary_warn = $12, summary_error = $13,
          summary_skip = $14, scope_api_version = $15, scope_kind = $16, scope_namespace = $17,
-         scope_name = $18, scope_uid = $19, body = $20
+         scope_name = $18, scope_uid = $19, body = $20, results_digest = $21
      WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4 AND uid = $5";
 
 const CLEAR_RESULTS: &str = "DELETE FROM results WHERE object_id = $1";
@@ -241,8 +246,8 @@ impl Statements {
 enum Target<'a> {
     /// A new row, with its results.
     Insert(&'a ObjectWrite, ResultColumns),
-    /// The row `id` replaced, its results rewritten.
-    Replace(i64, &'a ObjectWrite, ResultColumns),
+    /// The row `id` replaced, its results rewritten unless they are unchanged (`None`).
+    Replace(i64, &'a ObjectWrite, Option<ResultColumns>),
     /// The row `id` removed (its results go with it: ON DELETE CASCADE).
     Remove(i64),
 }
@@ -258,6 +263,8 @@ pub(crate) struct Write<'a> {
     body: String,
     labels: Value,
     prev_labels: Option<Value>,
+    /// [`prext_api::report::ReportIndex::results_digest`] of the written object.
+    results_digest: Vec<u8>,
 }
 
 /// Checks a create against the key's current row.
@@ -280,6 +287,7 @@ pub(crate) fn plan_create<'a>(
         body: stamp(&obj.body, revision)?,
         labels: labels_json(&obj.labels),
         prev_labels: None,
+        results_digest: obj.index.results_digest().to_vec(),
     })
 }
 
@@ -303,8 +311,14 @@ pub(crate) fn plan_update<'a>(
                 .into(),
         )));
     }
+    let results_digest = obj.index.results_digest().to_vec();
+    let results = if cur.results_digest.as_ref() == Some(&results_digest) {
+        None
+    } else {
+        Some(ResultColumns::new(&obj.index)?)
+    };
     Ok(Write {
-        target: Target::Replace(cur.id, obj, ResultColumns::new(&obj.index)?),
+        target: Target::Replace(cur.id, obj, results),
         event: EventType::Modified,
         key: &obj.key,
         uid: obj.uid.clone(),
@@ -312,6 +326,7 @@ pub(crate) fn plan_update<'a>(
         body: stamp(&obj.body, revision)?,
         labels: labels_json(&obj.labels),
         prev_labels: Some(cur.labels),
+        results_digest,
     })
 }
 
@@ -349,6 +364,7 @@ pub(crate) fn plan_delete<'a>(
         body: stamp(&last, revision)?,
         prev_labels: Some(cur.labels.clone()),
         labels: cur.labels,
+        results_digest: Vec::new(),
     })
 }
 
@@ -380,46 +396,26 @@ impl Write<'_> {
             &self.prev_labels,
         ];
         match &self.target {
-            Target::Insert(obj, results) | Target::Replace(_, obj, results) => {
-                let (s, sc) = (&obj.index.summary, &obj.index.scope);
-                // INSERT_OBJECT and UPDATE_OBJECT take the same parameters.
-                let params: [&(dyn ToSql + Sync); 20] = [
-                    &cluster,
-                    &k.resource,
-                    &k.namespace,
-                    &k.name,
-                    &self.uid,
-                    &self.revision,
-                    &obj.created,
-                    &self.labels,
-                    &obj.deleting,
-                    &s.pass,
-                    &s.fail,
-                    &s.warn,
-                    &s.error,
-                    &s.skip,
-                    &sc.api_version,
-                    &sc.kind,
-                    &sc.namespace,
-                    &sc.name,
-                    &sc.uid,
-                    &self.body,
-                ];
-                match &self.target {
-                    Target::Replace(id, ..) => futures::try_join!(
-                        tx.execute(&st.update, &params),
-                        async { tx.execute(&st.clear, &[id]).await },
-                        results.insert(tx, &st.results, cluster, k),
-                        tx.execute(&st.change, &change)
-                    )
-                    .map(drop)?,
-                    _ => futures::try_join!(
-                        tx.execute(&st.insert, &params),
-                        results.insert(tx, &st.results, cluster, k),
-                        tx.execute(&st.change, &change)
-                    )
-                    .map(drop)?,
-                }
+            Target::Insert(obj, results) => {
+                futures::try_join!(
+                    async { tx.execute(&st.insert, &self.object_params(&cluster, obj)).await },
+                    results.insert(tx, &st.results, cluster, k),
+                    tx.execute(&st.change, &change)
+                )?;
+            }
+            Target::Replace(id, obj, Some(results)) => {
+                futures::try_join!(
+                    async { tx.execute(&st.update, &self.object_params(&cluster, obj)).await },
+                    async { tx.execute(&st.clear, &[id]).await },
+                    results.insert(tx, &st.results, cluster, k),
+                    tx.execute(&st.change, &change)
+                )?;
+            }
+            Target::Replace(_, obj, None) => {
+                futures::try_join!(
+                    async { tx.execute(&st.update, &self.object_params(&cluster, obj)).await },
+                    tx.execute(&st.change, &change)
+                )?;
             }
             Target::Remove(id) => {
                 futures::try_join!(async { tx.execute(&st.remove, &[id]).await }, async {
@@ -428,6 +424,34 @@ impl Write<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The parameters of [`INSERT_OBJECT`] and [`UPDATE_OBJECT`].
+    fn object_params<'p>(&'p self, cluster: &'p &str, obj: &'p ObjectWrite) -> [&'p (dyn ToSql + Sync); 21] {
+        let (k, s, sc) = (self.key, &obj.index.summary, &obj.index.scope);
+        [
+            cluster,
+            &k.resource,
+            &k.namespace,
+            &k.name,
+            &self.uid,
+            &self.revision,
+            &obj.created,
+            &self.labels,
+            &obj.deleting,
+            &s.pass,
+            &s.fail,
+            &s.warn,
+            &s.error,
+            &s.skip,
+            &sc.api_version,
+            &sc.kind,
+            &sc.namespace,
+            &sc.name,
+            &sc.uid,
+            &self.body,
+            &self.results_digest,
+        ]
     }
 
     /// The object as the store returns it, with the size of its body.

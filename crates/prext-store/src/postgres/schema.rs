@@ -35,8 +35,8 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        name: "lz4_bodies",
-        sql: include_str!("migrations/0003_lz4_bodies.sql"),
+        name: "write_path",
+        sql: include_str!("migrations/0003_write_path.sql"),
     },
 ];
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::fixtures::{create, report, revision, set_results, POLR};
+use super::fixtures::{create, report, revision, set_labels, set_results, POLR};
 use super::{IndexedResult, TestDatabase};
 use crate::{ListOptions, ObjectKey, Preconditions, Store};
 
@@ -113,11 +113,24 @@ pub async fn result_rows_follow_objects(db: &dyn TestDatabase) {
         .expect("update to no results");
     expect_rows(&w.key, &db.result_rows(&w.key).await, &[]);
     set_results(&mut w, &three);
-    store
+    let v4 = store
         .update(w.clone(), v3.revision)
         .await
         .expect("update back to three");
     expect_rows(&w.key, &db.result_rows(&w.key).await, &three);
+
+    // A rewrite that leaves the results as they were (a backend may skip their rows), then
+    // one that changes a single result: the rows follow both.
+    set_labels(&mut w, &[("relabelled", "yes")]);
+    let v5 = store.update(w.clone(), v4.revision).await.expect("relabel");
+    expect_rows(&w.key, &db.result_rows(&w.key).await, &three);
+    let changed = [("p0", "fail"), ("p1", "fail"), ("p2", "warn")];
+    set_results(&mut w, &changed);
+    store
+        .update(w.clone(), v5.revision)
+        .await
+        .expect("one result changed");
+    expect_rows(&w.key, &db.result_rows(&w.key).await, &changed);
 
     store
         .delete(&w.key, Preconditions::default())

@@ -313,3 +313,51 @@ async fn credentials() {
         other => panic!("bad URL: want Internal, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_results_are_not_rewritten() {
+    // Schema 3 keeps a digest of each report's result rows: an update that leaves them as
+    // they were rewrites the report but not its rows (their xmin, the inserting transaction,
+    // stays); one that changes them rewrites them.
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    let store = db.open_postgres().await;
+    let analyst = db.analyst_client().await;
+    let xmins = || async {
+        analyst
+            .query("SELECT xmin::text FROM results ORDER BY idx", &[])
+            .await
+            .expect("results")
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+    };
+    let mut w = fixtures::report(fixtures::POLR, "ns", "digest");
+    fixtures::set_results(&mut w, &[("p0", "fail"), ("p1", "pass")]);
+    let v1 = fixtures::create(&*store, w.clone()).await;
+    let written = xmins().await;
+    assert_eq!(written.len(), 2);
+
+    fixtures::set_labels(&mut w, &[("team", "a")]);
+    let v2 = store.update(w.clone(), v1.revision).await.expect("relabel");
+    assert_eq!(xmins().await, written, "a relabel leaves the result rows alone");
+
+    fixtures::set_results(&mut w, &[("p0", "pass"), ("p1", "pass")]);
+    store.update(w.clone(), v2.revision).await.expect("new results");
+    let rewritten = xmins().await;
+    assert_eq!(rewritten.len(), 2);
+    assert!(
+        rewritten.iter().all(|x| !written.contains(x)),
+        "{written:?} -> {rewritten:?}"
+    );
+    let digests: i64 = analyst
+        .query_one(
+            "SELECT count(*) FROM objects WHERE length(results_digest) = 16",
+            &[],
+        )
+        .await
+        .expect("digest")
+        .get(0);
+    assert_eq!(digests, 1);
+    store.close().await;
+}

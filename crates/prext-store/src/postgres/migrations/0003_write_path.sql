@@ -1,4 +1,12 @@
--- prext PostgreSQL schema, version 3: stored bodies compressed with LZ4.
+-- prext PostgreSQL schema, version 3: a cheaper write path.
+--
+-- objects.results_digest: a digest of the report's result rows as last written (see
+-- ReportIndex::results_digest), so that a rewrite that leaves them as they were (new labels,
+-- annotations, a summary) does not delete and re-insert them. NULL for rows written before
+-- version 3: their next write rewrites the results once and sets it.
+ALTER TABLE objects ADD COLUMN results_digest bytea;
+
+-- Stored bodies compressed with LZ4.
 --
 -- Report bodies (objects.body, changes.body) are JSON of 1 to 200 KB that PostgreSQL compresses
 -- out of line (TOAST). Its default, pglz, costs about three times LZ4's time to compress (each
