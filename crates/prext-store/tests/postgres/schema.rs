@@ -361,3 +361,41 @@ async fn unchanged_results_are_not_rewritten() {
     assert_eq!(digests, 1);
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_backends_define_the_same_analyst_views() {
+    // The stable views are written once per SQL dialect; their columns must not drift apart
+    // (PostgreSQL adds only the cluster column).
+    let sqlite = prext_store::testsuite::TempSqlite::new();
+    sqlite.open_sqlite().await.close().await;
+    let conn = sqlite.analyst_connection();
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    db.open_postgres().await.close().await;
+    let analyst = db.analyst_client().await;
+    for view in ["report_results", "reports_v1", "results_v1"] {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{view}') ORDER BY cid"
+            ))
+            .expect("pragma");
+        let sqlite_columns: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("columns")
+            .map(|c| c.expect("column"))
+            .collect();
+        let pg_columns: Vec<String> = analyst
+            .query(
+                "SELECT column_name::text FROM information_schema.columns
+                 WHERE table_name = $1 AND column_name <> 'cluster' ORDER BY ordinal_position",
+                &[&view],
+            )
+            .await
+            .expect("information_schema")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(!sqlite_columns.is_empty(), "{view} exists in SQLite");
+        assert_eq!(sqlite_columns, pg_columns, "the columns of {view}");
+    }
+}
