@@ -1,9 +1,16 @@
-//! The SQL of each write, run by the writer thread inside its own savepoint.
+//! The SQL of each write, run by the writer thread in the batch's transaction.
 //!
 //! Each function receives the revision it would take and either succeeds (the caller then
 //! consumes that revision) or fails; [`OpError::Rejected`] means the request itself is refused
-//! (not found, conflict, ...) and only its savepoint is rolled back, while
-//! [`OpError::Storage`] means the database failed and the whole batch is abandoned.
+//! (not found, conflict, ...), while [`OpError::Storage`] means the database failed and the
+//! whole batch is abandoned.
+//!
+//! **Invariant: a request is refused only before its first write.** Requests run without a
+//! savepoint of their own (see `writer.rs`), so every function here is split in two phases:
+//! the checks, which read and may refuse, then the writes, written as functions returning
+//! `rusqlite::Result` so that they can only fail as storage errors. A create's single refusal
+//! (the key is taken) is the failure of its first statement, the `objects` `INSERT`, which
+//! SQLite's statement atomicity leaves without effect.
 
 use std::collections::BTreeMap;
 
@@ -84,40 +91,38 @@ pub(crate) fn create(conn: &Connection, obj: ObjectWrite, revision: i64) -> OpRe
     let labels = labels_json(&obj.labels)?;
     let body = stamp(obj.body, revision)?;
     let (s, sc) = (&obj.index.summary, &obj.index.scope);
+    // The check and the first write in one statement: it fails on the taken key having
+    // written nothing.
     let inserted = conn
         .prepare_cached(
             "INSERT INTO objects (resource, namespace, name, uid, revision, created, labels, deleting,
                  summary_pass, summary_fail, summary_warn, summary_error, summary_skip,
                  scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
-             RETURNING id",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         )?
-        .query_row(
-            params![
-                obj.key.resource,
-                obj.key.namespace,
-                obj.key.name,
-                obj.uid,
-                revision,
-                obj.created,
-                labels,
-                obj.deleting,
-                s.pass,
-                s.fail,
-                s.warn,
-                s.error,
-                s.skip,
-                sc.api_version,
-                sc.kind,
-                sc.namespace,
-                sc.name,
-                sc.uid,
-                body
-            ],
-            |r| r.get::<_, i64>(0),
-        );
+        .execute(params![
+            obj.key.resource,
+            obj.key.namespace,
+            obj.key.name,
+            obj.uid,
+            revision,
+            obj.created,
+            labels,
+            obj.deleting,
+            s.pass,
+            s.fail,
+            s.warn,
+            s.error,
+            s.skip,
+            sc.api_version,
+            sc.kind,
+            sc.namespace,
+            sc.name,
+            sc.uid,
+            body
+        ]);
     let id = match inserted {
-        Ok(id) => id,
+        Ok(_) => conn.last_insert_rowid(),
         Err(e) if is_unique_violation(&e) => {
             let being_deleted: bool = conn
                 .prepare_cached(
@@ -133,6 +138,7 @@ pub(crate) fn create(conn: &Connection, obj: ObjectWrite, revision: i64) -> OpRe
         }
         Err(e) => return Err(e.into()),
     };
+    // Written: from here on only storage errors.
     insert_results(conn, id, &obj.index)?;
     append_change(conn, revision, EventType::Added, &obj.key, &body, &labels, None)?;
     let size = body.len();
@@ -169,6 +175,7 @@ pub(crate) fn update(
     }
     let labels = labels_json(&obj.labels)?;
     let body = stamp(obj.body, revision)?;
+    // Checked: from here on only storage errors.
     let (s, sc) = (&obj.index.summary, &obj.index.scope);
     conn.prepare_cached(
         "UPDATE objects SET revision = ?2, created = ?3, labels = ?4, deleting = ?5,
@@ -248,7 +255,8 @@ pub(crate) fn delete(
         )))
     })?;
     let body = stamp(last, revision)?;
-    // Result rows go with the object (ON DELETE CASCADE).
+    // Checked: from here on only storage errors. Result rows go with the object (ON DELETE
+    // CASCADE).
     conn.prepare_cached("DELETE FROM objects WHERE id = ?1")?
         .execute([cur.id])?;
     append_change(
@@ -272,7 +280,7 @@ pub(crate) fn delete(
     ))
 }
 
-fn insert_results(conn: &Connection, object_id: i64, index: &ReportIndex) -> OpResult<()> {
+fn insert_results(conn: &Connection, object_id: i64, index: &ReportIndex) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO results (object_id, idx, policy, rule, result, severity, category, source, scored,
              timestamp, message, properties, resources, subject_api_version, subject_kind,
@@ -319,7 +327,7 @@ fn append_change(
     body: &str,
     labels: &str,
     prev_labels: Option<&str>,
-) -> OpResult<()> {
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO changes (revision, event, resource, namespace, name, body, labels, prev_labels)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
