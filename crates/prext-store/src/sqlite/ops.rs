@@ -12,14 +12,14 @@
 //! (the key is taken) is the failure of its first statement, the `objects` `INSERT`, which
 //! SQLite's statement atomicity leaves without effect.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
-use prext_api::report::{ReportIndex, Subject};
+use prext_api::report::Subject;
 use rusqlite::{ffi, params, Connection, OptionalExtension};
 
 use super::db_error;
-use crate::{Error, EventType, ObjectKey, ObjectWrite, Preconditions, StoredObject};
+use super::prepared::{Prepared, PreparedResult};
+use crate::stamp::Unstamped;
+use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
 
 /// Why one write did not happen.
 #[derive(Debug)]
@@ -64,21 +64,15 @@ fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
     Ok(row)
 }
 
-/// Sets `metadata.resourceVersion` and serializes the body.
-fn stamp(mut body: serde_json::Value, revision: i64) -> OpResult<String> {
-    let metadata = body
-        .as_object_mut()
-        .map(|o| o.entry("metadata").or_insert_with(|| serde_json::json!({})))
-        .and_then(serde_json::Value::as_object_mut)
-        .ok_or_else(|| OpError::Rejected(Error::Internal("object body has no metadata object".into())))?;
-    metadata.insert("resourceVersion".into(), revision.to_string().into());
-    serde_json::to_string(&body)
-        .map_err(|e| OpError::Rejected(Error::Internal(format!("serializing body: {e}"))))
-}
-
-fn labels_json(labels: &BTreeMap<String, String>) -> OpResult<String> {
-    serde_json::to_string(labels)
-        .map_err(|e| OpError::Rejected(Error::Internal(format!("serializing labels: {e}"))))
+/// Stamps the last state of a deleted object (its stored body) with the deletion revision.
+fn restamp(stored: &str, key: &ObjectKey, revision: i64) -> OpResult<String> {
+    let last: serde_json::Value = serde_json::from_str(stored).map_err(|e| {
+        OpError::Storage(Error::Internal(format!(
+            "stored body of {key:?} is not JSON: {e}"
+        )))
+    })?;
+    let unstamped = Unstamped::new(&last).map_err(|e| OpError::Rejected(Error::Internal(e.to_string())))?;
+    Ok(unstamped.stamp(revision))
 }
 
 /// Whether `e` is the violation of a UNIQUE constraint (the object key is taken).
@@ -87,10 +81,10 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 /// Stores a new object; returns it and the size of its body.
-pub(crate) fn create(conn: &Connection, obj: ObjectWrite, revision: i64) -> OpResult<(StoredObject, usize)> {
-    let labels = labels_json(&obj.labels)?;
-    let body = stamp(obj.body, revision)?;
-    let (s, sc) = (&obj.index.summary, &obj.index.scope);
+pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResult<(StoredObject, usize)> {
+    let body = obj.body.stamp(revision);
+    let labels = &obj.labels;
+    let (s, sc) = (&obj.summary, &obj.scope);
     // The check and the first write in one statement: it fails on the taken key having
     // written nothing.
     let inserted = conn
@@ -139,8 +133,8 @@ pub(crate) fn create(conn: &Connection, obj: ObjectWrite, revision: i64) -> OpRe
         Err(e) => return Err(e.into()),
     };
     // Written: from here on only storage errors.
-    insert_results(conn, id, &obj.index)?;
-    append_change(conn, revision, EventType::Added, &obj.key, &body, &labels, None)?;
+    insert_results(conn, id, &obj.results)?;
+    append_change(conn, revision, EventType::Added, &obj.key, &body, labels, None)?;
     let size = body.len();
     Ok((
         StoredObject {
@@ -156,7 +150,7 @@ pub(crate) fn create(conn: &Connection, obj: ObjectWrite, revision: i64) -> OpRe
 /// Replaces an object written at `expected`; returns it and the size of its body.
 pub(crate) fn update(
     conn: &Connection,
-    obj: ObjectWrite,
+    obj: Prepared,
     expected: i64,
     revision: i64,
 ) -> OpResult<(StoredObject, usize)> {
@@ -173,10 +167,10 @@ pub(crate) fn update(
                 .into(),
         )));
     }
-    let labels = labels_json(&obj.labels)?;
-    let body = stamp(obj.body, revision)?;
     // Checked: from here on only storage errors.
-    let (s, sc) = (&obj.index.summary, &obj.index.scope);
+    let body = obj.body.stamp(revision);
+    let labels = &obj.labels;
+    let (s, sc) = (&obj.summary, &obj.scope);
     conn.prepare_cached(
         "UPDATE objects SET revision = ?2, created = ?3, labels = ?4, deleting = ?5,
              summary_pass = ?6, summary_fail = ?7, summary_warn = ?8, summary_error = ?9, summary_skip = ?10,
@@ -204,14 +198,14 @@ pub(crate) fn update(
     ])?;
     conn.prepare_cached("DELETE FROM results WHERE object_id = ?1")?
         .execute([cur.id])?;
-    insert_results(conn, cur.id, &obj.index)?;
+    insert_results(conn, cur.id, &obj.results)?;
     append_change(
         conn,
         revision,
         EventType::Modified,
         &obj.key,
         &body,
-        &labels,
+        labels,
         Some(&cur.labels),
     )?;
     let size = body.len();
@@ -249,12 +243,7 @@ pub(crate) fn delete(
     let last: String = conn
         .prepare_cached("SELECT body FROM objects WHERE id = ?1")?
         .query_row([cur.id], |r| r.get(0))?;
-    let last: serde_json::Value = serde_json::from_str(&last).map_err(|e| {
-        OpError::Storage(Error::Internal(format!(
-            "stored body of {key:?} is not JSON: {e}"
-        )))
-    })?;
-    let body = stamp(last, revision)?;
+    let body = restamp(&last, &key, revision)?;
     // Checked: from here on only storage errors. Result rows go with the object (ON DELETE
     // CASCADE).
     conn.prepare_cached("DELETE FROM objects WHERE id = ?1")?
@@ -280,14 +269,14 @@ pub(crate) fn delete(
     ))
 }
 
-fn insert_results(conn: &Connection, object_id: i64, index: &ReportIndex) -> rusqlite::Result<()> {
+fn insert_results(conn: &Connection, object_id: i64, results: &[PreparedResult]) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO results (object_id, idx, policy, rule, result, severity, category, source, scored,
              timestamp, message, properties, resources, subject_api_version, subject_kind,
              subject_namespace, subject_name, subject_uid)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
-    for r in &index.results {
+    for r in results {
         let Subject {
             api_version,
             kind,
@@ -307,8 +296,8 @@ fn insert_results(conn: &Connection, object_id: i64, index: &ReportIndex) -> rus
             r.scored,
             r.timestamp,
             r.message,
-            r.properties.to_string(),
-            r.resources.to_string(),
+            r.properties,
+            r.resources,
             api_version,
             kind,
             namespace,

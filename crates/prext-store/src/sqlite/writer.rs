@@ -23,13 +23,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::db_error;
 use super::ops::{self, OpError};
-use crate::{Error, ObjectKey, ObjectWrite, Preconditions, Result, StoredObject};
+use super::prepared::Prepared;
+use crate::{Error, ObjectKey, Preconditions, Result, StoredObject};
 
 /// A write to perform.
 #[derive(Debug)]
 pub(crate) enum Op {
-    Create(ObjectWrite),
-    Update(ObjectWrite, i64),
+    Create(Prepared),
+    Update(Prepared, i64),
     Delete(ObjectKey, Preconditions),
     /// One compaction step (see [`ops::compact_step`]).
     Compact {

@@ -13,7 +13,7 @@ use crate::sqlite::schema;
 const POLR: &str = "policyreports.wgpolicyk8s.io";
 
 /// A PolicyReport `ns/name` whose results are `policies` (each failing), with its index.
-fn write(name: &str, policies: &[&str]) -> ObjectWrite {
+fn write(name: &str, policies: &[&str]) -> Prepared {
     let results: Vec<_> = policies
         .iter()
         .enumerate()
@@ -30,7 +30,7 @@ fn write(name: &str, policies: &[&str]) -> ObjectWrite {
         "results": results,
     });
     let def = resources::find("wgpolicyk8s.io", "v1alpha2", "policyreports").expect("policyreports");
-    ObjectWrite {
+    Prepared::new(crate::ObjectWrite {
         key: ObjectKey::new(POLR, "ns", name),
         uid: format!("uid-{name}"),
         labels: BTreeMap::new(),
@@ -38,7 +38,8 @@ fn write(name: &str, policies: &[&str]) -> ObjectWrite {
         deleting: false,
         index: report::index(def, &body),
         body,
-    }
+    })
+    .expect("prepared")
 }
 
 type Receivers = Vec<oneshot::Receiver<Result<Reply>>>;
