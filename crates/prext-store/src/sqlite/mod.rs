@@ -5,7 +5,8 @@
 //!   migrations;
 //! - [`lock`]: the file lock that keeps a second server off the same database;
 //! - [`writer`] and [`ops`]: the single writer thread with group commit, and the SQL of each
-//!   write; [`prepared`]: what of a write is done before it reaches the writer (JSON);
+//!   write; [`prepared`]: what of a write is done before it reaches the writer (JSON, derived
+//!   rows); [`result_rows`]: the writes of a report's result rows;
 //! - [`reader`] and [`select`]: the read-only connection pool, snapshot list streams, and
 //!   selectors lowered to SQL;
 //! - [`results`]: result queries and summaries (the `results.prext.io` API).
@@ -17,6 +18,7 @@ mod lock;
 mod ops;
 mod prepared;
 mod reader;
+mod result_rows;
 mod results;
 mod schema;
 mod select;

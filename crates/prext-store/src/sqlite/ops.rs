@@ -13,11 +13,11 @@
 //! SQLite's statement atomicity leaves without effect.
 
 use bytes::Bytes;
-use prext_api::report::Subject;
 use rusqlite::{ffi, params, Connection, OptionalExtension};
 
 use super::db_error;
-use super::prepared::{Prepared, PreparedResult};
+use super::prepared::Prepared;
+use super::result_rows;
 use crate::stamp::Unstamped;
 use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
 
@@ -44,11 +44,13 @@ struct Current {
     uid: String,
     revision: i64,
     labels: String,
+    /// `results_digest`: what the result rows were written from (`None`: unknown).
+    results_digest: Option<Vec<u8>>,
 }
 
 fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, uid, revision, labels FROM objects
+        "SELECT id, uid, revision, labels, results_digest FROM objects
          WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
     )?;
     let row = stmt
@@ -58,6 +60,7 @@ fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
                 uid: r.get(1)?,
                 revision: r.get(2)?,
                 labels: r.get(3)?,
+                results_digest: r.get(4)?,
             })
         })
         .optional()?;
@@ -91,8 +94,10 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
         .prepare_cached(
             "INSERT INTO objects (resource, namespace, name, uid, revision, created, labels, deleting,
                  summary_pass, summary_fail, summary_warn, summary_error, summary_skip,
-                 scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                 scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body,
+                 results_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                 ?20)",
         )?
         .execute(params![
             obj.key.resource,
@@ -113,7 +118,8 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
             sc.namespace,
             sc.name,
             sc.uid,
-            body
+            body,
+            &obj.digest[..]
         ]);
     let id = match inserted {
         Ok(_) => conn.last_insert_rowid(),
@@ -133,7 +139,7 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
         Err(e) => return Err(e.into()),
     };
     // Written: from here on only storage errors.
-    insert_results(conn, id, &obj.results)?;
+    result_rows::insert(conn, id, &obj)?;
     append_change(conn, revision, EventType::Added, &obj.key, &body, labels, None)?;
     let size = body.len();
     Ok((
@@ -175,7 +181,7 @@ pub(crate) fn update(
         "UPDATE objects SET revision = ?2, created = ?3, labels = ?4, deleting = ?5,
              summary_pass = ?6, summary_fail = ?7, summary_warn = ?8, summary_error = ?9, summary_skip = ?10,
              scope_api_version = ?11, scope_kind = ?12, scope_namespace = ?13, scope_name = ?14,
-             scope_uid = ?15, body = ?16
+             scope_uid = ?15, body = ?16, results_digest = ?17
          WHERE id = ?1",
     )?
     .execute(params![
@@ -194,11 +200,14 @@ pub(crate) fn update(
         sc.namespace,
         sc.name,
         sc.uid,
-        body
+        body,
+        &obj.digest[..]
     ])?;
-    conn.prepare_cached("DELETE FROM results WHERE object_id = ?1")?
-        .execute([cur.id])?;
-    insert_results(conn, cur.id, &obj.results)?;
+    // Rows derived from the same results as last time are left as they are.
+    if cur.results_digest.as_deref() != Some(&obj.digest[..]) {
+        result_rows::remove(conn, cur.id)?;
+        result_rows::insert(conn, cur.id, &obj)?;
+    }
     append_change(
         conn,
         revision,
@@ -245,7 +254,7 @@ pub(crate) fn delete(
         .query_row([cur.id], |r| r.get(0))?;
     let body = restamp(&last, &key, revision)?;
     // Checked: from here on only storage errors. Result rows go with the object (ON DELETE
-    // CASCADE).
+    // CASCADE), and so do their numbers and counts.
     conn.prepare_cached("DELETE FROM objects WHERE id = ?1")?
         .execute([cur.id])?;
     append_change(
@@ -267,45 +276,6 @@ pub(crate) fn delete(
         },
         size,
     ))
-}
-
-fn insert_results(conn: &Connection, object_id: i64, results: &[PreparedResult]) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO results (object_id, idx, policy, rule, result, severity, category, source, scored,
-             timestamp, message, properties, resources, subject_api_version, subject_kind,
-             subject_namespace, subject_name, subject_uid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-    )?;
-    for r in results {
-        let Subject {
-            api_version,
-            kind,
-            namespace,
-            name,
-            uid,
-        } = &r.subject;
-        stmt.execute(params![
-            object_id,
-            r.index,
-            r.policy,
-            r.rule,
-            r.result,
-            r.severity,
-            r.category,
-            r.source,
-            r.scored,
-            r.timestamp,
-            r.message,
-            r.properties,
-            r.resources,
-            api_version,
-            kind,
-            namespace,
-            name,
-            uid
-        ])?;
-    }
-    Ok(())
 }
 
 fn append_change(
