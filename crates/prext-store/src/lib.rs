@@ -20,6 +20,7 @@ use prext_api::report::ReportIndex;
 pub mod postgres;
 pub mod results;
 pub mod sqlite;
+pub mod stamp;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 

@@ -5,7 +5,8 @@
 //!   migrations;
 //! - [`lock`]: the file lock that keeps a second server off the same database;
 //! - [`writer`] and [`ops`]: the single writer thread with group commit, and the SQL of each
-//!   write;
+//!   write; [`prepared`]: what of a write is done before it reaches the writer (JSON, derived
+//!   rows); [`result_rows`]: the writes of a report's result rows;
 //! - [`reader`] and [`select`]: the read-only connection pool, snapshot list streams, and
 //!   selectors lowered to SQL;
 //! - [`results`]: result queries and summaries (the `results.prext.io` API).
@@ -15,7 +16,9 @@
 
 mod lock;
 mod ops;
+mod prepared;
 mod reader;
+mod result_rows;
 mod results;
 mod schema;
 mod select;
@@ -29,6 +32,7 @@ use rusqlite::ErrorCode;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use self::lock::DbLock;
+use self::prepared::Prepared;
 use self::reader::Readers;
 use self::writer::{Limits, Op, Reply, Request};
 use crate::{
@@ -190,11 +194,14 @@ impl Store for SqliteStore {
     }
 
     async fn create(&self, obj: ObjectWrite) -> Result<StoredObject> {
-        self.write_object(Op::Create(obj)).await
+        // Serialized here, in the caller's task, to keep the single writer thread short.
+        let prepared = Prepared::new(obj)?;
+        self.write_object(Op::Create(prepared)).await
     }
 
     async fn update(&self, obj: ObjectWrite, expected_revision: i64) -> Result<StoredObject> {
-        self.write_object(Op::Update(obj, expected_revision)).await
+        let prepared = Prepared::new(obj)?;
+        self.write_object(Op::Update(prepared, expected_revision)).await
     }
 
     async fn delete(&self, key: &ObjectKey, pre: Preconditions) -> Result<StoredObject> {

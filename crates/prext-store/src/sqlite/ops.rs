@@ -1,18 +1,25 @@
-//! The SQL of each write, run by the writer thread inside its own savepoint.
+//! The SQL of each write, run by the writer thread in the batch's transaction.
 //!
 //! Each function receives the revision it would take and either succeeds (the caller then
 //! consumes that revision) or fails; [`OpError::Rejected`] means the request itself is refused
-//! (not found, conflict, ...) and only its savepoint is rolled back, while
-//! [`OpError::Storage`] means the database failed and the whole batch is abandoned.
-
-use std::collections::BTreeMap;
+//! (not found, conflict, ...), while [`OpError::Storage`] means the database failed and the
+//! whole batch is abandoned.
+//!
+//! **Invariant: a request is refused only before its first write.** Requests run without a
+//! savepoint of their own (see `writer.rs`), so every function here is split in two phases:
+//! the checks, which read and may refuse, then the writes, written as functions returning
+//! `rusqlite::Result` so that they can only fail as storage errors. A create's single refusal
+//! (the key is taken) is the failure of its first statement, the `objects` `INSERT`, which
+//! SQLite's statement atomicity leaves without effect.
 
 use bytes::Bytes;
-use prext_api::report::{ReportIndex, Subject};
 use rusqlite::{ffi, params, Connection, OptionalExtension};
 
 use super::db_error;
-use crate::{Error, EventType, ObjectKey, ObjectWrite, Preconditions, StoredObject};
+use super::prepared::Prepared;
+use super::result_rows;
+use crate::stamp::Unstamped;
+use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
 
 /// Why one write did not happen.
 #[derive(Debug)]
@@ -37,11 +44,13 @@ struct Current {
     uid: String,
     revision: i64,
     labels: String,
+    /// `results_digest`: what the result rows were written from (`None`: unknown).
+    results_digest: Option<Vec<u8>>,
 }
 
 fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, uid, revision, labels FROM objects
+        "SELECT id, uid, revision, labels, results_digest FROM objects
          WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
     )?;
     let row = stmt
@@ -51,27 +60,22 @@ fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
                 uid: r.get(1)?,
                 revision: r.get(2)?,
                 labels: r.get(3)?,
+                results_digest: r.get(4)?,
             })
         })
         .optional()?;
     Ok(row)
 }
 
-/// Sets `metadata.resourceVersion` and serializes the body.
-fn stamp(mut body: serde_json::Value, revision: i64) -> OpResult<String> {
-    let metadata = body
-        .as_object_mut()
-        .map(|o| o.entry("metadata").or_insert_with(|| serde_json::json!({})))
-        .and_then(serde_json::Value::as_object_mut)
-        .ok_or_else(|| OpError::Rejected(Error::Internal("object body has no metadata object".into())))?;
-    metadata.insert("resourceVersion".into(), revision.to_string().into());
-    serde_json::to_string(&body)
-        .map_err(|e| OpError::Rejected(Error::Internal(format!("serializing body: {e}"))))
-}
-
-fn labels_json(labels: &BTreeMap<String, String>) -> OpResult<String> {
-    serde_json::to_string(labels)
-        .map_err(|e| OpError::Rejected(Error::Internal(format!("serializing labels: {e}"))))
+/// Stamps the last state of a deleted object (its stored body) with the deletion revision.
+fn restamp(stored: &str, key: &ObjectKey, revision: i64) -> OpResult<String> {
+    let last: serde_json::Value = serde_json::from_str(stored).map_err(|e| {
+        OpError::Storage(Error::Internal(format!(
+            "stored body of {key:?} is not JSON: {e}"
+        )))
+    })?;
+    let unstamped = Unstamped::new(&last).map_err(|e| OpError::Rejected(Error::Internal(e.to_string())))?;
+    Ok(unstamped.stamp(revision))
 }
 
 /// Whether `e` is the violation of a UNIQUE constraint (the object key is taken).
@@ -80,44 +84,45 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 /// Stores a new object; returns it and the size of its body.
-pub(crate) fn create(conn: &Connection, obj: ObjectWrite, revision: i64) -> OpResult<(StoredObject, usize)> {
-    let labels = labels_json(&obj.labels)?;
-    let body = stamp(obj.body, revision)?;
-    let (s, sc) = (&obj.index.summary, &obj.index.scope);
+pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResult<(StoredObject, usize)> {
+    let body = obj.body.stamp(revision);
+    let labels = &obj.labels;
+    let (s, sc) = (&obj.summary, &obj.scope);
+    // The check and the first write in one statement: it fails on the taken key having
+    // written nothing.
     let inserted = conn
         .prepare_cached(
             "INSERT INTO objects (resource, namespace, name, uid, revision, created, labels, deleting,
                  summary_pass, summary_fail, summary_warn, summary_error, summary_skip,
-                 scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
-             RETURNING id",
+                 scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body,
+                 results_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                 ?20)",
         )?
-        .query_row(
-            params![
-                obj.key.resource,
-                obj.key.namespace,
-                obj.key.name,
-                obj.uid,
-                revision,
-                obj.created,
-                labels,
-                obj.deleting,
-                s.pass,
-                s.fail,
-                s.warn,
-                s.error,
-                s.skip,
-                sc.api_version,
-                sc.kind,
-                sc.namespace,
-                sc.name,
-                sc.uid,
-                body
-            ],
-            |r| r.get::<_, i64>(0),
-        );
+        .execute(params![
+            obj.key.resource,
+            obj.key.namespace,
+            obj.key.name,
+            obj.uid,
+            revision,
+            obj.created,
+            labels,
+            obj.deleting,
+            s.pass,
+            s.fail,
+            s.warn,
+            s.error,
+            s.skip,
+            sc.api_version,
+            sc.kind,
+            sc.namespace,
+            sc.name,
+            sc.uid,
+            body,
+            &obj.digest[..]
+        ]);
     let id = match inserted {
-        Ok(id) => id,
+        Ok(_) => conn.last_insert_rowid(),
         Err(e) if is_unique_violation(&e) => {
             let being_deleted: bool = conn
                 .prepare_cached(
@@ -133,8 +138,9 @@ pub(crate) fn create(conn: &Connection, obj: ObjectWrite, revision: i64) -> OpRe
         }
         Err(e) => return Err(e.into()),
     };
-    insert_results(conn, id, &obj.index)?;
-    append_change(conn, revision, EventType::Added, &obj.key, &body, &labels, None)?;
+    // Written: from here on only storage errors.
+    result_rows::insert(conn, id, &obj)?;
+    append_change(conn, revision, EventType::Added, &obj.key, &body, labels, None)?;
     let size = body.len();
     Ok((
         StoredObject {
@@ -150,7 +156,7 @@ pub(crate) fn create(conn: &Connection, obj: ObjectWrite, revision: i64) -> OpRe
 /// Replaces an object written at `expected`; returns it and the size of its body.
 pub(crate) fn update(
     conn: &Connection,
-    obj: ObjectWrite,
+    obj: Prepared,
     expected: i64,
     revision: i64,
 ) -> OpResult<(StoredObject, usize)> {
@@ -167,14 +173,15 @@ pub(crate) fn update(
                 .into(),
         )));
     }
-    let labels = labels_json(&obj.labels)?;
-    let body = stamp(obj.body, revision)?;
-    let (s, sc) = (&obj.index.summary, &obj.index.scope);
+    // Checked: from here on only storage errors.
+    let body = obj.body.stamp(revision);
+    let labels = &obj.labels;
+    let (s, sc) = (&obj.summary, &obj.scope);
     conn.prepare_cached(
         "UPDATE objects SET revision = ?2, created = ?3, labels = ?4, deleting = ?5,
              summary_pass = ?6, summary_fail = ?7, summary_warn = ?8, summary_error = ?9, summary_skip = ?10,
              scope_api_version = ?11, scope_kind = ?12, scope_namespace = ?13, scope_name = ?14,
-             scope_uid = ?15, body = ?16
+             scope_uid = ?15, body = ?16, results_digest = ?17
          WHERE id = ?1",
     )?
     .execute(params![
@@ -193,18 +200,21 @@ pub(crate) fn update(
         sc.namespace,
         sc.name,
         sc.uid,
-        body
+        body,
+        &obj.digest[..]
     ])?;
-    conn.prepare_cached("DELETE FROM results WHERE object_id = ?1")?
-        .execute([cur.id])?;
-    insert_results(conn, cur.id, &obj.index)?;
+    // Rows derived from the same results as last time are left as they are.
+    if cur.results_digest.as_deref() != Some(&obj.digest[..]) {
+        result_rows::remove(conn, cur.id)?;
+        result_rows::insert(conn, cur.id, &obj)?;
+    }
     append_change(
         conn,
         revision,
         EventType::Modified,
         &obj.key,
         &body,
-        &labels,
+        labels,
         Some(&cur.labels),
     )?;
     let size = body.len();
@@ -242,13 +252,9 @@ pub(crate) fn delete(
     let last: String = conn
         .prepare_cached("SELECT body FROM objects WHERE id = ?1")?
         .query_row([cur.id], |r| r.get(0))?;
-    let last: serde_json::Value = serde_json::from_str(&last).map_err(|e| {
-        OpError::Storage(Error::Internal(format!(
-            "stored body of {key:?} is not JSON: {e}"
-        )))
-    })?;
-    let body = stamp(last, revision)?;
-    // Result rows go with the object (ON DELETE CASCADE).
+    let body = restamp(&last, &key, revision)?;
+    // Checked: from here on only storage errors. Result rows go with the object (ON DELETE
+    // CASCADE), and so do their numbers and counts.
     conn.prepare_cached("DELETE FROM objects WHERE id = ?1")?
         .execute([cur.id])?;
     append_change(
@@ -272,45 +278,6 @@ pub(crate) fn delete(
     ))
 }
 
-fn insert_results(conn: &Connection, object_id: i64, index: &ReportIndex) -> OpResult<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO results (object_id, idx, policy, rule, result, severity, category, source, scored,
-             timestamp, message, properties, resources, subject_api_version, subject_kind,
-             subject_namespace, subject_name, subject_uid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-    )?;
-    for r in &index.results {
-        let Subject {
-            api_version,
-            kind,
-            namespace,
-            name,
-            uid,
-        } = &r.subject;
-        stmt.execute(params![
-            object_id,
-            r.index,
-            r.policy,
-            r.rule,
-            r.result,
-            r.severity,
-            r.category,
-            r.source,
-            r.scored,
-            r.timestamp,
-            r.message,
-            r.properties.to_string(),
-            r.resources.to_string(),
-            api_version,
-            kind,
-            namespace,
-            name,
-            uid
-        ])?;
-    }
-    Ok(())
-}
-
 fn append_change(
     conn: &Connection,
     revision: i64,
@@ -319,7 +286,7 @@ fn append_change(
     body: &str,
     labels: &str,
     prev_labels: Option<&str>,
-) -> OpResult<()> {
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO changes (revision, event, resource, namespace, name, body, labels, prev_labels)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

@@ -1,10 +1,14 @@
 //! Unit tests of the SQLite result queries: semantics on hand-made rows, pagination in every
 //! order, and the query plans the module documents.
 
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
+
+use prext_api::report::{ReportIndex, ResultRow, Subject};
 
 use super::*;
 use crate::results::{severity_rank, SummaryQuery};
+use crate::sqlite::ops;
+use crate::sqlite::prepared::Prepared;
 use crate::sqlite::schema;
 
 /// One result row to insert: `(namespace, report, idx, policy, result, severity, score, ts)`.
@@ -19,50 +23,66 @@ type Row<'a> = (
     Option<i64>,
 );
 
+/// The report `ns/report` holding `rows` (the rows' own namespace and report are ignored),
+/// prepared as the store prepares a write.
+fn prepared(ns: &str, report: &str, rows: &[Row<'_>]) -> Prepared {
+    let resource = if ns.is_empty() {
+        "clusterpolicyreports.wgpolicyk8s.io"
+    } else {
+        "policyreports.wgpolicyk8s.io"
+    };
+    let results = rows
+        .iter()
+        .map(|(_, _, idx, policy, result, severity, score, ts)| ResultRow {
+            index: *idx,
+            policy: Some((*policy).to_owned()),
+            result: Some((*result).to_owned()),
+            severity: severity.map(str::to_owned),
+            timestamp: *ts,
+            message: Some(format!("{policy} said {result} 100% of_the time")),
+            properties: match score {
+                Some(s) => serde_json::json!({ "score": s, "pkg": "openssl" }),
+                None => serde_json::json!({}),
+            },
+            resources: serde_json::json!([]),
+            subject: Subject {
+                kind: Some("Pod".into()),
+                name: Some(format!("pod-{idx}")),
+                ..Subject::default()
+            },
+            ..ResultRow::default()
+        })
+        .collect();
+    Prepared::new(crate::ObjectWrite {
+        key: crate::ObjectKey::new(resource, ns, report),
+        uid: format!("{ns}/{report}"),
+        labels: Default::default(),
+        created: "2024-01-01T00:00:00Z".into(),
+        deleting: false,
+        body: serde_json::json!({"metadata": {"name": report}}),
+        index: ReportIndex {
+            results,
+            ..ReportIndex::default()
+        },
+    })
+    .expect("prepared")
+}
+
+/// The reports of `rows` (grouped by namespace and report, in order of appearance), created
+/// through the writer's own statements.
 fn db(rows: &[Row<'_>]) -> Connection {
     let mut conn = Connection::open_in_memory().expect("memory db");
     schema::migrate(&mut conn).expect("migrate");
     conn.execute_batch("PRAGMA foreign_keys = ON").expect("fk");
-    for (ns, report, idx, policy, result, severity, score, ts) in rows {
-        let resource = if ns.is_empty() {
-            "clusterpolicyreports.wgpolicyk8s.io"
-        } else {
-            "policyreports.wgpolicyk8s.io"
-        };
-        conn.execute(
-            "INSERT OR IGNORE INTO objects (resource, namespace, name, uid, revision, created, body)
-             VALUES (?1, ?2, ?3, ?2 || '/' || ?3, 1, '2024-01-01T00:00:00Z', '{}')",
-            params![resource, ns, report],
-        )
-        .expect("object");
-        let id: i64 = conn
-            .query_row(
-                "SELECT id FROM objects WHERE namespace = ?1 AND name = ?2",
-                params![ns, report],
-                |r| r.get(0),
-            )
-            .expect("id");
-        let properties = match score {
-            Some(s) => serde_json::json!({ "score": s, "pkg": "openssl" }).to_string(),
-            None => "{}".to_owned(),
-        };
-        conn.execute(
-            "INSERT INTO results (object_id, idx, policy, result, severity, properties, timestamp, message,
-                                  subject_kind, subject_name)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'Pod', ?9)",
-            params![
-                id,
-                idx,
-                policy,
-                result,
-                severity,
-                properties,
-                ts,
-                format!("{policy} said {result} 100% of_the time"),
-                format!("pod-{idx}")
-            ],
-        )
-        .expect("result");
+    let mut reports: Vec<(&str, &str, Vec<Row<'_>>)> = Vec::new();
+    for row in rows {
+        match reports.iter_mut().find(|(ns, r, _)| *ns == row.0 && *r == row.1) {
+            Some((_, _, rows)) => rows.push(*row),
+            None => reports.push((row.0, row.1, vec![*row])),
+        }
+    }
+    for (revision, (ns, report, rows)) in (1..).zip(reports) {
+        ops::create(&conn, prepared(ns, report, &rows), revision).expect("create");
     }
     conn
 }
@@ -351,17 +371,37 @@ fn numbers_follow_their_results() {
         assert_eq!((diff, total), (0, 0));
     };
     counts_agree(&conn);
-    conn.execute(
-        "DELETE FROM results WHERE policy = 'p1' AND severity = 'high'",
-        [],
-    )
-    .expect("delete");
+    // Results that lose their `p1`/`high` rows: their numbers and counts follow.
+    let rows_a: &[Row<'_>] = &[("a", "r1", 1, "p2", "pass", None, None, Some(10))];
+    let rows_b: &[Row<'_>] = &[("b", "r1", 0, "p3", "warn", Some("low"), Some("n/a"), Some(20))];
+    // Created at revisions 1 (a/r1) and 3 (b/r1).
+    for (revision, (ns, rows, expected)) in (100..).zip([("a", rows_a, 1), ("b", rows_b, 3)]) {
+        ops::update(&conn, prepared(ns, "r1", rows), expected, revision).expect("update");
+    }
     assert_eq!(numbers(&conn), 1);
     counts_agree(&conn);
-    conn.execute("DELETE FROM results WHERE idx = 0", [])
-        .expect("delete");
+    // The same results again: nothing to rewrite, and nothing changes.
+    let before: i64 = conn
+        .query_row("SELECT count(*) FROM results", [], |r| r.get(0))
+        .expect("count");
+    ops::update(&conn, prepared("a", "r1", rows_a), 100, 102).expect("update");
+    let after: i64 = conn
+        .query_row("SELECT count(*) FROM results", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!((before, numbers(&conn)), (after, 1));
     counts_agree(&conn);
-    conn.execute("DELETE FROM objects", []).expect("delete reports");
+    for (revision, (ns, report)) in (200..).zip([("a", "r1"), ("a", "r2"), ("b", "r1"), ("", "c1")]) {
+        let key = crate::ObjectKey::new(
+            if ns.is_empty() {
+                "clusterpolicyreports.wgpolicyk8s.io"
+            } else {
+                "policyreports.wgpolicyk8s.io"
+            },
+            ns,
+            report,
+        );
+        ops::delete(&conn, key, &crate::Preconditions::default(), revision).expect("delete");
+    }
     assert_eq!(numbers(&conn), 0);
     counts_agree(&conn);
 }
@@ -405,7 +445,7 @@ fn plans_use_the_indexes() {
     let walk_plan = plan(&conn, &walk, &avoid.params);
     assert!(walk_plan.contains("objects_order"), "{walk_plan}");
     assert!(
-        walk_plan.contains("sqlite_autoindex_results_1 (object_id=?)"),
+        walk_plan.contains("SEARCH r USING PRIMARY KEY (object_id=?)"),
         "{walk_plan}"
     );
     assert!(!walk_plan.contains("results_result_severity"), "{walk_plan}");

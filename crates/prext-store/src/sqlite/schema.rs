@@ -32,6 +32,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "result_queries",
         sql: include_str!("migrations/0002_result_queries.sql"),
     },
+    Migration {
+        version: 3,
+        name: "cheaper_result_rows",
+        sql: include_str!("migrations/0003_cheaper_result_rows.sql"),
+    },
 ];
 
 /// The schema version this build writes.
@@ -48,8 +53,8 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
 /// Opens the read-write connection of the writer thread: WAL, `synchronous=FULL` (an
 /// acknowledged write survives power loss), foreign keys on, and temporary storage in memory
-/// (each write runs in a savepoint, whose statement journal would otherwise be a temp file
-/// written page by page: measured at about three quarters of all writes per create).
+/// (statements that may abort midway, such as a multi-row `DELETE`, keep a statement journal,
+/// which would otherwise be a temp file written page by page).
 pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     let flags =
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -102,6 +107,11 @@ pub(crate) fn register_functions(conn: &Connection) -> Result<()> {
 
 /// Brings the schema up to date. Returns the version the database is at.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<i64> {
+    migrate_to(conn, latest_version())
+}
+
+/// Applies the migrations up to version `target` (tests upgrade from older versions).
+pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<i64> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_error)?;
@@ -130,7 +140,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<i64> {
              upgrade prext"
         )));
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > current && m.version <= target)
+    {
         tx.execute_batch(m.sql).map_err(|e| {
             Error::Internal(format!("schema migration {} ({}) failed: {e}", m.version, m.name))
         })?;
@@ -143,7 +156,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<i64> {
         tracing::info!(version = m.version, name = m.name, "applied schema migration");
     }
     tx.commit().map_err(db_error)?;
-    Ok(latest)
+    Ok(target.max(current))
 }
 
 #[cfg(test)]
@@ -166,6 +179,82 @@ mod tests {
             })
             .expect("meta row");
         assert_eq!(meta, (0, 0));
+    }
+
+    /// The rows of a query, each as text, to compare a database before and after a migration.
+    fn rows(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(sql).expect(sql);
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                (0..n)
+                    .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map(|v| v.join("|"))
+            })
+            .expect("query");
+        rows.collect::<rusqlite::Result<_>>().expect("rows")
+    }
+
+    #[test]
+    fn version_2_databases_upgrade_in_place() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("prext.db");
+        let mut conn = open_writer(&path, Duration::from_secs(5)).expect("open");
+        assert_eq!(migrate_to(&mut conn, 2).expect("version 2"), 2);
+        // Written the way version 2 wrote: result rows, with triggers deriving the rest.
+        conn.execute_batch(
+            r#"INSERT INTO objects (id, resource, namespace, name, uid, revision, created, body)
+               VALUES (1, 'policyreports.wgpolicyk8s.io', 'a', 'r1', 'u1', 1, '2024-01-01T00:00:00Z', '{}'),
+                      (2, 'policyreports.wgpolicyk8s.io', 'b', 'r2', 'u2', 2, '2024-01-01T00:00:00Z', '{}');
+               INSERT INTO results (object_id, idx, policy, rule, result, severity, source, properties,
+                                    resources, subject_kind, subject_name, timestamp)
+               VALUES (1, 0, 'p1', 'r', 'fail', 'high', 'trivy', '{"score":"9.8","pkg":"x"}', '[]', 'Pod', 'a', 5),
+                      (1, 1, 'p2', 'r', 'pass', NULL, 'trivy', '{}', '[]', 'Pod', 'b', NULL),
+                      (2, 0, 'p1', 'r', 'fail', 'high', NULL, '{"score":" 7 ","n":"08"}', '[{"kind":"Pod"}]', 'Pod', 'c', 6);
+               UPDATE meta SET revision = 2;"#,
+        )
+        .expect("version 2 rows");
+        let queries = [
+            "SELECT * FROM results ORDER BY object_id, idx",
+            "SELECT * FROM result_numbers ORDER BY object_id, idx, key",
+            "SELECT * FROM result_counts ORDER BY object_id, result, severity, source",
+            "SELECT * FROM report_results ORDER BY namespace, report, idx",
+            "SELECT * FROM reports_v1 ORDER BY namespace, name",
+            "SELECT * FROM results_v1 ORDER BY namespace, report, idx",
+        ];
+        let before: Vec<Vec<String>> = queries.iter().map(|q| rows(&conn, q)).collect();
+        assert_eq!(before[1].len(), 2, "9.8 and 7");
+        assert_eq!(migrate(&mut conn).expect("upgrade"), latest_version());
+        let after: Vec<Vec<String>> = queries.iter().map(|q| rows(&conn, q)).collect();
+        assert_eq!(
+            before, after,
+            "every row and view reads the same after the upgrade"
+        );
+        let digests: i64 = conn
+            .query_row("SELECT count(results_digest) FROM objects", [], |r| r.get(0))
+            .expect("digests");
+        assert_eq!(digests, 0, "unknown until the next write");
+        // The derived rows still go with their report.
+        conn.execute("DELETE FROM objects WHERE id = 1", [])
+            .expect("delete");
+        let left: (i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM results), (SELECT count(*) FROM result_numbers),
+                        (SELECT count(*) FROM result_counts)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("counts");
+        assert_eq!(left, (1, 1, 1));
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity");
+        assert_eq!(check, "ok");
+        let fk: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
+            .expect("fk check");
+        assert_eq!(fk, 0);
     }
 
     #[test]

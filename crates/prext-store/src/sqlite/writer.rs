@@ -2,11 +2,19 @@
 //!
 //! Requests arrive on a bounded channel. The thread takes the first one, opens a
 //! `BEGIN IMMEDIATE` transaction, and keeps taking whatever is already queued (up to
-//! [`Limits::ops`] requests or [`Limits::bytes`] of bodies). Each request runs in its own
-//! savepoint: a refused request (conflict, not found, ...) is rolled back alone and consumes
-//! no revision, so revisions stay gap-free. A successful one takes the next revision. The
-//! transaction then commits once (one fsync for the whole batch), the new revision is
-//! published, and only then is every request answered: an acknowledged write is durable.
+//! [`Limits::ops`] requests or [`Limits::bytes`] of bodies). A successful request takes the
+//! next revision; a refused one (conflict, not found, ...) consumes none, so revisions stay
+//! gap-free. The transaction then commits once (one fsync for the whole batch), the new
+//! revision is published, and only then is every request answered: an acknowledged write is
+//! durable.
+//!
+//! Requests run without savepoints of their own. That is sound because of the invariant
+//! [`ops`] is built around: a request is refused only *before* its first write (its checks
+//! run first, and a create's one refusal, the taken key, is the failure of a single `INSERT`,
+//! which SQLite's statement atomicity undoes). Once a request has written anything, the only
+//! way it can fail is a storage error ([`OpError::Storage`]), which abandons the whole batch.
+//! So a refused request leaves nothing behind and its neighbours commit untouched, without
+//! the cost of a savepoint (and its sub-journal) per request.
 
 use std::time::Instant;
 
@@ -15,13 +23,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::db_error;
 use super::ops::{self, OpError};
-use crate::{Error, ObjectKey, ObjectWrite, Preconditions, Result, StoredObject};
+use super::prepared::Prepared;
+use crate::{Error, ObjectKey, Preconditions, Result, StoredObject};
 
 /// A write to perform.
 #[derive(Debug)]
 pub(crate) enum Op {
-    Create(ObjectWrite),
-    Update(ObjectWrite, i64),
+    Create(Prepared),
+    Update(Prepared, i64),
     Delete(ObjectKey, Preconditions),
     /// One compaction step (see [`ops::compact_step`]).
     Compact {
@@ -92,7 +101,7 @@ fn batch(
     limits: Limits,
 ) -> (Answers, Option<i64>) {
     let mut answers: Answers = Vec::new();
-    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
             answers.push((first.reply, Err(db_error(e))));
@@ -113,7 +122,7 @@ fn batch(
     let mut next = Some(first);
     let mut failure: Option<Error> = None;
     while let Some(req) = next.take() {
-        match apply(&mut tx, req.op, revision + 1) {
+        match apply(&tx, req.op, revision + 1) {
             Ok((reply, size, consumed)) => {
                 if consumed {
                     revision += 1;
@@ -161,29 +170,21 @@ fn batch(
     }
 }
 
-/// Runs one op in its own savepoint. Returns its reply, the bytes it wrote and whether it
-/// consumed the offered revision.
-fn apply(tx: &mut rusqlite::Transaction<'_>, op: Op, revision: i64) -> Result<(Reply, usize, bool), OpError> {
-    let sp = tx.savepoint()?;
-    let outcome = match op {
-        Op::Create(obj) => ops::create(&sp, obj, revision).map(|(o, n)| (Reply::Object(o), n, true)),
+/// Runs one op in the batch's transaction. Returns its reply, the bytes it wrote and whether
+/// it consumed the offered revision. No savepoint: a refused op has written nothing (see the
+/// module documentation), and a storage error abandons the whole transaction.
+fn apply(tx: &rusqlite::Transaction<'_>, op: Op, revision: i64) -> Result<(Reply, usize, bool), OpError> {
+    match op {
+        Op::Create(obj) => ops::create(tx, obj, revision).map(|(o, n)| (Reply::Object(o), n, true)),
         Op::Update(obj, expected) => {
-            ops::update(&sp, obj, expected, revision).map(|(o, n)| (Reply::Object(o), n, true))
+            ops::update(tx, obj, expected, revision).map(|(o, n)| (Reply::Object(o), n, true))
         }
         Op::Delete(key, pre) => {
-            ops::delete(&sp, key, &pre, revision).map(|(o, n)| (Reply::Object(o), n, true))
+            ops::delete(tx, key, &pre, revision).map(|(o, n)| (Reply::Object(o), n, true))
         }
         Op::Compact { keep, batch } => {
-            ops::compact_step(&sp, keep, batch).map(|(point, done)| (Reply::Compacted(point, done), 0, false))
+            ops::compact_step(tx, keep, batch).map(|(point, done)| (Reply::Compacted(point, done), 0, false))
         }
-    };
-    match outcome {
-        Ok(done) => {
-            sp.commit()?;
-            Ok(done)
-        }
-        // Dropping the savepoint rolls it back.
-        Err(e) => Err(e),
     }
 }
 
@@ -195,3 +196,7 @@ fn duplicate(e: &Error) -> Error {
         other => Error::Internal(other.to_string()),
     }
 }
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

@@ -1,12 +1,12 @@
-//! Checks across tasks and restarts: concurrent writers, result rows kept in step with their
-//! report, and state surviving a close and reopen.
+//! Checks across tasks and restarts: concurrent writers, refused writes among them, result
+//! rows kept in step with their report, and state surviving a close and reopen.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::fixtures::{create, report, revision, set_labels, set_results, POLR};
 use super::{IndexedResult, TestDatabase};
-use crate::{ListOptions, ObjectKey, Preconditions, Store};
+use crate::{Error, ListOptions, ObjectKey, Preconditions, Store, StoredObject};
 
 /// Many tasks creating at once: every write is acknowledged with its own revision, and the
 /// change log holds them all.
@@ -59,6 +59,112 @@ pub async fn concurrent_writers(store: Arc<dyn Store>) {
     };
     let (objects, _) = super::fixtures::collect(store.list(opts).await.expect("list")).await;
     assert_eq!(objects.len(), TASKS * EACH);
+}
+
+/// Refused writes sent together with successful ones (so that they share the backend's write
+/// transactions, where it batches them) change nothing and take no revision, while every
+/// write beside them commits.
+pub async fn refused_writes_among_concurrent_ones(db: &dyn TestDatabase) {
+    const ROUNDS: usize = 4;
+    const EXISTING: usize = 4;
+    let store = db.open().await;
+    let mut existing: Vec<(StoredObject, Vec<IndexedResult>)> = Vec::new();
+    for i in 0..EXISTING {
+        let mut w = report(POLR, "ns", &format!("e{i}"));
+        set_results(&mut w, &[("p0", "fail"), ("p1", "pass")]);
+        let o = create(&*store, w).await;
+        let rows = db.result_rows(&o.key).await;
+        existing.push((o, rows));
+    }
+    let start = revision(&*store).await;
+    let mut successes = BTreeSet::new();
+    for round in 0..ROUNDS {
+        let barrier = Arc::new(tokio::sync::Barrier::new(2 * EXISTING));
+        let mut tasks = Vec::new();
+        for (i, (old, _)) in existing.iter().enumerate() {
+            // A successful create, started together with a refused write of each kind.
+            let (store2, barrier2) = (Arc::clone(&store), Arc::clone(&barrier));
+            let name = format!("n{round}-{i}");
+            tasks.push(tokio::spawn(async move {
+                barrier2.wait().await;
+                let mut w = report(POLR, "ns", &name);
+                set_results(&mut w, &[("q0", "warn"), ("q1", "fail"), ("q2", "pass")]);
+                Some(create(&*store2, w).await.revision)
+            }));
+            let (store2, barrier2, old) = (Arc::clone(&store), Arc::clone(&barrier), old.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut w = report(POLR, "ns", &old.key.name);
+                set_results(&mut w, &[("x0", "error"), ("x1", "error"), ("x2", "error")]);
+                barrier2.wait().await;
+                let refused = match i % 4 {
+                    0 => store2.create(w).await,
+                    1 => store2.update(w, old.revision - 1).await,
+                    2 => {
+                        w.uid = "someone-else".into();
+                        store2.update(w, old.revision).await
+                    }
+                    _ => {
+                        let wrong = Preconditions {
+                            uid: None,
+                            resource_version: Some(old.revision + 1000),
+                        };
+                        store2.delete(&old.key, wrong).await
+                    }
+                };
+                match refused {
+                    Err(Error::AlreadyExists { .. } | Error::Conflict(_)) => None,
+                    other => panic!("refused write {i} of {:?}: got {other:?}", old.key),
+                }
+            }));
+        }
+        for task in tasks {
+            if let Some(rev) = task.await.expect("writer task") {
+                successes.insert(rev);
+            }
+        }
+    }
+    assert_eq!(
+        successes.len(),
+        ROUNDS * EXISTING,
+        "every create was acknowledged"
+    );
+    let newest = revision(&*store).await;
+    assert_eq!(
+        newest - start,
+        i64::try_from(successes.len()).expect("small"),
+        "refused writes took no revision"
+    );
+    let log = store.changes(start, 1000).await.expect("changes");
+    let logged: BTreeSet<i64> = log.iter().map(|c| c.revision).collect();
+    assert_eq!(
+        logged, successes,
+        "the change log has exactly the acknowledged writes"
+    );
+    for (old, rows) in &existing {
+        assert_eq!(
+            store.get(&old.key).await.expect("get").as_ref(),
+            Some(old),
+            "refused writes left {:?} as it was",
+            old.key
+        );
+        assert_eq!(
+            &db.result_rows(&old.key).await,
+            rows,
+            "result rows of {:?}",
+            old.key
+        );
+    }
+    for round in 0..ROUNDS {
+        for i in 0..EXISTING {
+            let key = ObjectKey::new(POLR, "ns", format!("n{round}-{i}"));
+            expect_rows(
+                &key,
+                &db.result_rows(&key).await,
+                &[("q0", "warn"), ("q1", "fail"), ("q2", "pass")],
+            );
+        }
+    }
+    store.close().await;
 }
 
 fn expect_rows(key: &ObjectKey, rows: &[IndexedResult], want: &[(&str, &str)]) {

@@ -36,7 +36,9 @@ pub use crud::{
     closed_store_is_unavailable, create_and_get, create_existing, delete_preconditions, object_counts,
     revisions_increase, update_checks_revision,
 };
-pub use durability::{concurrent_writers, restart_keeps_state, result_rows_follow_objects};
+pub use durability::{
+    concurrent_writers, refused_writes_among_concurrent_ones, restart_keeps_state, result_rows_follow_objects,
+};
 pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
 pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
 pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};
@@ -128,6 +130,9 @@ pub const CHECKS: &[Check] = &[
     Check::Shared("mixed_batches", |s| Box::pin(batches::mixed_batches(s))),
     Check::Database("result_rows_follow_objects", |d| {
         Box::pin(result_rows_follow_objects(d))
+    }),
+    Check::Database("refused_writes_among_concurrent_ones", |d| {
+        Box::pin(refused_writes_among_concurrent_ones(d))
     }),
     Check::Database("restart_keeps_state", |d| Box::pin(restart_keeps_state(d))),
 ];

@@ -1,6 +1,6 @@
 //! Summaries: counts of the matching results grouped by columns. Groupings and filters over
 //! the report's columns, result, severity and source read the per-report counts
-//! (`result_counts`, a few rows per report, kept by triggers); anything else groups the result
+//! (`result_counts`, a few rows per report, written with them); anything else groups the result
 //! rows (by policy through its covering index).
 
 use rusqlite::types::Value;

@@ -1,0 +1,72 @@
+//! The rows derived from a report's results, written by the writer thread with the report:
+//! `results`, `result_numbers` and `result_counts`, all computed beforehand (see
+//! [`Prepared`]). Every statement is a single-row `INSERT` or a `DELETE` by report, without
+//! triggers, so none needs a statement journal.
+
+use prext_api::report::Subject;
+use rusqlite::{params, Connection};
+
+use super::prepared::Prepared;
+
+/// Writes the result rows, numbers and counts of the report `object_id`, which has none.
+pub(crate) fn insert(conn: &Connection, object_id: i64, p: &Prepared) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO results (object_id, idx, policy, rule, result, severity, category, source, scored,
+             timestamp, message, properties, resources, subject_api_version, subject_kind,
+             subject_namespace, subject_name, subject_uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?;
+    let mut numbers = conn
+        .prepare_cached("INSERT INTO result_numbers (object_id, idx, key, value) VALUES (?1, ?2, ?3, ?4)")?;
+    for r in &p.results {
+        let Subject {
+            api_version,
+            kind,
+            namespace,
+            name,
+            uid,
+        } = &r.subject;
+        stmt.execute(params![
+            object_id,
+            r.index,
+            r.policy,
+            r.rule,
+            r.result,
+            r.severity,
+            r.category,
+            r.source,
+            r.scored,
+            r.timestamp,
+            r.message,
+            r.properties,
+            r.resources,
+            api_version,
+            kind,
+            namespace,
+            name,
+            uid
+        ])?;
+        for (key, value) in &r.numbers {
+            numbers.execute(params![object_id, r.index, key, value])?;
+        }
+    }
+    let mut counts = conn.prepare_cached(
+        "INSERT INTO result_counts (object_id, result, severity, source, n) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for ((result, severity, source), n) in &p.counts {
+        counts.execute(params![object_id, result, severity, source, n])?;
+    }
+    Ok(())
+}
+
+/// Removes the result rows, numbers and counts of the report `object_id`.
+pub(crate) fn remove(conn: &Connection, object_id: i64) -> rusqlite::Result<()> {
+    for sql in [
+        "DELETE FROM results WHERE object_id = ?1",
+        "DELETE FROM result_numbers WHERE object_id = ?1",
+        "DELETE FROM result_counts WHERE object_id = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute([object_id])?;
+    }
+    Ok(())
+}

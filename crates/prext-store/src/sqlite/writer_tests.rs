@@ -1,0 +1,174 @@
+//! Tests of the writer's group commit: one batch mixing refused and successful requests, fed
+//! to [`batch`] directly so that every request is certainly in the same transaction.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use prext_api::{report, resources};
+use serde_json::json;
+
+use super::*;
+use crate::sqlite::schema;
+
+const POLR: &str = "policyreports.wgpolicyk8s.io";
+
+/// A PolicyReport `ns/name` whose results are `policies` (each failing), with its index.
+fn write(name: &str, policies: &[&str]) -> Prepared {
+    let results: Vec<_> = policies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            json!({"policy": p, "result": "fail", "severity": "high", "source": "kyverno",
+                   "properties": {"score": format!("{i}.5")},
+                   "resources": [{"kind": "Pod", "namespace": "ns", "name": format!("pod-{i}")}]})
+        })
+        .collect();
+    let body = json!({
+        "apiVersion": "wgpolicyk8s.io/v1alpha2",
+        "kind": "PolicyReport",
+        "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}")},
+        "results": results,
+    });
+    let def = resources::find("wgpolicyk8s.io", "v1alpha2", "policyreports").expect("policyreports");
+    Prepared::new(crate::ObjectWrite {
+        key: ObjectKey::new(POLR, "ns", name),
+        uid: format!("uid-{name}"),
+        labels: BTreeMap::new(),
+        created: "2024-05-01T10:00:00Z".into(),
+        deleting: false,
+        index: report::index(def, &body),
+        body,
+    })
+    .expect("prepared")
+}
+
+type Receivers = Vec<oneshot::Receiver<Result<Reply>>>;
+
+/// Queues `ops` and runs them as one batch; returns each op's answer, in order.
+fn run_batch(conn: &mut Connection, ops: Vec<Op>) -> Vec<Result<Reply>> {
+    let (tx, mut rx) = mpsc::channel(ops.len().max(1));
+    let mut receivers: Receivers = Vec::new();
+    for op in ops {
+        let (reply, answer) = oneshot::channel();
+        receivers.push(answer);
+        tx.try_send(Request { op, reply }).expect("queue has room");
+    }
+    let first = rx.try_recv().expect("a first request");
+    let limits = Limits {
+        ops: 256,
+        bytes: 1 << 24,
+    };
+    let (answers, _) = batch(conn, first, &mut rx, limits);
+    assert!(rx.try_recv().is_err(), "the whole queue went into one batch");
+    for (reply, answer) in answers {
+        reply.send(answer).expect("receiver alive");
+    }
+    receivers
+        .into_iter()
+        .map(|mut r| r.try_recv().expect("answered"))
+        .collect()
+}
+
+fn revision_of(answer: &Result<Reply>) -> i64 {
+    match answer {
+        Ok(Reply::Object(o)) => o.revision,
+        other => panic!("want a stored object, got {other:?}"),
+    }
+}
+
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+}
+
+/// The rows of every table a write touches, as text, to compare states.
+fn snapshot(conn: &Connection, object: &str) -> Vec<String> {
+    let sqls = [
+        format!("SELECT revision || body || labels FROM objects WHERE name = '{object}'"),
+        format!(
+            "SELECT r.idx || r.policy || r.properties FROM results AS r JOIN objects AS o \
+             ON o.id = r.object_id WHERE o.name = '{object}' ORDER BY r.idx"
+        ),
+        format!(
+            "SELECT n.idx || n.key || n.value FROM result_numbers AS n JOIN objects AS o \
+             ON o.id = n.object_id WHERE o.name = '{object}' ORDER BY n.idx, n.key"
+        ),
+        format!(
+            "SELECT c.result || c.severity || c.n FROM result_counts AS c JOIN objects AS o \
+             ON o.id = c.object_id WHERE o.name = '{object}' ORDER BY 1"
+        ),
+    ];
+    sqls.iter()
+        .flat_map(|sql| {
+            let mut stmt = conn.prepare(sql).expect(sql);
+            let rows: Vec<String> = stmt
+                .query_map([], |r| r.get(0))
+                .expect("query")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows");
+            rows
+        })
+        .collect()
+}
+
+#[test]
+fn refused_requests_in_a_batch_change_nothing_and_their_neighbours_commit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut conn = schema::open_writer(&dir.path().join("prext.db"), Duration::from_secs(5)).expect("open");
+    schema::migrate(&mut conn).expect("migrate");
+    let first = run_batch(&mut conn, vec![Op::Create(write("a", &["p0", "p1"]))]);
+    let a_rev = revision_of(&first[0]);
+    let before = snapshot(&conn, "a");
+    let changes_before = count(&conn, "SELECT count(*) FROM changes");
+
+    let wrong_uid = Preconditions {
+        uid: Some("someone-else".into()),
+        resource_version: None,
+    };
+    let answers = run_batch(
+        &mut conn,
+        vec![
+            Op::Create(write("b", &["q0"])),
+            // The key is taken: refused by the objects INSERT itself.
+            Op::Create(write("a", &["x0", "x1", "x2"])),
+            Op::Update(write("a", &["y0"]), a_rev - 1),
+            Op::Create(write("c", &["r0", "r1"])),
+            Op::Delete(ObjectKey::new(POLR, "ns", "a"), wrong_uid),
+            Op::Update(write("missing", &["z0"]), a_rev),
+            Op::Create(write("d", &[])),
+        ],
+    );
+    assert!(matches!(
+        answers[1],
+        Err(Error::AlreadyExists { being_deleted: false })
+    ));
+    assert!(matches!(answers[2], Err(Error::Conflict(_))), "{:?}", answers[2]);
+    assert!(matches!(answers[4], Err(Error::Conflict(_))), "{:?}", answers[4]);
+    assert!(matches!(answers[5], Err(Error::NotFound)), "{:?}", answers[5]);
+    let revisions: Vec<i64> = [0, 3, 6].iter().map(|i| revision_of(&answers[*i])).collect();
+    assert_eq!(
+        revisions,
+        [a_rev + 1, a_rev + 2, a_rev + 3],
+        "successes take consecutive revisions, refusals none"
+    );
+
+    assert_eq!(
+        snapshot(&conn, "a"),
+        before,
+        "refused requests left `a` as it was"
+    );
+    assert_eq!(count(&conn, "SELECT revision FROM meta"), a_rev + 3);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM changes"),
+        changes_before + 3,
+        "one change per success"
+    );
+    assert_eq!(count(&conn, "SELECT count(*) FROM objects"), 4);
+    assert_eq!(snapshot(&conn, "b").len(), 1 + 1 + 1 + 1);
+    assert_eq!(snapshot(&conn, "c").len(), 1 + 2 + 2 + 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM results"), 2 + 1 + 2);
+
+    // The refused requests did not break the connection's transaction state either.
+    let after = run_batch(&mut conn, vec![Op::Update(write("a", &["p9"]), a_rev)]);
+    assert_eq!(revision_of(&after[0]), a_rev + 4);
+    assert_eq!(snapshot(&conn, "a").len(), 1 + 1 + 1 + 1);
+}
