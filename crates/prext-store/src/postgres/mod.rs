@@ -22,6 +22,7 @@ mod config;
 mod error;
 mod notify;
 mod ops;
+mod prepared;
 mod reader;
 mod result_rows;
 mod results;
@@ -40,6 +41,7 @@ use tokio::task::JoinHandle;
 
 pub use self::config::{PostgresOptions, SslMode, PASSWORD_ENV};
 use self::error::{pg_error, pool_error, timed_out};
+use self::prepared::Prepared;
 use self::writer::{Limits, Op, Reply, Request, Writer};
 use crate::results::{ResultPage, ResultQuery, Summary, SummaryQuery};
 use crate::{
@@ -259,11 +261,12 @@ impl Store for PostgresStore {
     }
 
     async fn create(&self, obj: ObjectWrite) -> Result<StoredObject> {
-        self.write_object(Op::Create(obj)).await
+        self.write_object(Op::Create(Prepared::new(obj)?)).await
     }
 
     async fn update(&self, obj: ObjectWrite, expected_revision: i64) -> Result<StoredObject> {
-        self.write_object(Op::Update(obj, expected_revision)).await
+        self.write_object(Op::Update(Prepared::new(obj)?, expected_revision))
+            .await
     }
 
     async fn delete(&self, key: &ObjectKey, pre: Preconditions) -> Result<StoredObject> {

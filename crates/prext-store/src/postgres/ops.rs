@@ -13,7 +13,7 @@
 //! data) is refused alone. [`OpError::Storage`] means the database failed and the whole batch is
 //! abandoned.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
 use bytes::Bytes;
 use deadpool_postgres::Transaction;
@@ -22,8 +22,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::error::pg_error;
-use super::result_rows::{ResultColumns, INSERT_RESULTS};
-use crate::{Error, EventType, ObjectKey, ObjectWrite, Preconditions, StoredObject};
+use super::prepared::Prepared;
+use super::result_rows::INSERT_RESULTS;
+use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
 
 /// Why one write did not happen.
 #[derive(Debug)]
@@ -143,15 +144,6 @@ fn stamp(body: &Value, revision: i64) -> OpResult<String> {
         .map_err(|e| OpError::Rejected(Error::Internal(format!("serializing body: {e}"))))
 }
 
-fn labels_json(labels: &BTreeMap<String, String>) -> Value {
-    Value::Object(
-        labels
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect(),
-    )
-}
-
 /// Whether a statement failed because the database refused the data (a bad value, a violated
 /// constraint), rather than because the database failed.
 pub(crate) fn is_refused(e: &tokio_postgres::Error) -> bool {
@@ -245,9 +237,9 @@ impl Statements {
 /// What happens to the object's row.
 enum Target<'a> {
     /// A new row, with its results.
-    Insert(&'a ObjectWrite, ResultColumns),
-    /// The row `id` replaced, its results rewritten unless they are unchanged (`None`).
-    Replace(i64, &'a ObjectWrite, Option<ResultColumns>),
+    Insert(&'a Prepared),
+    /// The row `id` replaced, its results rewritten unless they are unchanged (`false`).
+    Replace(i64, &'a Prepared, bool),
     /// The row `id` removed (its results go with it: ON DELETE CASCADE).
     Remove(i64),
 }
@@ -261,48 +253,41 @@ pub(crate) struct Write<'a> {
     revision: i64,
     /// The body as stored, stamped with `revision`.
     body: String,
-    labels: Value,
+    labels: Cow<'a, Value>,
     prev_labels: Option<Value>,
-    /// [`prext_api::report::ReportIndex::results_digest`] of the written object.
-    results_digest: Vec<u8>,
 }
 
 /// Checks a create against the key's current row.
-pub(crate) fn plan_create<'a>(
-    obj: &'a ObjectWrite,
-    cur: Option<Current>,
-    revision: i64,
-) -> OpResult<Write<'a>> {
+pub(crate) fn plan_create(p: &Prepared, cur: Option<Current>, revision: i64) -> OpResult<Write<'_>> {
     if let Some(cur) = cur {
         return Err(OpError::Rejected(Error::AlreadyExists {
             being_deleted: cur.deleting,
         }));
     }
     Ok(Write {
-        target: Target::Insert(obj, ResultColumns::new(&obj.index)?),
+        target: Target::Insert(p),
         event: EventType::Added,
-        key: &obj.key,
-        uid: obj.uid.clone(),
+        key: &p.key,
+        uid: p.uid.clone(),
         revision,
-        body: stamp(&obj.body, revision)?,
-        labels: labels_json(&obj.labels),
+        body: p.body.stamp(revision),
+        labels: Cow::Borrowed(&p.labels),
         prev_labels: None,
-        results_digest: obj.index.results_digest().to_vec(),
     })
 }
 
 /// Checks an update of the object written at `expected` against its current row.
-pub(crate) fn plan_update<'a>(
-    obj: &'a ObjectWrite,
+pub(crate) fn plan_update(
+    p: &Prepared,
     expected: i64,
     cur: Option<Current>,
     revision: i64,
-) -> OpResult<Write<'a>> {
+) -> OpResult<Write<'_>> {
     let cur = cur.ok_or(OpError::Rejected(Error::NotFound))?;
-    if cur.uid != obj.uid {
+    if cur.uid != p.uid {
         return Err(OpError::Rejected(Error::Conflict(format!(
             "Precondition failed: UID in precondition: {}, UID in object meta: {}",
-            obj.uid, cur.uid
+            p.uid, cur.uid
         ))));
     }
     if cur.revision != expected {
@@ -311,22 +296,16 @@ pub(crate) fn plan_update<'a>(
                 .into(),
         )));
     }
-    let results_digest = obj.index.results_digest().to_vec();
-    let results = if cur.results_digest.as_ref() == Some(&results_digest) {
-        None
-    } else {
-        Some(ResultColumns::new(&obj.index)?)
-    };
+    let rewrite_results = cur.results_digest.as_ref() != Some(&p.results_digest);
     Ok(Write {
-        target: Target::Replace(cur.id, obj, results),
+        target: Target::Replace(cur.id, p, rewrite_results),
         event: EventType::Modified,
-        key: &obj.key,
-        uid: obj.uid.clone(),
+        key: &p.key,
+        uid: p.uid.clone(),
         revision,
-        body: stamp(&obj.body, revision)?,
-        labels: labels_json(&obj.labels),
+        body: p.body.stamp(revision),
+        labels: Cow::Borrowed(&p.labels),
         prev_labels: Some(cur.labels),
-        results_digest,
     })
 }
 
@@ -363,8 +342,7 @@ pub(crate) fn plan_delete<'a>(
         revision,
         body: stamp(&last, revision)?,
         prev_labels: Some(cur.labels.clone()),
-        labels: cur.labels,
-        results_digest: Vec::new(),
+        labels: Cow::Owned(cur.labels),
     })
 }
 
@@ -392,28 +370,28 @@ impl Write<'_> {
             &k.namespace,
             &k.name,
             &self.body,
-            &self.labels,
+            &*self.labels,
             &self.prev_labels,
         ];
         match &self.target {
-            Target::Insert(obj, results) => {
+            Target::Insert(p) => {
                 futures::try_join!(
-                    async { tx.execute(&st.insert, &self.object_params(&cluster, obj)).await },
-                    results.insert(tx, &st.results, cluster, k),
+                    async { tx.execute(&st.insert, &self.object_params(&cluster, p)).await },
+                    p.results.insert(tx, &st.results, cluster, k),
                     tx.execute(&st.change, &change)
                 )?;
             }
-            Target::Replace(id, obj, Some(results)) => {
+            Target::Replace(id, p, true) => {
                 futures::try_join!(
-                    async { tx.execute(&st.update, &self.object_params(&cluster, obj)).await },
+                    async { tx.execute(&st.update, &self.object_params(&cluster, p)).await },
                     async { tx.execute(&st.clear, &[id]).await },
-                    results.insert(tx, &st.results, cluster, k),
+                    p.results.insert(tx, &st.results, cluster, k),
                     tx.execute(&st.change, &change)
                 )?;
             }
-            Target::Replace(_, obj, None) => {
+            Target::Replace(_, p, false) => {
                 futures::try_join!(
-                    async { tx.execute(&st.update, &self.object_params(&cluster, obj)).await },
+                    async { tx.execute(&st.update, &self.object_params(&cluster, p)).await },
                     tx.execute(&st.change, &change)
                 )?;
             }
@@ -427,8 +405,8 @@ impl Write<'_> {
     }
 
     /// The parameters of [`INSERT_OBJECT`] and [`UPDATE_OBJECT`].
-    fn object_params<'p>(&'p self, cluster: &'p &str, obj: &'p ObjectWrite) -> [&'p (dyn ToSql + Sync); 21] {
-        let (k, s, sc) = (self.key, &obj.index.summary, &obj.index.scope);
+    fn object_params<'p>(&'p self, cluster: &'p &str, p: &'p Prepared) -> [&'p (dyn ToSql + Sync); 21] {
+        let (k, s, sc) = (self.key, &p.summary, &p.scope);
         [
             cluster,
             &k.resource,
@@ -436,9 +414,9 @@ impl Write<'_> {
             &k.name,
             &self.uid,
             &self.revision,
-            &obj.created,
-            &self.labels,
-            &obj.deleting,
+            &p.created,
+            &*self.labels,
+            &p.deleting,
             &s.pass,
             &s.fail,
             &s.warn,
@@ -450,7 +428,7 @@ impl Write<'_> {
             &sc.name,
             &sc.uid,
             &self.body,
-            &self.results_digest,
+            &p.results_digest,
         ]
     }
 

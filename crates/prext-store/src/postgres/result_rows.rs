@@ -27,6 +27,7 @@ pub(crate) const INSERT_RESULTS: &str =
 
 /// A report's results as column arrays. PostgreSQL text cannot hold NUL characters, so they
 /// become U+FFFD in these columns (the served body keeps them, escaped).
+#[derive(Debug)]
 pub(crate) struct ResultColumns {
     idx: Vec<i32>,
     text: [Vec<Option<String>>; 6],

@@ -33,8 +33,9 @@ use tokio_postgres::IsolationLevel;
 
 use super::error::{duplicate, is_connection_error, is_retryable_state, pg_error, pool_error, timed_out};
 use super::ops::{self, Current, OpError};
+use super::prepared::Prepared;
 use super::publish;
-use crate::{Error, ObjectKey, ObjectWrite, Preconditions, Result, StoredObject};
+use crate::{Error, ObjectKey, Preconditions, Result, StoredObject};
 
 /// The channel every replica listens on; the payload is `<cluster>:<revision>`.
 pub(crate) const CHANNEL: &str = "prext_changes";
@@ -42,8 +43,8 @@ pub(crate) const CHANNEL: &str = "prext_changes";
 /// A write to perform.
 #[derive(Debug)]
 pub(crate) enum Op {
-    Create(ObjectWrite),
-    Update(ObjectWrite, i64),
+    Create(Prepared),
+    Update(Prepared, i64),
     Delete(ObjectKey, Preconditions),
     /// One compaction step (see [`ops::compact_step`]).
     Compact {
