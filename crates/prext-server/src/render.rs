@@ -108,13 +108,14 @@ pub fn object(
 }
 
 /// The `object` of a watch event in the negotiated representation.
-pub fn event_object(def: &'static ResourceDef, output: Output, body: &Bytes) -> Result<Vec<u8>, Status> {
+pub fn event_object(def: &'static ResourceDef, output: Output, body: &Bytes) -> Result<Bytes, Status> {
     match output {
-        Output::Json => Ok(body.to_vec()),
+        // The stored bytes themselves: shared by every watcher, never copied.
+        Output::Json => Ok(body.clone()),
         Output::Metadata { .. } => {
             let mut out = Vec::with_capacity(1024);
             partial_metadata(output.meta_api_version(), body, &mut out)?;
-            Ok(out)
+            Ok(out.into())
         }
         Output::Table { .. } => {
             let row = table_row(def, output, body, jiff::Timestamp::now())?;
@@ -125,7 +126,7 @@ pub fn event_object(def: &'static ResourceDef, output: Output, body: &Bytes) -> 
                 "columnDefinitions": table::column_definitions(def),
                 "rows": [row],
             });
-            Ok(serde_json::to_vec(&t).unwrap_or_default())
+            Ok(serde_json::to_vec(&t).unwrap_or_default().into())
         }
     }
 }
