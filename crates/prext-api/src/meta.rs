@@ -254,37 +254,43 @@ pub fn prepare_create(obj: &mut Value, now: jiff::Timestamp) -> Result<(), Statu
     Ok(())
 }
 
-/// Everything but `metadata` (and the type fields): what bumps `generation` when it changes.
-fn content_without_metadata(obj: &Value) -> Map<String, Value> {
-    obj.as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "apiVersion" | "kind"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
+/// Whether a top-level key is part of the content whose change bumps `generation`
+/// (everything but `metadata` and the type fields).
+fn is_content(key: &str) -> bool {
+    !matches!(key, "metadata" | "apiVersion" | "kind")
+}
+
+/// Whether `old` and `new` have the same content outside `metadata` and the type fields:
+/// what bumps `generation` when it changes. Compared in place (key order does not matter,
+/// as for JSON object equality).
+fn same_content(old: &Value, new: &Value) -> bool {
+    let empty = Map::new();
+    let old = old.as_object().unwrap_or(&empty);
+    let new = new.as_object().unwrap_or(&empty);
+    let count = |m: &Map<String, Value>| m.keys().filter(|k| is_content(k)).count();
+    count(old) == count(new)
+        && old
+            .iter()
+            .filter(|(k, _)| is_content(k))
+            .all(|(k, v)| new.get(k) == Some(v))
 }
 
 /// Carries the immutable and server-owned fields of `old` into `new` (`BeforeUpdate`):
 /// uid, creationTimestamp, deletion fields and generation, bumping the generation when
 /// anything outside `metadata` changed. A uid in `new` that differs from `old` is a 409.
 pub fn prepare_update(def: &ResourceDef, old: &Value, new: &mut Value) -> Result<(), Status> {
-    let name = meta_str(old, "name").unwrap_or("").to_string();
-    let old_meta = old
-        .get("metadata")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let changed = content_without_metadata(old) != content_without_metadata(new);
+    let empty = Map::new();
+    let old_meta = old.get("metadata").and_then(Value::as_object).unwrap_or(&empty);
+    let changed = !same_content(old, new);
     let meta = metadata_mut(new)?;
     if let (Some(Value::String(new_uid)), Some(Value::String(old_uid))) =
         (meta.get("uid"), old_meta.get("uid"))
     {
         if !new_uid.is_empty() && new_uid != old_uid {
+            let name = old_meta.get("name").and_then(Value::as_str).unwrap_or("");
             return Err(Status::conflict(
                 def,
-                &name,
+                name,
                 format!("Precondition failed: UID in precondition: {new_uid}, UID in object meta: {old_uid}"),
             ));
         }
@@ -297,7 +303,9 @@ pub fn prepare_update(def: &ResourceDef, old: &Value, new: &mut Value) -> Result
     ] {
         match old_meta.get(f) {
             Some(v) => {
-                meta.insert(f.into(), v.clone());
+                if meta.get(f) != Some(v) {
+                    meta.insert(f.into(), v.clone());
+                }
             }
             None => {
                 meta.remove(f);

@@ -119,11 +119,15 @@ impl Entry {
         }
     }
 
-    fn encode(&self) -> Value {
+    fn encode(self) -> Value {
         let (true, Some(fields)) = (self.dirty, &self.fields) else {
-            return self.raw.clone();
+            return self.raw;
         };
-        let mut out = self.raw.as_object().cloned().unwrap_or_default();
+        let fields_v1 = fields.to_fields_v1();
+        let mut out = match self.raw {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
         let mut put = |key: &str, value: Option<Value>| match value {
             Some(v) => {
                 out.insert(key.to_string(), v);
@@ -132,14 +136,15 @@ impl Entry {
                 out.shift_remove(key);
             }
         };
-        put("manager", Some(Value::String(self.manager.clone())));
-        put("operation", Some(Value::String(self.operation.clone())));
-        put("apiVersion", Some(Value::String(self.api_version.clone())));
-        put("time", self.time.clone().map(Value::String));
+        put("manager", Some(Value::String(self.manager)));
+        put("operation", Some(Value::String(self.operation)));
+        put("apiVersion", Some(Value::String(self.api_version)));
+        put("time", self.time.map(Value::String));
         put("fieldsType", Some(Value::String("FieldsV1".into())));
-        put("fieldsV1", Some(fields.to_fields_v1()));
-        let subresource =
-            Some(Value::String(self.subresource.clone())).filter(|_| !self.subresource.is_empty());
+        put("fieldsV1", Some(fields_v1));
+        let subresource = Some(self.subresource)
+            .filter(|s| !s.is_empty())
+            .map(Value::String);
         put("subresource", subresource);
         Value::Object(out)
     }
@@ -239,7 +244,7 @@ impl Managed {
         if self.entries.is_empty() {
             meta.shift_remove("managedFields");
         } else {
-            let list = self.entries.iter().map(Entry::encode).collect();
+            let list = self.entries.into_iter().map(Entry::encode).collect();
             meta.insert("managedFields".into(), Value::Array(list));
         }
     }

@@ -6,7 +6,7 @@
 use serde_json::{Map, Number, Value};
 
 use super::prune::{field_schema, joined, push_index, push_key, skip};
-use super::Schema;
+use super::{Schema, Type};
 use crate::names::go_quote;
 use crate::status::StatusCause;
 
@@ -80,8 +80,8 @@ impl Checker {
             self.check_enum(x, s);
             return;
         }
-        normalize_integer(x, &types);
-        self.check_type(x, s, &types);
+        normalize_integer(x, types);
+        self.check_type(x, s, types);
         match x {
             Value::String(text) => self.check_string(text, s),
             Value::Number(n) => self.check_number(n, s),
@@ -151,7 +151,6 @@ impl Checker {
     }
 
     fn check_number(&mut self, n: &Number, s: &Schema) {
-        let value = go_number(n);
         let data = n.as_f64().unwrap_or(f64::NAN);
         // An integer is compared with the bound truncated to an integer, as in Go.
         let bound = |b: f64| {
@@ -169,7 +168,7 @@ impl Checker {
                 } else {
                     "less than or equal to"
                 };
-                self.invalid(value.clone(), &format!("should be {op} {}", bound(max)));
+                self.invalid(go_number(n), &format!("should be {op} {}", bound(max)));
             }
         }
         if let Some(min) = s.minimum {
@@ -180,7 +179,7 @@ impl Checker {
                 } else {
                     "greater than or equal to"
                 };
-                self.invalid(value, &format!("should be {op} {}", bound(min)));
+                self.invalid(go_number(n), &format!("should be {op} {}", bound(min)));
             }
         }
     }
@@ -248,11 +247,18 @@ impl Checker {
 
 /// The `type` list kube-openapi checks against (`x-kubernetes-int-or-string` is
 /// `integer,string`).
-fn type_list(s: &Schema) -> Vec<&'static str> {
+fn type_list(s: &Schema) -> &'static [&'static str] {
     if s.int_or_string {
-        vec!["integer", "string"]
-    } else {
-        s.ty.map(|t| vec![t.as_str()]).unwrap_or_default()
+        return &["integer", "string"];
+    }
+    match s.ty {
+        Some(Type::String) => &["string"],
+        Some(Type::Integer) => &["integer"],
+        Some(Type::Number) => &["number"],
+        Some(Type::Boolean) => &["boolean"],
+        Some(Type::Object) => &["object"],
+        Some(Type::Array) => &["array"],
+        None => &[],
     }
 }
 

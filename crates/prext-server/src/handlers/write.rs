@@ -143,9 +143,13 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     meta::ensure_namespace(def, &mut obj, ctx.path.namespace.as_deref())?;
     admit_namespace(&ctx).await?;
     let generated = meta::meta_str(&obj, "name").is_none_or(str::is_empty);
-    let original = obj.clone();
+    // Only a generated name can collide and be retried: only then is a copy kept.
+    let original = generated.then(|| obj.clone());
+    let mut first = Some(obj);
     for _attempt in 0..RETRIES {
-        let mut obj = original.clone();
+        let Some(mut obj) = first.take().or_else(|| original.clone()) else {
+            break;
+        };
         let now = jiff::Timestamp::now();
         meta::prepare_create(&mut obj, now)?;
         let warnings = admit(def, &mut obj, &params)?;
