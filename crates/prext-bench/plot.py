@@ -17,7 +17,8 @@ def main() -> None:
     src, dst = sys.argv[1], sys.argv[2]
     with open(src, encoding="utf-8") as f:
         doc = json.load(f)
-    rows = [r for r in doc["rows"] if r["concurrency"] is not None]
+    # Throughput rows only (the per-level CPU rows are in ms).
+    rows = [r for r in doc["rows"] if r["concurrency"] is not None and r["unit"] == "objects/s"]
     measures = sorted({r["measure"] for r in rows})
     fig, axes = plt.subplots(1, len(measures), figsize=(6 * len(measures), 4.5), squeeze=False)
     for ax, measure in zip(axes[0], measures):

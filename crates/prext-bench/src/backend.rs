@@ -45,6 +45,18 @@ impl Backend {
         }
     }
 
+    /// CPU time the database's own processes have used so far (PostgreSQL: the postmaster and
+    /// its backends; SQLite runs inside its client, so nothing).
+    pub fn database_cpu(&self) -> Duration {
+        match self {
+            Backend::Sqlite => Duration::ZERO,
+            Backend::Postgres(pg) => std::fs::read_to_string(pg.data_dir().join("postmaster.pid"))
+                .ok()
+                .and_then(|s| s.lines().next()?.trim().parse().ok())
+                .map_or(Duration::ZERO, crate::cpu::tree),
+        }
+    }
+
     /// Starts a prext server on an empty store, with `dir` as its data dir.
     pub async fn prext(&self, binary: &Path, dir: &Path) -> anyhow::Result<(Prext, Stored)> {
         std::fs::create_dir_all(dir)?;

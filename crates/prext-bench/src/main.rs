@@ -6,6 +6,7 @@
 //! Run it with `./scripts/bench` (builds release binaries first). Not a test: no assertions.
 
 mod backend;
+mod cpu;
 mod ops;
 mod payload;
 mod raw;

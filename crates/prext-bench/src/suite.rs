@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::backend::Backend;
+use crate::cpu;
 use crate::ops::{self, percentile_ms};
 use crate::payload::Payload;
 use crate::raw_etcd::EtcdReference;
@@ -54,9 +55,16 @@ pub async fn run(
     };
     for (level, &c) in plan.concurrency.iter().enumerate() {
         let reference = backend.reference(&tmp.join(format!("{b}-raw-c{c}"))).await?;
+        // The reference's CPU: this process (the clients; raw SQLite itself) and the database.
+        let ref_cpu = || cpu::this_process() + backend.database_cpu();
+        let (before, db_before) = (ref_cpu(), backend.database_cpu());
         let ref_create = reference.inserts(&plan.payload, n, c).await?;
+        let ref_create_cpu = cpu::per_op_ms(before, ref_cpu(), n);
+        let ref_create_db = cpu::per_op_ms(db_before, backend.database_cpu(), n);
         let ref_bytes = reference.bytes().await? as f64;
+        let before = ref_cpu();
         let ref_update = reference.updates(&plan.payload, n, c).await?;
+        let ref_update_cpu = cpu::per_op_ms(before, ref_cpu(), n);
         let etcd_writes = match etcd.as_deref_mut() {
             Some(e) => e.writes(&plan.payload, n, c).await,
             None => None,
@@ -66,7 +74,13 @@ pub async fn run(
             .prext(&plan.binary, &tmp.join(format!("{b}-prext-c{c}")))
             .await?;
         let idle = server::rss(prext.pid());
+        // prext's CPU: its server process and the database; the clients' apart.
+        let server_cpu = || cpu::process(prext.pid()) + backend.database_cpu();
+        let (before, client_before, db_before) = (server_cpu(), cpu::this_process(), backend.database_cpu());
         let (create, versions) = ops::create(&prext, &plan.payload, n, c).await?;
+        let create_cpu = cpu::per_op_ms(before, server_cpu(), n);
+        let create_db = cpu::per_op_ms(db_before, backend.database_cpu(), n);
+        let client_cpu = cpu::per_op_ms(client_before, cpu::this_process(), n);
         table.add(row(
             "create",
             Some(c),
@@ -76,7 +90,9 @@ pub async fn run(
             etcd_writes.map(|w| w.0),
         ));
         let prext_bytes = backend.stored_bytes(&stored).await? as f64;
+        let before = server_cpu();
         let update = ops::update(&prext, &plan.payload, &versions, c).await?;
+        let update_cpu = cpu::per_op_ms(before, server_cpu(), n);
         table.add(row(
             "update (PUT)",
             Some(c),
@@ -84,6 +100,37 @@ pub async fn run(
             update,
             Some(ref_update),
             etcd_writes.map(|w| w.1),
+        ));
+        for (what, prext_ms, ref_ms) in [
+            ("create", create_cpu, ref_create_cpu),
+            ("update", update_cpu, ref_update_cpu),
+        ] {
+            table.add(row(
+                &format!("CPU per {what}: server + database (raw: client + database)"),
+                Some(c),
+                "ms",
+                prext_ms,
+                Some(ref_ms),
+                None,
+            ));
+        }
+        if let Backend::Postgres(_) = backend {
+            table.add(row(
+                "CPU per create: of which PostgreSQL",
+                Some(c),
+                "ms",
+                create_db,
+                Some(ref_create_db),
+                None,
+            ));
+        }
+        table.add(row(
+            "CPU per create: the benchmark's HTTPS client",
+            Some(c),
+            "ms",
+            client_cpu,
+            None,
+            None,
         ));
         if level > 0 {
             prext.stop();

@@ -23,7 +23,7 @@ use tokio_postgres::types::ToSql;
 
 use super::error::pg_error;
 use super::prepared::Prepared;
-use super::result_rows::INSERT_RESULTS;
+use super::result_rows::{INSERT_OBJECT_WITH_RESULTS, INSERT_RESULTS};
 use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
 
 /// Why one write did not happen.
@@ -92,12 +92,17 @@ pub(crate) async fn current(
     row.map(|r| Current::from_row(&r, 0)).transpose()
 }
 
+/// One index probe per key: a plain join lets the planner pick a hash join over the whole
+/// table while it is small or its statistics stale, and costs more to plan on every run.
 const CURRENTS: &str = "SELECT k.i, o.id, o.uid, o.revision, o.labels, o.deleting, o.results_digest,
             CASE WHEN k.body THEN o.body END
      FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[])
               WITH ORDINALITY AS k(resource, namespace, name, body, i)
-     JOIN objects o ON o.cluster = $1 AND o.resource = k.resource AND o.namespace = k.namespace
-                   AND o.name = k.name";
+     CROSS JOIN LATERAL (
+         SELECT * FROM objects
+         WHERE cluster = $1 AND resource = k.resource AND namespace = k.namespace AND name = k.name
+         LIMIT 1
+     ) AS o";
 
 /// The current rows of many objects in one statement, in the order of `keys` (`true` beside a
 /// key asks for its body).
@@ -182,13 +187,8 @@ where
     ))))
 }
 
-const INSERT_OBJECT: &str = "INSERT INTO objects (cluster, resource, namespace, name, uid, revision, created,
-         labels, deleting, summary_pass, summary_fail, summary_warn, summary_error, summary_skip,
-         scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body, results_digest)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-             $21)";
-
-/// The parameters of [`INSERT_OBJECT`]; the row is found by its key (the uid checked again).
+/// The object parameters of [`INSERT_OBJECT_WITH_RESULTS`] (`$1` to `$21`); the row is found by
+/// its key (the uid checked again).
 const UPDATE_OBJECT: &str = "UPDATE objects SET revision = $6, created = $7, labels = $8, deleting = $9,
          summary_pass = $10, summary_fail = $11, summary_warn = $12, summary_error = $13,
          summary_skip = $14, scope_api_version = $15, scope_kind = $16, scope_namespace = $17,
@@ -216,7 +216,7 @@ pub(crate) struct Statements {
 impl Statements {
     pub(crate) async fn prepare(tx: &Transaction<'_>) -> Result<Statements, tokio_postgres::Error> {
         let (insert, update, clear, remove, results, change) = futures::try_join!(
-            tx.prepare_cached(INSERT_OBJECT),
+            tx.prepare_cached(INSERT_OBJECT_WITH_RESULTS),
             tx.prepare_cached(UPDATE_OBJECT),
             tx.prepare_cached(CLEAR_RESULTS),
             tx.prepare_cached(REMOVE_OBJECT),
@@ -240,7 +240,7 @@ enum Target<'a> {
     Insert(&'a Prepared),
     /// The row `id` replaced, its results rewritten unless they are unchanged (`false`).
     Replace(i64, &'a Prepared, bool),
-    /// The row `id` removed (its results go with it: ON DELETE CASCADE).
+    /// The row `id` removed, with its results.
     Remove(i64),
 }
 
@@ -375,36 +375,46 @@ impl Write<'_> {
         ];
         match &self.target {
             Target::Insert(p) => {
-                futures::try_join!(
-                    async { tx.execute(&st.insert, &self.object_params(&cluster, p)).await },
-                    p.results.insert(tx, &st.results, cluster, k),
-                    tx.execute(&st.change, &change)
-                )?;
+                let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
+                params.extend(p.results.params());
+                futures::try_join!(async { tx.execute(&st.insert, &params).await }, async {
+                    tx.execute(&st.change, &change).await
+                })?;
             }
-            Target::Replace(id, p, true) => {
+            Target::Replace(id, p, rewrite) => {
+                let results = async {
+                    if !*rewrite || p.results.is_empty() {
+                        return Ok(0);
+                    }
+                    let mut params: Vec<&(dyn ToSql + Sync)> = vec![id, &cluster];
+                    params.extend(p.results.params());
+                    tx.execute(&st.results, &params).await
+                };
+                let clear = async {
+                    match rewrite {
+                        true => tx.execute(&st.clear, &[id]).await,
+                        false => Ok(0),
+                    }
+                };
                 futures::try_join!(
                     async { tx.execute(&st.update, &self.object_params(&cluster, p)).await },
-                    async { tx.execute(&st.clear, &[id]).await },
-                    p.results.insert(tx, &st.results, cluster, k),
-                    tx.execute(&st.change, &change)
-                )?;
-            }
-            Target::Replace(_, p, false) => {
-                futures::try_join!(
-                    async { tx.execute(&st.update, &self.object_params(&cluster, p)).await },
-                    tx.execute(&st.change, &change)
+                    clear,
+                    results,
+                    async { tx.execute(&st.change, &change).await }
                 )?;
             }
             Target::Remove(id) => {
-                futures::try_join!(async { tx.execute(&st.remove, &[id]).await }, async {
-                    tx.execute(&st.change, &change).await
-                })?;
+                futures::try_join!(
+                    async { tx.execute(&st.clear, &[id]).await },
+                    async { tx.execute(&st.remove, &[id]).await },
+                    async { tx.execute(&st.change, &change).await }
+                )?;
             }
         }
         Ok(())
     }
 
-    /// The parameters of [`INSERT_OBJECT`] and [`UPDATE_OBJECT`].
+    /// The object parameters of [`INSERT_OBJECT_WITH_RESULTS`] and [`UPDATE_OBJECT`].
     fn object_params<'p>(&'p self, cluster: &'p &str, p: &'p Prepared) -> [&'p (dyn ToSql + Sync); 21] {
         let (k, s, sc) = (self.key, &p.summary, &p.scope);
         [

@@ -3,27 +3,62 @@
 //! The rows go to the server as one array per column and come back out of `unnest`, so a
 //! report with hundreds of results costs one statement, pipelined with the report's own write.
 
-use deadpool_postgres::Transaction;
 use prext_api::report::{ReportIndex, ResultRow};
 use serde_json::Value;
+use tokio_postgres::types::ToSql;
 
 use super::ops::OpError;
-use crate::{Error, ObjectKey};
+use crate::Error;
 
 type OpResult<T> = std::result::Result<T, OpError>;
 
-/// One result row per array element; the object is found by its key, so that the insert can be
-/// pipelined right behind the object's own.
-pub(crate) const INSERT_RESULTS: &str =
-    "INSERT INTO results (object_id, cluster, idx, policy, rule, result, severity, category,
-         source, scored, \"timestamp\", message, properties, resources, subject_api_version,
-         subject_kind, subject_namespace, subject_name, subject_uid)
-     SELECT o.id, o.cluster, u.*
-     FROM objects o,
-          unnest($5::integer[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                 $11::text[], $12::boolean[], $13::bigint[], $14::text[], $15::jsonb[],
-                 $16::jsonb[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[]) AS u
-     WHERE o.cluster = $1 AND o.resource = $2 AND o.namespace = $3 AND o.name = $4";
+/// The columns of `results`, in the order [`ResultColumns::params`] gives their arrays after
+/// `object_id` and `cluster`.
+macro_rules! result_columns {
+    () => {
+        "object_id, cluster, idx, policy, rule, result, severity, category, source, scored,
+         \"timestamp\", message, properties, resources, subject_api_version, subject_kind,
+         subject_namespace, subject_name, subject_uid"
+    };
+}
+
+/// The arrays of [`ResultColumns::params`] as rows, their parameters starting at `$3`.
+macro_rules! unnest_from_3 {
+    () => {
+        "unnest($3::integer[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::text[], $10::boolean[], $11::bigint[], $12::text[], $13::jsonb[],
+                $14::jsonb[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[])"
+    };
+}
+
+/// A report's result rows, for the object `$1` of cluster `$2`.
+pub(crate) const INSERT_RESULTS: &str = concat!(
+    "INSERT INTO results (",
+    result_columns!(),
+    ") SELECT $1, $2, u.* FROM ",
+    unnest_from_3!(),
+    " AS u"
+);
+
+/// A new object row (the parameters of `ops::INSERT_OBJECT`, `$1` to `$21`) and its result
+/// rows (`$22` on) in one statement: the result rows take the object's new id without a
+/// lookup.
+pub(crate) const INSERT_OBJECT_WITH_RESULTS: &str = concat!(
+    "WITH o AS (",
+    "INSERT INTO objects (cluster, resource, namespace, name, uid, revision, created, labels, deleting,
+         summary_pass, summary_fail, summary_warn, summary_error, summary_skip, scope_api_version,
+         scope_kind, scope_namespace, scope_name, scope_uid, body, results_digest)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+             $21)
+     RETURNING id, cluster) ",
+    "INSERT INTO results (",
+    result_columns!(),
+    ") SELECT o.id, o.cluster, u.* FROM o, ",
+    "unnest($22::integer[], $23::text[], $24::text[], $25::text[], $26::text[], $27::text[],
+            $28::text[], $29::boolean[], $30::bigint[], $31::text[], $32::jsonb[], $33::jsonb[],
+            $34::text[], $35::text[], $36::text[], $37::text[], $38::text[])",
+    " AS u"
+);
 
 /// A report's results as column arrays. PostgreSQL text cannot hold NUL characters, so they
 /// become U+FFFD in these columns (the served body keeps them, escaped).
@@ -90,45 +125,34 @@ impl ResultColumns {
         })
     }
 
-    /// Inserts the rows (nothing when there are none).
-    pub(crate) async fn insert(
-        &self,
-        tx: &Transaction<'_>,
-        stmt: &tokio_postgres::Statement,
-        cluster: &str,
-        key: &ObjectKey,
-    ) -> Result<u64, tokio_postgres::Error> {
-        if self.idx.is_empty() {
-            return Ok(0);
-        }
+    /// Whether the report has no results.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.idx.is_empty()
+    }
+
+    /// The column arrays, in the order of the `unnest` of [`INSERT_RESULTS`] and
+    /// [`INSERT_OBJECT_WITH_RESULTS`].
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 17] {
         let [policy, rule, result, severity, category, source] = &self.text;
         let [s_api, s_kind, s_ns, s_name, s_uid] = &self.subject;
-        tx.execute(
-            stmt,
-            &[
-                &cluster,
-                &key.resource,
-                &key.namespace,
-                &key.name,
-                &self.idx,
-                policy,
-                rule,
-                result,
-                severity,
-                category,
-                source,
-                &self.scored,
-                &self.timestamp,
-                &self.message,
-                &self.properties,
-                &self.resources,
-                s_api,
-                s_kind,
-                s_ns,
-                s_name,
-                s_uid,
-            ],
-        )
-        .await
+        [
+            &self.idx,
+            policy,
+            rule,
+            result,
+            severity,
+            category,
+            source,
+            &self.scored,
+            &self.timestamp,
+            &self.message,
+            &self.properties,
+            &self.resources,
+            s_api,
+            s_kind,
+            s_ns,
+            s_name,
+            s_uid,
+        ]
     }
 }

@@ -6,6 +6,10 @@
 -- version 3: their next write rewrites the results once and sets it.
 ALTER TABLE objects ADD COLUMN results_digest bytea;
 
+-- Result rows lose their foreign key to objects: checking it cost a lookup per result row on
+-- every write, and prext, the only writer, deletes a report's rows with the report itself.
+ALTER TABLE results DROP CONSTRAINT IF EXISTS results_object_id_fkey;
+
 -- Stored bodies compressed with LZ4.
 --
 -- Report bodies (objects.body, changes.body) are JSON of 1 to 200 KB that PostgreSQL compresses
