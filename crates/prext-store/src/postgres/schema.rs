@@ -43,6 +43,10 @@ const MIGRATIONS: &[Migration] = &[
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
 pub(crate) const MIGRATION_LOCK: i64 = 0x7072_6578_7400_0001;
 
+/// The oldest PostgreSQL prext runs on (`server_version_num`): 12 brought `plan_cache_mode`,
+/// which the writer sets, and generated/identity columns as used here.
+const MIN_SERVER_VERSION: i32 = 120_000;
+
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i32 {
     MIGRATIONS.last().map_or(0, |m| m.version)
@@ -56,6 +60,17 @@ pub(crate) async fn migrate(client: &mut Client, cluster: &str, timeout: Duratio
         .await
         .and_then(|row| row.try_get(0))
         .map_err(pg_error)?;
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::integer", &[])
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(pg_error)?;
+    if version < MIN_SERVER_VERSION {
+        return Err(Error::Internal(format!(
+            "PostgreSQL {} is too old: prext needs PostgreSQL 12 or later",
+            version / 10_000
+        )));
+    }
     if !encoding.eq_ignore_ascii_case("UTF8") {
         return Err(Error::Internal(format!(
             "the database encoding is {encoding}; prext needs a UTF8 database \

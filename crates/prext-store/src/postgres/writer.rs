@@ -325,7 +325,14 @@ impl Writer {
     async fn fast(&self, tx: &Transaction<'_>, requests: &[Request]) -> Result<Done, Failure> {
         let cluster = self.cluster.as_str();
         let keys: Vec<(&ObjectKey, bool)> = requests.iter().filter_map(|r| r.op.key()).collect();
-        let ((start, _), currents, st) = futures::try_join!(
+        let ((), (start, _), currents, st) = futures::try_join!(
+            async {
+                // Every statement here probes keys: a generic plan is always right, and
+                // re-planning the batch's lookup on every run cost more than running it.
+                tx.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                    .await
+                    .map_err(Failure::before_commit)
+            },
             self.lock(tx),
             async {
                 ops::currents(tx, cluster, &keys)
