@@ -46,13 +46,10 @@ pub(crate) fn latest_version() -> i64 {
 
 /// Bounds the WAL file after checkpoints (bytes).
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
-/// WAL pages between automatic checkpoints (run by the writer at commit). Larger than
-/// SQLite's 1000 because every checkpoint costs an fsync of the database file: at 32 MiB,
-/// it measured about 1.5 times the default's write throughput (5 KB reports, 16 writers).
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
 /// Opens the read-write connection of the writer thread: WAL, `synchronous=FULL` (an
-/// acknowledged write survives power loss), foreign keys on, and temporary storage in memory
+/// acknowledged write survives power loss), no automatic checkpoints (the checkpointer
+/// thread runs them, see `checkpointer.rs`), foreign keys on, and temporary storage in memory
 /// (statements that may abort midway, such as a multi-row `DELETE`, keep a statement journal,
 /// which would otherwise be a temp file written page by page).
 pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection> {
@@ -71,10 +68,19 @@ pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connect
     }
     conn.execute_batch(&format!(
         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-         PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}; \
-         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
+         PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}; PRAGMA wal_autocheckpoint = 0;"
     ))
     .map_err(db_error)?;
+    Ok(conn)
+}
+
+/// Opens the connection of the checkpointer thread (it writes only the database file).
+pub(crate) fn open_checkpointer(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(db_error)?;
+    conn.busy_timeout(busy_timeout).map_err(db_error)?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;")
+        .map_err(db_error)?;
     Ok(conn)
 }
 
