@@ -3,12 +3,17 @@
 //! SQLite's automatic checkpoint runs inside the `COMMIT` of whichever connection crosses the
 //! threshold, which is always the single writer: every few hundred batches one commit also
 //! copied thousands of pages and fsynced the database file while every queued write waited.
-//! Instead, the writer runs with `wal_autocheckpoint=0`, and this thread, on a connection of
-//! its own, runs a `PASSIVE` checkpoint (which never blocks the writer) whenever new
-//! revisions were committed since its last look, at most every [`INTERVAL`]. Should the WAL
-//! still pass [`HARD_LIMIT`] frames (a passive checkpoint cannot reset a WAL the writer keeps
-//! appending to), it runs a `RESTART` checkpoint, which waits for the writer's current batch
-//! and lets the next one start the WAL over: the WAL stays bounded under continuous writes.
+//! This thread, on a connection of its own, runs a `PASSIVE` checkpoint (which never blocks
+//! the writer) whenever new revisions were committed since its last look, at most every
+//! [`INTERVAL`], so that pages are copied back while the writer goes on.
+//!
+//! A passive checkpoint cannot reset a WAL that the writer keeps appending to (the WAL starts
+//! over only when a write begins with every frame copied back), and a blocking checkpoint from
+//! here would starve behind a busy writer. So the writer keeps its automatic checkpoint (see
+//! `schema.rs`): when the WAL reaches that size, the writer's own checkpoint finds most frames
+//! already copied by this thread, copies the rest with nothing appended meanwhile, and the
+//! next write resets the WAL. The WAL stays bounded as before, at a fraction of the writer's
+//! old cost.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,8 +25,6 @@ use tokio::sync::watch;
 
 /// How often the thread looks for new commits.
 const INTERVAL: Duration = Duration::from_millis(100);
-/// WAL frames (pages) beyond which the checkpoint waits for the writer.
-const HARD_LIMIT: i64 = 4096;
 
 /// A running checkpointer; [`Checkpointer::stop`] ends it.
 #[derive(Debug)]
@@ -59,19 +62,8 @@ fn run(conn: &Connection, published: &watch::Receiver<i64>, stop: &AtomicBool) {
             continue;
         }
         seen = newest;
-        match checkpoint(conn, "PASSIVE") {
-            Ok(frames) if frames > HARD_LIMIT => {
-                if let Err(e) = checkpoint(conn, "RESTART") {
-                    tracing::warn!(error = %e, frames, "WAL restart checkpoint failed");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
-}
-
-/// Runs one checkpoint; returns the WAL's size in frames before it.
-fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<i64> {
-    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get(1))
 }

@@ -47,9 +47,13 @@ pub(crate) fn latest_version() -> i64 {
 /// Bounds the WAL file after checkpoints (bytes).
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
+/// WAL pages at which the writer checkpoints at commit. The checkpointer thread
+/// (`checkpointer.rs`) copies pages back meanwhile, so this checkpoint finds little left to do;
+/// it is what resets the WAL under continuous writes, keeping it at about this size.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
+
 /// Opens the read-write connection of the writer thread: WAL, `synchronous=FULL` (an
-/// acknowledged write survives power loss), no automatic checkpoints (the checkpointer
-/// thread runs them, see `checkpointer.rs`), foreign keys on, and temporary storage in memory
+/// acknowledged write survives power loss), foreign keys on, and temporary storage in memory
 /// (statements that may abort midway, such as a multi-row `DELETE`, keep a statement journal,
 /// which would otherwise be a temp file written page by page).
 pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection> {
@@ -68,7 +72,8 @@ pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connect
     }
     conn.execute_batch(&format!(
         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-         PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}; PRAGMA wal_autocheckpoint = 0;"
+         PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}; \
+         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
     ))
     .map_err(db_error)?;
     Ok(conn)
