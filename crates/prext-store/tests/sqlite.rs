@@ -266,3 +266,53 @@ async fn writes_and_pings_while_an_analyst_reads() {
     store.close().await;
     assert!(matches!(store.ping().await, Err(Error::Unavailable(_))));
 }
+
+/// Creates `each` reports of 20 results from each of 8 tasks at once.
+async fn write_load(store: &Arc<SqliteStore>, round: usize, each: usize) {
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = Arc::clone(store);
+        tasks.push(tokio::spawn(async move {
+            let policies: Vec<String> = (0..20).map(|k| format!("policy-{k}")).collect();
+            let pairs: Vec<(&str, &str)> = policies.iter().map(|p| (p.as_str(), "fail")).collect();
+            for i in 0..each {
+                let name = format!("r{round}-{i:03}");
+                let mut w = fixtures::report(fixtures::POLR, &format!("ns-{t}"), &name);
+                fixtures::set_results(&mut w, &pairs);
+                fixtures::create(&*store, w).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("writer task");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpointer_copies_the_wal_while_writes_go_on() {
+    let db = TempSqlite::new();
+    let store = db.open_sqlite().await;
+    let size =
+        |suffix: &str| std::fs::metadata(format!("{}{suffix}", db.path().display())).map_or(0, |m| m.len());
+    let initial = size("");
+    // Far fewer WAL pages than the writer's own checkpoint threshold.
+    write_load(&store, 0, 5).await;
+    assert!(size("-wal") < 8 << 20, "{} bytes of WAL", size("-wal"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while size("") <= initial && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        size("") > initial,
+        "the database file grew from {initial} bytes while the store is open: WAL checkpointed"
+    );
+    // Continuous writes: the WAL is reset and stays bounded.
+    write_load(&store, 1, 100).await;
+    assert!(
+        size("-wal") < 64 << 20,
+        "the WAL stays bounded: {} bytes",
+        size("-wal")
+    );
+    store.close().await;
+    assert_eq!(size("-wal"), 0, "closing truncates the WAL");
+}

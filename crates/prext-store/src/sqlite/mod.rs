@@ -1,6 +1,7 @@
 //! The SQLite backend: the default, embedded store of a single prext replica.
 //!
 //! Layout (the tables are documented for analysts in `docs/schema.md`):
+//! - [`checkpointer`]: the thread that checkpoints the WAL off the writer thread;
 //! - [`schema`]: connection settings (WAL, `synchronous=FULL`, foreign keys) and versioned
 //!   migrations;
 //! - [`lock`]: the file lock that keeps a second server off the same database;
@@ -14,6 +15,7 @@
 //! No call blocks the async runtime: writes are queued to the writer thread and awaited on a
 //! oneshot; reads run on blocking threads.
 
+mod checkpointer;
 mod lock;
 mod ops;
 mod prepared;
@@ -31,6 +33,7 @@ use std::time::Duration;
 use rusqlite::ErrorCode;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use self::checkpointer::Checkpointer;
 use self::lock::DbLock;
 use self::prepared::Prepared;
 use self::reader::Readers;
@@ -125,6 +128,12 @@ impl SqliteStore {
         .map_err(context)?;
 
         let (published_tx, published) = watch::channel(revision);
+        let checkpointer = schema::open_checkpointer(path, opts.busy_timeout)
+            .and_then(|c| {
+                Checkpointer::start(c, published.clone())
+                    .map_err(|e| Error::Internal(format!("cannot start the checkpointer thread: {e}")))
+            })
+            .map_err(context)?;
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
         let (done_tx, done_rx) = oneshot::channel();
         let limits = Limits {
@@ -134,7 +143,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("prext-sqlite-writer".into())
             .spawn(move || {
-                writer::run(conn, rx, published_tx, limits);
+                writer::run(conn, rx, published_tx, limits, checkpointer);
                 let _ = done_tx.send(());
             })
             .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;

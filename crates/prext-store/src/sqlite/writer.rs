@@ -21,6 +21,7 @@ use std::time::Instant;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::checkpointer::Checkpointer;
 use super::db_error;
 use super::ops::{self, OpError};
 use super::prepared::Prepared;
@@ -61,13 +62,14 @@ pub(crate) struct Limits {
     pub(crate) bytes: usize,
 }
 
-/// Runs the writer until every sender is dropped and the queue is drained, then checkpoints
-/// the WAL and closes the connection.
+/// Runs the writer until every sender is dropped and the queue is drained, then stops the
+/// checkpointer, checkpoints the WAL and closes the connection.
 pub(crate) fn run(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Request>,
     published: watch::Sender<i64>,
     limits: Limits,
+    checkpointer: Checkpointer,
 ) {
     while let Some(first) = rx.blocking_recv() {
         let started = Instant::now();
@@ -82,6 +84,7 @@ pub(crate) fn run(
         }
         tracing::trace!(ops = n, elapsed = ?started.elapsed(), ?revision, "write batch");
     }
+    checkpointer.stop();
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "WAL checkpoint on close failed");
     }
