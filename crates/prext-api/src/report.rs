@@ -66,7 +66,9 @@ impl ReportIndex {
     /// included; not the summary or scope), so that a store can skip rewriting the rows of a
     /// report whose rewrite leaves them as they were (a label change, a new annotation, a
     /// summary fix). Stable across builds and platforms, as it is stored: the first 16 bytes of
-    /// a SHA-256 over a length-prefixed encoding of every field.
+    /// a SHA-256 over a length-prefixed encoding of every field. Stores also derive rows from
+    /// the results (numeric properties, counts): a change to how those are derived must change
+    /// the tag hashed first, so that stored digests no longer match and the rows are rewritten.
     pub fn results_digest(&self) -> [u8; 16] {
         use sha2::{Digest, Sha256};
         fn put(h: &mut Sha256, field: Option<&[u8]>) {

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 
 use prext_api::report::{ResultRow, Subject, Summary};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::stamp::Unstamped;
 use crate::{Error, ObjectKey, ObjectWrite, Result};
@@ -35,7 +34,8 @@ pub(crate) struct Prepared {
     /// The rows of `result_counts`: `(result, severity, source)` (a missing value as `""`)
     /// and how many results have them.
     pub(crate) counts: Vec<((String, String, String), i64)>,
-    /// A digest of `results` (everything the result rows, numbers and counts hold).
+    /// [`ReportIndex::results_digest`](prext_api::report::ReportIndex::results_digest): what the
+    /// result rows, numbers and counts are written from.
     pub(crate) digest: [u8; 16],
 }
 
@@ -68,6 +68,7 @@ impl Prepared {
         let labels = serde_json::to_string(&obj.labels)
             .map_err(|e| Error::Internal(format!("serializing labels: {e}")))?;
         let body = Unstamped::new(&obj.body).map_err(|e| Error::Internal(e.to_string()))?;
+        let digest = obj.index.results_digest();
         let results: Vec<PreparedResult> = obj.index.results.into_iter().map(PreparedResult::new).collect();
         let mut counts = BTreeMap::new();
         for r in &results {
@@ -76,7 +77,6 @@ impl Prepared {
                 .entry((text(&r.result), text(&r.severity), text(&r.source)))
                 .or_insert(0) += 1;
         }
-        let digest = digest(&results);
         Ok(Prepared {
             key: obj.key,
             uid: obj.uid,
@@ -166,59 +166,6 @@ fn is_json_number(b: &[u8]) -> bool {
         i += n;
     }
     i == b.len()
-}
-
-/// A stable digest (SHA-256, first 128 bits) of every column of the result rows, each
-/// field length-prefixed so that no two different row lists encode alike.
-fn digest(results: &[PreparedResult]) -> [u8; 16] {
-    fn text(h: &mut Sha256, v: Option<&str>) {
-        match v {
-            None => h.update([0]),
-            Some(s) => {
-                h.update([1]);
-                h.update((s.len() as u64).to_le_bytes());
-                h.update(s.as_bytes());
-            }
-        }
-    }
-    let mut h = Sha256::new();
-    h.update((results.len() as u64).to_le_bytes());
-    for r in results {
-        h.update(r.index.to_le_bytes());
-        for v in [
-            &r.source,
-            &r.policy,
-            &r.rule,
-            &r.result,
-            &r.severity,
-            &r.category,
-            &r.message,
-        ] {
-            text(&mut h, v.as_deref());
-        }
-        h.update([match r.scored {
-            None => 0,
-            Some(false) => 1,
-            Some(true) => 2,
-        }]);
-        match r.timestamp {
-            None => h.update([0]),
-            Some(t) => {
-                h.update([1]);
-                h.update(t.to_le_bytes());
-            }
-        }
-        text(&mut h, Some(&r.properties));
-        text(&mut h, Some(&r.resources));
-        let s = &r.subject;
-        for v in [&s.api_version, &s.kind, &s.namespace, &s.name, &s.uid] {
-            text(&mut h, v.as_deref());
-        }
-    }
-    let full = h.finalize();
-    let mut out = [0; 16];
-    out.copy_from_slice(&full[..16]);
-    out
 }
 
 #[cfg(test)]
