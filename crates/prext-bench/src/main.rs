@@ -51,7 +51,7 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     watchers: usize,
     /// Writes per second during the watch benchmark.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 500)]
     watch_rate: u32,
     /// Seconds of writes during the watch benchmark.
     #[arg(long, default_value_t = 5)]
