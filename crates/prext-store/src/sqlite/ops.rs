@@ -83,11 +83,43 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
+/// The parameters of an object row, in the order of `create`'s INSERT and `update`'s UPDATE.
+/// (`body` is a `&String`: a parameter must be a sized `ToSql`, which `str` is not.)
+#[allow(clippy::ptr_arg)]
+fn object_params<'a>(
+    obj: &'a Prepared,
+    revision: &'a i64,
+    body: &'a String,
+) -> [&'a dyn rusqlite::ToSql; 20] {
+    let (s, sc) = (&obj.summary, &obj.scope);
+    [
+        &obj.key.resource,
+        &obj.key.namespace,
+        &obj.key.name,
+        &obj.uid,
+        revision,
+        &obj.created,
+        &obj.labels,
+        &obj.deleting,
+        &s.pass,
+        &s.fail,
+        &s.warn,
+        &s.error,
+        &s.skip,
+        &sc.api_version,
+        &sc.kind,
+        &sc.namespace,
+        &sc.name,
+        &sc.uid,
+        body,
+        &obj.digest,
+    ]
+}
+
 /// Stores a new object; returns it and the size of its body.
 pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResult<(StoredObject, usize)> {
     let body = obj.body.stamp(revision);
     let labels = &obj.labels;
-    let (s, sc) = (&obj.summary, &obj.scope);
     // The check and the first write in one statement: it fails on the taken key having
     // written nothing.
     let inserted = conn
@@ -99,28 +131,7 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
                  ?20)",
         )?
-        .execute(params![
-            obj.key.resource,
-            obj.key.namespace,
-            obj.key.name,
-            obj.uid,
-            revision,
-            obj.created,
-            labels,
-            obj.deleting,
-            s.pass,
-            s.fail,
-            s.warn,
-            s.error,
-            s.skip,
-            sc.api_version,
-            sc.kind,
-            sc.namespace,
-            sc.name,
-            sc.uid,
-            body,
-            &obj.digest[..]
-        ]);
+        .execute(object_params(&obj, &revision, &body));
     let id = match inserted {
         Ok(_) => conn.last_insert_rowid(),
         Err(e) if is_unique_violation(&e) => {
@@ -176,33 +187,15 @@ pub(crate) fn update(
     // Checked: from here on only storage errors.
     let body = obj.body.stamp(revision);
     let labels = &obj.labels;
-    let (s, sc) = (&obj.summary, &obj.scope);
+    // The parameters of the INSERT of `create`; the row is found by its key (and uid).
     conn.prepare_cached(
-        "UPDATE objects SET revision = ?2, created = ?3, labels = ?4, deleting = ?5,
-             summary_pass = ?6, summary_fail = ?7, summary_warn = ?8, summary_error = ?9, summary_skip = ?10,
-             scope_api_version = ?11, scope_kind = ?12, scope_namespace = ?13, scope_name = ?14,
-             scope_uid = ?15, body = ?16, results_digest = ?17
-         WHERE id = ?1",
+        "UPDATE objects SET revision = ?5, created = ?6, labels = ?7, deleting = ?8,
+             summary_pass = ?9, summary_fail = ?10, summary_warn = ?11, summary_error = ?12,
+             summary_skip = ?13, scope_api_version = ?14, scope_kind = ?15, scope_namespace = ?16,
+             scope_name = ?17, scope_uid = ?18, body = ?19, results_digest = ?20
+         WHERE resource = ?1 AND namespace = ?2 AND name = ?3 AND uid = ?4",
     )?
-    .execute(params![
-        cur.id,
-        revision,
-        obj.created,
-        labels,
-        obj.deleting,
-        s.pass,
-        s.fail,
-        s.warn,
-        s.error,
-        s.skip,
-        sc.api_version,
-        sc.kind,
-        sc.namespace,
-        sc.name,
-        sc.uid,
-        body,
-        &obj.digest[..]
-    ])?;
+    .execute(object_params(&obj, &revision, &body))?;
     // Rows derived from the same results as last time are left as they are.
     if cur.results_digest.as_deref() != Some(&obj.digest[..]) {
         result_rows::remove(conn, cur.id)?;
