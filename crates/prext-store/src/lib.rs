@@ -18,6 +18,7 @@ use prext_api::labels::LabelSelector;
 use prext_api::report::ReportIndex;
 
 pub mod postgres;
+mod prepared;
 pub mod results;
 pub mod sqlite;
 pub mod stamp;

@@ -255,6 +255,8 @@ pub(crate) struct Write<'a> {
     body: String,
     labels: Cow<'a, Value>,
     prev_labels: Option<Value>,
+    /// The written object's results digest (empty for a delete).
+    results_digest: &'a [u8],
 }
 
 /// Checks a create against the key's current row.
@@ -267,12 +269,13 @@ pub(crate) fn plan_create(p: &Prepared, cur: Option<Current>, revision: i64) -> 
     Ok(Write {
         target: Target::Insert(p),
         event: EventType::Added,
-        key: &p.key,
-        uid: p.uid.clone(),
+        key: &p.head.key,
+        uid: p.head.uid.clone(),
         revision,
-        body: p.body.stamp(revision),
+        body: p.head.body.stamp(revision),
         labels: Cow::Borrowed(&p.labels),
         prev_labels: None,
+        results_digest: &p.head.results_digest,
     })
 }
 
@@ -284,10 +287,10 @@ pub(crate) fn plan_update(
     revision: i64,
 ) -> OpResult<Write<'_>> {
     let cur = cur.ok_or(OpError::Rejected(Error::NotFound))?;
-    if cur.uid != p.uid {
+    if cur.uid != p.head.uid {
         return Err(OpError::Rejected(Error::Conflict(format!(
             "Precondition failed: UID in precondition: {}, UID in object meta: {}",
-            p.uid, cur.uid
+            p.head.uid, cur.uid
         ))));
     }
     if cur.revision != expected {
@@ -296,16 +299,17 @@ pub(crate) fn plan_update(
                 .into(),
         )));
     }
-    let rewrite_results = cur.results_digest.as_ref() != Some(&p.results_digest);
+    let rewrite_results = cur.results_digest.as_deref() != Some(&p.head.results_digest[..]);
     Ok(Write {
         target: Target::Replace(cur.id, p, rewrite_results),
         event: EventType::Modified,
-        key: &p.key,
-        uid: p.uid.clone(),
+        key: &p.head.key,
+        uid: p.head.uid.clone(),
         revision,
-        body: p.body.stamp(revision),
+        body: p.head.body.stamp(revision),
         labels: Cow::Borrowed(&p.labels),
         prev_labels: Some(cur.labels),
+        results_digest: &p.head.results_digest,
     })
 }
 
@@ -343,6 +347,7 @@ pub(crate) fn plan_delete<'a>(
         body: stamp(&last, revision)?,
         prev_labels: Some(cur.labels.clone()),
         labels: Cow::Owned(cur.labels),
+        results_digest: &[],
     })
 }
 
@@ -416,7 +421,7 @@ impl Write<'_> {
 
     /// The object parameters of [`INSERT_OBJECT_WITH_RESULTS`] and [`UPDATE_OBJECT`].
     fn object_params<'p>(&'p self, cluster: &'p &str, p: &'p Prepared) -> [&'p (dyn ToSql + Sync); 21] {
-        let (k, s, sc) = (self.key, &p.summary, &p.scope);
+        let (k, s, sc) = (self.key, &p.head.summary, &p.head.scope);
         [
             cluster,
             &k.resource,
@@ -424,9 +429,9 @@ impl Write<'_> {
             &k.name,
             &self.uid,
             &self.revision,
-            &p.created,
+            &p.head.created,
             &*self.labels,
-            &p.deleting,
+            &p.head.deleting,
             &s.pass,
             &s.fail,
             &s.warn,
@@ -438,7 +443,7 @@ impl Write<'_> {
             &sc.name,
             &sc.uid,
             &self.body,
-            &p.results_digest,
+            &self.results_digest,
         ]
     }
 

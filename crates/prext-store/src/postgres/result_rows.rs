@@ -3,7 +3,7 @@
 //! The rows go to the server as one array per column and come back out of `unnest`, so a
 //! report with hundreds of results costs one statement, pipelined with the report's own write.
 
-use prext_api::report::{ReportIndex, ResultRow};
+use prext_api::report::ResultRow;
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
@@ -92,8 +92,7 @@ fn clean_json(v: &Value) -> Value {
 }
 
 impl ResultColumns {
-    pub(crate) fn new(index: &ReportIndex) -> OpResult<ResultColumns> {
-        let rows = &index.results;
+    pub(crate) fn new(rows: &[ResultRow]) -> OpResult<ResultColumns> {
         let col = |f: fn(&ResultRow) -> &Option<String>| rows.iter().map(|r| clean(f(r))).collect::<Vec<_>>();
         let idx = rows
             .iter()

@@ -57,7 +57,7 @@ impl Op {
     /// The object the op writes (none for compaction) and whether its check needs the body.
     fn key(&self) -> Option<(&ObjectKey, bool)> {
         match self {
-            Op::Create(obj) | Op::Update(obj, _) => Some((&obj.key, false)),
+            Op::Create(obj) | Op::Update(obj, _) => Some((&obj.head.key, false)),
             Op::Delete(key, _) => Some((key, true)),
             Op::Compact { .. } => None,
         }

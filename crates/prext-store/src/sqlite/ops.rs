@@ -91,16 +91,16 @@ fn object_params<'a>(
     revision: &'a i64,
     body: &'a String,
 ) -> [&'a dyn rusqlite::ToSql; 20] {
-    let (s, sc) = (&obj.summary, &obj.scope);
+    let (s, sc) = (&obj.head.summary, &obj.head.scope);
     [
-        &obj.key.resource,
-        &obj.key.namespace,
-        &obj.key.name,
-        &obj.uid,
+        &obj.head.key.resource,
+        &obj.head.key.namespace,
+        &obj.head.key.name,
+        &obj.head.uid,
         revision,
-        &obj.created,
+        &obj.head.created,
         &obj.labels,
-        &obj.deleting,
+        &obj.head.deleting,
         &s.pass,
         &s.fail,
         &s.warn,
@@ -112,13 +112,13 @@ fn object_params<'a>(
         &sc.name,
         &sc.uid,
         body,
-        &obj.digest,
+        &obj.head.results_digest,
     ]
 }
 
 /// Stores a new object; returns it and the size of its body.
 pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResult<(StoredObject, usize)> {
-    let body = obj.body.stamp(revision);
+    let body = obj.head.body.stamp(revision);
     let labels = &obj.labels;
     // The check and the first write in one statement: it fails on the taken key having
     // written nothing.
@@ -140,9 +140,10 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
                     "SELECT deleting FROM objects
                      WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
                 )?
-                .query_row(params![obj.key.resource, obj.key.namespace, obj.key.name], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    params![obj.head.key.resource, obj.head.key.namespace, obj.head.key.name],
+                    |r| r.get(0),
+                )
                 .optional()?
                 .unwrap_or(false);
             return Err(OpError::Rejected(Error::AlreadyExists { being_deleted }));
@@ -151,12 +152,20 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
     };
     // Written: from here on only storage errors.
     result_rows::insert(conn, id, &obj)?;
-    append_change(conn, revision, EventType::Added, &obj.key, &body, labels, None)?;
+    append_change(
+        conn,
+        revision,
+        EventType::Added,
+        &obj.head.key,
+        &body,
+        labels,
+        None,
+    )?;
     let size = body.len();
     Ok((
         StoredObject {
-            key: obj.key,
-            uid: obj.uid,
+            key: obj.head.key,
+            uid: obj.head.uid,
             revision,
             body: Bytes::from(body),
         },
@@ -171,11 +180,11 @@ pub(crate) fn update(
     expected: i64,
     revision: i64,
 ) -> OpResult<(StoredObject, usize)> {
-    let cur = current(conn, &obj.key)?.ok_or(OpError::Rejected(Error::NotFound))?;
-    if cur.uid != obj.uid {
+    let cur = current(conn, &obj.head.key)?.ok_or(OpError::Rejected(Error::NotFound))?;
+    if cur.uid != obj.head.uid {
         return Err(OpError::Rejected(Error::Conflict(format!(
             "Precondition failed: UID in precondition: {}, UID in object meta: {}",
-            obj.uid, cur.uid
+            obj.head.uid, cur.uid
         ))));
     }
     if cur.revision != expected {
@@ -185,7 +194,7 @@ pub(crate) fn update(
         )));
     }
     // Checked: from here on only storage errors.
-    let body = obj.body.stamp(revision);
+    let body = obj.head.body.stamp(revision);
     let labels = &obj.labels;
     // The parameters of the INSERT of `create`; the row is found by its key (and uid).
     conn.prepare_cached(
@@ -197,7 +206,7 @@ pub(crate) fn update(
     )?
     .execute(object_params(&obj, &revision, &body))?;
     // Rows derived from the same results as last time are left as they are.
-    if cur.results_digest.as_deref() != Some(&obj.digest[..]) {
+    if cur.results_digest.as_deref() != Some(&obj.head.results_digest[..]) {
         result_rows::remove(conn, cur.id)?;
         result_rows::insert(conn, cur.id, &obj)?;
     }
@@ -205,7 +214,7 @@ pub(crate) fn update(
         conn,
         revision,
         EventType::Modified,
-        &obj.key,
+        &obj.head.key,
         &body,
         labels,
         Some(&cur.labels),
@@ -213,8 +222,8 @@ pub(crate) fn update(
     let size = body.len();
     Ok((
         StoredObject {
-            key: obj.key,
-            uid: obj.uid,
+            key: obj.head.key,
+            uid: obj.head.uid,
             revision,
             body: Bytes::from(body),
         },

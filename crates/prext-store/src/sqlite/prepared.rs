@@ -12,31 +12,22 @@
 
 use std::collections::BTreeMap;
 
-use prext_api::report::{ResultRow, Subject, Summary};
+use prext_api::report::{ResultRow, Subject};
 use serde_json::Value;
 
-use crate::stamp::Unstamped;
-use crate::{Error, ObjectKey, ObjectWrite, Result};
+use crate::prepared::ObjectHead;
+use crate::{Error, ObjectWrite, Result};
 
 /// An [`ObjectWrite`] with its JSON already serialized.
 #[derive(Debug)]
 pub(crate) struct Prepared {
-    pub(crate) key: ObjectKey,
-    pub(crate) uid: String,
-    pub(crate) created: String,
-    pub(crate) deleting: bool,
+    pub(crate) head: ObjectHead,
     /// `metadata.labels` as a JSON object.
     pub(crate) labels: String,
-    pub(crate) body: Unstamped,
-    pub(crate) summary: Summary,
-    pub(crate) scope: Subject,
     pub(crate) results: Vec<PreparedResult>,
     /// The rows of `result_counts`: `(result, severity, source)` (a missing value as `""`)
     /// and how many results have them.
     pub(crate) counts: Vec<((String, String, String), i64)>,
-    /// [`ReportIndex::results_digest`](prext_api::report::ReportIndex::results_digest): what the
-    /// result rows, numbers and counts are written from.
-    pub(crate) digest: [u8; 16],
 }
 
 /// One result row, its JSON columns serialized.
@@ -65,11 +56,10 @@ impl Prepared {
     /// Serializes what the writer will store. Fails (writing nothing) when the body cannot be
     /// stamped (not an object, or a `metadata` that is not one).
     pub(crate) fn new(obj: ObjectWrite) -> Result<Prepared> {
-        let labels = serde_json::to_string(&obj.labels)
+        let (head, labels, rows) = ObjectHead::split(obj)?;
+        let labels = serde_json::to_string(&labels)
             .map_err(|e| Error::Internal(format!("serializing labels: {e}")))?;
-        let body = Unstamped::new(&obj.body).map_err(|e| Error::Internal(e.to_string()))?;
-        let digest = obj.index.results_digest();
-        let results: Vec<PreparedResult> = obj.index.results.into_iter().map(PreparedResult::new).collect();
+        let results: Vec<PreparedResult> = rows.into_iter().map(PreparedResult::new).collect();
         let mut counts = BTreeMap::new();
         for r in &results {
             let text = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -78,17 +68,10 @@ impl Prepared {
                 .or_insert(0) += 1;
         }
         Ok(Prepared {
-            key: obj.key,
-            uid: obj.uid,
-            created: obj.created,
-            deleting: obj.deleting,
+            head,
             labels,
-            body,
-            summary: obj.index.summary,
-            scope: obj.index.scope,
             results,
             counts: counts.into_iter().collect(),
-            digest,
         })
     }
 }

@@ -148,11 +148,11 @@ fn numbers_and_counts_per_report() {
 #[test]
 fn the_digest_follows_every_column() {
     let base = || row(0, Some("fail"), Some("high"), json!({"score": "9"}));
-    let digest_of = |r: ResultRow| prepare(vec![r]).digest;
+    let digest_of = |r: ResultRow| prepare(vec![r]).head.results_digest;
     let d = digest_of(base());
     assert_eq!(d, digest_of(base()), "stable");
-    assert_ne!(d, prepare(vec![]).digest);
-    assert_ne!(d, prepare(vec![base(), base()]).digest);
+    assert_ne!(d, prepare(vec![]).head.results_digest);
+    assert_ne!(d, prepare(vec![base(), base()]).head.results_digest);
     let changes: Vec<fn(&mut ResultRow)> = vec![
         |r| r.index = 1,
         |r| r.policy = None,
