@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "../backup.rs"]
+mod backup;
 #[path = "../migrate.rs"]
 mod migrate;
 
@@ -39,6 +41,10 @@ enum Command {
     Serve(ServeArgs),
     /// Copy the reports stored as custom resources in a cluster into prext's store.
     Migrate(migrate::MigrateArgs),
+    /// Copy the embedded SQLite store to a file while the server keeps writing.
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of a store no server holds; its revision jumps past every old one.
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -163,6 +169,14 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(args) => {
             init_logging(LogFormat::Text);
             migrate::main(args).await
+        }
+        Command::Backup(args) => {
+            init_logging(LogFormat::Text);
+            backup::backup_main(args).await
+        }
+        Command::Restore(args) => {
+            init_logging(LogFormat::Text);
+            backup::restore_main(args).await
         }
     }
 }

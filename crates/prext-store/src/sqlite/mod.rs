@@ -5,6 +5,7 @@
 //! - [`schema`]: connection settings (WAL, `synchronous=FULL`, foreign keys) and versioned
 //!   migrations;
 //! - [`lock`]: the file lock that keeps a second server off the same database;
+//! - [`backup`]: online backup and offline restore (with a revision jump) of a database;
 //! - [`writer`] and [`ops`]: the single writer thread with group commit, and the SQL of each
 //!   write; [`prepared`]: what of a write is done before it reaches the writer (JSON, derived
 //!   rows); [`result_rows`]: the writes of a report's result rows;
@@ -15,6 +16,7 @@
 //! No call blocks the async runtime: writes are queued to the writer thread and awaited on a
 //! oneshot; reads run on blocking threads.
 
+mod backup;
 mod checkpointer;
 mod lock;
 mod ops;
@@ -33,6 +35,7 @@ use std::time::Duration;
 use rusqlite::ErrorCode;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use self::backup::{backup, restore, BackupInfo, RestoreInfo, DEFAULT_REVISION_BUMP};
 use self::checkpointer::Checkpointer;
 use self::lock::DbLock;
 use self::prepared::Prepared;
