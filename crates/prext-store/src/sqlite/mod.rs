@@ -18,6 +18,8 @@
 
 mod backup;
 mod checkpointer;
+mod findings;
+mod findings_read;
 mod lock;
 mod ops;
 mod prepared;
@@ -284,6 +286,21 @@ impl Store for SqliteStore {
 
     async fn query_results(&self, query: crate::results::ResultQuery) -> Result<crate::results::ResultPage> {
         self.readers.read(move |conn| results::query(conn, &query)).await
+    }
+
+    async fn query_findings(
+        &self,
+        query: crate::findings::FindingQuery,
+    ) -> Result<crate::findings::FindingPage> {
+        self.readers
+            .read(move |conn| findings_read::query(conn, &query))
+            .await
+    }
+
+    async fn finding_trends(&self, query: crate::findings::TrendQuery) -> Result<crate::findings::Trends> {
+        self.readers
+            .read(move |conn| findings_read::trends(conn, &query))
+            .await
     }
 
     async fn summarize_results(

@@ -25,6 +25,7 @@ mod batches;
 mod changes;
 mod crud;
 mod durability;
+mod findings;
 pub mod fixtures;
 mod list;
 mod postgres;
@@ -39,6 +40,7 @@ pub use crud::{
 pub use durability::{
     concurrent_writers, refused_writes_among_concurrent_ones, restart_keeps_state, result_rows_follow_objects,
 };
+pub use findings::findings_follow_writes;
 pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
 pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
 pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};
@@ -174,6 +176,25 @@ where
     D: TestDatabase,
 {
     for check in RESULT_CHECKS {
+        let db = new_database().await;
+        eprintln!("store conformance check: {}", check.name());
+        check.run(&db).await;
+    }
+}
+
+/// The findings checks (see `findings.rs`).
+pub const FINDING_CHECKS: &[Check] = &[Check::Store("findings_follow_writes", |s| {
+    Box::pin(findings_follow_writes(s))
+})];
+
+/// Runs [`FINDING_CHECKS`], each on a new database from `new_database`.
+pub async fn run_findings<F, Fut, D>(new_database: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = D>,
+    D: TestDatabase,
+{
+    for check in FINDING_CHECKS {
         let db = new_database().await;
         eprintln!("store conformance check: {}", check.name());
         check.run(&db).await;
