@@ -184,6 +184,22 @@ fn the_check_flags_each_way_out() {
         "crates/x/src/a.rs",
         &format!("let p = concat!(\"..\", \"/\", \"{}\", \"x\");", up(2))
     ));
+    let climb = |method: String| format!("let p = Path::new(env!(\"CARGO_MANIFEST_DIR\")){method};");
+    assert!(flagged(
+        "crates/x/tests/a.rs",
+        &climb(format!(
+            ".{0}().and_then(Path::{0}).and_then(Path::{0})",
+            "parent"
+        ))
+    ));
+    assert!(!flagged(
+        "crates/x/tests/a.rs",
+        &climb(format!(".{0}().and_then(Path::{0})", "parent"))
+    ));
+    assert!(flagged(
+        "crates/x/tests/a.rs",
+        &climb(format!(".{}().nth(3)", "ancestors"))
+    ));
     assert!(!flagged(
         "crates/x/tests/common/a.rs",
         &format!("let root = {manifest}.join(\"{}\");", up(2).trim_end_matches('/'))

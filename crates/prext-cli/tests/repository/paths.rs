@@ -1,8 +1,9 @@
 //! The check that the repository stands on its own: no file refers to a path outside the
 //! repository root. It flags, in every file (tracked or not ignored):
 //!
-//! * relative paths that climb above the root: runs of `..` components counted per line (per
-//!   statement in Rust, so `.join("..").join("..")` adds up), against the depth of the
+//! * relative paths that climb above the root: `..` components counted per line (per
+//!   statement in Rust, so `.join("..").join("..")` adds up, and so do calls of `parent`
+//!   and `ancestors`), against the depth of the
 //!   directory the path is relative to (the crate directory for Rust code, which joins
 //!   `CARGO_MANIFEST_DIR` or runs with the crate as working directory; the file's own
 //!   directory for `include_str!`/`#[path]` in Rust and for every other file);
@@ -69,6 +70,23 @@ fn ups(chunk: &str, rust: bool) -> usize {
         .count()
 }
 
+/// How many directories a Rust statement climbs by method: `parent` (called, or passed as
+/// `Path::parent`) and `ancestors` followed by `nth`. The patterns are assembled at run time
+/// so that this file does not flag itself.
+fn parents(chunk: &str) -> usize {
+    let (parent, ancestors) = ("parent", "ancestors");
+    let nth_call = format!("{ancestors}().nth(");
+    let nth = chunk
+        .match_indices(nth_call.as_str())
+        .map(|(at, m)| {
+            let rest = &chunk[at + m.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().unwrap_or(1)
+        })
+        .sum::<usize>();
+    chunk.matches(&format!(".{parent}()")).count() + chunk.matches(&format!("Path::{parent}")).count() + nth
+}
+
 /// The findings in `text`, the content of the file at `path` (relative to the root).
 pub fn check_text(path: &str, text: &str, is_crate: &dyn Fn(&Path) -> bool) -> Vec<Finding> {
     let file = Path::new(path);
@@ -120,7 +138,7 @@ pub fn check_text(path: &str, text: &str, is_crate: &dyn Fn(&Path) -> bool) -> V
         text.split_inclusive('\n').collect()
     };
     for chunk in chunks {
-        let n = ups(chunk, rust);
+        let n = ups(chunk, rust) + if rust { parents(chunk) } else { 0 };
         let file_relative = ["include_str!", "include_bytes!", "include!", "#[path"]
             .iter()
             .any(|m| chunk.contains(m));
