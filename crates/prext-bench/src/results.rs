@@ -4,10 +4,10 @@
 //! run, each query through the result API (`results.prext.io`) beside the status quo: list
 //! every report as JSON (paged like `kubectl get -o json`) and filter its results client-side.
 //!
-//! The reports are built from the shared real-world samples: Kyverno Pod Security results
-//! (the PSS sample's policies, rules, categories and messages), trivy vulnerability results
-//! (the trivy adapter's fields, with a CVSS `score` property) and kube-bench checks (the
-//! kube-bench adapter sample), in proportions of 4:4:2, over 500 namespaces.
+//! The reports are built from the repository's test data: Kyverno Pod Security results
+//! (`testdata/kyverno-pss.yaml`: policies, rules, categories and messages), trivy
+//! vulnerability results (the adapter's fields, with a CVSS `score` property) and kube-bench
+//! checks (`testdata/kube-bench-list.yaml`), in proportions of 4:4:2, over 500 namespaces.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use prext_store::sqlite::{SqliteOptions, SqliteStore};
 use prext_store::{ObjectKey, ObjectWrite, Store};
 use serde_json::{json, Value};
 
-use crate::payload::samples_dir;
+use crate::payload::{load_first_doc, testdata_dir};
 use crate::server::Prext;
 
 /// What the benchmark loads.
@@ -35,29 +35,24 @@ pub struct Shape {
 const NAMESPACES: usize = 500;
 const SEVERITIES: [&str; 4] = ["critical", "high", "medium", "low"];
 
-/// Result templates taken from the samples.
+/// Result templates taken from the test data.
 struct Templates {
     kyverno: Vec<Value>,
     bench: Vec<Value>,
 }
 
 fn load_templates() -> anyhow::Result<Templates> {
-    let dir = samples_dir();
-    let read = |name: &str| -> anyhow::Result<Value> {
-        let text =
-            std::fs::read_to_string(dir.join(name)).with_context(|| format!("reading sample {name}"))?;
-        Ok(serde_norway::from_str(text.trim_start_matches('\u{feff}'))?)
-    };
-    let pss = read("kyverno_docs-dev-reports_BackgroundScanReport_pod_PSS-restricted.yaml")?;
-    let kb = read("wgpp_kube-bench-adapter_policy-report-list.yaml")?;
+    let dir = testdata_dir();
+    let pss = load_first_doc(&dir.join("kyverno-pss.yaml"))?;
+    let kb = load_first_doc(&dir.join("kube-bench-list.yaml"))?;
     let results = |v: &Value| v.as_array().cloned().unwrap_or_default();
     let t = Templates {
-        kyverno: results(&pss["spec"]["results"]),
-        bench: results(&kb["items"][0]["results"]),
+        kyverno: results(&pss["results"]),
+        bench: results(&kb["results"]),
     };
     anyhow::ensure!(
         !t.kyverno.is_empty() && !t.bench.is_empty(),
-        "samples hold no results"
+        "the test data holds no results"
     );
     Ok(t)
 }
@@ -117,7 +112,7 @@ fn report_body(t: &Templates, i: usize, per_report: usize) -> (String, String, V
     let ts = 1_700_000_000 + (i as i64 % 86_400);
     let kind = i % 10;
     let (name, results): (String, Vec<Value>) = if kind < 4 {
-        // Kyverno: the PSS sample's results, a fifth of them failing, a third high.
+        // Kyverno: the PSS report's results, a fifth of them failing, a third high.
         let rs = (0..per_report)
             .map(|j| {
                 let mut r = t.kyverno[j % t.kyverno.len()].clone();
@@ -136,7 +131,7 @@ fn report_body(t: &Templates, i: usize, per_report: usize) -> (String, String, V
             .collect();
         (format!("trivy-vuln-{pod}"), rs)
     } else {
-        // kube-bench: consecutive checks of the adapter sample, with their properties.
+        // kube-bench: consecutive checks of the adapter's report, with their properties.
         let start = rng.below(t.bench.len() as u64) as usize;
         let rs = (0..per_report)
             .map(|j| {

@@ -1,6 +1,6 @@
 //! End-to-end tests of `kubectl-prext` through kubectl's plugin mechanism: the binary is put on
 //! `PATH` and every command runs as `kubectl prext …` with the user's kubeconfig (`KUBECONFIG`)
-//! against the real `prext serve`, over the shared real-world samples.
+//! against the real `prext serve`, over the repository's test data.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -202,7 +202,7 @@ fn results_summary_and_fail_on() {
             "-n",
             "bench",
             "--category",
-            "Master Node Configuration Files",
+            "Control Plane Node Configuration Files",
             "-o",
             "csv",
         ],
@@ -213,7 +213,7 @@ fn results_summary_and_fail_on() {
         "{csv}"
     );
     let want = data
-        .names(|r| r.namespace == "bench" && r.category == "Master Node Configuration Files")
+        .names(|r| r.namespace == "bench" && r.category == "Control Plane Node Configuration Files")
         .len();
     assert_eq!(lines.len() - 1, want, "{csv}");
     assert_eq!(

@@ -1,5 +1,5 @@
 //! End-to-end tests of the result query API (`results.prext.io/v1alpha1`) against the real
-//! `prext serve`, loaded with the shared real-world samples (kube-bench, trivy, Falco,
+//! `prext serve`, loaded with the repository's test data (kube-bench, trivy, Falco,
 //! Kyverno) through kubectl, and checked against an oracle computed from the same objects:
 //! filters alone and combined, pagination, ordering, counts, summaries, Table output through
 //! kubectl, discovery and `kubectl explain`, errors, and `/metrics`. The authorization test
@@ -71,7 +71,7 @@ async fn filters_alone_and_combined_match_the_oracle() {
         .await
         .expect(200)
         .json();
-    assert_eq!(page["total"], loaded.rows.len(), "every result of every sample");
+    assert_eq!(page["total"], loaded.rows.len(), "every result of every report");
     assert_eq!(
         set(all_names(&client, &format!("{BASE}/policyresults")).await),
         all(|_| true)
@@ -95,9 +95,9 @@ async fn filters_alone_and_combined_match_the_oracle() {
         (
             format!(
                 "fieldSelector={}",
-                enc("category=Master Node Configuration Files,result!=pass")
+                enc("category=Control Plane Node Configuration Files,result!=pass")
             ),
-            |r| r.category == "Master Node Configuration Files" && r.result != "pass",
+            |r| r.category == "Control Plane Node Configuration Files" && r.result != "pass",
         ),
         (
             format!(
