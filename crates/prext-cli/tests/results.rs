@@ -12,6 +12,8 @@ mod common;
 mod fake_apiserver;
 #[path = "results/samples.rs"]
 mod loaded;
+#[path = "results/summaries.rs"]
+mod summaries;
 
 use std::collections::BTreeSet;
 
@@ -19,6 +21,7 @@ use common::http::{get, get_as, post, ACCEPT_TABLE};
 use common::TestServer;
 use loaded::{Loaded, Row};
 use serde_json::{json, Value};
+use summaries::summaries_by_name;
 
 const BASE: &str = "/apis/results.prext.io/v1alpha1";
 
@@ -359,11 +362,22 @@ async fn kubectl_lists_explains_and_summarizes() {
             "{kind}"
         );
     }
+    // Across namespaces, grouped by namespace: kubectl's own NAMESPACE column names each
+    // summary's namespace (its metadata.namespace), once.
     let table = server.kubectl_ok(&["get", "rsum", "-A"]);
     assert_eq!(
         common::table_header(&table)[..3],
-        ["NAMESPACE".to_owned(), "NAMESPACE".into(), "PASS".into()]
+        ["NAMESPACE".to_owned(), "PASS".into(), "FAIL".into()]
     );
+    let namespaces: BTreeSet<String> = common::first_column(&table).into_iter().collect();
+    let want: BTreeSet<String> = loaded
+        .rows
+        .iter()
+        .filter(|r| !r.namespace.is_empty())
+        .map(|r| r.namespace.clone())
+        .collect();
+    assert!(want.is_subset(&namespaces), "{table}");
+    summaries_by_name(&server, &loaded);
 
     // /metrics, policy-reporter style.
     let metrics = server.kubectl_ok(&["get", "--raw", "/metrics"]);

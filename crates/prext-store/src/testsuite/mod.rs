@@ -31,6 +31,7 @@ mod list;
 mod postgres;
 mod results;
 mod sqlite;
+mod summary_pages;
 
 pub use changes::{change_log, compaction, subscribe_wakes};
 pub use crud::{
@@ -45,6 +46,7 @@ pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snap
 pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
 pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};
 pub use sqlite::TempSqlite;
+pub use summary_pages::result_summary_pages;
 
 /// One row of a backend's result table, as much of it as the suite checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +165,7 @@ pub const RESULT_CHECKS: &[Check] = &[
         Box::pin(result_pages_and_orders(s))
     }),
     Check::Store("result_summaries", |s| Box::pin(result_summaries(s))),
+    Check::Store("result_summary_pages", |s| Box::pin(result_summary_pages(s))),
     Check::Store("result_queries_follow_writes", |s| {
         Box::pin(result_queries_follow_writes(s))
     }),
