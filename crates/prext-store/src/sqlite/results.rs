@@ -241,8 +241,9 @@ fn escape_like(text: &str) -> String {
 
 fn property_condition(p: &mut Predicate, key: &str, test: &PropertyTest) {
     // The property's text, or NULL when absent.
-    let (value_sql, key_params): (&str, Vec<Value>) = if key.contains('"') {
-        // A JSON path label cannot escape a double quote: look the key up by equality.
+    let (value_sql, key_params): (&str, Vec<Value>) = if !plain_path_label(key) {
+        // A JSON path label cannot escape a double quote (and a backslash or a control
+        // character makes the path invalid): look such a key up by equality, as data.
         (
             "(SELECT je.value FROM json_each(r.properties) AS je WHERE je.key = ?)",
             vec![Value::Text(key.to_owned())],
@@ -276,6 +277,13 @@ fn property_condition(p: &mut Predicate, key: &str, test: &PropertyTest) {
         // Numeric tests are lowered apart (`NumberTest`).
         PropertyTest::Number(..) => {}
     }
+}
+
+/// Whether `key` can be written as the quoted label of a JSON path (`$."key"`) whatever
+/// SQLite's path parser makes of escapes: only printable ASCII without `"` and `\`.
+fn plain_path_label(key: &str) -> bool {
+    key.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// `FROM …` of a query that reads results and maybe their reports.

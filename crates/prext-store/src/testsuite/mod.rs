@@ -27,6 +27,7 @@ mod crud;
 mod durability;
 mod findings;
 pub mod fixtures;
+mod hostile;
 mod list;
 mod postgres;
 mod results;
@@ -42,6 +43,7 @@ pub use durability::{
     concurrent_writers, refused_writes_among_concurrent_ones, restart_keeps_state, result_rows_follow_objects,
 };
 pub use findings::findings_follow_writes;
+pub use hostile::property_keys_are_data;
 pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
 pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
 pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};
@@ -169,6 +171,7 @@ pub const RESULT_CHECKS: &[Check] = &[
     Check::Store("result_queries_follow_writes", |s| {
         Box::pin(result_queries_follow_writes(s))
     }),
+    Check::Store("property_keys_are_data", |s| Box::pin(property_keys_are_data(s))),
 ];
 
 /// Runs every result-query check, each on a fresh database from `new_database`.
