@@ -68,6 +68,9 @@ pub fn backup(source: &Path, dest: &Path) -> Result<BackupInfo> {
     conn.busy_timeout(std::time::Duration::from_secs(30))
         .map_err(db_error)?;
     check_prext_database(&conn, source)?;
+    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+    }
     let tmp = sibling(dest, ".partial");
     let _ = std::fs::remove_file(&tmp);
     let tmp_str = utf8(&tmp)?;

@@ -59,7 +59,7 @@ async fn backup_under_writes_holds_every_write_acknowledged_before_it() {
             }
         })
     };
-    let dest = dir.path().join("backup.db");
+    let dest = dir.path().join("not/yet/there/backup.db");
     let (src, to) = (db.clone(), dest.clone());
     let info = tokio::task::spawn_blocking(move || backup(&src, &to))
         .await
