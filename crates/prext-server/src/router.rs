@@ -32,5 +32,6 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::metrics::requests::track,
         ))
+        .layer(axum::middleware::from_fn(crate::panic::recover))
         .with_state(state)
 }

@@ -140,6 +140,7 @@ async fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Serve(args) => {
             init_logging(args.log_format);
+            prext_server::panic::install_hook();
             let mut config = prext_server::Config::new(args.data_dir, args.listen);
             config.store = args.store;
             config.store_settings = prext_server::config::StoreSettings {
@@ -160,8 +161,8 @@ async fn main() -> std::process::ExitCode {
             match prext_server::run(config, token).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
+                    // Once: the log goes to stderr too.
                     tracing::error!("prext failed: {e:#}");
-                    eprintln!("prext: {e:#}");
                     std::process::ExitCode::FAILURE
                 }
             }

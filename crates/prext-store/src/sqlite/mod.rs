@@ -11,7 +11,8 @@
 //!   rows); [`result_rows`]: the writes of a report's result rows;
 //! - [`reader`] and [`select`]: the read-only connection pool, snapshot list streams, and
 //!   selectors lowered to SQL;
-//! - [`results`]: result queries and summaries (the `results.prext.io` API).
+//! - [`results`]: result queries and summaries (the `results.prext.io` API); [`statistics`]:
+//!   the planner statistics the writer keeps in step with the data.
 //!
 //! No call blocks the async runtime: writes are queued to the writer thread and awaited on a
 //! oneshot; reads run on blocking threads.
@@ -28,6 +29,7 @@ mod result_rows;
 mod results;
 mod schema;
 mod select;
+mod statistics;
 mod writer;
 
 use std::path::{Path, PathBuf};
