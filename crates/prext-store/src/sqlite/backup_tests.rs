@@ -68,7 +68,9 @@ async fn backup_under_writes_holds_every_write_acknowledged_before_it() {
     writer.await.expect("writer");
     assert!(info.revision >= acknowledged, "{info:?} < {acknowledged}");
     assert!(info.objects >= 50 && info.bytes > 0, "{info:?}");
-    assert!(!sibling(&dest, ".partial").exists());
+    for leftover in [".partial", ".partial-wal", ".partial-shm", ".partial-journal"] {
+        assert!(!sibling(&dest, leftover).exists(), "{leftover}");
+    }
     assert!(
         !sibling(&dest, "-wal").exists(),
         "a backup is one self-contained file"
@@ -117,6 +119,12 @@ async fn restore_jumps_the_revision_and_marks_the_history_compacted() {
     // Writes after the backup: their revisions were handed out to clients.
     let late = store.create(report("late")).await.expect("create");
     assert_eq!(late.revision, 11);
+
+    // A served database is no backup: its WAL would be left behind.
+    let elsewhere = dir.path().join("b/prext.db");
+    let err = restore(&db, &elsewhere, 100).expect_err("a live database");
+    assert!(err.to_string().contains("not a backup"), "{err}");
+    assert!(!elsewhere.exists());
 
     // The store is held: restoring over it is refused, and changes nothing.
     let err = restore(&dest, &db, 100).expect_err("held store");
