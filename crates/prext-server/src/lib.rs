@@ -25,6 +25,7 @@ pub mod request;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod yaml;
 
 pub use config::Config;
 pub use server::{run, AppState};

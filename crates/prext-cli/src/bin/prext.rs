@@ -97,9 +97,26 @@ struct ServeArgs {
     auth: AuthArgs,
 }
 
+/// rustls warns about every ClientHello whose SNI is an IP address (RFC 6066 forbids it, yet
+/// Node.js, Ruby and others send one when connecting to `https://127.0.0.1`): normal client
+/// behaviour, not an operator's concern. Its SNI parser is quieted unless `RUST_LOG` names
+/// rustls itself.
+const QUIET_SNI: &str = "rustls::msgs::handshake=error";
+
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let env = std::env::var("RUST_LOG").unwrap_or_default();
+    let base = if env.trim().is_empty() {
+        "info"
+    } else {
+        env.as_str()
+    };
+    let directives = if base.contains("rustls") {
+        base.to_string()
+    } else {
+        format!("{base},{QUIET_SNI}")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{QUIET_SNI}")));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
