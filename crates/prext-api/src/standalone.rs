@@ -62,6 +62,8 @@ struct Extra {
 }
 
 const EXTRAS: &[Extra] = &[
+    // `get` only, as `/api/v1` announced it before standalone mode served the list (kubectl
+    // lists whatever the verbs say).
     Extra {
         group: "",
         version: "v1",
@@ -69,7 +71,7 @@ const EXTRAS: &[Extra] = &[
         singular: "namespace",
         kind: "Namespace",
         namespaced: false,
-        verbs: &["get", "list"],
+        verbs: &["get"],
         short: &["ns"],
     },
     Extra {
@@ -135,7 +137,9 @@ fn api_group(group: &str) -> Value {
     json!({"name": group, "versions": [group_versions(group)], "preferredVersion": group_versions(group)})
 }
 
-/// `GET /apis` in standalone mode: prext's groups, then [`GROUPS`].
+/// `GET /apis` listing prext's groups, then [`GROUPS`]. Not routed: `/apis` keeps listing
+/// prext's own groups only (what earlier clients and tests rely on); the standalone groups
+/// are found at `/apis/{group}` and `/apis/{group}/v1`.
 pub fn api_group_list() -> Value {
     let mut doc = discovery::api_group_list();
     if let Some(groups) = doc["groups"].as_array_mut() {
@@ -186,7 +190,8 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     }))
 }
 
-/// Aggregated discovery v2 of `/apis` in standalone mode: prext's groups, then [`GROUPS`].
+/// Aggregated discovery v2 of prext's groups, then [`GROUPS`] (not routed, see
+/// [`api_group_list`]).
 pub fn aggregated() -> &'static discovery::AggregatedDiscovery {
     static DOC: LazyLock<discovery::AggregatedDiscovery> = LazyLock::new(|| {
         let mut doc: Value = serde_json::from_slice(&discovery::aggregated().json).unwrap_or_default();
@@ -346,7 +351,8 @@ mod tests {
     fn discovery_lists_what_is_served() {
         let core = api_resource_list("", "v1").unwrap();
         assert_eq!(core["groupVersion"], "v1");
-        assert_eq!(core["resources"][0]["verbs"], json!(["get", "list"]));
+        assert_eq!(core["resources"][0]["verbs"], json!(["get"]));
+        assert_eq!(core["resources"][1]["name"], "events");
         let authz = api_resource_list("authorization.k8s.io", "v1").unwrap();
         assert_eq!(authz["resources"].as_array().unwrap().len(), 2);
         assert!(api_resource_list("authorization.k8s.io", "v1beta1").is_none());

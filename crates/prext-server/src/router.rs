@@ -21,7 +21,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/namespaces/{name}", get(discovery::namespace))
         .route("/api/v1/events", get(standalone::core_events))
         .route("/api/v1/namespaces/{name}/events", get(standalone::core_events))
-        .route("/apis", get(standalone::apis))
+        .route("/apis", get(discovery::apis))
         .merge(standalone_routes())
         .route("/apis/{group}", get(discovery::group))
         .route("/apis/{group}/{version}", get(discovery::group_version))

@@ -68,11 +68,7 @@ pub async fn apis(headers: HeaderMap) -> Response {
     if !discovery::wants_aggregated(accept) {
         return json(&discovery::api_group_list());
     }
-    aggregated_response(discovery::aggregated(), &headers)
-}
-
-/// An aggregated discovery document with its ETag, or 304 when the client has it.
-pub fn aggregated_response(doc: &discovery::AggregatedDiscovery, headers: &HeaderMap) -> Response {
+    let doc = discovery::aggregated();
     let etag = HeaderValue::from_str(&doc.etag).unwrap_or(HeaderValue::from_static("\"\""));
     let common = [
         (header::ETAG, etag),

@@ -1,9 +1,9 @@
 //! What kube-apiserver would answer when prext is served directly (standalone mode, no
-//! aggregation layer in front): `/version`, discovery that lists the extras, the namespaces
-//! that hold reports, empty event lists, and the self-reviews of `kubectl auth can-i` and
-//! `kubectl auth whoami` for the client certificate's identity. Behind kube-apiserver these
-//! paths are answered by kube-apiserver itself, so in delegated mode prext keeps its own
-//! discovery and answers the extras 404.
+//! aggregation layer in front): `/version`, the namespaces that hold reports, empty event
+//! lists, and the self-reviews of `kubectl auth can-i` and `kubectl auth whoami` for the client
+//! certificate's identity, with their discovery (`/api/v1`, `/apis/{group}[/v1]`). Behind
+//! kube-apiserver these paths are answered by kube-apiserver itself, so in delegated mode
+//! prext answers the extras 404.
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -48,18 +48,6 @@ fn accept(headers: &HeaderMap) -> Option<&str> {
 pub async fn version(headers: HeaderMap) -> Response {
     let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     json(StatusCode::OK, &standalone::version_info(agent))
-}
-
-/// `GET /apis`: prext's groups, plus the standalone groups when standalone.
-pub async fn apis(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !is_standalone(&state) {
-        return discovery::apis(headers).await;
-    }
-    let wants_aggregated = accept(&headers).is_some_and(prext_api::discovery::wants_aggregated);
-    if !wants_aggregated {
-        return json(StatusCode::OK, &standalone::api_group_list());
-    }
-    discovery::aggregated_response(standalone::aggregated(), &headers)
 }
 
 /// `GET /api/v1`: namespaces (and, standalone, events).
