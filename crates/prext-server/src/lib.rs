@@ -18,6 +18,7 @@ pub mod fanout;
 pub mod handlers;
 pub mod metrics;
 pub mod negotiate;
+pub mod panic;
 pub mod pki;
 pub mod reload;
 pub mod render;

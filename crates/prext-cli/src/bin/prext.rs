@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "../backup.rs"]
+mod backup;
 #[path = "../migrate.rs"]
 mod migrate;
 
@@ -39,6 +41,10 @@ enum Command {
     Serve(ServeArgs),
     /// Copy the reports stored as custom resources in a cluster into prext's store.
     Migrate(migrate::MigrateArgs),
+    /// Copy the embedded SQLite store to a file while the server keeps writing.
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of a store no server holds; its revision jumps past every old one.
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -151,6 +157,7 @@ async fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Serve(args) => {
             init_logging(args.log_format);
+            prext_server::panic::install_hook();
             let mut config = prext_server::Config::new(args.data_dir, args.listen);
             config.store = args.store;
             config.store_settings = prext_server::config::StoreSettings {
@@ -171,8 +178,8 @@ async fn main() -> std::process::ExitCode {
             match prext_server::run(config, token).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
+                    // Once: the log goes to stderr too.
                     tracing::error!("prext failed: {e:#}");
-                    eprintln!("prext: {e:#}");
                     std::process::ExitCode::FAILURE
                 }
             }
@@ -180,6 +187,14 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(args) => {
             init_logging(LogFormat::Text);
             migrate::main(args).await
+        }
+        Command::Backup(args) => {
+            init_logging(LogFormat::Text);
+            backup::backup_main(args).await
+        }
+        Command::Restore(args) => {
+            init_logging(LogFormat::Text);
+            backup::restore_main(args).await
         }
     }
 }

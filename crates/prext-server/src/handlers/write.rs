@@ -382,9 +382,12 @@ fn patch_body(ctx: &Ctx, body: &[u8]) -> ApiResult<PatchBody> {
     let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     match media.as_str() {
-        "application/json-patch+json" => serde_json::from_slice(body)
-            .map(|p| PatchBody::Patch(PatchKind::Json(p)))
-            .map_err(|e| Status::bad_request(format!("invalid JSON patch: {e}")).into()),
+        "application/json-patch+json" => {
+            let p: json_patch::Patch = serde_json::from_slice(body)
+                .map_err(|e| Status::bad_request(format!("invalid JSON patch: {e}")))?;
+            prext_api::limits::patch::check_operation_count(p.0.len())?;
+            Ok(PatchBody::Patch(PatchKind::Json(p)))
+        }
         "application/merge-patch+json" => serde_json::from_slice(body)
             .map(|p| PatchBody::Patch(PatchKind::Merge(p)))
             .map_err(|e| Status::bad_request(format!("invalid merge patch: {e}")).into()),
@@ -430,13 +433,9 @@ pub async fn patch(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
             .ok_or_else(|| Status::not_found(def, &name))?;
         let mut obj = parse_stored(&current)?;
         match &kind {
-            PatchKind::Json(p) => json_patch::patch(&mut obj, p).map_err(|e| {
-                ApiError::from(Status::failure(
-                    422,
-                    prext_api::status::reason::INVALID,
-                    format!("the JSON patch could not be applied: {e}"),
-                ))
-            })?,
+            PatchKind::Json(p) => {
+                prext_api::limits::patch::apply_json_patch(&mut obj, p, meta::MAX_BODY_BYTES)?
+            }
             PatchKind::Merge(p) => json_patch::merge(&mut obj, p),
         }
         if !obj.is_object() {
