@@ -38,6 +38,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "write_path",
         sql: include_str!("migrations/0003_write_path.sql"),
     },
+    Migration {
+        version: 4,
+        name: "change_bodies_once",
+        sql: include_str!("migrations/0004_change_bodies_once.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
@@ -146,7 +151,7 @@ mod tests {
     fn migrations_are_ordered_and_start_at_one() {
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version + 1 == w[1].version));
-        assert_eq!(latest_version(), 3);
+        assert_eq!(latest_version(), 4);
     }
 
     #[test]
