@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod fanout;
 pub mod handlers;
+pub mod history;
 pub mod metrics;
 pub mod negotiate;
 pub mod panic;
@@ -26,6 +27,7 @@ pub mod request;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod yaml;
 
 pub use config::Config;
 pub use server::{run, AppState};

@@ -50,6 +50,25 @@ fn body_format(ctx: &Ctx) -> ApiResult<BodyFormat> {
 /// Validates metadata and the schema, prunes unknown fields and applies defaults.
 /// Returns the warnings to send (`fieldValidation=Warn`).
 pub fn admit(def: &'static ResourceDef, obj: &mut Value, params: &WriteParams) -> ApiResult<Vec<String>> {
+    admit_decoded(def, obj, params, &[])
+}
+
+/// [`admit`] for a decoded body whose strict decoding found `duplicates` (the
+/// `duplicate field "…"` messages of [`prext_api::duplicates`]): refused first under
+/// `fieldValidation=Strict`, together with the unknown fields, as kube-apiserver's decoder
+/// refuses them before validation; sent as warnings, before the unknown fields, under `Warn`.
+pub fn admit_decoded(
+    def: &'static ResourceDef,
+    obj: &mut Value,
+    params: &WriteParams,
+    duplicates: &[String],
+) -> ApiResult<Vec<String>> {
+    if params.field_validation == FieldValidation::Strict && !duplicates.is_empty() {
+        let unknown = schema::for_resource(def).validate(obj).unknown_fields;
+        let mut errors = duplicates.to_vec();
+        errors.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")));
+        return Err(Status::strict_decoding(def, &errors).into());
+    }
     let name = meta::meta_str(obj, "name").unwrap_or("").to_string();
     let mut causes = meta::validate_metadata(def, obj);
     let validation = schema::for_resource(def).validate(obj);
@@ -58,16 +77,18 @@ pub fn admit(def: &'static ResourceDef, obj: &mut Value, params: &WriteParams) -
         return Err(Status::invalid(def, &name, causes).into());
     }
     let mut warnings = Vec::new();
+    if params.field_validation == FieldValidation::Warn {
+        warnings.extend_from_slice(duplicates);
+    }
     if !validation.unknown_fields.is_empty() {
         match params.field_validation {
             FieldValidation::Strict => {
-                let list = validation
+                let errors: Vec<String> = validation
                     .unknown_fields
                     .iter()
                     .map(|f| format!("unknown field \"{f}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(Status::bad_request(format!("strict decoding error: {list}")).into());
+                    .collect();
+                return Err(Status::strict_decoding(def, &errors).into());
             }
             FieldValidation::Warn => {
                 warnings.extend(
@@ -105,7 +126,8 @@ pub fn to_write(def: &'static ResourceDef, ctx: &Ctx, obj: Value) -> ObjectWrite
 /// A response carrying `Warning` headers.
 pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     for w in warnings {
-        let text = format!("299 - \"{}\"", w.replace('"', "'"));
+        // `NewWarningHeader` of k8s.io/apimachinery/pkg/util/net/http.go: `"` and `\` escaped.
+        let text = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
         if let Ok(v) = HeaderValue::from_str(&text) {
             resp.headers_mut().append(header::WARNING, v);
         }
@@ -138,7 +160,10 @@ pub async fn admit_namespace(ctx: &Ctx) -> ApiResult<()> {
 pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let def = ctx.path.def;
     let params = WriteParams::parse(&ctx.query)?;
-    let mut obj = meta::decode_body(&body, body_format(&ctx)?)?;
+    let format = body_format(&ctx)?;
+    let mut obj = meta::decode_body(&body, format)?;
+    let duplicates = super::write_rules::duplicates(&params, format, &body);
+    let version_set = super::write_rules::resource_version_set(&obj);
     meta::check_type(def, &obj)?;
     meta::ensure_namespace(def, &mut obj, ctx.path.namespace.as_deref())?;
     admit_namespace(&ctx).await?;
@@ -152,7 +177,7 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         };
         let now = jiff::Timestamp::now();
         meta::prepare_create(&mut obj, now)?;
-        let warnings = admit(def, &mut obj, &params)?;
+        let warnings = admit_decoded(def, &mut obj, &params, &duplicates)?;
         apply::record_update(
             def,
             None,
@@ -164,6 +189,9 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         if params.dry_run {
             let body = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
             return respond(&ctx, body, StatusCode::CREATED, &warnings);
+        }
+        if version_set {
+            return Err(Status::resource_version_set_on_create().into());
         }
         match ctx.state.store.create(to_write(def, &ctx, obj)).await {
             Ok(stored) => return respond(&ctx, stored.body, StatusCode::CREATED, &warnings),
@@ -199,8 +227,20 @@ pub async fn replace(
     ctx: &Ctx,
     params: &WriteParams,
     current: &StoredObject,
+    new: Value,
+    record: Option<&str>,
+) -> ApiResult<Updated> {
+    replace_decoded(ctx, params, current, new, record, &[]).await
+}
+
+/// [`replace`] of a body whose strict decoding found `duplicates` (see [`admit_decoded`]).
+pub async fn replace_decoded(
+    ctx: &Ctx,
+    params: &WriteParams,
+    current: &StoredObject,
     mut new: Value,
     record: Option<&str>,
+    duplicates: &[String],
 ) -> ApiResult<Updated> {
     let def = ctx.path.def;
     let name = ctx.path.name.clone().unwrap_or_default();
@@ -216,7 +256,7 @@ pub async fn replace(
     meta::metadata_mut(&mut new)?.insert("name".into(), Value::String(name.clone()));
     let old = parse_stored(current)?;
     meta::prepare_update(def, &old, &mut new)?;
-    let warnings = admit(def, &mut new, params)?;
+    let warnings = admit_decoded(def, &mut new, params, duplicates)?;
     if let Some(manager) = record {
         apply::record_update(
             def,
@@ -290,8 +330,19 @@ pub async fn update(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let def = ctx.path.def;
     let name = ctx.path.name.clone().unwrap_or_default();
     let params = WriteParams::parse(&ctx.query)?;
-    let new = meta::decode_body(&body, body_format(&ctx)?)?;
+    let format = body_format(&ctx)?;
+    let new = meta::decode_body(&body, format)?;
+    let duplicates = super::write_rules::duplicates(&params, format, &body);
     let rv = meta::meta_str(&new, "resourceVersion").unwrap_or("").to_string();
+    // A missing object is 404 before anything else: the CRD store does not create on update
+    // (`AllowCreateOnUpdate` is false in apiextensions-apiserver's customresource strategy).
+    let current = ctx
+        .state
+        .store
+        .get(&object_key(&ctx))
+        .await
+        .map_err(|e| ApiError::store(def, &name, e))?
+        .ok_or_else(|| Status::not_found(def, &name))?;
     if rv.is_empty() {
         return Err(Status::invalid(
             def,
@@ -304,18 +355,11 @@ pub async fn update(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         )
         .into());
     }
-    let current = ctx
-        .state
-        .store
-        .get(&object_key(&ctx))
-        .await
-        .map_err(|e| ApiError::store(def, &name, e))?
-        .ok_or_else(|| Status::not_found(def, &name))?;
     if rv != current.revision.to_string() {
         return Err(Status::conflict_modified(def, &name).into());
     }
     let manager = manager(&ctx, &params);
-    match replace(&ctx, &params, &current, new, Some(&manager)).await? {
+    match replace_decoded(&ctx, &params, &current, new, Some(&manager), &duplicates).await? {
         Updated::Done(resp) => Ok(resp),
         Updated::Raced => Err(Status::conflict_modified(def, &name).into()),
     }
