@@ -4,7 +4,7 @@
 use prext_api::results::query::severity_rank;
 use serde_json::Value;
 
-use super::client::{Conn, PluginError, PluginResult};
+use super::client::{usage, Conn, PluginError, PluginResult};
 use super::table::{self, Cell, Color, ColorChoice};
 
 /// The base path of the result API.

@@ -60,7 +60,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(applied, 4);
+    assert_eq!(applied, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,7 +401,7 @@ async fn both_backends_define_the_same_analyst_views() {
 }
 
 /// A database whose change log version 3 wrote (every change with its body) is upgraded in
-/// place by migration 4: the copies of current bodies go, and the history replays the same.
+/// place by migration 5: the copies of current bodies go, and the history replays the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_3_change_logs_upgrade_in_place() {
     let pg = TempPostgres::new().await;
@@ -428,7 +428,7 @@ async fn version_3_change_logs_upgrade_in_place() {
              WHERE o.cluster = c.cluster AND o.resource = c.resource AND o.namespace = c.namespace
                AND o.name = c.name AND o.revision = c.revision AND c.body IS NULL;
              ALTER TABLE changes ALTER COLUMN body SET NOT NULL;
-             DELETE FROM schema_migrations WHERE version = 4;",
+             DELETE FROM schema_migrations WHERE version = 5;",
         )
         .await
         .expect("version 3 state");
