@@ -296,6 +296,19 @@ async fn backup_under_writes_restores_every_acknowledged_write_and_expires_old_w
         "{} <= {newest_old_rv}",
         rv(&created)
     );
+    let patched = patch(
+        &client,
+        &POLR.item(Some("seed"), "a"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"labels": {"touched": "after-restore"}}}),
+    )
+    .await
+    .expect(200)
+    .json();
+    assert!(
+        rv(&patched) > rv(&created),
+        "restored objects update on top of the jump"
+    );
 
     // Watches resumed from old resourceVersions, from before or after the backup, are told
     // to relist; so is a continue token of the old server.
