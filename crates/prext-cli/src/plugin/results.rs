@@ -4,7 +4,7 @@
 use prext_api::results::query::severity_rank;
 use serde_json::Value;
 
-use super::client::{Conn, PluginError, PluginResult};
+use super::client::{usage, Conn, PluginError, PluginResult};
 use super::table::{self, Cell, Color, ColorChoice};
 
 /// The base path of the result API.
@@ -319,7 +319,7 @@ pub struct SummaryOptions<'a> {
 /// The query parameters of a summary's order and size (each starts with `&`).
 pub fn summary_paging(top: Option<usize>, sort: Option<&str>) -> PluginResult<String> {
     if top == Some(0) {
-        return Err(PluginError::BadFlag("--top: must be at least 1".into()));
+        return Err(usage("--top: must be at least 1"));
     }
     let sort = sort.or(top.map(|_| "fail"));
     let mut q = form_urlencoded::Serializer::new(String::new());
