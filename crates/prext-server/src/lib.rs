@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod fanout;
 pub mod handlers;
+pub mod history;
 pub mod metrics;
 pub mod negotiate;
 pub mod panic;

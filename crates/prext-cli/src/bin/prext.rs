@@ -93,6 +93,9 @@ struct ServeArgs {
     /// Seconds between compactions of the change history.
     #[arg(long, default_value_t = 60)]
     compaction_interval_seconds: u64,
+    /// Days resolved findings are kept (the findings and resulttrends of results.prext.io).
+    #[arg(long, default_value_t = 90)]
+    history_days: u32,
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[arg(long, default_value_t = 30)]
     shutdown_grace_seconds: u64,
@@ -171,6 +174,7 @@ async fn main() -> std::process::ExitCode {
             config.history_revisions = args.history_revisions;
             config.history_age = Duration::from_secs(args.history_age_seconds);
             config.compaction_interval = Duration::from_secs(args.compaction_interval_seconds.max(1));
+            config.history_days = args.history_days.max(1);
             config.shutdown_grace = Duration::from_secs(args.shutdown_grace_seconds);
             config.auth = args.auth.into_config();
             let token = CancellationToken::new();

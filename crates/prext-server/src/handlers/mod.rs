@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod delete;
 pub mod discovery;
+pub mod findings;
 pub mod health;
 pub mod openapi;
 pub mod read;

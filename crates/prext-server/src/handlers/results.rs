@@ -64,6 +64,9 @@ async fn handle(state: AppState, parts: http::request::Parts) -> ApiResult<Respo
         Target::Collection
     };
     let output = negotiate(accept, target, query.get("includeObject"))?;
+    if super::findings::serves(&path) {
+        return super::findings::handle(&state, &path, &query, output).await;
+    }
     let parsed = Parsed::from_query(&path, &query).map_err(|e| Status::bad_request(e.0))?;
     if std::ptr::eq(path.resource, &POLICY_RESULTS) {
         match &path.name {
