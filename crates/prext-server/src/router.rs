@@ -16,7 +16,7 @@ pub fn router(state: AppState) -> Router {
         // The Python client asks for `/version/`; kube-apiserver serves both.
         .route("/version/", get(standalone::version))
         .route("/api", get(discovery::core_api))
-        .route("/api/v1", get(standalone::core_v1))
+        .route("/api/v1", get(discovery::core_v1))
         .route("/api/v1/namespaces", get(standalone::namespaces))
         .route("/api/v1/namespaces/{name}", get(discovery::namespace))
         .route("/api/v1/events", get(standalone::core_events))

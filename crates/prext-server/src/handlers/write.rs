@@ -50,25 +50,6 @@ fn body_format(ctx: &Ctx) -> ApiResult<BodyFormat> {
 /// Validates metadata and the schema, prunes unknown fields and applies defaults.
 /// Returns the warnings to send (`fieldValidation=Warn`).
 pub fn admit(def: &'static ResourceDef, obj: &mut Value, params: &WriteParams) -> ApiResult<Vec<String>> {
-    admit_decoded(def, obj, params, &[])
-}
-
-/// [`admit`] for a decoded body whose strict decoding found `duplicates` (the
-/// `duplicate field "…"` messages of [`prext_api::duplicates`]): refused first under
-/// `fieldValidation=Strict`, together with the unknown fields, as kube-apiserver's decoder
-/// refuses them before validation; sent as warnings, before the unknown fields, under `Warn`.
-pub fn admit_decoded(
-    def: &'static ResourceDef,
-    obj: &mut Value,
-    params: &WriteParams,
-    duplicates: &[String],
-) -> ApiResult<Vec<String>> {
-    if params.field_validation == FieldValidation::Strict && !duplicates.is_empty() {
-        let unknown = schema::for_resource(def).validate(obj).unknown_fields;
-        let mut errors = duplicates.to_vec();
-        errors.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")));
-        return Err(Status::strict_decoding(def, &errors).into());
-    }
     let name = meta::meta_str(obj, "name").unwrap_or("").to_string();
     let mut causes = meta::validate_metadata(def, obj);
     let validation = schema::for_resource(def).validate(obj);
@@ -77,9 +58,6 @@ pub fn admit_decoded(
         return Err(Status::invalid(def, &name, causes).into());
     }
     let mut warnings = Vec::new();
-    if params.field_validation == FieldValidation::Warn {
-        warnings.extend_from_slice(duplicates);
-    }
     if !validation.unknown_fields.is_empty() {
         match params.field_validation {
             FieldValidation::Strict => {
@@ -177,7 +155,7 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         };
         let now = jiff::Timestamp::now();
         meta::prepare_create(&mut obj, now)?;
-        let warnings = admit_decoded(def, &mut obj, &params, &duplicates)?;
+        let warnings = super::write_rules::admit_decoded(def, &mut obj, &params, &duplicates)?;
         apply::record_update(
             def,
             None,
@@ -233,7 +211,8 @@ pub async fn replace(
     replace_decoded(ctx, params, current, new, record, &[]).await
 }
 
-/// [`replace`] of a body whose strict decoding found `duplicates` (see [`admit_decoded`]).
+/// [`replace`] of a body whose strict decoding found `duplicates`
+/// (see [`super::write_rules::admit_decoded`]).
 pub async fn replace_decoded(
     ctx: &Ctx,
     params: &WriteParams,
@@ -256,7 +235,7 @@ pub async fn replace_decoded(
     meta::metadata_mut(&mut new)?.insert("name".into(), Value::String(name.clone()));
     let old = parse_stored(current)?;
     meta::prepare_update(def, &old, &mut new)?;
-    let warnings = admit_decoded(def, &mut new, params, duplicates)?;
+    let warnings = super::write_rules::admit_decoded(def, &mut new, params, duplicates)?;
     if let Some(manager) = record {
         apply::record_update(
             def,
