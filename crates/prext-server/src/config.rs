@@ -25,6 +25,10 @@ pub struct Config {
     pub compaction_interval: Duration,
     /// How long in-flight requests get to finish on SIGTERM.
     pub shutdown_grace: Duration,
+    /// Connections without a request in flight are closed after this long.
+    pub idle_connection_timeout: Duration,
+    /// The connection cap (`None`: derived from the open-file limit).
+    pub max_connections: Option<usize>,
     /// Serving certificate, authentication and authorization (kube's delegated-auth flags).
     pub auth: AuthConfig,
 }
@@ -42,6 +46,8 @@ impl Config {
             history_age: Duration::from_secs(300),
             compaction_interval: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            idle_connection_timeout: Duration::from_secs(90),
+            max_connections: None,
             auth: AuthConfig::default(),
         }
     }

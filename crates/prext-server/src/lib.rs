@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod compaction;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod fanout;
 pub mod handlers;
