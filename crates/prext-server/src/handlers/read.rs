@@ -81,6 +81,9 @@ pub async fn list(ctx: Ctx) -> ApiResult<Response> {
             )
             .into());
         }
+        // A token from the future (forged, or another replica's newest write): wait for the
+        // revision like any other resourceVersion, then 504, never echo it.
+        wait_until_fresh(&**store, token.revision).await?;
         opts.after = Some((token.namespace, token.name));
         pinned = Some(token.revision);
     }

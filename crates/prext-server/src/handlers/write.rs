@@ -139,7 +139,7 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let def = ctx.path.def;
     let params = WriteParams::parse(&ctx.query)?;
     let format = body_format(&ctx)?;
-    let mut obj = meta::decode_body(&body, format)?;
+    let mut obj = crate::decode::body(body.clone(), format).await?;
     let duplicates = super::write_rules::duplicates(&params, format, &body);
     let version_set = super::write_rules::resource_version_set(&obj);
     meta::check_type(def, &obj)?;
@@ -310,7 +310,7 @@ pub async fn update(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let name = ctx.path.name.clone().unwrap_or_default();
     let params = WriteParams::parse(&ctx.query)?;
     let format = body_format(&ctx)?;
-    let new = meta::decode_body(&body, format)?;
+    let new = crate::decode::body(body.clone(), format).await?;
     let duplicates = super::write_rules::duplicates(&params, format, &body);
     let rv = meta::meta_str(&new, "resourceVersion").unwrap_or("").to_string();
     // A missing object is 404 before anything else: the CRD store does not create on update
@@ -356,21 +356,24 @@ enum PatchBody {
     Apply(Value),
 }
 
-fn patch_body(ctx: &Ctx, body: &[u8]) -> ApiResult<PatchBody> {
+async fn patch_body(ctx: &Ctx, body: Bytes) -> ApiResult<PatchBody> {
     let ct = ctx.header(header::CONTENT_TYPE).unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let bom = if body.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let body = body.slice(bom..);
     match media.as_str() {
         "application/json-patch+json" => {
-            let p: json_patch::Patch = serde_json::from_slice(body)
+            let p: json_patch::Patch = serde_json::from_slice(&body)
                 .map_err(|e| Status::bad_request(format!("invalid JSON patch: {e}")))?;
             prext_api::limits::patch::check_operation_count(p.0.len())?;
             Ok(PatchBody::Patch(PatchKind::Json(p)))
         }
-        "application/merge-patch+json" => serde_json::from_slice(body)
+        "application/merge-patch+json" => serde_json::from_slice(&body)
             .map(|p| PatchBody::Patch(PatchKind::Merge(p)))
             .map_err(|e| Status::bad_request(format!("invalid merge patch: {e}")).into()),
-        "application/apply-patch+yaml" => Ok(PatchBody::Apply(meta::decode_body(body, BodyFormat::Yaml)?)),
+        "application/apply-patch+yaml" => Ok(PatchBody::Apply(
+            crate::decode::body(body, BodyFormat::Yaml).await?,
+        )),
         other => Err(Status::unsupported_media_type(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other:?})"
         ))
@@ -384,7 +387,7 @@ pub async fn patch(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let def = ctx.path.def;
     let name = ctx.path.name.clone().unwrap_or_default();
     let params = WriteParams::parse(&ctx.query)?;
-    let kind = match patch_body(&ctx, &body)? {
+    let kind = match patch_body(&ctx, body).await? {
         PatchBody::Apply(applied) => return super::apply::server_side_apply(ctx, params, applied).await,
         PatchBody::Patch(kind) => kind,
     };
