@@ -18,6 +18,8 @@
 mod checkpointer;
 mod findings;
 mod findings_read;
+#[cfg(test)]
+mod findings_tests;
 mod lock;
 mod ops;
 mod prepared;

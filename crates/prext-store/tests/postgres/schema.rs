@@ -25,7 +25,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3], "every migration applied exactly once");
+    assert_eq!(versions, [1, 2, 3, 4], "every migration applied exactly once");
     // Debian's PostgreSQL has LZ4: migration 3 switched the bodies to it.
     let compression: Vec<String> = client
         .query(
@@ -60,7 +60,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(applied, 3);
+    assert_eq!(applied, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,7 +373,7 @@ async fn both_backends_define_the_same_analyst_views() {
     let db = pg.database().await;
     db.open_postgres().await.close().await;
     let analyst = db.analyst_client().await;
-    for view in ["report_results", "reports_v1", "results_v1"] {
+    for view in ["report_results", "reports_v1", "results_v1", "findings_v1"] {
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT name FROM pragma_table_info('{view}') ORDER BY cid"
