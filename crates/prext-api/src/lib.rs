@@ -10,10 +10,12 @@
 pub mod apply;
 pub mod continue_token;
 pub mod discovery;
+pub mod duplicates;
 pub mod duration;
 pub mod fields;
 pub mod jsonpath;
 pub mod labels;
+pub mod limits;
 pub mod meta;
 pub mod names;
 pub mod openapi;
@@ -21,6 +23,7 @@ pub mod report;
 pub mod resources;
 pub mod results;
 pub mod schema;
+pub mod standalone;
 pub mod status;
 pub mod table;
 

@@ -28,6 +28,8 @@ pub fn decode_body(bytes: &[u8], format: BodyFormat) -> Result<Value, Status> {
         BodyFormat::Yaml => {
             let text = std::str::from_utf8(bytes)
                 .map_err(|_| Status::bad_request("the request body is not valid UTF-8"))?;
+            crate::limits::yaml::check_depth(text, crate::limits::yaml::MAX_YAML_DEPTH)
+                .map_err(|e| Status::bad_request(format!("the request body is not valid YAML: {e}")))?;
             serde_norway::from_str(text)
                 .map_err(|e| Status::bad_request(format!("the request body is not valid YAML: {e}")))?
         }
@@ -38,6 +40,13 @@ pub fn decode_body(bytes: &[u8], format: BodyFormat) -> Result<Value, Status> {
         ));
     }
     Ok(value)
+}
+
+/// A JSON document re-encoded as YAML (the `Accept: application/yaml` answers);
+/// `None` when `json` is not a JSON document.
+pub fn json_to_yaml(json: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(json).ok()?;
+    serde_norway::to_string(&value).ok()
 }
 
 /// Checks that the body's apiVersion and kind are the URL's (400 otherwise).

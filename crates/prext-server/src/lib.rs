@@ -19,6 +19,7 @@ pub mod handlers;
 pub mod history;
 pub mod metrics;
 pub mod negotiate;
+pub mod panic;
 pub mod pki;
 pub mod reload;
 pub mod render;
@@ -26,6 +27,7 @@ pub mod request;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod yaml;
 
 pub use config::Config;
 pub use server::{run, AppState};

@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "../backup.rs"]
+mod backup;
 #[path = "../migrate.rs"]
 mod migrate;
 
@@ -39,6 +41,10 @@ enum Command {
     Serve(ServeArgs),
     /// Copy the reports stored as custom resources in a cluster into prext's store.
     Migrate(migrate::MigrateArgs),
+    /// Copy the embedded SQLite store to a file while the server keeps writing.
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of a store no server holds; its revision jumps past every old one.
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -100,9 +106,26 @@ struct ServeArgs {
     auth: AuthArgs,
 }
 
+/// rustls warns about every ClientHello whose SNI is an IP address (RFC 6066 forbids it, yet
+/// Node.js, Ruby and others send one when connecting to `https://127.0.0.1`): normal client
+/// behaviour, not an operator's concern. Its SNI parser is quieted unless `RUST_LOG` names
+/// rustls itself.
+const QUIET_SNI: &str = "rustls::msgs::handshake=error";
+
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let env = std::env::var("RUST_LOG").unwrap_or_default();
+    let base = if env.trim().is_empty() {
+        "info"
+    } else {
+        env.as_str()
+    };
+    let directives = if base.contains("rustls") {
+        base.to_string()
+    } else {
+        format!("{base},{QUIET_SNI}")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{QUIET_SNI}")));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -137,6 +160,7 @@ async fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Serve(args) => {
             init_logging(args.log_format);
+            prext_server::panic::install_hook();
             let mut config = prext_server::Config::new(args.data_dir, args.listen);
             config.store = args.store;
             config.store_settings = prext_server::config::StoreSettings {
@@ -158,8 +182,8 @@ async fn main() -> std::process::ExitCode {
             match prext_server::run(config, token).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
+                    // Once: the log goes to stderr too.
                     tracing::error!("prext failed: {e:#}");
-                    eprintln!("prext: {e:#}");
                     std::process::ExitCode::FAILURE
                 }
             }
@@ -167,6 +191,14 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(args) => {
             init_logging(LogFormat::Text);
             migrate::main(args).await
+        }
+        Command::Backup(args) => {
+            init_logging(LogFormat::Text);
+            backup::backup_main(args).await
+        }
+        Command::Restore(args) => {
+            init_logging(LogFormat::Text);
+            backup::restore_main(args).await
         }
     }
 }

@@ -22,6 +22,8 @@ use clap::{Parser, Subcommand};
 
 use client::{Conn, ConnectionArgs, PluginResult};
 
+/// The exit code of bad usage (an invalid flag value), as clap exits for unknown flags.
+const EXIT_USAGE: u8 = 2;
 /// The exit code of `--fail-on` when it finds a failing result.
 const EXIT_FAIL_ON: u8 = 3;
 
@@ -143,6 +145,13 @@ enum Command {
         /// Exit 3 when a failing (fail or error) result of this severity or above matches.
         #[arg(long, value_name = "SEVERITY")]
         fail_on: Option<String>,
+        /// Only the N groups ranked first by --sort (default: most failures first).
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
+        /// Rank groups by: total, a result (fail, warn, …) or a result.severity cell
+        /// (fail.critical), descending; default: by group.
+        #[arg(long)]
+        sort: Option<String>,
     },
 }
 
@@ -159,6 +168,10 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(client::PluginError::Closed) => ExitCode::SUCCESS,
+        Err(e @ client::PluginError::BadFlag(_)) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
@@ -167,6 +180,12 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> PluginResult<ExitCode> {
+    // Flag values are checked before connecting, so that bad usage is exit 2 anywhere.
+    if let Command::Results { fail_on: Some(t), .. } | Command::Summary { fail_on: Some(t), .. } =
+        &cli.command
+    {
+        results::fail_on_selector(t)?;
+    }
     let conn = Conn::new(&cli.connection).await?;
     let fail_on = match cli.command {
         Command::Create { files } => return reports::create(&conn, &files).await.map(|()| ExitCode::SUCCESS),
@@ -252,6 +271,8 @@ async fn run(cli: Cli) -> PluginResult<ExitCode> {
             by,
             color,
             fail_on,
+            top,
+            sort,
         } => {
             if let Some(t) = &fail_on {
                 results::fail_on_selector(t)?;
@@ -260,6 +281,8 @@ async fn run(cli: Cli) -> PluginResult<ExitCode> {
                 filters: &filters,
                 by: &by,
                 color,
+                top,
+                sort: sort.as_deref(),
             };
             results::summary(&conn, options).await?;
             fail_on.map(|t| (filters, t))

@@ -195,7 +195,9 @@ pub async fn delete(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
 }
 
 /// DELETE of a collection: every object matching the selectors, synchronously, as the
-/// namespace controller expects (it re-lists right after and needs nothing left).
+/// namespace controller expects (it re-lists right after and needs nothing left). The answer
+/// is the list of what was deleted, as listed before deleting (`DeleteCollection` of
+/// k8s.io/apiserver/pkg/registry/generic/registry/store.go).
 pub async fn delete_collection(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let def = ctx.path.def;
     let opts = parse_options(&ctx, &body)?;
@@ -213,10 +215,13 @@ pub async fn delete_collection(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         })
         .await
         .map_err(ApiError::storage)?;
+    let revision = stream.revision;
     let mut keys = Vec::new();
+    let mut listed = Vec::new();
     while let Some(item) = stream.items.recv().await {
         if let ListItem::Object(o) = item.map_err(ApiError::storage)? {
             keys.push(o.key);
+            listed.push(o.body);
         }
     }
     let ctx = &ctx;
@@ -234,13 +239,8 @@ pub async fn delete_collection(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
             Err(e) => return Err(e),
         }
     }
-    let status = Status::success(StatusDetails {
-        group: def.group.into(),
-        kind: def.plural.into(),
-        ..Default::default()
-    });
     Ok(render::json_bytes(
         StatusCode::OK,
-        serde_json::to_vec(&status).unwrap_or_default(),
+        render::deleted_list(def, revision, &listed),
     ))
 }

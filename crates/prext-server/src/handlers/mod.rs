@@ -9,5 +9,8 @@ pub mod openapi;
 pub mod read;
 pub mod resource;
 pub mod results;
+pub mod standalone;
 pub mod watch;
+pub mod watch_one;
 pub mod write;
+pub mod write_rules;

@@ -23,6 +23,9 @@ pub fn object_key(ctx: &Ctx) -> ObjectKey {
 
 /// GET of one object.
 pub async fn get(ctx: Ctx) -> ApiResult<Response> {
+    if ctx.path.watch_prefix || ctx.query.flag("watch") {
+        return super::watch_one::watch_one(ctx).await;
+    }
     let def = ctx.path.def;
     let name = ctx.path.name.clone().unwrap_or_default();
     let output = negotiate(

@@ -61,13 +61,12 @@ pub fn admit(def: &'static ResourceDef, obj: &mut Value, params: &WriteParams) -
     if !validation.unknown_fields.is_empty() {
         match params.field_validation {
             FieldValidation::Strict => {
-                let list = validation
+                let errors: Vec<String> = validation
                     .unknown_fields
                     .iter()
                     .map(|f| format!("unknown field \"{f}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(Status::bad_request(format!("strict decoding error: {list}")).into());
+                    .collect();
+                return Err(Status::strict_decoding(def, &errors).into());
             }
             FieldValidation::Warn => {
                 warnings.extend(
@@ -105,7 +104,8 @@ pub fn to_write(def: &'static ResourceDef, ctx: &Ctx, obj: Value) -> ObjectWrite
 /// A response carrying `Warning` headers.
 pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     for w in warnings {
-        let text = format!("299 - \"{}\"", w.replace('"', "'"));
+        // `NewWarningHeader` of k8s.io/apimachinery/pkg/util/net/http.go: `"` and `\` escaped.
+        let text = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
         if let Ok(v) = HeaderValue::from_str(&text) {
             resp.headers_mut().append(header::WARNING, v);
         }
@@ -138,7 +138,10 @@ pub async fn admit_namespace(ctx: &Ctx) -> ApiResult<()> {
 pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let def = ctx.path.def;
     let params = WriteParams::parse(&ctx.query)?;
-    let mut obj = meta::decode_body(&body, body_format(&ctx)?)?;
+    let format = body_format(&ctx)?;
+    let mut obj = meta::decode_body(&body, format)?;
+    let duplicates = super::write_rules::duplicates(&params, format, &body);
+    let version_set = super::write_rules::resource_version_set(&obj);
     meta::check_type(def, &obj)?;
     meta::ensure_namespace(def, &mut obj, ctx.path.namespace.as_deref())?;
     admit_namespace(&ctx).await?;
@@ -152,7 +155,7 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         };
         let now = jiff::Timestamp::now();
         meta::prepare_create(&mut obj, now)?;
-        let warnings = admit(def, &mut obj, &params)?;
+        let warnings = super::write_rules::admit_decoded(def, &mut obj, &params, &duplicates)?;
         apply::record_update(
             def,
             None,
@@ -164,6 +167,9 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         if params.dry_run {
             let body = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
             return respond(&ctx, body, StatusCode::CREATED, &warnings);
+        }
+        if version_set {
+            return Err(Status::resource_version_set_on_create().into());
         }
         match ctx.state.store.create(to_write(def, &ctx, obj)).await {
             Ok(stored) => return respond(&ctx, stored.body, StatusCode::CREATED, &warnings),
@@ -199,8 +205,21 @@ pub async fn replace(
     ctx: &Ctx,
     params: &WriteParams,
     current: &StoredObject,
+    new: Value,
+    record: Option<&str>,
+) -> ApiResult<Updated> {
+    replace_decoded(ctx, params, current, new, record, &[]).await
+}
+
+/// [`replace`] of a body whose strict decoding found `duplicates`
+/// (see [`super::write_rules::admit_decoded`]).
+pub async fn replace_decoded(
+    ctx: &Ctx,
+    params: &WriteParams,
+    current: &StoredObject,
     mut new: Value,
     record: Option<&str>,
+    duplicates: &[String],
 ) -> ApiResult<Updated> {
     let def = ctx.path.def;
     let name = ctx.path.name.clone().unwrap_or_default();
@@ -216,7 +235,7 @@ pub async fn replace(
     meta::metadata_mut(&mut new)?.insert("name".into(), Value::String(name.clone()));
     let old = parse_stored(current)?;
     meta::prepare_update(def, &old, &mut new)?;
-    let warnings = admit(def, &mut new, params)?;
+    let warnings = super::write_rules::admit_decoded(def, &mut new, params, duplicates)?;
     if let Some(manager) = record {
         apply::record_update(
             def,
@@ -290,8 +309,19 @@ pub async fn update(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let def = ctx.path.def;
     let name = ctx.path.name.clone().unwrap_or_default();
     let params = WriteParams::parse(&ctx.query)?;
-    let new = meta::decode_body(&body, body_format(&ctx)?)?;
+    let format = body_format(&ctx)?;
+    let new = meta::decode_body(&body, format)?;
+    let duplicates = super::write_rules::duplicates(&params, format, &body);
     let rv = meta::meta_str(&new, "resourceVersion").unwrap_or("").to_string();
+    // A missing object is 404 before anything else: the CRD store does not create on update
+    // (`AllowCreateOnUpdate` is false in apiextensions-apiserver's customresource strategy).
+    let current = ctx
+        .state
+        .store
+        .get(&object_key(&ctx))
+        .await
+        .map_err(|e| ApiError::store(def, &name, e))?
+        .ok_or_else(|| Status::not_found(def, &name))?;
     if rv.is_empty() {
         return Err(Status::invalid(
             def,
@@ -304,18 +334,11 @@ pub async fn update(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         )
         .into());
     }
-    let current = ctx
-        .state
-        .store
-        .get(&object_key(&ctx))
-        .await
-        .map_err(|e| ApiError::store(def, &name, e))?
-        .ok_or_else(|| Status::not_found(def, &name))?;
     if rv != current.revision.to_string() {
         return Err(Status::conflict_modified(def, &name).into());
     }
     let manager = manager(&ctx, &params);
-    match replace(&ctx, &params, &current, new, Some(&manager)).await? {
+    match replace_decoded(&ctx, &params, &current, new, Some(&manager), &duplicates).await? {
         Updated::Done(resp) => Ok(resp),
         Updated::Raced => Err(Status::conflict_modified(def, &name).into()),
     }
@@ -338,9 +361,12 @@ fn patch_body(ctx: &Ctx, body: &[u8]) -> ApiResult<PatchBody> {
     let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     match media.as_str() {
-        "application/json-patch+json" => serde_json::from_slice(body)
-            .map(|p| PatchBody::Patch(PatchKind::Json(p)))
-            .map_err(|e| Status::bad_request(format!("invalid JSON patch: {e}")).into()),
+        "application/json-patch+json" => {
+            let p: json_patch::Patch = serde_json::from_slice(body)
+                .map_err(|e| Status::bad_request(format!("invalid JSON patch: {e}")))?;
+            prext_api::limits::patch::check_operation_count(p.0.len())?;
+            Ok(PatchBody::Patch(PatchKind::Json(p)))
+        }
         "application/merge-patch+json" => serde_json::from_slice(body)
             .map(|p| PatchBody::Patch(PatchKind::Merge(p)))
             .map_err(|e| Status::bad_request(format!("invalid merge patch: {e}")).into()),
@@ -386,13 +412,9 @@ pub async fn patch(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
             .ok_or_else(|| Status::not_found(def, &name))?;
         let mut obj = parse_stored(&current)?;
         match &kind {
-            PatchKind::Json(p) => json_patch::patch(&mut obj, p).map_err(|e| {
-                ApiError::from(Status::failure(
-                    422,
-                    prext_api::status::reason::INVALID,
-                    format!("the JSON patch could not be applied: {e}"),
-                ))
-            })?,
+            PatchKind::Json(p) => {
+                prext_api::limits::patch::apply_json_patch(&mut obj, p, meta::MAX_BODY_BYTES)?
+            }
             PatchKind::Merge(p) => json_patch::merge(&mut obj, p),
         }
         if !obj.is_object() {

@@ -5,16 +5,19 @@
 //! - [`schema`]: connection settings (WAL, `synchronous=FULL`, foreign keys) and versioned
 //!   migrations;
 //! - [`lock`]: the file lock that keeps a second server off the same database;
+//! - [`backup`]: online backup and offline restore (with a revision jump) of a database;
 //! - [`writer`] and [`ops`]: the single writer thread with group commit, and the SQL of each
 //!   write; [`prepared`]: what of a write is done before it reaches the writer (JSON, derived
 //!   rows); [`result_rows`]: the writes of a report's result rows;
 //! - [`reader`] and [`select`]: the read-only connection pool, snapshot list streams, and
 //!   selectors lowered to SQL;
-//! - [`results`]: result queries and summaries (the `results.prext.io` API).
+//! - [`results`]: result queries and summaries (the `results.prext.io` API); [`statistics`]:
+//!   the planner statistics the writer keeps in step with the data.
 //!
 //! No call blocks the async runtime: writes are queued to the writer thread and awaited on a
 //! oneshot; reads run on blocking threads.
 
+mod backup;
 mod checkpointer;
 mod findings;
 mod findings_read;
@@ -28,6 +31,7 @@ mod result_rows;
 mod results;
 mod schema;
 mod select;
+mod statistics;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +41,7 @@ use std::time::Duration;
 use rusqlite::ErrorCode;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use self::backup::{backup, restore, BackupInfo, RestoreInfo, DEFAULT_REVISION_BUMP};
 use self::checkpointer::Checkpointer;
 use self::lock::DbLock;
 use self::prepared::Prepared;

@@ -27,12 +27,14 @@ mod crud;
 mod durability;
 mod findings;
 pub mod fixtures;
+mod hostile;
 mod list;
 mod postgres;
 mod results;
 mod sqlite;
+mod summary_pages;
 
-pub use changes::{change_log, compaction, subscribe_wakes};
+pub use changes::{change_log, compaction, history_replays_every_version, subscribe_wakes};
 pub use crud::{
     closed_store_is_unavailable, create_and_get, create_existing, delete_preconditions, object_counts,
     revisions_increase, update_checks_revision,
@@ -41,10 +43,12 @@ pub use durability::{
     concurrent_writers, refused_writes_among_concurrent_ones, restart_keeps_state, result_rows_follow_objects,
 };
 pub use findings::findings_follow_writes;
+pub use hostile::property_keys_are_data;
 pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
 pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
 pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};
 pub use sqlite::TempSqlite;
+pub use summary_pages::result_summary_pages;
 
 /// One row of a backend's result table, as much of it as the suite checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +127,9 @@ pub const CHECKS: &[Check] = &[
     Check::Store("pagination", |s| Box::pin(pagination(s))),
     Check::Store("list_snapshot", |s| Box::pin(list_snapshot(s))),
     Check::Store("change_log", |s| Box::pin(change_log(s))),
+    Check::Store("history_replays_every_version", |s| {
+        Box::pin(history_replays_every_version(s))
+    }),
     Check::Store("compaction", |s| Box::pin(compaction(s))),
     Check::Store("subscribe_wakes", |s| Box::pin(subscribe_wakes(s))),
     Check::Store("closed_store_is_unavailable", |s| {
@@ -163,9 +170,11 @@ pub const RESULT_CHECKS: &[Check] = &[
         Box::pin(result_pages_and_orders(s))
     }),
     Check::Store("result_summaries", |s| Box::pin(result_summaries(s))),
+    Check::Store("result_summary_pages", |s| Box::pin(result_summary_pages(s))),
     Check::Store("result_queries_follow_writes", |s| {
         Box::pin(result_queries_follow_writes(s))
     }),
+    Check::Store("property_keys_are_data", |s| Box::pin(property_keys_are_data(s))),
 ];
 
 /// Runs every result-query check, each on a fresh database from `new_database`.
