@@ -29,6 +29,12 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Whether a result value makes a finding (`fail`, `warn` or `error`): lets a write whose
+/// results have none skip the findings bookkeeping.
+pub(crate) fn is_failing(result: Option<&str>) -> bool {
+    matches!(result, Some("fail" | "warn" | "error"))
+}
+
 /// A page of findings, in the order they were opened.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FindingQuery {

@@ -418,7 +418,10 @@ impl Write<'_> {
                 futures::try_join!(async { tx.execute(&st.insert, &params).await }, async {
                     tx.execute(&st.change, &change).await
                 })?;
-                findings::record(tx, cluster, Carrier::Key(k), self.revision).await?;
+                // A new row carries no finding yet: only its failing rows are recorded.
+                if p.results.has_findings() {
+                    findings::record(tx, cluster, Carrier::Key(k), self.revision).await?;
+                }
             }
             Target::Replace {
                 id,

@@ -124,6 +124,13 @@ impl ResultColumns {
         })
     }
 
+    /// Whether a result makes a finding (see [`crate::findings`]).
+    pub(crate) fn has_findings(&self) -> bool {
+        self.text[2]
+            .iter()
+            .any(|r| crate::findings::is_failing(r.as_deref()))
+    }
+
     /// Whether the report has no results.
     pub(crate) fn is_empty(&self) -> bool {
         self.idx.is_empty()

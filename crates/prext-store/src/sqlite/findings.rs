@@ -6,7 +6,8 @@
 //! findings the report carries from its rows: each is opened (or, already open, marked seen)
 //! with the write's time and revision, the report becomes one of its carriers, and a finding
 //! the report carried before and no report carries any more is resolved. An update that keeps
-//! the result rows only marks the report's findings seen ([`seen`]).
+//! the result rows only marks the report's findings seen ([`seen`]). A write whose rows make no
+//! finding, of a report that carried none, costs one index lookup.
 
 use rusqlite::{params, Connection};
 
@@ -20,14 +21,44 @@ const FAILING: &str = "SELECT CASE WHEN coalesce(subject_uid, '') <> '' THEN sub
      GROUP BY 1, 2, 3";
 
 /// Recomputes the findings carried by the report `object_id` from its result rows (none when
-/// it was deleted), at `at` (Unix ms) and `revision`.
-pub(crate) fn record(conn: &Connection, object_id: i64, at: i64, revision: i64) -> rusqlite::Result<()> {
+/// it was deleted), at `at` (Unix ms) and `revision`. `failing` says whether a row of the
+/// report makes a finding (known from the rows just prepared): when none does and the report
+/// carried none before, there is nothing to record and nothing else is read or written.
+pub(crate) fn record(
+    conn: &Connection,
+    object_id: i64,
+    failing: bool,
+    at: i64,
+    revision: i64,
+) -> rusqlite::Result<()> {
     let before: Vec<i64> = conn
         .prepare_cached("SELECT finding_id FROM finding_carriers WHERE object_id = ?1")?
         .query_map([object_id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    conn.prepare_cached("DELETE FROM finding_carriers WHERE object_id = ?1")?
-        .execute([object_id])?;
+    if before.is_empty() && !failing {
+        return Ok(());
+    }
+    if !before.is_empty() {
+        conn.prepare_cached("DELETE FROM finding_carriers WHERE object_id = ?1")?
+            .execute([object_id])?;
+    }
+    if failing {
+        open_seen(conn, object_id, at, revision)?;
+    }
+    let mut resolve = conn.prepare_cached(
+        "UPDATE findings SET resolved_at = ?2, resolved_revision = ?3
+         WHERE id = ?1 AND resolved_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM finding_carriers c WHERE c.finding_id = ?1)",
+    )?;
+    for id in before {
+        resolve.execute(params![id, at, revision])?;
+    }
+    Ok(())
+}
+
+/// Opens (or marks seen) the findings of the report's failing rows, and makes the report
+/// their carrier.
+fn open_seen(conn: &Connection, object_id: i64, at: i64, revision: i64) -> rusqlite::Result<()> {
     let upsert = format!(
         "WITH cur AS ({FAILING})
          INSERT INTO findings (subject_key, policy, rule, namespace, resource, report, result,
@@ -61,14 +92,6 @@ pub(crate) fn record(conn: &Connection, object_id: i64, at: i64, revision: i64) 
                 AND f.resolved_at IS NULL"
         );
         conn.prepare_cached(&carriers)?.execute([object_id])?;
-    }
-    let mut resolve = conn.prepare_cached(
-        "UPDATE findings SET resolved_at = ?2, resolved_revision = ?3
-         WHERE id = ?1 AND resolved_at IS NULL
-           AND NOT EXISTS (SELECT 1 FROM finding_carriers c WHERE c.finding_id = ?1)",
-    )?;
-    for id in before {
-        resolve.execute(params![id, at, revision])?;
     }
     Ok(())
 }

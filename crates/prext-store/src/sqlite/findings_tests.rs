@@ -69,7 +69,7 @@ fn version_3_databases_upgrade_with_their_open_findings() {
     // r1 fixes p3 (its rows rewritten without it): p3 resolves, p1 stays carried by r2.
     conn.execute("DELETE FROM results WHERE object_id = 1 AND idx = 2", [])
         .expect("fix p3");
-    findings::record(&conn, 1, after + 5, 3).expect("record");
+    findings::record(&conn, 1, true, after + 5, 3).expect("record");
     assert_eq!(
         count(
             &conn,
@@ -79,7 +79,7 @@ fn version_3_databases_upgrade_with_their_open_findings() {
     );
     conn.execute("DELETE FROM results WHERE object_id = 1", [])
         .expect("r1 empty");
-    findings::record(&conn, 1, after + 6, 4).expect("record");
+    findings::record(&conn, 1, false, after + 6, 4).expect("record");
     assert_eq!(
         count(&conn, "SELECT count(*) FROM findings WHERE resolved_at IS NULL"),
         1,

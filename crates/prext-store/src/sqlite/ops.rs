@@ -153,7 +153,10 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
     };
     // Written: from here on only storage errors.
     result_rows::insert(conn, id, &obj)?;
-    findings::record(conn, id, crate::findings::now_ms(), revision)?;
+    // A new row carries no finding yet: only its failing rows are recorded.
+    if obj.has_findings() {
+        findings::record(conn, id, true, crate::findings::now_ms(), revision)?;
+    }
     // The newest change of a key keeps no body: it is the object's (see `keep_superseded`).
     append_change(
         conn,
@@ -213,7 +216,8 @@ pub(crate) fn update(
     if cur.results_digest.as_deref() != Some(&obj.head.results_digest[..]) {
         result_rows::remove(conn, cur.id)?;
         result_rows::insert(conn, cur.id, &obj)?;
-        findings::record(conn, cur.id, crate::findings::now_ms(), revision)?;
+        let failing = obj.has_findings();
+        findings::record(conn, cur.id, failing, crate::findings::now_ms(), revision)?;
     } else {
         findings::seen(conn, cur.id, crate::findings::now_ms(), revision)?;
     }
@@ -267,7 +271,7 @@ pub(crate) fn delete(
     keep_superseded(conn, cur.id, cur.revision)?;
     conn.prepare_cached("DELETE FROM objects WHERE id = ?1")?
         .execute([cur.id])?;
-    findings::record(conn, cur.id, crate::findings::now_ms(), revision)?;
+    findings::record(conn, cur.id, false, crate::findings::now_ms(), revision)?;
     append_change(
         conn,
         revision,

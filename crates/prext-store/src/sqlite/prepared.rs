@@ -74,6 +74,13 @@ impl Prepared {
             counts: counts.into_iter().collect(),
         })
     }
+
+    /// Whether a result makes a finding (see [`crate::findings`]).
+    pub(crate) fn has_findings(&self) -> bool {
+        self.results
+            .iter()
+            .any(|r| crate::findings::is_failing(r.result.as_deref()))
+    }
 }
 
 impl PreparedResult {
