@@ -80,18 +80,15 @@ fn open_seen(conn: &Connection, object_id: i64, at: i64, revision: i64) -> rusql
              subject_uid = excluded.subject_uid, last_seen = excluded.last_seen,
              last_seen_revision = excluded.last_seen_revision"
     );
-    let inserted = conn
-        .prepare_cached(&upsert)?
-        .execute(params![object_id, at, revision])?;
-    if inserted > 0 {
-        let carriers = format!(
-            "WITH cur AS ({FAILING})
-             INSERT INTO finding_carriers (object_id, finding_id)
-             SELECT ?1, f.id FROM cur c JOIN findings f
-                 ON f.subject_key = c.subject_key AND f.policy = c.policy AND f.rule = c.rule
-                AND f.resolved_at IS NULL"
-        );
-        conn.prepare_cached(&carriers)?.execute([object_id])?;
+    // Every finding opened or seen, once each (the keys are distinct): the report's carriers.
+    let ids: Vec<i64> = conn
+        .prepare_cached(&format!("{upsert} RETURNING id"))?
+        .query_map(params![object_id, at, revision], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut carry =
+        conn.prepare_cached("INSERT INTO finding_carriers (object_id, finding_id) VALUES (?1, ?2)")?;
+    for id in ids {
+        carry.execute([object_id, id])?;
     }
     Ok(())
 }
