@@ -30,6 +30,7 @@ mod result_rows;
 mod results;
 mod schema;
 mod select;
+mod statistics;
 mod tls;
 mod writer;
 
