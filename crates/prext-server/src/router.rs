@@ -1,10 +1,20 @@
-//! The route table: health, version, discovery, OpenAPI, and the resource paths.
+//! The route table: health, version, discovery, OpenAPI, and the resource paths, whose
+//! method and path shape pick the verb's handler.
 
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use http::Method;
+use http_body_util::BodyExt as _;
+use prext_api::meta::MAX_BODY_BYTES;
+use prext_api::status::Status;
 
-use crate::handlers::{discovery, health, openapi, resource};
-use crate::server::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::handlers::{delete, discovery, health, openapi, read, results, watch, write};
+use crate::request::{parse_path, Ctx, ListParams, Query, ResourcePath};
+use crate::state::AppState;
 
 /// Builds the application router.
 pub fn router(state: AppState) -> Router {
@@ -26,11 +36,97 @@ pub fn router(state: AppState) -> Router {
             "/openapi/v3/apis/{group}/{version}",
             get(openapi::v3_group_version),
         )
-        .fallback(resource::dispatch)
+        .fallback(dispatch)
         .layer(axum::middleware::from_fn(crate::auth::authenticate))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::requests::track,
         ))
         .with_state(state)
+}
+
+/// Entry point for every path under `/apis/{group}/{version}/...`: decodes the path
+/// (`RequestInfo`), maps the HTTP method and path shape to a verb, and hands over to the
+/// verb family's handler.
+async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    if prext_api::results::is_results_path(parts.uri.path()) {
+        return results::dispatch(state, parts).await;
+    }
+    let Some(path) = parse_path(parts.uri.path()) else {
+        return ApiError::from(Status::path_not_found(parts.uri.path())).into_response();
+    };
+    let ctx = Ctx {
+        state,
+        path,
+        query: Query::parse(parts.uri.query()),
+        headers: parts.headers,
+    };
+    let has_name = ctx.path.name.is_some();
+    let result = match (&parts.method, has_name) {
+        (&Method::GET, true) => read::get(ctx).await,
+        (&Method::GET, false) => match ListParams::parse(&ctx.query) {
+            Ok(mut params) if params.watch || ctx.path.watch_prefix => {
+                params.watch = true;
+                watch::watch(ctx, params).await
+            }
+            Ok(params) => read::list(ctx, params).await,
+            Err(e) => Err(e.into()),
+        },
+        (&Method::POST, false) if collection_writable(&ctx.path) => match read_body(body).await {
+            Ok(b) => write::create(ctx, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::PUT, true) => match read_body(body).await {
+            Ok(b) => write::update(ctx, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::PATCH, true) => match read_body(body).await {
+            Ok(b) => write::patch(ctx, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::DELETE, true) => match read_body(body).await {
+            Ok(b) => delete::delete(ctx, b).await,
+            Err(e) => Err(e),
+        },
+        (&Method::DELETE, false) if collection_writable(&ctx.path) => match read_body(body).await {
+            Ok(b) => delete::delete_collection(ctx, b).await,
+            Err(e) => Err(e),
+        },
+        (m, _) => Err(Status::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({m})"
+        ))
+        .into()),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Create and deletecollection of a namespaced kind need a namespace in the path.
+fn collection_writable(path: &ResourcePath) -> bool {
+    !path.def.namespaced || path.namespace.is_some()
+}
+
+/// How much of an oversized body is read and discarded before answering 413, so that a
+/// client still sending gets the answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads a request body, refusing more than [`MAX_BODY_BYTES`] with a 413.
+async fn read_body(mut body: Body) -> ApiResult<bytes::Bytes> {
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| Status::bad_request(format!("failed to read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen <= MAX_BODY_BYTES {
+            buf.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(Status::too_large(MAX_BODY_BYTES).into());
+    }
+    Ok(buf.freeze())
 }

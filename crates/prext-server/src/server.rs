@@ -9,24 +9,8 @@ use prext_store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, StoreSettings};
+use crate::state::{AppState, Parts};
 use crate::{pki, router, tls};
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    /// Cancelled when the server starts shutting down: long-running watches end cleanly.
-    pub shutdown: CancellationToken,
-    /// The change broadcaster every watch follows.
-    pub fanout: Arc<crate::fanout::Fanout>,
-    /// Namespace lifecycle admission (delegated mode only): creates call
-    /// [`NamespaceLifecycle::admit_create`](crate::auth::NamespaceLifecycle::admit_create).
-    pub namespaces: Option<Arc<crate::auth::NamespaceLifecycle>>,
-    /// Request metrics.
-    pub metrics: crate::metrics::requests::RequestMetrics,
-    /// Storage metrics (the store above is already wrapped in them).
-    pub store_metrics: crate::metrics::store::StoreMetrics,
-}
 
 /// Opens the store named by a URL: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB?sslmode=…`.
 pub async fn open_store(url: &str, settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
@@ -113,14 +97,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let tls_config = tls::dynamic_server_config(security.serving.clone(), security.trust.verifier())
         .context("configuring TLS")?;
     let fanout = crate::fanout::Fanout::start(store.clone(), shutdown.clone());
-    let state = AppState {
+    let state = AppState::new(Parts {
         store: store.clone(),
         shutdown: shutdown.clone(),
         fanout,
         namespaces: security.namespaces.clone(),
-        metrics: Default::default(),
         store_metrics,
-    };
+    });
     let app = router::router(state).layer(axum::Extension(security.auth.clone()));
 
     let retention = crate::compaction::Retention {

@@ -101,6 +101,40 @@ pub struct Preconditions {
     pub resource_version: Option<i64>,
 }
 
+impl Preconditions {
+    /// Checks the preconditions against an object's `uid` and `revision`.
+    pub fn check(&self, uid: &str, revision: i64) -> Result<(), Conflict> {
+        if let Some(expected) = self.uid.as_deref().filter(|u| *u != uid) {
+            return Err(Conflict::Uid {
+                expected: expected.to_string(),
+                actual: uid.to_string(),
+            });
+        }
+        if let Some(expected) = self.resource_version.filter(|rv| *rv != revision) {
+            return Err(Conflict::ResourceVersion {
+                expected,
+                actual: revision,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a conditional write conflicted with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// The object's uid is not the one expected (a precondition, or the object was
+    /// deleted and created again under the same name).
+    #[error("uid precondition {expected} does not match the object's uid {actual}")]
+    Uid { expected: String, actual: String },
+    /// A delete's resourceVersion precondition does not hold.
+    #[error("resourceVersion precondition {expected} does not match the object's {actual}")]
+    ResourceVersion { expected: i64, actual: i64 },
+    /// An update based on revision `expected` of an object now at `actual`.
+    #[error("the object was modified: expected revision {expected}, found {actual}")]
+    Modified { expected: i64, actual: i64 },
+}
+
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {

@@ -26,7 +26,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{negotiate, IncludeObject, Output, Target};
 use crate::render::json_bytes;
 use crate::request::{parse_revision, Query};
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Rows read per store call when a list has no limit.
 const STREAM_PAGE: usize = 5_000;
