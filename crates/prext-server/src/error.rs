@@ -94,7 +94,7 @@ impl ApiError {
         let status = match err {
             E::NotFound => Status::not_found(def, name),
             E::AlreadyExists { being_deleted } => Status::already_exists(def, name, being_deleted),
-            E::Conflict(why) => Status::conflict(def, name, why),
+            E::Conflict(conflict) => Status::conflict(def, name, conflict_message(&conflict)),
             E::Compacted { requested, oldest } => {
                 Status::expired(format!("too old resource version: {requested} ({oldest})"))
             }

@@ -17,6 +17,7 @@ use prext_api::fields::FieldSelector;
 use prext_api::labels::LabelSelector;
 use prext_api::report::ReportIndex;
 
+mod open;
 pub mod postgres;
 mod prepared;
 pub mod results;
@@ -36,7 +37,7 @@ pub enum Error {
     AlreadyExists { being_deleted: bool },
     /// The stored resourceVersion or uid differs from the one the write was based on.
     #[error("conflict: {0}")]
-    Conflict(String),
+    Conflict(#[source] Conflict),
     /// The requested revision is older than the retained history.
     #[error("revision {requested} is older than the oldest retained revision {oldest}")]
     Compacted { requested: i64, oldest: i64 },
@@ -49,6 +50,8 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub use open::{open, open_url, redact, OpenError, OpenOptions, StoreUrl};
 
 /// Where an object lives: `(resource, namespace, name)`.
 /// `resource` is `plural.group`; `namespace` is empty for cluster-scoped kinds.
@@ -118,6 +121,29 @@ impl Preconditions {
         }
         Ok(())
     }
+}
+
+/// Checks an update of the object `uid`, based on revision `expected`, against the stored
+/// object's `stored_uid` and `stored_revision`.
+pub fn check_update(
+    uid: &str,
+    expected: i64,
+    stored_uid: &str,
+    stored_revision: i64,
+) -> Result<(), Conflict> {
+    if uid != stored_uid {
+        return Err(Conflict::Uid {
+            expected: uid.to_string(),
+            actual: stored_uid.to_string(),
+        });
+    }
+    if expected != stored_revision {
+        return Err(Conflict::Modified {
+            expected,
+            actual: stored_revision,
+        });
+    }
+    Ok(())
 }
 
 /// What a conditional write conflicted with.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use prext_cli::migrate;
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of glibc's malloc: a request builds and drops thousands of small JSON
@@ -16,9 +17,6 @@ use tokio_util::sync::CancellationToken;
 /// `malloc_consolidate`.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[path = "../migrate.rs"]
-mod migrate;
 
 #[derive(Parser)]
 #[command(

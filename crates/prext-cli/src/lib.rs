@@ -1,0 +1,6 @@
+//! prext's command-line tools as a library: [`migrate`] (`prext migrate`) and [`plugin`]
+//! (the `kubectl-prext` plugin). The binaries in `src/bin/` only parse their arguments and
+//! call into these.
+
+pub mod migrate;
+pub mod plugin;
