@@ -14,6 +14,7 @@ pub mod duration;
 pub mod fields;
 pub mod jsonpath;
 pub mod labels;
+pub mod limits;
 pub mod meta;
 pub mod names;
 pub mod openapi;

@@ -28,6 +28,8 @@ pub fn decode_body(bytes: &[u8], format: BodyFormat) -> Result<Value, Status> {
         BodyFormat::Yaml => {
             let text = std::str::from_utf8(bytes)
                 .map_err(|_| Status::bad_request("the request body is not valid UTF-8"))?;
+            crate::limits::yaml::check_depth(text, crate::limits::yaml::MAX_YAML_DEPTH)
+                .map_err(|e| Status::bad_request(format!("the request body is not valid YAML: {e}")))?;
             serde_norway::from_str(text)
                 .map_err(|e| Status::bad_request(format!("the request body is not valid YAML: {e}")))?
         }

@@ -6,7 +6,7 @@
 //!   report, filtered by field and label selectors over the result's fields, by properties
 //!   (numerically with `>`, `>=`, `<`, `<=`) and by message text; sortable, paginated, with
 //!   an optional count;
-//! * `resultsummaries` (kind `ResultSummary`, verb `list`): counts of the same results by
+//! * `resultsummaries` (kind `ResultSummary`, verbs `get`, `list`): counts of the same results by
 //!   result × severity, grouped by namespace, policy, source, report kind, ….
 //!
 //! Paths follow the report kinds': `/apis/results.prext.io/v1alpha1/namespaces/{ns}/{plural}`
@@ -21,6 +21,7 @@
 pub mod filter;
 pub mod object;
 pub mod query;
+pub mod rank;
 pub mod summary;
 pub mod token;
 
@@ -63,7 +64,7 @@ pub static RESULT_SUMMARIES: VirtualResource = VirtualResource {
     kind: "ResultSummary",
     list_kind: "ResultSummaryList",
     short_names: &["rsum"],
-    verbs: &["list"],
+    verbs: &["get", "list"],
 };
 
 /// Every resource of the group, in discovery order.
@@ -237,7 +238,7 @@ mod tests {
         let list = api_resource_list();
         assert_eq!(list["resources"][0]["name"], "policyresults");
         assert_eq!(list["resources"][0]["verbs"], json!(["get", "list"]));
-        assert_eq!(list["resources"][1]["verbs"], json!(["list"]));
+        assert_eq!(list["resources"][1]["verbs"], json!(["get", "list"]));
         let agg = aggregated_group();
         assert_eq!(
             agg["versions"][0]["resources"][1]["responseKind"]["kind"],

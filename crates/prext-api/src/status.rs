@@ -184,8 +184,11 @@ impl Status {
         Self::invalid_kind(def.kind, def.group, name, causes)
     }
 
-    /// 422 Invalid for any kind (also `ListOptions` in group `meta.k8s.io`).
+    /// 422 Invalid for any kind (also `ListOptions` in group `meta.k8s.io`). At most
+    /// [`MAX_CAUSES`](crate::limits::MAX_CAUSES) causes are listed, the last one saying how many
+    /// were left out.
     pub fn invalid_kind(kind: &str, group: &str, name: &str, causes: Vec<StatusCause>) -> Self {
+        let causes = crate::limits::cap_causes(causes);
         let summary = causes
             .iter()
             .map(|c| {

@@ -13,6 +13,7 @@ mod raw;
 mod raw_etcd;
 mod raw_pg;
 mod results;
+mod results_matrix;
 mod server;
 mod suite;
 mod table;
@@ -77,6 +78,10 @@ struct Args {
     /// Result benchmark: timed runs of the status quo (each lists every report).
     #[arg(long, default_value_t = 5)]
     baseline_runs: usize,
+    /// Result benchmark: time every filter and pair of filters, and top-N summaries, instead
+    /// of the comparison with the status quo (`--runs` per query and page size).
+    #[arg(long)]
+    matrix: bool,
 }
 
 #[tokio::main]
@@ -90,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
             runs: args.runs,
             baseline_runs: args.baseline_runs,
         };
-        return results::run(&binary, shape).await;
+        return results::run(&binary, shape, &args.backend, args.matrix).await;
     }
     let backends: Vec<&str> = match args.backend.as_str() {
         "both" => vec!["sqlite", "postgres"],

@@ -4,10 +4,10 @@
 //! run, each query through the result API (`results.prext.io`) beside the status quo: list
 //! every report as JSON (paged like `kubectl get -o json`) and filter its results client-side.
 //!
-//! The reports are built from the shared real-world samples: Kyverno Pod Security results
-//! (the PSS sample's policies, rules, categories and messages), trivy vulnerability results
-//! (the trivy adapter's fields, with a CVSS `score` property) and kube-bench checks (the
-//! kube-bench adapter sample), in proportions of 4:4:2, over 500 namespaces.
+//! The reports are built from the repository's test data: Kyverno Pod Security results
+//! (`testdata/kyverno-pss.yaml`: policies, rules, categories and messages), trivy
+//! vulnerability results (the adapter's fields, with a CVSS `score` property) and kube-bench
+//! checks (`testdata/kube-bench-list.yaml`), in proportions of 4:4:2, over 500 namespaces.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use prext_store::sqlite::{SqliteOptions, SqliteStore};
 use prext_store::{ObjectKey, ObjectWrite, Store};
 use serde_json::{json, Value};
 
-use crate::payload::samples_dir;
+use crate::payload::{load_first_doc, testdata_dir};
 use crate::server::Prext;
 
 /// What the benchmark loads.
@@ -35,29 +35,24 @@ pub struct Shape {
 const NAMESPACES: usize = 500;
 const SEVERITIES: [&str; 4] = ["critical", "high", "medium", "low"];
 
-/// Result templates taken from the samples.
+/// Result templates taken from the test data.
 struct Templates {
     kyverno: Vec<Value>,
     bench: Vec<Value>,
 }
 
 fn load_templates() -> anyhow::Result<Templates> {
-    let dir = samples_dir();
-    let read = |name: &str| -> anyhow::Result<Value> {
-        let text =
-            std::fs::read_to_string(dir.join(name)).with_context(|| format!("reading sample {name}"))?;
-        Ok(serde_norway::from_str(text.trim_start_matches('\u{feff}'))?)
-    };
-    let pss = read("kyverno_docs-dev-reports_BackgroundScanReport_pod_PSS-restricted.yaml")?;
-    let kb = read("wgpp_kube-bench-adapter_policy-report-list.yaml")?;
+    let dir = testdata_dir();
+    let pss = load_first_doc(&dir.join("kyverno-pss.yaml"))?;
+    let kb = load_first_doc(&dir.join("kube-bench-list.yaml"))?;
     let results = |v: &Value| v.as_array().cloned().unwrap_or_default();
     let t = Templates {
-        kyverno: results(&pss["spec"]["results"]),
-        bench: results(&kb["items"][0]["results"]),
+        kyverno: results(&pss["results"]),
+        bench: results(&kb["results"]),
     };
     anyhow::ensure!(
         !t.kyverno.is_empty() && !t.bench.is_empty(),
-        "samples hold no results"
+        "the test data holds no results"
     );
     Ok(t)
 }
@@ -117,7 +112,7 @@ fn report_body(t: &Templates, i: usize, per_report: usize) -> (String, String, V
     let ts = 1_700_000_000 + (i as i64 % 86_400);
     let kind = i % 10;
     let (name, results): (String, Vec<Value>) = if kind < 4 {
-        // Kyverno: the PSS sample's results, a fifth of them failing, a third high.
+        // Kyverno: the PSS report's results, a fifth of them failing, a third high.
         let rs = (0..per_report)
             .map(|j| {
                 let mut r = t.kyverno[j % t.kyverno.len()].clone();
@@ -136,7 +131,7 @@ fn report_body(t: &Templates, i: usize, per_report: usize) -> (String, String, V
             .collect();
         (format!("trivy-vuln-{pod}"), rs)
     } else {
-        // kube-bench: consecutive checks of the adapter sample, with their properties.
+        // kube-bench: consecutive checks of the adapter's report, with their properties.
         let start = rng.below(t.bench.len() as u64) as usize;
         let rs = (0..per_report)
             .map(|j| {
@@ -165,13 +160,57 @@ fn report_body(t: &Templates, i: usize, per_report: usize) -> (String, String, V
     (ns, name, body)
 }
 
+/// Where the benchmark's reports are stored: a SQLite file, or a database of a throwaway
+/// PostgreSQL cluster.
+pub enum Target {
+    Sqlite(std::path::PathBuf),
+    Postgres {
+        pg: prext_store::testsuite::TempPostgres,
+        database: String,
+    },
+}
+
+impl Target {
+    async fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match self {
+            Target::Sqlite(path) => {
+                let path = path.clone();
+                Arc::new(
+                    tokio::task::spawn_blocking(move || SqliteStore::open(&path, SqliteOptions::default()))
+                        .await??,
+                )
+            }
+            Target::Postgres { pg, database } => Arc::new(
+                prext_store::postgres::PostgresStore::connect(&pg.url(database), pg.options()).await?,
+            ),
+        })
+    }
+
+    /// The `prext serve` arguments that open this store.
+    fn serve_args(&self) -> Vec<String> {
+        match self {
+            Target::Sqlite(_) => Vec::new(),
+            Target::Postgres { pg, database } => vec![
+                "--store".to_owned(),
+                pg.url(database),
+                "--store-password-file".to_owned(),
+                pg.password_file().to_string_lossy().into_owned(),
+            ],
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Target::Sqlite(_) => "sqlite",
+            Target::Postgres { .. } => "postgres",
+        }
+    }
+}
+
 /// Writes the reports straight into the store the server will open.
-async fn load(db: &std::path::Path, shape: &Shape) -> anyhow::Result<Duration> {
+async fn load(target: &Target, shape: &Shape) -> anyhow::Result<Duration> {
     let templates = Arc::new(load_templates()?);
-    let path = db.to_owned();
-    let store = Arc::new(
-        tokio::task::spawn_blocking(move || SqliteStore::open(&path, SqliteOptions::default())).await??,
-    );
+    let store = target.open().await?;
     let def =
         prext_api::resources::find("wgpolicyk8s.io", "v1alpha2", "policyreports").context("polr served")?;
     let started = Instant::now();
@@ -208,7 +247,7 @@ async fn load(db: &std::path::Path, shape: &Shape) -> anyhow::Result<Duration> {
 }
 
 /// Percentile of sorted durations, in milliseconds.
-fn pct(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -217,7 +256,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// Times `runs` calls of `f` (after one warm-up), sorted; returns the last call's value.
-async fn timed<T, F, Fut>(runs: usize, mut f: F) -> anyhow::Result<(Vec<Duration>, T)>
+pub(crate) async fn timed<T, F, Fut>(runs: usize, mut f: F) -> anyhow::Result<(Vec<Duration>, T)>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
@@ -234,7 +273,7 @@ where
 }
 
 /// One API request; checks the status and returns the body as JSON.
-async fn get_json(prext: &Prext, path: &str) -> anyhow::Result<Value> {
+pub(crate) async fn get_json(prext: &Prext, path: &str) -> anyhow::Result<Value> {
     let req = http::Request::builder().uri(path).body(Vec::new())?;
     let resp = prext
         .client
@@ -281,17 +320,31 @@ fn cvss_8(r: &Value) -> bool {
         .is_some_and(|s| s >= 8.0)
 }
 
-/// Runs the benchmark and prints its table.
-pub async fn run(binary: &std::path::Path, shape: Shape) -> anyhow::Result<()> {
+/// Runs the benchmark on `backend` (`sqlite` or `postgres`) and prints its tables; with
+/// `matrix`, the filter matrix and the top-N summaries instead of the status-quo comparison.
+pub async fn run(binary: &std::path::Path, shape: Shape, backend: &str, matrix: bool) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data)?;
+    let target = match backend {
+        "sqlite" => Target::Sqlite(data.join("prext.db")),
+        "postgres" => {
+            let pg = prext_store::testsuite::TempPostgres::new().await;
+            let database = pg.create_database().await;
+            Target::Postgres { pg, database }
+        }
+        other => anyhow::bail!("unknown backend {other:?}: sqlite or postgres"),
+    };
     let total = shape.reports * shape.results_per_report;
     println!(
-        "prext-bench --results: {} reports, {} results ({} per report), {} runs per query",
-        shape.reports, total, shape.results_per_report, shape.runs
+        "prext-bench --results on {}: {} reports, {} results ({} per report), {} runs per query",
+        target.name(),
+        shape.reports,
+        total,
+        shape.results_per_report,
+        shape.runs
     );
-    let took = load(&data.join("prext.db"), &shape).await?;
+    let took = load(&target, &shape).await?;
     let db_size = std::fs::metadata(data.join("prext.db"))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -301,7 +354,17 @@ pub async fn run(binary: &std::path::Path, shape: Shape) -> anyhow::Result<()> {
         total as f64 / took.as_secs_f64(),
         db_size as f64 / 1024.0 / 1024.0
     );
-    let prext = Prext::start(binary, &data, &[]).await?;
+    let prext = Prext::start(binary, &data, &target.serve_args()).await?;
+    if matrix {
+        let templates = load_templates()?;
+        let kyverno_policy = templates.kyverno[0]["policy"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        crate::results_matrix::run(&prext, shape.runs, &kyverno_policy).await?;
+        prext.stop();
+        return Ok(());
+    }
     let base = "/apis/results.prext.io/v1alpha1";
     let queries: [(&str, String, Keep); 2] = [
         (

@@ -5,6 +5,14 @@
 //!
 //! The served group/versions come from `prext_api::RESOURCES`, so adding a group to the
 //! server without registering it in the chart fails here.
+//!
+//! [`embedded`] checks the embedded mode and its manifest `deploy/manifests/prext-embedded.yaml`;
+//! [`schema`] validates both manifests against the Kubernetes 1.32 API types.
+
+#[path = "deploy/embedded.rs"]
+mod embedded;
+#[path = "deploy/schema.rs"]
+mod schema;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -46,7 +54,11 @@ struct Manifest {
 
 impl Manifest {
     fn load() -> Self {
-        let text = read(&repo().join("deploy/manifests/prext.yaml"));
+        Self::load_file("deploy/manifests/prext.yaml")
+    }
+
+    fn load_file(path: &str) -> Self {
+        let text = read(&repo().join(path));
         let objects = documents(&text);
         Manifest { text, objects }
     }

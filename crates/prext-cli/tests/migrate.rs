@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::samples::{
-    adapt, load_sample, manifest, report, Kind, ALL_KINDS, CEPHR, CPOLR, CREPS, DEMO_CPOLR, DEMO_POLR, EPHR,
-    POLR, REPS,
+    adapt, load_testdata, manifest, report, Kind, ALL_KINDS, CEPHR, CPOLR, CREPS, DEMO_CPOLR, DEMO_POLR,
+    EPHR, POLR, REPS,
 };
 use common::TestServer;
 use serde_json::{json, Value};
@@ -102,7 +102,7 @@ fn objects(server: &TestServer, kind: Kind) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// Fills the source: 16 reports of all 8 kinds, from real samples and synthetic reports, with
+/// Fills the source: 16 reports of all 8 kinds, from the repository's test data and synthetic reports, with
 /// annotations, finalizers and owner references (one of them to another report).
 fn populate(source: &TestServer) -> usize {
     let mut objs = Vec::new();
@@ -116,13 +116,13 @@ fn populate(source: &TestServer) -> usize {
         r["metadata"]["annotations"] = json!({"example.com/origin": format!("scan-{i}")});
         objs.push(r);
     }
-    let cis = load_sample("wgpp_sample-cis-k8s.yaml");
+    let cis = load_testdata("kube-bench-list.yaml");
     objs.push(adapt(&cis[0], CPOLR, "", "cis-benchmark"));
     objs.push(report(CPOLR, "", "cluster-a", &[("tier", "gold")]));
     let mut held = report(CPOLR, "", "held", &[]);
     held["metadata"]["finalizers"] = json!(["example.com/hold"]);
     objs.push(held);
-    let falco = load_sample("openreports_sample-falco-policy.yaml");
+    let falco = load_testdata("openreports-falco.yaml");
     objs.push(adapt(&falco[0], REPS, "team-a", "falco"));
     for kind in [REPS, CREPS, CEPHR, DEMO_POLR, DEMO_CPOLR] {
         objs.push(report(

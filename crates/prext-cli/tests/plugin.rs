@@ -1,6 +1,6 @@
 //! End-to-end tests of `kubectl-prext` through kubectl's plugin mechanism: the binary is put on
 //! `PATH` and every command runs as `kubectl prext …` with the user's kubeconfig (`KUBECONFIG`)
-//! against the real `prext serve`, over the shared real-world samples.
+//! against the real `prext serve`, over the repository's test data.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -202,7 +202,7 @@ fn results_summary_and_fail_on() {
             "-n",
             "bench",
             "--category",
-            "Master Node Configuration Files",
+            "Control Plane Node Configuration Files",
             "-o",
             "csv",
         ],
@@ -213,7 +213,7 @@ fn results_summary_and_fail_on() {
         "{csv}"
     );
     let want = data
-        .names(|r| r.namespace == "bench" && r.category == "Master Node Configuration Files")
+        .names(|r| r.namespace == "bench" && r.category == "Control Plane Node Configuration Files")
         .len();
     assert_eq!(lines.len() - 1, want, "{csv}");
     assert_eq!(
@@ -258,6 +258,55 @@ fn results_summary_and_fail_on() {
     ok(&server, &["summary", "-n", "bench", "--fail-on", "low"]);
     let err = failing(&server, &["results", "--fail-on", "severe"], 1);
     assert!(err.contains("unknown severity"), "{err}");
+
+    // summary --top: the policies with the most high/critical failures, most first, ties by
+    // name, as counted here.
+    let mut fails: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for r in &data.rows {
+        if matches!(r.severity.as_str(), "high" | "critical") {
+            *fails.entry(r.policy.as_str()).or_insert(0) += usize::from(r.result == "fail");
+        }
+    }
+    let mut ranked: Vec<(&str, usize)> = fails.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    assert!(ranked.len() > 3, "the samples hold enough policies");
+    let top = ok(
+        &server,
+        &[
+            "summary",
+            "-A",
+            "--by",
+            "policy",
+            "--top",
+            "3",
+            "--severity",
+            "high,critical",
+        ],
+    );
+    let rows = common::table_rows(&top);
+    assert_eq!(rows[0][..3], ["POLICY", "PASS", "FAIL"], "{top}");
+    // The six counts end each row; the policy (which may hold spaces) comes before them.
+    let shown: Vec<(String, String)> = rows[1..4]
+        .iter()
+        .map(|r| (r[..r.len() - 6].join(" "), r[r.len() - 5].clone()))
+        .collect();
+    let want: Vec<(String, String)> = ranked[..3]
+        .iter()
+        .map(|(p, n)| ((*p).to_owned(), n.to_string()))
+        .collect();
+    assert_eq!(shown, want, "{top}");
+    assert_eq!(rows.len(), 5, "three groups and the total: {top}");
+    assert_eq!(rows[4][..3], ["TOTAL", "(top", "3)"], "{top}");
+    assert_eq!(
+        rows[4][4],
+        (want
+            .iter()
+            .map(|(_, n)| n.parse::<usize>().expect("n"))
+            .sum::<usize>())
+        .to_string()
+    );
+    let err = failing(&server, &["summary", "-A", "--by", "policy", "--top", "0"], 1);
+    assert!(err.contains("--top"), "{err}");
 }
 
 #[test]

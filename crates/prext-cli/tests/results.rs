@@ -1,5 +1,5 @@
 //! End-to-end tests of the result query API (`results.prext.io/v1alpha1`) against the real
-//! `prext serve`, loaded with the shared real-world samples (kube-bench, trivy, Falco,
+//! `prext serve`, loaded with the repository's test data (kube-bench, trivy, Falco,
 //! Kyverno) through kubectl, and checked against an oracle computed from the same objects:
 //! filters alone and combined, pagination, ordering, counts, summaries, Table output through
 //! kubectl, discovery and `kubectl explain`, errors, and `/metrics`. The authorization test
@@ -12,6 +12,8 @@ mod common;
 mod fake_apiserver;
 #[path = "results/samples.rs"]
 mod loaded;
+#[path = "results/summaries.rs"]
+mod summaries;
 
 use std::collections::BTreeSet;
 
@@ -19,6 +21,7 @@ use common::http::{get, get_as, post, ACCEPT_TABLE};
 use common::TestServer;
 use loaded::{Loaded, Row};
 use serde_json::{json, Value};
+use summaries::summaries_by_name;
 
 const BASE: &str = "/apis/results.prext.io/v1alpha1";
 
@@ -71,7 +74,7 @@ async fn filters_alone_and_combined_match_the_oracle() {
         .await
         .expect(200)
         .json();
-    assert_eq!(page["total"], loaded.rows.len(), "every result of every sample");
+    assert_eq!(page["total"], loaded.rows.len(), "every result of every report");
     assert_eq!(
         set(all_names(&client, &format!("{BASE}/policyresults")).await),
         all(|_| true)
@@ -95,9 +98,9 @@ async fn filters_alone_and_combined_match_the_oracle() {
         (
             format!(
                 "fieldSelector={}",
-                enc("category=Master Node Configuration Files,result!=pass")
+                enc("category=Control Plane Node Configuration Files,result!=pass")
             ),
-            |r| r.category == "Master Node Configuration Files" && r.result != "pass",
+            |r| r.category == "Control Plane Node Configuration Files" && r.result != "pass",
         ),
         (
             format!(
@@ -359,11 +362,22 @@ async fn kubectl_lists_explains_and_summarizes() {
             "{kind}"
         );
     }
+    // Across namespaces, grouped by namespace: kubectl's own NAMESPACE column names each
+    // summary's namespace (its metadata.namespace), once.
     let table = server.kubectl_ok(&["get", "rsum", "-A"]);
     assert_eq!(
         common::table_header(&table)[..3],
-        ["NAMESPACE".to_owned(), "NAMESPACE".into(), "PASS".into()]
+        ["NAMESPACE".to_owned(), "PASS".into(), "FAIL".into()]
     );
+    let namespaces: BTreeSet<String> = common::first_column(&table).into_iter().collect();
+    let want: BTreeSet<String> = loaded
+        .rows
+        .iter()
+        .filter(|r| !r.namespace.is_empty())
+        .map(|r| r.namespace.clone())
+        .collect();
+    assert!(want.is_subset(&namespaces), "{table}");
+    summaries_by_name(&server, &loaded);
 
     // /metrics, policy-reporter style.
     let metrics = server.kubectl_ok(&["get", "--raw", "/metrics"]);

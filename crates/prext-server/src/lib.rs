@@ -20,6 +20,7 @@ pub mod fanout;
 pub mod handlers;
 pub mod metrics;
 pub mod negotiate;
+pub mod panic;
 pub mod pki;
 pub mod registry;
 pub mod reload;

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::metrics::requests::track,
         ))
+        .layer(axum::middleware::from_fn(crate::panic::recover))
         .with_state(state)
 }
 

@@ -17,6 +17,7 @@ use prext_api::fields::FieldSelector;
 use prext_api::labels::LabelSelector;
 use prext_api::report::ReportIndex;
 
+pub mod findings;
 mod open;
 pub mod postgres;
 mod prepared;
@@ -273,6 +274,28 @@ pub trait Store: Send + Sync + 'static {
         Err(Error::Unavailable(
             "result queries are not supported by this backend".into(),
         ))
+    }
+
+    /// One page of findings (see [`findings`]), read from one snapshot.
+    async fn query_findings(&self, query: findings::FindingQuery) -> Result<findings::FindingPage> {
+        let _ = query;
+        Err(Error::Unavailable(
+            "findings are not supported by this backend".into(),
+        ))
+    }
+
+    /// The open findings over time, by group, from one snapshot.
+    async fn finding_trends(&self, query: findings::TrendQuery) -> Result<findings::Trends> {
+        let _ = query;
+        Err(Error::Unavailable(
+            "findings are not supported by this backend".into(),
+        ))
+    }
+
+    /// Drops resolved findings resolved before `before` (Unix ms). Returns how many.
+    async fn prune_findings(&self, before: i64) -> Result<u64> {
+        let _ = before;
+        Ok(0)
     }
 
     /// Counts of the results matching a filter, grouped by columns, from one snapshot.

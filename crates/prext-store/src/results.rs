@@ -22,6 +22,7 @@ pub use prext_api::results::query::{
     severity_rank, Compare, Condition, PropertyTest, ResultColumn, ResultCursor, ResultFilter, ResultOrder,
     ResultRecord,
 };
+pub use prext_api::results::rank::{GroupCursor, GroupPage, GroupRank};
 
 /// A result query.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -58,6 +59,26 @@ pub struct SummaryQuery {
     pub filter: ResultFilter,
     /// The grouping columns, in order (may be empty: one total).
     pub group_by: Vec<ResultColumn>,
+    /// Only one page of the groups of the first `group_by` column (the group), in this
+    /// order: the rows of those groups only. A missing value and `""` are one group, `""`.
+    pub page: Option<GroupPage>,
+}
+
+/// A group of a page, with the count it is ranked by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankedGroup {
+    /// The group's value (`""` for a missing value).
+    pub group: String,
+    /// Its count under the page's order (every result of the group in key order).
+    pub value: u64,
+}
+
+/// The groups of a summary page, in the page's order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupsPage {
+    pub groups: Vec<RankedGroup>,
+    /// More groups follow the last one.
+    pub more: bool,
 }
 
 /// One group of a summary.
@@ -76,4 +97,6 @@ pub struct Summary {
     pub revision: i64,
     /// Non-empty groups, ordered by their keys (missing values first).
     pub rows: Vec<SummaryRow>,
+    /// For a paged query: the page's groups in order (`rows` holds theirs only).
+    pub page: Option<GroupsPage>,
 }

@@ -32,6 +32,21 @@ async fn result_query_conformance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_conformance() {
+    // Twice in one database, as two clusters: neither may see the other's findings.
+    let pg = TempPostgres::new().await;
+    let shared = pg.database().await;
+    for cluster in ["findings-a", "findings-b"] {
+        let db = shared.with_cluster(cluster);
+        testsuite::run_findings(|| {
+            let db = db.clone();
+            async move { db }
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn result_queries_with_clusters_sharing_one_database() {
     // Every result check in the same database, each as its own cluster: a query that saw
     // another cluster's results would fail.

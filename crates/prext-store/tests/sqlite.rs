@@ -15,6 +15,11 @@ async fn conformance_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding_conformance() {
+    testsuite::run_findings(|| async { TempSqlite::new() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_with_one_write_per_transaction() {
     // No batching at all must behave the same (only slower).
     let opts = SqliteOptions {

@@ -174,10 +174,36 @@ pub fn to_object(item: &SummaryItem, group_by: GroupBy, namespace: Option<&str>)
     })
 }
 
-/// The `columnDefinitions` of a ResultSummary Table grouped by `group_by`.
-pub fn column_definitions(group_by: GroupBy) -> Value {
-    let mut cols = vec![json!({"name": group_by.header(), "type": "string", "format": "",
-        "description": format!("The {} the counts are of.", group_by.as_str()), "priority": 0})];
+/// Whether a summary Table shows the group as its first column. Listed across namespaces and
+/// grouped by namespace, it does not: each item's `metadata.namespace` is its group, and
+/// kubectl prints it as the NAMESPACE column it adds to every all-namespaces list.
+pub fn group_column(group_by: GroupBy, request_namespace: Option<&str>) -> bool {
+    !(group_by == GroupBy::Namespace && request_namespace.is_none())
+}
+
+/// The `metadata.namespace` of a summary: the request's namespace, else (grouped by
+/// namespace) the group's own namespace; none for the cluster-scoped group and other groupings
+/// listed across namespaces.
+pub fn item_namespace<'a>(
+    item: &'a SummaryItem,
+    group_by: GroupBy,
+    request_namespace: Option<&'a str>,
+) -> Option<&'a str> {
+    match request_namespace {
+        Some(ns) => Some(ns),
+        None if group_by == GroupBy::Namespace && !item.group.is_empty() => Some(&item.group),
+        None => None,
+    }
+}
+
+/// The `columnDefinitions` of a ResultSummary Table grouped by `group_by` (the group column
+/// first when `with_group`, see [`group_column`]).
+pub fn column_definitions(group_by: GroupBy, with_group: bool) -> Value {
+    let mut cols = Vec::new();
+    if with_group {
+        cols.push(json!({"name": group_by.header(), "type": "string", "format": "",
+        "description": format!("The {} the counts are of.", group_by.as_str()), "priority": 0}));
+    }
     for r in RESULTS {
         cols.push(
             json!({"name": r.to_ascii_uppercase(), "type": "integer", "format": "",
@@ -194,9 +220,12 @@ pub fn column_definitions(group_by: GroupBy) -> Value {
     Value::Array(cols)
 }
 
-/// The Table cells of one group.
-pub fn cells(item: &SummaryItem) -> Vec<Value> {
-    let mut cells = vec![json!(item.group)];
+/// The Table cells of one group (the group first when `with_group`).
+pub fn cells(item: &SummaryItem, with_group: bool) -> Vec<Value> {
+    let mut cells = Vec::new();
+    if with_group {
+        cells.push(json!(item.group));
+    }
     cells.extend(RESULTS.iter().map(|r| json!(item.by_result(r))));
     cells.push(json!(item.total()));
     cells.extend(SEVERITIES.iter().map(|s| json!(item.count("fail", s))));
@@ -245,7 +274,7 @@ mod tests {
             json!({"result": "fail", "severity": "high", "count": 3})
         );
         assert_eq!(
-            cells(polr),
+            cells(polr, true),
             vec![
                 json!("PolicyReport"),
                 json!(5),
@@ -262,9 +291,29 @@ mod tests {
             ]
         );
         assert_eq!(
-            column_definitions(GroupBy::Policy).as_array().map(Vec::len),
-            Some(cells(polr).len())
+            column_definitions(GroupBy::Policy, true).as_array().map(Vec::len),
+            Some(cells(polr, true).len())
         );
+    }
+
+    #[test]
+    fn namespace_summaries_across_namespaces_leave_the_group_to_kubectl() {
+        let item = SummaryItem {
+            group: "team-a".into(),
+            counts: BTreeMap::from([(("fail".to_owned(), "high".to_owned()), 2)]),
+        };
+        assert!(!group_column(GroupBy::Namespace, None));
+        assert!(group_column(GroupBy::Namespace, Some("team-a")));
+        assert!(group_column(GroupBy::Policy, None));
+        assert_eq!(item_namespace(&item, GroupBy::Namespace, None), Some("team-a"));
+        assert_eq!(item_namespace(&item, GroupBy::Policy, None), None);
+        assert_eq!(item_namespace(&item, GroupBy::Policy, Some("x")), Some("x"));
+        let cluster = SummaryItem::default();
+        assert_eq!(item_namespace(&cluster, GroupBy::Namespace, None), None);
+        let defs = column_definitions(GroupBy::Namespace, false);
+        assert_eq!(defs.as_array().map(Vec::len), Some(cells(&item, false).len()));
+        assert_eq!(defs[0]["name"], "PASS");
+        assert_eq!(cells(&item, false)[1], json!(2));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use prext_cli::migrate;
+use prext_cli::{backup, migrate};
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of glibc's malloc: a request builds and drops thousands of small JSON
@@ -37,6 +37,10 @@ enum Command {
     Serve(ServeArgs),
     /// Copy the reports stored as custom resources in a cluster into prext's store.
     Migrate(migrate::MigrateArgs),
+    /// Copy the embedded SQLite store to a file while the server keeps writing.
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of a store no server holds; its revision jumps past every old one.
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -132,6 +136,7 @@ async fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Serve(args) => {
             init_logging(args.log_format);
+            prext_server::panic::install_hook();
             let mut config = prext_server::Config::new(args.data_dir, args.listen);
             config.store = args.store;
             config.store_settings = prext_server::config::StoreSettings {
@@ -152,8 +157,8 @@ async fn main() -> std::process::ExitCode {
             match prext_server::run(config, token).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
+                    // Once: the log goes to stderr too.
                     tracing::error!("prext failed: {e:#}");
-                    eprintln!("prext: {e:#}");
                     std::process::ExitCode::FAILURE
                 }
             }
@@ -161,6 +166,14 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(args) => {
             init_logging(LogFormat::Text);
             migrate::main(args).await
+        }
+        Command::Backup(args) => {
+            init_logging(LogFormat::Text);
+            backup::backup_main(args).await
+        }
+        Command::Restore(args) => {
+            init_logging(LogFormat::Text);
+            backup::restore_main(args).await
         }
     }
 }

@@ -105,6 +105,13 @@ enum Command {
         /// Exit 3 when a failing (fail or error) result of this severity or above matches.
         #[arg(long, value_name = "SEVERITY")]
         fail_on: Option<String>,
+        /// Only the N groups ranked first by --sort (default: most failures first).
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
+        /// Rank groups by: total, a result (fail, warn, …) or a result.severity cell
+        /// (fail.critical), descending; default: by group.
+        #[arg(long)]
+        sort: Option<String>,
     },
 }
 
@@ -178,6 +185,8 @@ async fn run(cli: Cli) -> PluginResult<ExitCode> {
             by,
             color,
             fail_on,
+            top,
+            sort,
         } => {
             if let Some(t) = &fail_on {
                 results::fail_on_selector(t)?;
@@ -186,6 +195,8 @@ async fn run(cli: Cli) -> PluginResult<ExitCode> {
                 filters: &filters,
                 by: &by,
                 color,
+                top,
+                sort: sort.as_deref(),
             };
             results::summary(&conn, options).await?;
             fail_on.map(|t| (filters, t))

@@ -310,14 +310,36 @@ pub struct SummaryOptions<'a> {
     pub filters: &'a Filters,
     pub by: &'a str,
     pub color: ColorChoice,
+    /// Only the first N groups of the order.
+    pub top: Option<usize>,
+    /// The order (`sort` of the API); `--top` alone ranks by failures.
+    pub sort: Option<&'a str>,
+}
+
+/// The query parameters of a summary's order and size (each starts with `&`).
+pub fn summary_paging(top: Option<usize>, sort: Option<&str>) -> PluginResult<String> {
+    if top == Some(0) {
+        return Err(usage("--top: must be at least 1"));
+    }
+    let sort = sort.or(top.map(|_| "fail"));
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    if let Some(s) = sort {
+        q.append_pair("sort", s);
+    }
+    if let Some(n) = top {
+        q.append_pair("limit", &n.to_string());
+    }
+    let q = q.finish();
+    Ok(if q.is_empty() { q } else { format!("&{q}") })
 }
 
 /// `summary`: pass/fail/warn/error/skip by group, totals at the bottom.
 pub async fn summary(conn: &Conn, o: SummaryOptions<'_>) -> PluginResult<()> {
     let path = format!(
-        "{}?groupBy={}{}",
+        "{}?groupBy={}{}{}",
         o.filters.path(conn, "resultsummaries"),
         o.by,
+        summary_paging(o.top, o.sort)?,
         o.filters.query()
     );
     let list = conn.get_json(&path, None).await?;
@@ -357,7 +379,10 @@ pub async fn summary(conn: &Conn, o: SummaryOptions<'_>) -> PluginResult<()> {
         rows.push(row);
     }
     let mut bottom = vec![Cell {
-        text: "TOTAL".into(),
+        text: match o.top {
+            Some(n) => format!("TOTAL (top {n})"),
+            None => "TOTAL".into(),
+        },
         color: Some(Color::Bold),
     }];
     bottom.extend(totals.iter().zip(colors).map(|(n, c)| number(*n, c)));
@@ -410,6 +435,21 @@ mod tests {
             ]
         );
         assert_eq!(Filters::default().query(), "");
+    }
+
+    #[test]
+    fn top_ranks_by_failures_unless_sorted() {
+        assert_eq!(summary_paging(None, None).expect("none"), "");
+        assert_eq!(
+            summary_paging(Some(10), None).expect("top"),
+            "&sort=fail&limit=10"
+        );
+        assert_eq!(
+            summary_paging(Some(3), Some("fail.critical")).expect("cell"),
+            "&sort=fail.critical&limit=3"
+        );
+        assert_eq!(summary_paging(None, Some("total")).expect("sort"), "&sort=total");
+        assert!(summary_paging(Some(0), None).is_err());
     }
 
     #[test]

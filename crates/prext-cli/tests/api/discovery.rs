@@ -170,7 +170,8 @@ async fn aggregated_discovery_v2_with_etag() {
             for r in version["resources"].as_array().expect("resources") {
                 if group["metadata"]["name"] == "results.prext.io" {
                     // The read-only result query API (docs/results-api.md).
-                    let want = if r["resource"] == "policyresults" {
+                    // A summary is readable by name (its group, docs/results-api.md).
+                    let want = if r["resource"] == "policyresults" || r["resource"] == "resultsummaries" {
                         json!(["get", "list"])
                     } else {
                         json!(["list"])

@@ -52,6 +52,11 @@ impl Background {
         }
     }
 
+    /// The OS process id of the child.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     fn drain_stderr(&mut self) {
         while let Ok(line) = self.stderr.try_recv() {
             self.seen_err.push(line);

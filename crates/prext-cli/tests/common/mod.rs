@@ -6,7 +6,7 @@
 //! thread for the whole life of the process (a full pipe would block the server), and every
 //! panic message of the harness includes it.
 //!
-//! Submodules: [`samples`] loads and adapts the shared real-world report samples, [`http`]
+//! Submodules: [`samples`] loads and adapts the repository's report files, [`http`]
 //! sends raw requests for the protocol checks that kubectl and typed clients hide, and
 //! [`background`] runs long-lived commands (`kubectl get -w`, `kubectl wait`) whose output
 //! is read line by line with timeouts.

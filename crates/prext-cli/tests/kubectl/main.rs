@@ -1,5 +1,5 @@
 //! End-to-end tests with the real `/usr/bin/kubectl` against a real `prext serve`, over the
-//! shared real-world report samples. They assert on what a user sees (columns, names,
+//! repository's report files (`testdata/`, `examples/`). They assert on what a user sees (columns, names,
 //! values, messages), not only on exit codes.
 //!
 //! `read` covers discovery and every way of reading; `write` covers create, apply, patch,
@@ -9,6 +9,7 @@
 mod common;
 
 mod apply;
+mod examples;
 mod read;
 mod write;
 

@@ -1,7 +1,7 @@
 //! kubectl reads: discovery, `get` in every output format, selectors, paging, `describe`
 //! and `explain`.
 
-use crate::common::samples::{adapt, load_sample, report, ALL_KINDS, CEPHR, CPOLR, EPHR, POLR, REPS};
+use crate::common::samples::{adapt, load_testdata, report, ALL_KINDS, CEPHR, CPOLR, EPHR, POLR, REPS};
 use crate::common::{first_column, table_header, table_rows, TestServer};
 use crate::{create, get_json, sorted};
 
@@ -149,7 +149,7 @@ fn assert_age_cell(cell: &str) {
 #[test]
 fn yaml_and_json_output_carry_the_object() {
     let server = TestServer::start();
-    let trivy = load_sample("wgpp_trivy-adapter_policyreport.json");
+    let trivy = load_testdata("trivy-vulnerability.json");
     create(&server, &[adapt(&trivy[0], POLR, "prod", "trivy-nginx")]);
 
     let obj = get_json(&server, POLR, "prod", "trivy-nginx");
@@ -162,6 +162,9 @@ fn yaml_and_json_output_carry_the_object() {
     );
     assert_eq!(obj["metadata"]["generation"], 1);
     assert_eq!(obj["results"].as_array().map(Vec::len), Some(14));
+    assert_eq!(obj["results"][0]["properties"]["score"], "10.0");
+    assert_eq!(obj["metadata"]["labels"].as_object().map(|l| l.len()), Some(6));
+    assert_eq!(obj["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet");
     assert_eq!(obj["summary"], trivy[0]["summary"]);
     assert_eq!(obj["results"], trivy[0]["results"], "results are stored verbatim");
 
@@ -270,7 +273,7 @@ fn chunked_list_returns_every_object_once() {
 #[test]
 fn describe_shows_fields() {
     let server = TestServer::start();
-    let falco = load_sample("wgpp_sample-falco-policy.yaml");
+    let falco = load_testdata("falco.yaml");
     create(&server, &[adapt(&falco[0], POLR, "my-namespace", "falco-alerts")]);
     let out = server.kubectl_ok(&["describe", "polr", "falco-alerts", "-n", "my-namespace"]);
     for needle in [
@@ -282,7 +285,7 @@ fn describe_shows_fields() {
         "API Version:  wgpolicyk8s.io/v1alpha2",
         "Kind:         PolicyReport",
         "Results:",
-        "Change thread namespace",
+        "Terminal shell in container",
     ] {
         assert!(out.contains(needle), "describe lacks {needle:?}:\n{out}");
     }

@@ -1,4 +1,4 @@
-//! kubectl writes: `create -f` of real samples, `apply` twice, `patch` of every type,
+//! kubectl writes: `create -f` of the repository's report files, `apply` twice, `patch` of every type,
 //! `label`, `annotate`, `edit` through `KUBE_EDITOR`, and `delete` (one, `--all`).
 
 use std::os::unix::fs::PermissionsExt;
@@ -6,16 +6,16 @@ use std::os::unix::fs::PermissionsExt;
 use serde_json::json;
 
 use crate::common::samples::{
-    adapt, load_sample, manifest, report, sample, sample_text, CPOLR, CREPS, DEMO_POLR, POLR, REPS,
+    adapt, load_testdata, manifest, report, testdata, testdata_text, CPOLR, CREPS, DEMO_POLR, POLR, REPS,
 };
 use crate::common::{first_column, table_header, table_rows, TestServer};
 use crate::{create, get_json, jsonpath, sorted};
 
-/// The kubearmor sample as a user would re-create it: the server-set metadata lines of
+/// The KubeArmor export as a user would re-create it: the server-set metadata lines of
 /// the exported object removed, everything else (UTF-8 BOM included) untouched.
 fn kubearmor_without_server_fields() -> String {
-    let text = sample_text("wgpp_kubearmor-adapter_policyreport-list.yaml");
-    assert!(text.starts_with('\u{feff}'), "the sample has a BOM");
+    let text = testdata_text("kubearmor-list-bom.yaml");
+    assert!(text.starts_with('\u{feff}'), "the file has a BOM");
     text.lines()
         .filter(|l| {
             let t = l.trim_start();
@@ -30,42 +30,42 @@ fn kubearmor_without_server_fields() -> String {
 }
 
 #[test]
-fn create_real_samples() {
+fn create_report_files() {
     let server = TestServer::start();
-    // A raw sample straight from the shared folder: two v1alpha2 documents.
-    let path = sample("reports-server_testdata_report-1.yaml");
+    // A raw file of the repository: two v1alpha2 documents (Kyverno names its report after
+    // the Pod's uid).
+    let path = testdata("multi-document.yaml");
     let out = server.kubectl_ok(&["create", "-f", path.to_str().expect("utf-8 path")]);
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
-            "policyreport.wgpolicyk8s.io/test-1 created",
-            "policyreport.wgpolicyk8s.io/test-2 created"
+            "policyreport.wgpolicyk8s.io/0cf7aa2b-f96e-4483-94dd-c54f60e5cb9c created",
+            "policyreport.wgpolicyk8s.io/mutate-registry-credentials created"
         ]
     );
 
-    // The 197 KB kube-bench report, v1alpha1 in the file, converted to v1alpha2.
-    let bench = load_sample("wgpp_kube-bench-adapter_policy-report-list.yaml");
-    let bench = adapt(&bench[0], POLR, "default", "cis-dummy-policy");
+    // The large kube-bench report (121 results), v1alpha1 in the file, converted to v1alpha2.
+    let bench = load_testdata("kube-bench-list.yaml");
+    let bench = adapt(&bench[0], POLR, "default", "cis-benchmark");
     let file = server.write_file("kube-bench.json", &manifest(std::slice::from_ref(&bench)));
     let out = server.kubectl_ok(&["create", "-f", file.to_str().expect("utf-8 path")]);
-    assert_eq!(out.trim(), "policyreport.wgpolicyk8s.io/cis-dummy-policy created");
+    assert_eq!(out.trim(), "policyreport.wgpolicyk8s.io/cis-benchmark created");
 
-    // openreports samples say kind PolicyReport/ClusterPolicyReport; a user fixes the kinds.
-    let falco = load_sample("openreports_sample-falco-policy.yaml");
+    // openreports kinds, raw, then a Falco ClusterPolicyReport renamed by a user.
+    let path = testdata("openreports-falco.yaml");
+    let out = server.kubectl_ok(&["create", "-f", path.to_str().expect("utf-8 path")]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "report.openreports.io/falco-alerts created",
+            "clusterreport.openreports.io/falco-cluster-alerts created"
+        ]
+    );
     let out = create(
         &server,
-        &[
-            adapt(&falco[0], REPS, "my-namespace", "falco-alerts-policy"),
-            adapt(&falco[1], CREPS, "", "falco-alerts-policy"),
-            adapt(
-                &load_sample("wgpp_sample-falco-policy.yaml")[1],
-                CPOLR,
-                "",
-                "falco-cluster",
-            ),
-        ],
+        &[adapt(&load_testdata("falco.yaml")[1], CPOLR, "", "falco-cluster")],
     );
-    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
 
     let table = server.kubectl_ok(&["get", "polr", "-A"]);
     let rows = table_rows(&table);
@@ -81,30 +81,34 @@ fn create_real_samples() {
             .collect()
     };
     assert_eq!(
-        row("cis-dummy-policy")[..7],
-        ["default", "cis-dummy-policy", "37", "36", "49", "0", "0"]
+        row("cis-benchmark")[..7],
+        ["default", "cis-benchmark", "59", "26", "36", "0", "0"]
     );
-    assert_eq!(row("test-1")[..5], ["default", "test-1", "Pod", "test-pod", "1"]);
-
-    let stored = get_json(&server, POLR, "default", "cis-dummy-policy");
-    assert_eq!(stored["results"], bench["results"], "122 results stored verbatim");
+    let kyverno = "0cf7aa2b-f96e-4483-94dd-c54f60e5cb9c";
     assert_eq!(
-        jsonpath(&server, CREPS, "", "falco-alerts-policy", "{.results[0].policy}"),
-        "audit"
+        row(kyverno)[..6],
+        ["default", kyverno, "Pod", "web-frontend", "1", "1"]
     );
 
-    // The prototype's own test data, raw: a client-supplied uid is replaced by the server's.
-    let seed = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/seed/testpolicy.json");
-    let out = server.kubectl_ok(&["create", "-f", seed.to_str().expect("utf-8 path")]);
-    assert_eq!(out.trim(), "policyreport.prext.demo/test created");
-    let demo = get_json(&server, DEMO_POLR, "default", "test");
-    assert_ne!(demo["metadata"]["uid"], "8f611e66-e398-401d-9624-fd9ec87a72f8");
+    let stored = get_json(&server, POLR, "default", "cis-benchmark");
+    assert_eq!(stored["results"].as_array().map(Vec::len), Some(121));
+    assert_eq!(stored["results"], bench["results"], "121 results stored verbatim");
+    assert_eq!(
+        jsonpath(&server, CREPS, "", "falco-cluster-alerts", "{.results[0].policy}"),
+        "Attach/Exec Pod"
+    );
+
+    // A JSON file of the prototype's group, raw: a client-supplied uid is replaced by the server's.
+    let demo = testdata("prext-demo.json");
+    let out = server.kubectl_ok(&["create", "-f", demo.to_str().expect("utf-8 path")]);
+    assert_eq!(out.trim(), "policyreport.prext.demo/demo created");
+    let demo = get_json(&server, DEMO_POLR, "default", "demo");
+    assert_ne!(demo["metadata"]["uid"], "11111111-2222-4333-8444-555555555555");
     assert_eq!(demo["apiVersion"], "prext.demo/v1alpha1");
 }
 
 #[test]
-fn create_list_sample_with_bom() {
+fn create_list_file_with_bom() {
     let server = TestServer::start();
     // KubeArmor: a `kind: List` with a UTF-8 BOM and nanos > 999,999,999. kubectl validates
     // a v1 List client-side with the OpenAPI v2 document it fetches as protobuf.
@@ -114,7 +118,7 @@ fn create_list_sample_with_bom() {
         out.trim(),
         "policyreport.wgpolicyk8s.io/kubearmor-policy-report created"
     );
-    let table = server.kubectl_ok(&["get", "polr", "-n", "multiubuntu"]);
+    let table = server.kubectl_ok(&["get", "polr", "-n", "payments"]);
     let cells: Vec<String> = table_rows(&table)[1]
         .iter()
         .filter(|c| c.as_str() != "<none>")
@@ -125,11 +129,11 @@ fn create_list_sample_with_bom() {
         ["kubearmor-policy-report", "0", "3", "0", "0", "0"],
         "{table}"
     );
-    let armor = get_json(&server, POLR, "multiubuntu", "kubearmor-policy-report");
+    let armor = get_json(&server, POLR, "payments", "kubearmor-policy-report");
     assert_eq!(armor["results"].as_array().map(Vec::len), Some(3));
-    assert_eq!(armor["results"][0]["timestamp"]["nanos"], 1_637_497_885_u64);
-    assert_eq!(armor["results"][0]["properties"]["host_pid"], "13124");
-    assert_ne!(armor["metadata"]["uid"], "9e586bbe-587e-4374-8747-0a3e7d6a4f9f");
+    assert_eq!(armor["results"][0]["timestamp"]["nanos"], 1_716_294_685_u64);
+    assert_eq!(armor["results"][0]["properties"]["host_pid"], "20417");
+    assert_ne!(armor["metadata"]["uid"], "cbcd7b84-a9f2-41f2-b18f-8319748d1bc7");
 }
 
 #[test]

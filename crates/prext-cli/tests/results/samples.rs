@@ -1,5 +1,5 @@
-//! The result-API test data: real samples (kube-bench, trivy, trivy-operator, Falco, Kyverno)
-//! created through kubectl as several report kinds, and the oracle: every result as a
+//! The result-API test data: the repository's `testdata/` reports (kube-bench, trivy, Falco,
+//! Kyverno) created through kubectl as several report kinds, and the oracle: every result as a
 //! [`Row`], computed from the objects sent, against which the API's answers are compared.
 
 #![allow(dead_code)] // each test target uses a different subset
@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::common::samples::{adapt, load_sample, manifest, Kind, CPOLR, EPHR, POLR, REPS};
+use crate::common::samples::{adapt, load_testdata, manifest, Kind, CPOLR, EPHR, POLR, REPS};
 use crate::common::TestServer;
 
 /// One result as the oracle sees it.
@@ -19,6 +19,7 @@ pub struct Row {
     pub report: String,
     pub index: usize,
     pub report_kind: String,
+    pub policy: String,
     pub result: String,
     pub severity: String,
     pub category: String,
@@ -48,38 +49,15 @@ fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
-/// The sample objects, adapted: `(kind, namespace, name, object)`.
+/// The test data objects, adapted: `(kind, namespace, name, object)`.
 pub fn objects() -> Vec<(Kind, &'static str, &'static str, Value)> {
-    let bench = load_sample("wgpp_kube-bench-adapter_policy-report-list.yaml").remove(0);
-    // The trivy adapter writes no result: derive it from the severity like
-    // trivy-operator-polr-adapter does, and add a CVSS score per severity.
-    let mut trivy = load_sample("wgpp_trivy-adapter_policyreport.yaml").remove(0);
-    for r in trivy["results"].as_array_mut().into_iter().flatten() {
-        let severity = r["severity"].as_str().unwrap_or_default().to_owned();
-        let (result, score) = match severity.as_str() {
-            "critical" => ("fail", "9.8"),
-            "high" => ("fail", "8.1"),
-            "medium" => ("warn", "5.5"),
-            "low" => ("warn", "2.0"),
-            _ => ("skip", "n/a"),
-        };
-        r["result"] = json!(result);
-        r["properties"]["score"] = json!(score);
-    }
-    if let Some(first) = trivy["results"].as_array_mut().and_then(|a| a.first_mut()) {
-        first["severity"] = json!("critical");
-        first["properties"]["score"] = json!("9.8");
-    }
-    let vuln = load_sample("trivy-operator-polr-adapter_README_VulnerabilityReports.yaml").remove(0);
-    let mut falco = load_sample("wgpp_sample-falco-policy.yaml");
+    let bench = load_testdata("kube-bench-list.yaml").remove(0);
+    let trivy_json = load_testdata("trivy-vulnerability.json").remove(0);
+    let trivy = load_testdata("trivy-vulnerability.yaml").remove(0);
+    let mut falco = load_testdata("falco.yaml");
     let falco_cluster = falco.remove(1);
     let falco_ns = falco.remove(0);
-    let mut pss =
-        load_sample("kyverno_docs-dev-reports_BackgroundScanReport_pod_PSS-restricted.yaml").remove(0);
-    pss["results"] = pss["spec"]["results"].take();
-    if let Some(o) = pss.as_object_mut() {
-        o.remove("spec");
-    }
+    let pss = load_testdata("kyverno-ephemeral.yaml").remove(0);
     vec![
         (
             POLR,
@@ -91,13 +69,13 @@ pub fn objects() -> Vec<(Kind, &'static str, &'static str, Value)> {
             REPS,
             "team-a",
             "trivy-zipkin",
-            adapt(&trivy, REPS, "team-a", "trivy-zipkin"),
+            adapt(&trivy_json, REPS, "team-a", "trivy-zipkin"),
         ),
         (
             POLR,
             "team-a",
-            "trivy-vuln-nginx",
-            adapt(&vuln, POLR, "team-a", "trivy-vuln-nginx"),
+            "trivy-vuln-redis",
+            adapt(&trivy, POLR, "team-a", "trivy-vuln-redis"),
         ),
         (POLR, "team-b", "falco", adapt(&falco_ns, POLR, "team-b", "falco")),
         (
@@ -136,6 +114,7 @@ pub fn rows(objects: &[(Kind, &str, &str, Value)]) -> Vec<Row> {
                 report: name.to_string(),
                 index,
                 report_kind: kind.kind.to_owned(),
+                policy: text(&r["policy"]),
                 result: text(&r["result"]),
                 severity: text(&r["severity"]),
                 category: text(&r["category"]),
@@ -149,7 +128,7 @@ pub fn rows(objects: &[(Kind, &str, &str, Value)]) -> Vec<Row> {
 }
 
 impl Loaded {
-    /// Creates every sample object with `kubectl create -f -`.
+    /// Creates every object with `kubectl create -f -`.
     pub fn create(server: &TestServer) -> Loaded {
         let objects = objects();
         let values: Vec<Value> = objects.iter().map(|(_, _, _, o)| o.clone()).collect();
@@ -168,7 +147,7 @@ impl Loaded {
     }
 }
 
-/// A data dir whose SQLite store already holds the samples (for a server started in
+/// A data dir whose SQLite store already holds the objects (for a server started in
 /// delegated mode, where creating through the API would need a namespace-serving cluster).
 pub struct Preloaded {
     pub dir: tempfile::TempDir,
@@ -187,7 +166,7 @@ impl Preloaded {
     }
 }
 
-/// Writes the samples straight into `<dir>/data/prext.db`.
+/// Writes the objects straight into `<dir>/data/prext.db`.
 pub async fn preload_store() -> Preloaded {
     use prext_store::{ObjectKey, ObjectWrite, Store};
     let dir = tempfile::tempdir().expect("temp dir");

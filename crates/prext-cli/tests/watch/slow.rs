@@ -7,18 +7,18 @@ use futures::StreamExt;
 use kube::api::{WatchEvent, WatchParams};
 
 use crate::common::http::{get, post};
-use crate::common::samples::{adapt, load_sample, rv, POLR};
+use crate::common::samples::{adapt, load_testdata, rv, POLR};
 use crate::common::TestServer;
 use crate::{api, next};
 
-/// 60 writes of the 197 KB kube-bench report: about 12 MB through each watch.
+/// 60 writes of the large kube-bench report (about 120 KB as JSON): about 7 MB through each watch.
 const WRITES: usize = 60;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stalled_watcher_slows_neither_writers_nor_other_watchers() {
     let server = TestServer::start();
     let client = server.client().await;
-    let big = load_sample("wgpp_kube-bench-adapter_policy-report-list.yaml")
+    let big = load_testdata("kube-bench-list.yaml")
         .into_iter()
         .next()
         .expect("kube-bench report");

@@ -15,9 +15,10 @@ use bytes::Bytes;
 use http::{header, Method, StatusCode};
 use prext_api::results::filter::{self, FilterError};
 use prext_api::results::query::{Condition, ResultColumn, ResultFilter, ResultRecord};
-use prext_api::results::summary::{self, GroupBy};
+use prext_api::results::rank::{self, GroupCursor, GroupPage, GroupRank, SummaryPaging, SummaryToken};
+use prext_api::results::summary::{self, GroupBy, SummaryItem};
 use prext_api::results::token::ResultsToken;
-use prext_api::results::{object, parse_path, ResultsPath, GROUP, POLICY_RESULTS};
+use prext_api::results::{object, parse_path, ResultsPath, GROUP, POLICY_RESULTS, RESULT_SUMMARIES};
 use prext_api::status::{reason, Status, StatusDetails};
 use prext_store::results::{ResultQuery, SummaryQuery};
 use serde_json::{json, Map, Value};
@@ -70,7 +71,7 @@ async fn handle(state: AppState, parts: http::request::Parts) -> ApiResult<Respo
             None => list_results(state, parsed, &query, output).await,
         }
     } else {
-        summaries(&state, &path, parsed, output).await
+        summaries(&state, &path, parsed, &query, output).await
     }
 }
 
@@ -104,15 +105,20 @@ impl Parsed {
 }
 
 fn not_found(name: &str) -> Status {
+    not_found_in(POLICY_RESULTS.plural, name)
+}
+
+/// kube-apiserver's NotFound of a resource name (`<plural>.<group> "<name>" not found`).
+fn not_found_in(plural: &str, name: &str) -> Status {
     Status::failure(
         404,
         reason::NOT_FOUND,
-        format!("{}.{GROUP} \"{name}\" not found", POLICY_RESULTS.plural),
+        format!("{plural}.{GROUP} \"{name}\" not found"),
     )
     .with_details(StatusDetails {
         name: name.into(),
         group: GROUP.into(),
-        kind: POLICY_RESULTS.plural.into(),
+        kind: plural.into(),
         ..Default::default()
     })
 }
@@ -299,55 +305,137 @@ async fn summaries(
     state: &AppState,
     path: &ResultsPath,
     parsed: Parsed,
+    q: &Query,
     output: Output,
 ) -> ApiResult<Response> {
     let group_by = GroupBy::parse(parsed.group_by.as_deref()).map_err(|e| Status::bad_request(e.0))?;
+    let namespace = path.namespace.as_deref();
+    let bad = |e: FilterError| Status::bad_request(e.0);
+    let paging = rank::parse_paging(
+        q.get("sort"),
+        q.get("limit"),
+        q.get("continue"),
+        group_by.as_str(),
+    )
+    .map_err(bad)?;
+    let mut filter = parsed.filter;
+    if let Some(name) = &path.name {
+        // A summary's name is its group's value.
+        filter.conditions.push(match group_by {
+            GroupBy::ReportKind => Condition::In(ResultColumn::Resource, filter::resources_of_kind(name)),
+            g => Condition::In(g.column(), vec![name.clone()]),
+        });
+    }
+    // Report kinds merge several resources: their few groups are ranked here, not in SQL.
+    let store_page = match &paging {
+        SummaryPaging::Page { page, .. } if group_by != GroupBy::ReportKind && path.name.is_none() => {
+            Some(page.clone())
+        }
+        _ => None,
+    };
     let summary = state
         .store
         .summarize_results(SummaryQuery {
-            filter: parsed.filter,
+            filter,
             group_by: vec![group_by.column(), ResultColumn::Result, ResultColumn::Severity],
+            page: store_page,
         })
         .await
         .map_err(ApiError::storage)?;
-    let items = summary::build(
+    let mut items = summary::build(
         group_by,
         summary.rows.iter().map(|r| (r.keys.as_slice(), r.count)),
     );
-    let namespace = path.namespace.as_deref();
-    let meta = json!({"resourceVersion": summary.revision.to_string()});
+    let mut next: Option<GroupCursor> = None;
+    let mut pinned = None;
+    match (&paging, &summary.page) {
+        (SummaryPaging::Page { revision, .. }, Some(p)) => {
+            pinned = *revision;
+            let groups: Vec<String> = p.groups.iter().map(|g| g.group.clone()).collect();
+            items = rank::in_order(items, &groups);
+            next = p.more.then(|| p.groups.last()).flatten().map(|g| GroupCursor {
+                value: g.value,
+                group: g.group.clone(),
+            });
+        }
+        (SummaryPaging::Page { page, revision }, None) if path.name.is_none() => {
+            pinned = *revision;
+            let (kept, more) = rank::page_items(items, page);
+            next = more.then(|| kept.last()).flatten().map(|i| GroupCursor {
+                value: page.rank.value(i),
+                group: i.group.clone(),
+            });
+            items = kept;
+        }
+        (SummaryPaging::Sorted(order), _) => {
+            let all = GroupPage {
+                rank: order.clone(),
+                limit: usize::MAX,
+                after: None,
+            };
+            items = rank::page_items(items, &all).0;
+        }
+        _ => {}
+    }
+    let revision = pinned.unwrap_or(summary.revision);
+    if let Some(name) = &path.name {
+        let item = items
+            .iter()
+            .find(|i| &i.group == name)
+            .ok_or_else(|| not_found_in(RESULT_SUMMARIES.plural, name))?;
+        let obj = summary::to_object(item, group_by, summary::item_namespace(item, group_by, namespace));
+        let body = match output {
+            Output::Json => obj,
+            Output::Metadata { .. } => partial(output, &obj),
+            Output::Table { include, .. } => json!({
+                "kind": "Table",
+                "apiVersion": output.meta_api_version(),
+                "metadata": {"resourceVersion": revision.to_string()},
+                "columnDefinitions": summary::column_definitions(group_by, true),
+                "rows": [summary_row(item, obj, true, output, include)],
+            }),
+        };
+        return Ok(json_bytes(
+            StatusCode::OK,
+            serde_json::to_vec(&body).unwrap_or_default(),
+        ));
+    }
+    let mut meta = json!({"resourceVersion": revision.to_string()});
+    if let Some(cursor) = next {
+        let token = SummaryToken {
+            revision,
+            group_by: group_by.as_str().to_owned(),
+            rank: paging_rank(&paging),
+            cursor,
+        };
+        meta["continue"] = json!(token.encode());
+    }
+    let object =
+        |i: &SummaryItem| summary::to_object(i, group_by, summary::item_namespace(i, group_by, namespace));
     let body = match output {
         Output::Json => json!({
             "apiVersion": prext_api::results::API_VERSION,
-            "kind": prext_api::results::RESULT_SUMMARIES.list_kind,
+            "kind": RESULT_SUMMARIES.list_kind,
             "metadata": meta,
-            "items": items.iter().map(|i| summary::to_object(i, group_by, namespace)).collect::<Vec<_>>(),
+            "items": items.iter().map(object).collect::<Vec<_>>(),
         }),
         Output::Metadata { .. } => json!({
             "apiVersion": output.meta_api_version(),
             "kind": "PartialObjectMetadataList",
             "metadata": meta,
-            "items": items.iter().map(|i| partial(output, &summary::to_object(i, group_by, namespace))).collect::<Vec<_>>(),
+            "items": items.iter().map(|i| partial(output, &object(i))).collect::<Vec<_>>(),
         }),
         Output::Table { include, .. } => {
+            let with_group = summary::group_column(group_by, namespace);
             let rows: Vec<Value> = items
                 .iter()
-                .map(|i| {
-                    let obj = summary::to_object(i, group_by, namespace);
-                    let mut row = json!({"cells": summary::cells(i)});
-                    match include {
-                        IncludeObject::None => {}
-                        IncludeObject::Object => row["object"] = obj,
-                        IncludeObject::Metadata => row["object"] = partial(output, &obj),
-                    }
-                    row
-                })
+                .map(|i| summary_row(i, object(i), with_group, output, include))
                 .collect();
             json!({
                 "kind": "Table",
                 "apiVersion": output.meta_api_version(),
                 "metadata": meta,
-                "columnDefinitions": summary::column_definitions(group_by),
+                "columnDefinitions": summary::column_definitions(group_by, with_group),
                 "rows": rows,
             })
         }
@@ -356,4 +444,30 @@ async fn summaries(
         StatusCode::OK,
         serde_json::to_vec(&body).unwrap_or_default(),
     ))
+}
+
+/// The order of a summary list.
+fn paging_rank(paging: &SummaryPaging) -> GroupRank {
+    match paging {
+        SummaryPaging::All => GroupRank::Key,
+        SummaryPaging::Sorted(r) => r.clone(),
+        SummaryPaging::Page { page, .. } => page.rank.clone(),
+    }
+}
+
+/// One Table row of a summary.
+fn summary_row(
+    item: &SummaryItem,
+    obj: Value,
+    with_group: bool,
+    output: Output,
+    include: IncludeObject,
+) -> Value {
+    let mut row = json!({"cells": summary::cells(item, with_group)});
+    match include {
+        IncludeObject::None => {}
+        IncludeObject::Object => row["object"] = obj,
+        IncludeObject::Metadata => row["object"] = partial(output, &obj),
+    }
+    row
 }

@@ -31,6 +31,9 @@ const BUFFER: usize = 64;
 /// How long a watcher waits for a client that does not read before ending its watch.
 const STALL: Duration = Duration::from_secs(30);
 
+/// The longest `timeoutSeconds` honoured (a year): longer ones are clamped to it.
+const MAX_TIMEOUT_SECONDS: u64 = 365 * 24 * 3600;
+
 /// Serves a watch request.
 pub async fn watch(ctx: Ctx, params: ListParams) -> ApiResult<Response> {
     let def = ctx.path.def;
@@ -46,7 +49,8 @@ pub async fn watch(ctx: Ctx, params: ListParams) -> ApiResult<Response> {
         None => requested.is_none(),
     };
     let timeout = match params.timeout_seconds {
-        Some(s) => Duration::from_secs(s),
+        // Clamped: an `Instant` cannot hold `now + u64::MAX` seconds (it panics).
+        Some(s) => Duration::from_secs(s.min(MAX_TIMEOUT_SECONDS)),
         None => Duration::from_secs(1800 + rand_secs(1800)),
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(BUFFER);

@@ -88,9 +88,12 @@ fn patch_body(ctx: &Ctx, body: &[u8]) -> ApiResult<PatchBody> {
     let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     match media.as_str() {
-        "application/json-patch+json" => serde_json::from_slice(body)
-            .map(|p| PatchBody::Patch(Patch::Json(p)))
-            .map_err(|e| Status::bad_request(format!("invalid JSON patch: {e}")).into()),
+        "application/json-patch+json" => {
+            let p: json_patch::Patch = serde_json::from_slice(body)
+                .map_err(|e| Status::bad_request(format!("invalid JSON patch: {e}")))?;
+            prext_api::limits::patch::check_operation_count(p.0.len())?;
+            Ok(PatchBody::Patch(Patch::Json(p)))
+        }
         "application/merge-patch+json" => serde_json::from_slice(body)
             .map(|p| PatchBody::Patch(Patch::Merge(p)))
             .map_err(|e| Status::bad_request(format!("invalid merge patch: {e}")).into()),

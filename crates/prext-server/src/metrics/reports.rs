@@ -154,6 +154,7 @@ pub async fn register(
         .summarize_results(SummaryQuery {
             filter: ResultFilter::default(),
             group_by,
+            page: None,
         })
         .await?;
     let mut namespaced: BTreeMap<Labels, i64> = BTreeMap::new();

@@ -4,7 +4,7 @@
 //! [`guaranteed_update`](Registry::guaranteed_update). An update that changes nothing writes
 //! nothing; one that removes the last finalizer of an object being deleted deletes it.
 
-use prext_api::status::{reason, Status, StatusCause};
+use prext_api::status::{Status, StatusCause};
 use prext_api::{apply, meta};
 use prext_store::StoredObject;
 use serde_json::Value;
@@ -144,13 +144,9 @@ impl Registry {
                 let current = current.ok_or_else(|| Error::not_found(target))?;
                 let mut obj = parse_stored(current)?;
                 match patch {
-                    Patch::Json(p) => json_patch::patch(&mut obj, p).map_err(|e| {
-                        Status::failure(
-                            422,
-                            reason::INVALID,
-                            format!("the JSON patch could not be applied: {e}"),
-                        )
-                    })?,
+                    Patch::Json(p) => {
+                        prext_api::limits::patch::apply_json_patch(&mut obj, p, meta::MAX_BODY_BYTES)?
+                    }
                     Patch::Merge(p) => json_patch::merge(&mut obj, p),
                 }
                 if !obj.is_object() {

@@ -20,6 +20,8 @@
 
 mod config;
 mod error;
+mod findings;
+mod findings_read;
 mod notify;
 mod ops;
 mod prepared;
@@ -357,6 +359,25 @@ impl Store for PostgresStore {
 
     async fn query_results(&self, query: ResultQuery) -> Result<ResultPage> {
         read!(self, "a result query", |c| results::query(
+            &c,
+            &self.cluster,
+            &query
+        ))
+    }
+
+    async fn query_findings(
+        &self,
+        query: crate::findings::FindingQuery,
+    ) -> Result<crate::findings::FindingPage> {
+        read!(self, "a findings query", |c| findings_read::query(
+            &c,
+            &self.cluster,
+            &query
+        ))
+    }
+
+    async fn finding_trends(&self, query: crate::findings::TrendQuery) -> Result<crate::findings::Trends> {
+        read!(self, "a trend query", |c| findings_read::trends(
             &c,
             &self.cluster,
             &query

@@ -22,6 +22,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::error::pg_error;
+use super::findings::{self, Carrier};
 use super::prepared::Prepared;
 use super::result_rows::{INSERT_OBJECT_WITH_RESULTS, INSERT_RESULTS};
 use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
@@ -365,6 +366,7 @@ impl Write<'_> {
                 futures::try_join!(async { tx.execute(&st.insert, &params).await }, async {
                     tx.execute(&st.change, &change).await
                 })?;
+                findings::record(tx, cluster, Carrier::Key(k), self.revision).await?;
             }
             Target::Replace(id, p, rewrite) => {
                 let results = async {
@@ -387,6 +389,10 @@ impl Write<'_> {
                     results,
                     async { tx.execute(&st.change, &change).await }
                 )?;
+                match rewrite {
+                    true => findings::record(tx, cluster, Carrier::Id(*id), self.revision).await?,
+                    false => findings::seen(tx, *id, self.revision).await?,
+                }
             }
             Target::Remove(id) => {
                 futures::try_join!(
@@ -394,6 +400,7 @@ impl Write<'_> {
                     async { tx.execute(&st.remove, &[id]).await },
                     async { tx.execute(&st.change, &change).await }
                 )?;
+                findings::record(tx, cluster, Carrier::Id(*id), self.revision).await?;
             }
         }
         Ok(())

@@ -38,6 +38,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "write_path",
         sql: include_str!("migrations/0003_write_path.sql"),
     },
+    Migration {
+        version: 4,
+        name: "findings",
+        sql: include_str!("migrations/0004_findings.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).

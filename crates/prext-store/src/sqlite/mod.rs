@@ -5,17 +5,22 @@
 //! - [`schema`]: connection settings (WAL, `synchronous=FULL`, foreign keys) and versioned
 //!   migrations;
 //! - [`lock`]: the file lock that keeps a second server off the same database;
+//! - [`backup`]: online backup and offline restore (with a revision jump) of a database;
 //! - [`writer`] and [`ops`]: the single writer thread with group commit, and the SQL of each
 //!   write; [`prepared`]: what of a write is done before it reaches the writer (JSON, derived
 //!   rows); [`result_rows`]: the writes of a report's result rows;
 //! - [`reader`] and [`select`]: the read-only connection pool, snapshot list streams, and
 //!   selectors lowered to SQL;
-//! - [`results`]: result queries and summaries (the `results.prext.io` API).
+//! - [`results`]: result queries and summaries (the `results.prext.io` API); [`statistics`]:
+//!   the planner statistics the writer keeps in step with the data.
 //!
 //! No call blocks the async runtime: writes are queued to the writer thread and awaited on a
 //! oneshot; reads run on blocking threads.
 
+mod backup;
 mod checkpointer;
+mod findings;
+mod findings_read;
 mod lock;
 mod ops;
 mod prepared;
@@ -24,6 +29,7 @@ mod result_rows;
 mod results;
 mod schema;
 mod select;
+mod statistics;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +39,7 @@ use std::time::Duration;
 use rusqlite::ErrorCode;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use self::backup::{backup, restore, BackupInfo, RestoreInfo, DEFAULT_REVISION_BUMP};
 use self::checkpointer::Checkpointer;
 use self::lock::DbLock;
 use self::prepared::Prepared;
@@ -281,6 +288,21 @@ impl Store for SqliteStore {
 
     async fn query_results(&self, query: crate::results::ResultQuery) -> Result<crate::results::ResultPage> {
         self.readers.read(move |conn| results::query(conn, &query)).await
+    }
+
+    async fn query_findings(
+        &self,
+        query: crate::findings::FindingQuery,
+    ) -> Result<crate::findings::FindingPage> {
+        self.readers
+            .read(move |conn| findings_read::query(conn, &query))
+            .await
+    }
+
+    async fn finding_trends(&self, query: crate::findings::TrendQuery) -> Result<crate::findings::Trends> {
+        self.readers
+            .read(move |conn| findings_read::trends(conn, &query))
+            .await
     }
 
     async fn summarize_results(

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use rusqlite::{ffi, params, Connection, OptionalExtension};
 
 use super::db_error;
+use super::findings;
 use super::prepared::Prepared;
 use super::result_rows;
 use crate::stamp::Unstamped;
@@ -152,6 +153,7 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
     };
     // Written: from here on only storage errors.
     result_rows::insert(conn, id, &obj)?;
+    findings::record(conn, id, crate::findings::now_ms(), revision)?;
     append_change(
         conn,
         revision,
@@ -199,6 +201,9 @@ pub(crate) fn update(
     if cur.results_digest.as_deref() != Some(&obj.head.results_digest[..]) {
         result_rows::remove(conn, cur.id)?;
         result_rows::insert(conn, cur.id, &obj)?;
+        findings::record(conn, cur.id, crate::findings::now_ms(), revision)?;
+    } else {
+        findings::seen(conn, cur.id, crate::findings::now_ms(), revision)?;
     }
     append_change(
         conn,
@@ -239,6 +244,7 @@ pub(crate) fn delete(
     // CASCADE), and so do their numbers and counts.
     conn.prepare_cached("DELETE FROM objects WHERE id = ?1")?
         .execute([cur.id])?;
+    findings::record(conn, cur.id, crate::findings::now_ms(), revision)?;
     append_change(
         conn,
         revision,

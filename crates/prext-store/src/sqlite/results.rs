@@ -241,8 +241,9 @@ fn escape_like(text: &str) -> String {
 
 fn property_condition(p: &mut Predicate, key: &str, test: &PropertyTest) {
     // The property's text, or NULL when absent.
-    let (value_sql, key_params): (&str, Vec<Value>) = if key.contains('"') {
-        // A JSON path label cannot escape a double quote: look the key up by equality.
+    let (value_sql, key_params): (&str, Vec<Value>) = if !plain_path_label(key) {
+        // A JSON path label cannot escape a double quote (and a backslash or a control
+        // character makes the path invalid): look such a key up by equality, as data.
         (
             "(SELECT je.value FROM json_each(r.properties) AS je WHERE je.key = ?)",
             vec![Value::Text(key.to_owned())],
@@ -276,6 +277,13 @@ fn property_condition(p: &mut Predicate, key: &str, test: &PropertyTest) {
         // Numeric tests are lowered apart (`NumberTest`).
         PropertyTest::Number(..) => {}
     }
+}
+
+/// Whether `key` can be written as the quoted label of a JSON path (`$."key"`) whatever
+/// SQLite's path parser makes of escapes: only printable ASCII without `"` and `\`.
+fn plain_path_label(key: &str) -> bool {
+    key.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// `FROM …` of a query that reads results and maybe their reports.
@@ -342,6 +350,13 @@ fn order_by(order: ResultOrder) -> String {
         ResultOrder::Severity { ascending } => format!("{RANK_SQL} {}, {tail}", direction(ascending)),
         ResultOrder::Timestamp { ascending } => format!("{TIME_SQL} {}, {tail}", direction(ascending)),
     }
+}
+
+/// The `ORDER BY` of a page read through the filter's index and sorted: `+` keeps SQLite
+/// from walking `objects_order` to skip the sort (which a small `LIMIT` tempts it to do, and
+/// which reads every report when the filter matches few results).
+fn sorted_order_by(order: ResultOrder) -> String {
+    order_by(order).replacen("o.namespace", "+o.namespace", 1)
 }
 
 fn direction(ascending: bool) -> &'static str {
@@ -427,7 +442,11 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
     let sql = format!(
         "SELECT {RECORD_COLUMNS}{join}{} ORDER BY {} LIMIT ?",
         p.where_sql(),
-        order_by(q.order)
+        if walk {
+            order_by(q.order)
+        } else {
+            sorted_order_by(q.order)
+        }
     );
     let mut params = p.params;
     params.push(Value::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
@@ -481,8 +500,13 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRecord> {
 }
 
 mod summary;
+mod top;
 pub(crate) use summary::summarize;
 
 #[cfg(test)]
 #[path = "results_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "results/plan_tests.rs"]
+mod plan_tests;

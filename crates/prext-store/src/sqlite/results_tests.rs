@@ -12,7 +12,7 @@ use crate::sqlite::prepared::Prepared;
 use crate::sqlite::schema;
 
 /// One result row to insert: `(namespace, report, idx, policy, result, severity, score, ts)`.
-type Row<'a> = (
+pub(super) type Row<'a> = (
     &'a str,
     &'a str,
     i64,
@@ -70,7 +70,7 @@ fn prepared(ns: &str, report: &str, rows: &[Row<'_>]) -> Prepared {
 
 /// The reports of `rows` (grouped by namespace and report, in order of appearance), created
 /// through the writer's own statements.
-fn db(rows: &[Row<'_>]) -> Connection {
+pub(super) fn db(rows: &[Row<'_>]) -> Connection {
     let mut conn = Connection::open_in_memory().expect("memory db");
     schema::migrate(&mut conn).expect("migrate");
     conn.execute_batch("PRAGMA foreign_keys = ON").expect("fk");
@@ -289,6 +289,7 @@ fn summaries_group_and_count() {
                 conditions,
             },
             group_by,
+            page: None,
         };
         summarize(conn, &q)
             .expect("summary")
@@ -406,7 +407,7 @@ fn numbers_follow_their_results() {
     counts_agree(&conn);
 }
 
-fn plan(conn: &Connection, sql: &str, params: &[Value]) -> String {
+pub(super) fn plan(conn: &Connection, sql: &str, params: &[Value]) -> String {
     let mut stmt = conn
         .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
         .expect("explain");

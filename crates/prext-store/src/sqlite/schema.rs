@@ -37,6 +37,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "cheaper_result_rows",
         sql: include_str!("migrations/0003_cheaper_result_rows.sql"),
     },
+    Migration {
+        version: 4,
+        name: "findings",
+        sql: include_str!("migrations/0004_findings.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -25,6 +25,7 @@ use super::checkpointer::Checkpointer;
 use super::db_error;
 use super::ops::{self, OpError};
 use super::prepared::Prepared;
+use super::statistics::Statistics;
 use crate::{Error, ObjectKey, Preconditions, Result, StoredObject};
 
 /// A write to perform.
@@ -71,6 +72,7 @@ pub(crate) fn run(
     limits: Limits,
     checkpointer: Checkpointer,
 ) {
+    let mut statistics = Statistics::open(&conn, *published.borrow());
     while let Some(first) = rx.blocking_recv() {
         let started = Instant::now();
         let (answers, revision) = batch(&mut conn, first, &mut rx, limits);
@@ -81,6 +83,9 @@ pub(crate) fn run(
         for (reply, answer) in answers {
             // The caller may have gone away; the write stands regardless.
             let _ = reply.send(answer);
+        }
+        if let Some(revision) = revision {
+            statistics.committed(&conn, revision);
         }
         tracing::trace!(ops = n, elapsed = ?started.elapsed(), ?revision, "write batch");
     }

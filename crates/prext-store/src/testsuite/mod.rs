@@ -25,11 +25,14 @@ mod batches;
 mod changes;
 mod crud;
 mod durability;
+mod findings;
 pub mod fixtures;
+mod hostile;
 mod list;
 mod postgres;
 mod results;
 mod sqlite;
+mod summary_pages;
 
 pub use changes::{change_log, compaction, subscribe_wakes};
 pub use crud::{
@@ -39,10 +42,13 @@ pub use crud::{
 pub use durability::{
     concurrent_writers, refused_writes_among_concurrent_ones, restart_keeps_state, result_rows_follow_objects,
 };
+pub use findings::findings_follow_writes;
+pub use hostile::property_keys_are_data;
 pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
 pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
 pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};
 pub use sqlite::TempSqlite;
+pub use summary_pages::result_summary_pages;
 
 /// One row of a backend's result table, as much of it as the suite checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,9 +167,11 @@ pub const RESULT_CHECKS: &[Check] = &[
         Box::pin(result_pages_and_orders(s))
     }),
     Check::Store("result_summaries", |s| Box::pin(result_summaries(s))),
+    Check::Store("result_summary_pages", |s| Box::pin(result_summary_pages(s))),
     Check::Store("result_queries_follow_writes", |s| {
         Box::pin(result_queries_follow_writes(s))
     }),
+    Check::Store("property_keys_are_data", |s| Box::pin(property_keys_are_data(s))),
 ];
 
 /// Runs every result-query check, each on a fresh database from `new_database`.
@@ -174,6 +182,25 @@ where
     D: TestDatabase,
 {
     for check in RESULT_CHECKS {
+        let db = new_database().await;
+        eprintln!("store conformance check: {}", check.name());
+        check.run(&db).await;
+    }
+}
+
+/// The findings checks (see `findings.rs`).
+pub const FINDING_CHECKS: &[Check] = &[Check::Store("findings_follow_writes", |s| {
+    Box::pin(findings_follow_writes(s))
+})];
+
+/// Runs [`FINDING_CHECKS`], each on a new database from `new_database`.
+pub async fn run_findings<F, Fut, D>(new_database: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = D>,
+    D: TestDatabase,
+{
+    for check in FINDING_CHECKS {
         let db = new_database().await;
         eprintln!("store conformance check: {}", check.name());
         check.run(&db).await;

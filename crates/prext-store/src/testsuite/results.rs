@@ -49,7 +49,7 @@ fn report(resource: &str, namespace: &str, name: &str, results: &[Spec<'_>]) -> 
 }
 
 /// The reports every check starts from: two namespaces, a second kind, a cluster report.
-async fn load(store: &dyn Store) {
+pub(super) async fn load(store: &dyn Store) {
     let reports = [
         report(
             POLR,
@@ -104,7 +104,7 @@ async fn load(store: &dyn Store) {
 }
 
 /// The value of a column, a missing one as `""` (the documented semantics).
-fn value(r: &ResultRecord, c: ResultColumn) -> String {
+pub(super) fn value(r: &ResultRecord, c: ResultColumn) -> String {
     let v = match c {
         ResultColumn::Result => r.result.clone(),
         ResultColumn::Severity => r.severity.clone(),
@@ -192,7 +192,7 @@ async fn query(store: &dyn Store, q: ResultQuery) -> crate::results::ResultPage 
         .unwrap_or_else(|e| panic!("query {q:?}: {e}"))
 }
 
-async fn everything(store: &dyn Store) -> Vec<ResultRecord> {
+pub(super) async fn everything(store: &dyn Store) -> Vec<ResultRecord> {
     let page = query(
         store,
         ResultQuery {
@@ -211,7 +211,7 @@ fn key(r: &ResultRecord) -> String {
     format!("{}/{}/{}/{}", r.resource, r.namespace, r.report, r.index)
 }
 
-fn filters() -> Vec<ResultFilter> {
+pub(super) fn filters() -> Vec<ResultFilter> {
     use Condition::*;
     use ResultColumn as C;
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
@@ -366,6 +366,7 @@ pub async fn result_summaries(store: &dyn Store) {
                 .summarize_results(SummaryQuery {
                     filter: filter.clone(),
                     group_by: group_by.clone(),
+                    page: None,
                 })
                 .await
                 .unwrap_or_else(|e| panic!("summary: {e}"));

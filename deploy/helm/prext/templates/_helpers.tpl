@@ -55,11 +55,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The Secret holding the serving certificate (tls.crt, tls.key, ca.crt). */}}
 {{- define "prext.tlsSecretName" -}}
-{{- if .Values.tls.certManager.enabled }}
-{{- printf "%s-tls" (include "prext.fullname" .) }}
+{{- if and (not .Values.tls.certManager.enabled) .Values.tls.existingSecret }}
+{{- .Values.tls.existingSecret }}
 {{- else }}
-{{- required "tls.existingSecret is required when tls.certManager.enabled is false" .Values.tls.existingSecret }}
+{{- printf "%s-tls" (include "prext.fullname" .) }}
 {{- end }}
+{{- end }}
+
+{{/* Whether the chart issues the serving certificate itself (genCA/genSignedCert). */}}
+{{- define "prext.generatesTLS" -}}
+{{- if and (not .Values.tls.certManager.enabled) (not .Values.tls.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{/* The store type, checked. */}}
+{{- define "prext.storeType" -}}
+{{- if not (has .Values.store.type (list "sqlite" "postgres")) }}
+{{- fail "store.type must be sqlite or postgres" }}
+{{- end }}
+{{- .Values.store.type }}
 {{- end }}
 
 {{/* The cert-manager Certificate of the serving certificate. */}}
@@ -74,4 +87,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - {{ $svc }}.{{ .Release.Namespace }}
 - {{ $svc }}.{{ .Release.Namespace }}.svc
 - {{ $svc }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}
+{{- end }}
+
+{{/* A volumeClaimTemplate: dict with name, persistence (size, storageClassName, accessModes), context. */}}
+{{- define "prext.claim" -}}
+- metadata:
+    name: {{ .name }}
+    labels:
+      {{- include "prext.selectorLabels" .context | nindent 6 }}
+  spec:
+    accessModes:
+      {{- toYaml .persistence.accessModes | nindent 6 }}
+    {{- with .persistence.storageClassName }}
+    storageClassName: {{ . | quote }}
+    {{- end }}
+    resources:
+      requests:
+        storage: {{ .persistence.size }}
 {{- end }}

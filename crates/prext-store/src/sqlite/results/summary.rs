@@ -7,17 +7,45 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use super::{column, from, lower, on_report, placeholders, texts, Indexes, NumberForm};
-use crate::results::{Condition, ResultColumn, Summary, SummaryQuery, SummaryRow};
+use crate::results::{Condition, ResultColumn, ResultFilter, Summary, SummaryQuery, SummaryRow};
 use crate::sqlite::db_error;
 use crate::sqlite::select::Predicate;
 use crate::Result;
 
-/// Counts the matching results per group, in one read transaction.
+/// Counts the matching results per group, in one read transaction; a paged query ranks the
+/// groups first ([`super::top`]) and counts only the page's.
 pub(crate) fn summarize(conn: &mut Connection, q: &SummaryQuery) -> Result<Summary> {
     let tx = conn.transaction().map_err(db_error)?;
     let revision: i64 = tx
         .query_row("SELECT revision FROM meta WHERE id = 1", [], |r| r.get(0))
         .map_err(db_error)?;
+    let Some(page) = &q.page else {
+        return Ok(Summary {
+            revision,
+            rows: rows(&tx, q)?,
+            page: None,
+        });
+    };
+    let groups = super::top::rank(&tx, q, page)?;
+    let rows = match (q.group_by.first(), groups.groups.is_empty()) {
+        (Some(col), false) => {
+            let mut only = q.clone();
+            only.page = None;
+            let keys = groups.groups.iter().map(|g| g.group.clone()).collect();
+            only.filter.conditions.push(Condition::In(*col, keys));
+            rows(&tx, &only)?
+        }
+        _ => Vec::new(),
+    };
+    Ok(Summary {
+        revision,
+        rows,
+        page: Some(groups),
+    })
+}
+
+/// The groups of an unpaged summary.
+fn rows(tx: &Connection, q: &SummaryQuery) -> Result<Vec<SummaryRow>> {
     let lowered = lower(&q.filter, Indexes::Use);
     let mut predicate = lowered.predicate(NumberForm::Drive);
     let sql = match counts_sql(q) {
@@ -44,11 +72,11 @@ pub(crate) fn summarize(conn: &mut Connection, q: &SummaryQuery) -> Result<Summa
             count: u64::try_from(count).unwrap_or(0),
         });
     }
-    Ok(Summary { revision, rows: out })
+    Ok(out)
 }
 
 /// The column of a `result_counts` summary (`c`: the counts, `o`: the report), if any.
-fn counts_column(c: ResultColumn) -> Option<&'static str> {
+pub(super) fn counts_column(c: ResultColumn) -> Option<&'static str> {
     match c {
         ResultColumn::Namespace => Some("o.namespace"),
         ResultColumn::Resource => Some("o.resource"),
@@ -64,13 +92,51 @@ fn counts_column(c: ResultColumn) -> Option<&'static str> {
 /// filters only by report columns, result, severity and source: a few rows per report instead of
 /// every result. `None` when the filter or the grouping needs the result rows.
 fn counts_sql(q: &SummaryQuery) -> Option<(String, Predicate)> {
+    let (p, mut needs_report) = counts_filter(&q.filter)?;
+    let mut keys = Vec::with_capacity(q.group_by.len());
+    for c in &q.group_by {
+        let sql = counts_column(*c)?;
+        needs_report |= on_report(*c);
+        keys.push(match c {
+            ResultColumn::Result | ResultColumn::Severity | ResultColumn::Source => {
+                format!("nullif({sql}, '')")
+            }
+            _ => sql.to_owned(),
+        });
+    }
+    let from = counts_from(needs_report);
+    let sql = if keys.is_empty() {
+        format!("SELECT coalesce(sum(c.n), 0){from}{}", p.where_sql())
+    } else {
+        let keys = keys.join(", ");
+        format!(
+            "SELECT {keys}, sum(c.n){from}{} GROUP BY {keys} ORDER BY {keys}",
+            p.where_sql()
+        )
+    };
+    Some((sql, p))
+}
+
+/// `FROM …` of a query over the per-report counts.
+pub(super) fn counts_from(needs_report: bool) -> &'static str {
+    if needs_report {
+        // Reports outside, in index order: the per-report counts are read by primary key.
+        " FROM objects AS o CROSS JOIN result_counts AS c ON c.object_id = o.id"
+    } else {
+        " FROM result_counts AS c"
+    }
+}
+
+/// The filter over the per-report counts, and whether it reads the reports; `None` when it
+/// needs the result rows.
+pub(super) fn counts_filter(filter: &ResultFilter) -> Option<(Predicate, bool)> {
     let mut p = Predicate::default();
     let mut needs_report = false;
-    if let Some(ns) = &q.filter.namespace {
+    if let Some(ns) = &filter.namespace {
         p.push("o.namespace = ?", [Value::Text(ns.clone())]);
         needs_report = true;
     }
-    for c in &q.filter.conditions {
+    for c in &filter.conditions {
         let (col, values, negated) = match c {
             Condition::In(col, values) => (*col, values, false),
             Condition::NotIn(col, values) => (*col, values, true),
@@ -90,33 +156,7 @@ fn counts_sql(q: &SummaryQuery) -> Option<(String, Predicate)> {
             }
         }
     }
-    let mut keys = Vec::with_capacity(q.group_by.len());
-    for c in &q.group_by {
-        let sql = counts_column(*c)?;
-        needs_report |= on_report(*c);
-        keys.push(match c {
-            ResultColumn::Result | ResultColumn::Severity | ResultColumn::Source => {
-                format!("nullif({sql}, '')")
-            }
-            _ => sql.to_owned(),
-        });
-    }
-    let from = if needs_report {
-        // Reports outside, in index order: the per-report counts are read by primary key.
-        " FROM objects AS o CROSS JOIN result_counts AS c ON c.object_id = o.id"
-    } else {
-        " FROM result_counts AS c"
-    };
-    let sql = if keys.is_empty() {
-        format!("SELECT coalesce(sum(c.n), 0){from}{}", p.where_sql())
-    } else {
-        let keys = keys.join(", ");
-        format!(
-            "SELECT {keys}, sum(c.n){from}{} GROUP BY {keys} ORDER BY {keys}",
-            p.where_sql()
-        )
-    };
-    Some((sql, p))
+    Some((p, needs_report))
 }
 
 /// The SQL of a summary. Grouping by a report column first counts per report and result

@@ -1,0 +1,182 @@
+//! Request bodies and parameters built to make the server work hard or fail: each is refused
+//! with a `Status` and the server goes on serving.
+
+use serde_json::{json, Value};
+
+use crate::common::http::{get, post, Req};
+use crate::common::samples::{report, POLR};
+use crate::common::TestServer;
+
+/// `?watch=true&timeoutSeconds=9223372036854775807` once panicked the watch task (an `Instant`
+/// overflow) and answered 200 with an empty body; the watch now runs (and ends on request).
+#[tokio::test]
+async fn huge_watch_timeouts_are_clamped_not_a_panic() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    post(
+        &client,
+        &POLR.collection(Some("h")),
+        &report(POLR, "h", "one", &[]),
+    )
+    .await
+    .expect(201);
+    let path = format!(
+        "{}?watch=true&timeoutSeconds={}",
+        POLR.collection(Some("h")),
+        i64::MAX
+    );
+    let req = http::Request::get(path)
+        .body(kube::client::Body::empty())
+        .expect("request");
+    let resp = client.send(req).await.expect("watch starts");
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        use http_body_util::BodyExt as _;
+        let mut got = Vec::new();
+        while !got.contains(&b'\n') {
+            let frame = body.frame().await.expect("an event").expect("a frame");
+            if let Ok(data) = frame.into_data() {
+                got.extend_from_slice(&data);
+            }
+        }
+        got
+    })
+    .await
+    .expect("the first event within 10 s");
+    let event: Value = serde_json::from_slice(&first[..first.iter().position(|b| *b == b'\n').unwrap_or(0)])
+        .expect("an event line");
+    assert_eq!(event["type"], "ADDED", "{event}");
+    assert!(!server.logs().contains("panicked"), "{}", server.logs());
+}
+
+/// `policyresults?property=%5C%3D1` (a key of one backslash) was a 500 "bad JSON path".
+#[tokio::test]
+async fn property_keys_with_path_syntax_are_plain_keys() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    for query in [
+        "property=%5C%3D1",
+        "property=%5C",
+        "property=a%22b%3D1",
+        "property=%24.x%3E%3D1",
+    ] {
+        let resp = get(
+            &client,
+            &format!("/apis/results.prext.io/v1alpha1/policyresults?{query}"),
+        )
+        .await;
+        assert_eq!(resp.status, 200, "{query}: {}", resp.text());
+        assert_eq!(resp.json()["items"], json!([]), "{query}");
+    }
+    assert!(!server.logs().contains("ERROR"), "{}", server.logs());
+}
+
+/// 100,000 nested flow sequences in 200 KB of YAML took 20 s of parsing; the nesting is now
+/// refused before the parser runs, on bodies and on apply patches alike.
+#[tokio::test]
+async fn deeply_nested_yaml_is_refused_before_parsing() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    let n = 100_000;
+    let deep = format!(
+        "apiVersion: wgpolicyk8s.io/v1alpha2\nkind: PolicyReport\nmetadata:\n  name: deep\nresults: {}{}\n",
+        "[".repeat(n),
+        "]".repeat(n)
+    );
+    let started = std::time::Instant::now();
+    let status = Req::new(&client, http::Method::POST, &POLR.collection(Some("y")))
+        .body_with("application/yaml", deep.clone().into_bytes())
+        .send()
+        .await
+        .expect_status(400, "BadRequest");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nesting deeper than"),
+        "{status}"
+    );
+    let status = Req::new(&client, http::Method::PATCH, &POLR.item(Some("y"), "deep"))
+        .header("content-type", "application/apply-patch+yaml")
+        .body_with("application/apply-patch+yaml", deep.into_bytes())
+        .send()
+        .await;
+    let status = status.expect_status(400, "BadRequest");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nesting deeper than"),
+        "{status}"
+    );
+    eprintln!("two deep YAML bodies refused in {:?}", started.elapsed());
+    get(&client, &POLR.collection(Some("y"))).await.expect(200);
+}
+
+/// A 1.3 KB patch (`add /extra [0]` then 24 copies of `/extra` into itself) drove RSS to
+/// 2.7 GB; the copies now count against the body limit (413) and nothing is stored.
+#[tokio::test]
+async fn amplifying_json_patches_are_refused() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    post(
+        &client,
+        &POLR.collection(Some("p")),
+        &report(POLR, "p", "amp", &[]),
+    )
+    .await
+    .expect(201);
+    let mut ops = vec![
+        json!({"op": "add", "path": "/metadata/annotations", "value": {}}),
+        json!({"op": "add", "path": "/extra", "value": [0]}),
+    ];
+    ops.extend((0..24).map(|_| json!({"op": "copy", "from": "/extra", "path": "/extra/-"})));
+    let patch = |ops: &Vec<Value>| {
+        Req::new(&client, http::Method::PATCH, &POLR.item(Some("p"), "amp")).body_with(
+            "application/json-patch+json",
+            Value::Array(ops.clone()).to_string().into_bytes(),
+        )
+    };
+    patch(&ops)
+        .send()
+        .await
+        .expect_status(413, "RequestEntityTooLarge");
+    let too_many: Vec<Value> = (0..10_001)
+        .map(|_| json!({"op": "test", "path": "/kind", "value": "PolicyReport"}))
+        .collect();
+    let status = patch(&too_many)
+        .send()
+        .await
+        .expect_status(413, "RequestEntityTooLarge");
+    assert_eq!(
+        status["message"],
+        "The allowed maximum operations in a JSON patch is 10000, got 10001"
+    );
+    let stored = get(&client, &POLR.item(Some("p"), "amp"))
+        .await
+        .expect(200)
+        .json();
+    assert!(stored.get("extra").is_none(), "nothing stored: {stored}");
+}
+
+/// 300,000 invalid results in a 0.9 MB body got a 39.4 MB 422 listing every cause; the causes
+/// are now capped and the last one says how many were left out.
+#[tokio::test]
+async fn error_causes_are_capped() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    let mut body = report(POLR, "c", "many", &[]);
+    body["results"] = Value::Array((0..300_000).map(|_| json!(1)).collect());
+    let resp = post(&client, &POLR.collection(Some("c")), &body).await;
+    assert!(
+        resp.body.len() < 64 * 1024,
+        "a small 422: {} bytes",
+        resp.body.len()
+    );
+    let status = resp.expect_status(422, "Invalid");
+    let causes = status["details"]["causes"].as_array().expect("causes").clone();
+    assert_eq!(causes.len(), 101, "{status}");
+    let last = causes.last().and_then(|c| c["message"].as_str()).unwrap_or("");
+    assert!(last.ends_with("more errors not listed"), "{last}");
+}
