@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod continue_token;
 pub mod discovery;
+pub mod duplicates;
 pub mod duration;
 pub mod fields;
 pub mod jsonpath;
@@ -22,6 +23,7 @@ pub mod report;
 pub mod resources;
 pub mod results;
 pub mod schema;
+pub mod standalone;
 pub mod status;
 pub mod table;
 

@@ -42,6 +42,13 @@ pub fn decode_body(bytes: &[u8], format: BodyFormat) -> Result<Value, Status> {
     Ok(value)
 }
 
+/// A JSON document re-encoded as YAML (the `Accept: application/yaml` answers);
+/// `None` when `json` is not a JSON document.
+pub fn json_to_yaml(json: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(json).ok()?;
+    serde_norway::to_string(&value).ok()
+}
+
 /// Checks that the body's apiVersion and kind are the URL's (400 otherwise).
 pub fn check_type(def: &ResourceDef, obj: &Value) -> Result<(), Status> {
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");

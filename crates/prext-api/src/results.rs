@@ -19,6 +19,8 @@
 //! items), [`token`] (continue tokens).
 
 pub mod filter;
+pub mod findings;
+pub mod history;
 pub mod object;
 pub mod query;
 pub mod rank;
@@ -67,8 +69,28 @@ pub static RESULT_SUMMARIES: VirtualResource = VirtualResource {
     verbs: &["get", "list"],
 };
 
+/// `findings`: failing results over time (first seen, last seen, resolved).
+pub static FINDINGS: VirtualResource = VirtualResource {
+    plural: "findings",
+    singular: "finding",
+    kind: "Finding",
+    list_kind: "FindingList",
+    short_names: &["fnd"],
+    verbs: &["list"],
+};
+
+/// `resulttrends`: open findings per day or hour, grouped.
+pub static RESULT_TRENDS: VirtualResource = VirtualResource {
+    plural: "resulttrends",
+    singular: "resulttrend",
+    kind: "ResultTrend",
+    list_kind: "ResultTrendList",
+    short_names: &["rtrend"],
+    verbs: &["list"],
+};
+
 /// Every resource of the group, in discovery order.
-pub static VIRTUAL: [&VirtualResource; 2] = [&POLICY_RESULTS, &RESULT_SUMMARIES];
+pub static VIRTUAL: [&VirtualResource; 4] = [&POLICY_RESULTS, &RESULT_SUMMARIES, &FINDINGS, &RESULT_TRENDS];
 
 /// What a request path under the group addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]

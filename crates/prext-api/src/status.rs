@@ -274,6 +274,35 @@ impl Status {
             format!("the server could not find the requested resource ({path})"),
         )
     }
+
+    /// 400 for a body refused by `fieldValidation=Strict`: duplicate and unknown fields, as the
+    /// create and update handlers word it (`transformDecodeError` of
+    /// k8s.io/apiserver/pkg/endpoints/handlers/create.go over the strict decoder's errors).
+    pub fn strict_decoding(def: &ResourceDef, errors: &[String]) -> Self {
+        Self::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+            errors.join(", "),
+            kind = def.kind,
+            version = def.version,
+        ))
+    }
+
+    /// A create whose body carries a resourceVersion: the storage layer's
+    /// `ErrResourceVersionSetOnCreate` (k8s.io/apiserver/pkg/storage/etcd3/store.go), which no
+    /// layer converts to an API error, so kube-apiserver answers it as a 500 without a reason.
+    pub fn resource_version_set_on_create() -> Self {
+        Self::failure(
+            500,
+            "",
+            "resourceVersion should not be set on objects to be created",
+        )
+    }
+
+    /// 400 for a watch of one object whose `fieldSelector` names another
+    /// (`listOpts` of k8s.io/apiserver/pkg/endpoints/handlers/get.go).
+    pub fn name_selector_mismatch() -> Self {
+        Self::bad_request("fieldSelector metadata.name doesn't match requested name")
+    }
 }
 
 #[cfg(test)]

@@ -256,7 +256,8 @@ fn results_summary_and_fail_on() {
     assert!(err.contains("severity high or above"), "{err}");
     failing(&server, &["summary", "-n", "team-a", "--fail-on", "critical"], 3);
     ok(&server, &["summary", "-n", "bench", "--fail-on", "low"]);
-    let err = failing(&server, &["results", "--fail-on", "severe"], 1);
+    // An invalid flag value is bad usage: exit 2, as the plugin's documentation promises.
+    let err = failing(&server, &["results", "--fail-on", "severe"], 2);
     assert!(err.contains("unknown severity"), "{err}");
 
     // summary --top: the policies with the most high/critical failures, most first, ties by

@@ -23,6 +23,8 @@ pub struct Config {
     pub history_age: Duration,
     /// How often the change log is compacted.
     pub compaction_interval: Duration,
+    /// Days resolved findings are kept (findings and trends cover that many days).
+    pub history_days: u32,
     /// How long in-flight requests get to finish on SIGTERM.
     pub shutdown_grace: Duration,
     /// Serving certificate, authentication and authorization (kube's delegated-auth flags).
@@ -41,6 +43,7 @@ impl Config {
             history_revisions: 100_000,
             history_age: Duration::from_secs(300),
             compaction_interval: Duration::from_secs(60),
+            history_days: 90,
             shutdown_grace: Duration::from_secs(30),
             auth: AuthConfig::default(),
         }

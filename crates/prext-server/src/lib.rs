@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod fanout;
 pub mod handlers;
+pub mod history;
 pub mod metrics;
 pub mod negotiate;
 pub mod panic;
@@ -30,6 +31,7 @@ pub mod router;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod yaml;
 
 pub use config::Config;
 pub use server::run;

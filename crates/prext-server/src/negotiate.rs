@@ -1,6 +1,7 @@
 //! Content negotiation: which representation the client asked for in `Accept`
 //! (plain JSON, a `meta.k8s.io` Table, or PartialObjectMetadata), following the generic
-//! apiserver's rules (`handlers/response.go`). Protobuf and CBOR are never offered.
+//! apiserver's rules (`handlers/response.go`). YAML is offered except for watches (the
+//! encoding itself is [`crate::yaml`]'s); protobuf and CBOR are never offered.
 
 use prext_api::status::Status;
 
@@ -83,7 +84,10 @@ pub fn negotiate(accept: Option<&str>, target: Target, include: Option<&str>) ->
                 }
             }
         }
-        if !matches!(media.as_str(), "application/json" | "application/*" | "*/*") {
+        // YAML is the same document re-encoded on the way out (`crate::yaml`); watch streams
+        // have no YAML framing, as kube-apiserver's YAML serializer has no stream serializer.
+        let yaml = media == crate::yaml::YAML && target != Target::Watch;
+        if !(yaml || matches!(media.as_str(), "application/json" | "application/*" | "*/*")) {
             continue;
         }
         let Some(as_) = as_ else {
@@ -145,6 +149,32 @@ mod tests {
         assert_eq!(
             negotiate(Some(METADATA_CLIENT), Target::Object, None).unwrap(),
             Output::Json
+        );
+    }
+
+    #[test]
+    fn yaml_is_served_except_for_watches() {
+        assert_eq!(
+            negotiate(Some("application/yaml"), Target::Object, None).unwrap(),
+            Output::Json
+        );
+        assert_eq!(
+            negotiate(
+                Some("application/yaml;as=Table;v=v1;g=meta.k8s.io"),
+                Target::Collection,
+                None
+            )
+            .unwrap(),
+            Output::Table {
+                version: "v1",
+                include: IncludeObject::Metadata
+            }
+        );
+        assert_eq!(
+            negotiate(Some("application/yaml"), Target::Watch, None)
+                .unwrap_err()
+                .code,
+            406
         );
     }
 

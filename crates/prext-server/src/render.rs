@@ -243,3 +243,20 @@ async fn produce_list(
     buf.put_u8(b'}');
     let _ = tx.send(Ok(buf.freeze())).await;
 }
+
+/// The list a deletecollection answers: the deleted objects as they were listed, with the
+/// list's resourceVersion.
+pub fn deleted_list(def: &'static ResourceDef, revision: i64, items: &[Bytes]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(items.iter().map(Bytes::len).sum::<usize>() + 256);
+    buf.put_slice(&header_bytes(def, Output::Json));
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            buf.put_u8(b',');
+        }
+        buf.put_slice(item);
+    }
+    buf.put_slice(b"],\"metadata\":{\"resourceVersion\":\"");
+    buf.put_slice(revision.to_string().as_bytes());
+    buf.put_slice(b"\"}}");
+    buf.freeze()
+}

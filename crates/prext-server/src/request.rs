@@ -52,6 +52,7 @@ impl Ctx {
             field_manager: params.field_manager,
             default_manager: self.default_manager(),
             force: params.force,
+            duplicates: Vec::new(),
         })
     }
 }

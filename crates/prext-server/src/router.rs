@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use http::Method;
 use http_body_util::BodyExt as _;
@@ -12,7 +12,9 @@ use prext_api::meta::MAX_BODY_BYTES;
 use prext_api::status::Status;
 
 use crate::error::{ApiError, ApiResult};
-use crate::handlers::{delete, discovery, health, openapi, read, results, watch, write};
+use crate::handlers::{
+    delete, discovery, health, openapi, read, results, standalone, watch, watch_one, write,
+};
 use crate::request::{parse_path, Ctx, ListParams, Query, ResourcePath};
 use crate::state::AppState;
 
@@ -22,11 +24,17 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
-        .route("/version", get(discovery::version))
+        .route("/version", get(standalone::version))
+        // The Python client asks for `/version/`; kube-apiserver serves both.
+        .route("/version/", get(standalone::version))
         .route("/api", get(discovery::core_api))
-        .route("/api/v1", get(discovery::core_v1))
+        .route("/api/v1", get(standalone::core_v1))
+        .route("/api/v1/namespaces", get(standalone::namespaces))
         .route("/api/v1/namespaces/{name}", get(discovery::namespace))
+        .route("/api/v1/events", get(standalone::core_events))
+        .route("/api/v1/namespaces/{name}/events", get(standalone::core_events))
         .route("/apis", get(discovery::apis))
+        .merge(standalone_routes())
         .route("/apis/{group}", get(discovery::group))
         .route("/apis/{group}/{version}", get(discovery::group_version))
         .route("/metrics", get(crate::metrics::metrics))
@@ -37,6 +45,7 @@ pub fn router(state: AppState) -> Router {
             get(openapi::v3_group_version),
         )
         .fallback(dispatch)
+        .layer(axum::middleware::from_fn(crate::yaml::encode))
         .layer(axum::middleware::from_fn(crate::auth::authenticate))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -44,6 +53,35 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(crate::panic::recover))
         .with_state(state)
+}
+
+/// The groups kube-apiserver serves that standalone prext answers itself
+/// ([`standalone`]); their handlers answer 404 in delegated mode.
+fn standalone_routes() -> Router<AppState> {
+    let mut router = Router::new();
+    for group in prext_api::standalone::GROUPS {
+        router = router
+            .route(&format!("/apis/{group}"), get(standalone::group))
+            .route(&format!("/apis/{group}/v1"), get(standalone::group_version));
+    }
+    router
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            post(standalone::access_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            post(standalone::rules_review),
+        )
+        .route(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            post(standalone::subject_review),
+        )
+        .route("/apis/events.k8s.io/v1/events", get(standalone::events_v1))
+        .route(
+            "/apis/events.k8s.io/v1/namespaces/{ns}/events",
+            get(standalone::events_v1),
+        )
 }
 
 /// Entry point for every path under `/apis/{group}/{version}/...`: decodes the path
@@ -57,7 +95,7 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     let Some(path) = parse_path(parts.uri.path()) else {
         return ApiError::from(Status::path_not_found(parts.uri.path())).into_response();
     };
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         state,
         path,
         query: Query::parse(parts.uri.query()),
@@ -65,6 +103,13 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     };
     let has_name = ctx.path.name.is_some();
     let result = match (&parts.method, has_name) {
+        // A watch of one object: a watch of the collection restricted to its name.
+        (&Method::GET, true) if ctx.path.watch_prefix || ctx.query.flag("watch") => {
+            match watch_one::params(&mut ctx) {
+                Ok(params) => watch::watch(ctx, params).await,
+                Err(e) => Err(e.into()),
+            }
+        }
         (&Method::GET, true) => read::get(ctx).await,
         (&Method::GET, false) => match ListParams::parse(&ctx.query) {
             Ok(mut params) if params.watch || ctx.path.watch_prefix => {

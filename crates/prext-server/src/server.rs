@@ -88,6 +88,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.compaction_interval,
         shutdown.clone(),
     ));
+    let history = tokio::spawn(crate::history::run(
+        store.clone(),
+        config.history_days,
+        shutdown.clone(),
+    ));
 
     tracing::info!(url = %url, kubeconfig = %kubeconfig, "prext is ready");
     let options = tls::ServeOptions {
@@ -98,6 +103,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let served = tls::serve_with(listener, tls_config, app, shutdown.clone(), options).await;
     shutdown.cancel();
     let _ = compaction.await;
+    let _ = history.await;
     store.close().await;
     tracing::info!("prext stopped");
     served

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prext_api::report::Subject;
+pub use prext_api::results::history::{buckets, Finding, FindingEvent, FindingFilter, Interval, TrendSeries};
 pub use prext_api::results::query::{Condition, ResultColumn};
 
 /// The time of a write, Unix milliseconds.
@@ -27,37 +27,6 @@ pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Which moment of a finding `since`/`until` bound.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum FindingEvent {
-    /// Open at some moment of the window: opened before its end, not resolved before its start.
-    #[default]
-    Active,
-    /// Opened (first seen) in the window.
-    Opened,
-    /// Resolved in the window.
-    Resolved,
-}
-
-/// Which findings.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FindingFilter {
-    /// Only findings whose (last) report is in this namespace (`Some("")`: cluster-scoped
-    /// reports); `None` for every namespace.
-    pub namespace: Option<String>,
-    /// `In`/`NotIn` conditions on the finding's columns (the columns of [`ResultColumn`]);
-    /// every one must hold. Other conditions are refused by the API before they get here.
-    pub conditions: Vec<Condition>,
-    /// Only open (`Some(true)`) or resolved (`Some(false)`) findings.
-    pub open: Option<bool>,
-    /// The window's start, Unix ms (inclusive).
-    pub since: Option<i64>,
-    /// The window's end, Unix ms (exclusive).
-    pub until: Option<i64>,
-    /// What the window bounds.
-    pub event: FindingEvent,
 }
 
 /// A page of findings, in the order they were opened.
@@ -72,30 +41,6 @@ pub struct FindingQuery {
     pub count: bool,
 }
 
-/// One finding, as stored.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Finding {
-    /// Stable and unique (its name in the API); increases with `first_seen`.
-    pub id: i64,
-    pub namespace: String,
-    pub resource: String,
-    pub report: String,
-    pub policy: String,
-    pub rule: String,
-    pub result: String,
-    pub severity: Option<String>,
-    pub category: Option<String>,
-    pub source: Option<String>,
-    pub message: Option<String>,
-    pub subject: Subject,
-    pub first_seen: i64,
-    pub first_seen_revision: i64,
-    pub last_seen: i64,
-    pub last_seen_revision: i64,
-    pub resolved_at: Option<i64>,
-    pub resolved_revision: Option<i64>,
-}
-
 /// A page of findings, read from one snapshot.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FindingPage {
@@ -105,24 +50,6 @@ pub struct FindingPage {
     /// More match after the last one.
     pub more: bool,
     pub total: Option<u64>,
-}
-
-/// The length of a trend's buckets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Interval {
-    #[default]
-    Day,
-    Hour,
-}
-
-impl Interval {
-    /// The length in milliseconds.
-    pub fn millis(self) -> i64 {
-        match self {
-            Interval::Day => 86_400_000,
-            Interval::Hour => 3_600_000,
-        }
-    }
 }
 
 /// Counts of open findings over time, grouped by a column.
@@ -138,31 +65,11 @@ pub struct TrendQuery {
     pub until: i64,
 }
 
-/// One group's series: for each bucket start, the findings open at the bucket's end (or, for
-/// the bucket holding `until`, at `until`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TrendSeries {
-    pub group: String,
-    pub points: Vec<(i64, u64)>,
-}
-
 /// The trend of every group with a finding open in the range, by group.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Trends {
     pub revision: i64,
     pub series: Vec<TrendSeries>,
-}
-
-/// The bucket starts of a trend.
-pub fn buckets(interval: Interval, since: i64, until: i64) -> Vec<i64> {
-    let len = interval.millis();
-    let mut start = since.div_euclid(len) * len;
-    let mut out = Vec::new();
-    while start < until {
-        out.push(start);
-        start += len;
-    }
-    out
 }
 
 /// Builds the series from `(group, first_seen, resolved_at)` of every finding that may be
@@ -301,14 +208,6 @@ pub(crate) fn lower(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buckets_align_on_the_interval() {
-        let day = Interval::Day.millis();
-        assert_eq!(buckets(Interval::Day, day + 5, 3 * day), vec![day, 2 * day]);
-        assert_eq!(buckets(Interval::Day, day, day + 1), vec![day]);
-        assert!(buckets(Interval::Hour, 10, 10).is_empty());
-    }
 
     #[test]
     fn series_count_what_is_open_at_each_end() {

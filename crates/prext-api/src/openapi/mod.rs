@@ -14,6 +14,7 @@
 //! array; their `metadata` references `io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta`,
 //! defined in the same document with the other meta types the operations use.
 
+mod history;
 mod meta;
 mod ops;
 mod render;

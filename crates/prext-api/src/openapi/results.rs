@@ -12,35 +12,35 @@ use crate::results::{API_VERSION, GROUP, POLICY_RESULTS, RESULT_SUMMARIES, VERSI
 
 const PREFIX: &str = "io.prext.results.v1alpha1.";
 
-fn schema_ref(name: &str) -> Value {
+pub(super) fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{PREFIX}{name}")})
 }
 
-fn string(description: &str) -> Value {
+pub(super) fn string(description: &str) -> Value {
     json!({"type": "string", "description": description})
 }
 
-fn integer(description: &str) -> Value {
+pub(super) fn integer(description: &str) -> Value {
     json!({"type": "integer", "format": "int64", "description": description})
 }
 
-fn gvk(kind: &str) -> Value {
+pub(super) fn gvk(kind: &str) -> Value {
     json!([{"group": GROUP, "kind": kind, "version": VERSION}])
 }
 
-fn type_meta(kind: &str) -> [(&'static str, Value); 2] {
+pub(super) fn type_meta(kind: &str) -> [(&'static str, Value); 2] {
     [
         ("apiVersion", string(&format!("Always {API_VERSION}."))),
         ("kind", string(&format!("Always {kind}."))),
     ]
 }
 
-fn object(description: &str, properties: Vec<(&str, Value)>) -> Value {
+pub(super) fn object(description: &str, properties: Vec<(&str, Value)>) -> Value {
     let props: Map<String, Value> = properties.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     json!({"type": "object", "description": description, "properties": props})
 }
 
-fn reference(description: &str) -> Value {
+pub(super) fn reference(description: &str) -> Value {
     object(
         description,
         vec![
@@ -113,7 +113,7 @@ fn result_summary() -> Value {
     s
 }
 
-fn list(kind: &str, list_kind: &str, extra: Vec<(&str, Value)>) -> Value {
+pub(super) fn list(kind: &str, list_kind: &str, extra: Vec<(&str, Value)>) -> Value {
     let mut props: Vec<(&str, Value)> = type_meta(list_kind).into();
     props.push(("items", json!({"type": "array", "items": schema_ref(kind)})));
     props.push((
@@ -127,11 +127,11 @@ fn list(kind: &str, list_kind: &str, extra: Vec<(&str, Value)>) -> Value {
     s
 }
 
-fn query(name: &str, ty: &str, description: &str) -> Value {
+pub(super) fn query(name: &str, ty: &str, description: &str) -> Value {
     json!({"name": name, "in": "query", "description": description, "schema": {"type": ty, "uniqueItems": true}})
 }
 
-fn path_param(name: &str, description: &str) -> Value {
+pub(super) fn path_param(name: &str, description: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "description": description, "schema": {"type": "string", "uniqueItems": true}})
 }
 
@@ -171,7 +171,7 @@ fn list_params(summaries: bool) -> Vec<Value> {
     params
 }
 
-fn operation(
+pub(super) fn operation(
     id: &str,
     action: &str,
     kind: &str,
@@ -201,6 +201,7 @@ fn paths() -> Map<String, Value> {
         "object name and auth scope, such as for teams and projects",
     );
     let mut out = Map::new();
+    super::history::paths(&mut out, &base, &namespace);
     for (def, summaries) in [(&POLICY_RESULTS, false), (&RESULT_SUMMARIES, true)] {
         let kind = def.kind;
         let list_op = |id: String| {
@@ -258,6 +259,7 @@ fn schemas() -> Map<String, Value> {
         format!("{PREFIX}ResultSummaryList"),
         list("ResultSummary", "ResultSummaryList", Vec::new()),
     );
+    out.extend(super::history::schemas());
     for (name, schema) in meta::schemas() {
         out.insert(format!("{}{name}", super::ops::META), schema);
     }

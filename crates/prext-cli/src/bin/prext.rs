@@ -89,6 +89,9 @@ struct ServeArgs {
     /// Seconds between compactions of the change history.
     #[arg(long, default_value_t = 60)]
     compaction_interval_seconds: u64,
+    /// Days resolved findings are kept (the findings and resulttrends of results.prext.io).
+    #[arg(long, default_value_t = 90)]
+    history_days: u32,
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[arg(long, default_value_t = 30)]
     shutdown_grace_seconds: u64,
@@ -99,9 +102,26 @@ struct ServeArgs {
     auth: AuthArgs,
 }
 
+/// rustls warns about every ClientHello whose SNI is an IP address (RFC 6066 forbids it, yet
+/// Node.js, Ruby and others send one when connecting to `https://127.0.0.1`): normal client
+/// behaviour, not an operator's concern. Its SNI parser is quieted unless `RUST_LOG` names
+/// rustls itself.
+const QUIET_SNI: &str = "rustls::msgs::handshake=error";
+
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let env = std::env::var("RUST_LOG").unwrap_or_default();
+    let base = if env.trim().is_empty() {
+        "info"
+    } else {
+        env.as_str()
+    };
+    let directives = if base.contains("rustls") {
+        base.to_string()
+    } else {
+        format!("{base},{QUIET_SNI}")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{QUIET_SNI}")));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -150,6 +170,7 @@ async fn main() -> std::process::ExitCode {
             config.history_revisions = args.history_revisions;
             config.history_age = Duration::from_secs(args.history_age_seconds);
             config.compaction_interval = Duration::from_secs(args.compaction_interval_seconds.max(1));
+            config.history_days = args.history_days.max(1);
             config.shutdown_grace = Duration::from_secs(args.shutdown_grace_seconds);
             config.auth = args.auth.into_config();
             let token = CancellationToken::new();

@@ -22,6 +22,9 @@ pub enum PluginError {
     /// Bad input (a manifest, a flag value).
     #[error("error: {0}")]
     Usage(String),
+    /// A flag with an invalid value: bad usage, exit code 2 (checked before connecting).
+    #[error("error: {0}")]
+    BadFlag(String),
     /// Standard output was closed by its reader; the command ends quietly.
     #[error("output closed")]
     Closed,
@@ -54,6 +57,9 @@ pub struct Conn {
     client: kube::Client,
     /// The namespace commands use when not told otherwise.
     pub namespace: String,
+    /// Whether `-n` named it: then a manifest naming another namespace is refused, as kubectl
+    /// refuses it (`RequireNamespace` of k8s.io/cli-runtime/pkg/resource/visitor.go).
+    pub namespace_explicit: bool,
 }
 
 impl Conn {
@@ -76,7 +82,11 @@ impl Conn {
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
         let client = kube::Client::try_from(config).map_err(|e| connect(&e))?;
-        Ok(Conn { client, namespace })
+        Ok(Conn {
+            client,
+            namespace,
+            namespace_explicit: args.namespace.is_some(),
+        })
     }
 
     /// Sends a request and returns the body of a 2xx answer; any other answer is an error.

@@ -20,6 +20,8 @@ use clap::{Parser, Subcommand};
 
 use client::{Conn, ConnectionArgs, PluginResult};
 
+/// The exit code of bad usage (an invalid flag value), as clap exits for unknown flags.
+const EXIT_USAGE: u8 = 2;
 /// The exit code of `--fail-on` when it finds a failing result.
 const EXIT_FAIL_ON: u8 = 3;
 
@@ -128,6 +130,10 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(client::PluginError::Closed) => ExitCode::SUCCESS,
+        Err(e @ client::PluginError::BadFlag(_)) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
@@ -136,6 +142,12 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> PluginResult<ExitCode> {
+    // Flag values are checked before connecting, so that bad usage is exit 2 anywhere.
+    if let Command::Results { fail_on: Some(t), .. } | Command::Summary { fail_on: Some(t), .. } =
+        &cli.command
+    {
+        results::fail_on_selector(t)?;
+    }
     let conn = Conn::new(&cli.connection).await?;
     let fail_on = match cli.command {
         Command::Create { files } => return reports::create(&conn, &files).await.map(|()| ExitCode::SUCCESS),

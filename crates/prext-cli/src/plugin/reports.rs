@@ -113,7 +113,14 @@ fn target(conn: &Conn, obj: &mut Value) -> PluginResult<(&'static ResourceDef, O
         ] {
             meta.remove(f);
         }
-        if def.namespaced && !meta.contains_key("namespace") {
+        let given = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
+        if def.namespaced && conn.namespace_explicit && !given.is_empty() && given != conn.namespace {
+            return Err(usage(format!(
+                "the namespace from the provided object \"{given}\" does not match the namespace \"{}\". You must pass '--namespace={given}' to perform this operation.",
+                conn.namespace
+            )));
+        }
+        if def.namespaced && given.is_empty() {
             meta.insert("namespace".into(), Value::String(conn.namespace.clone()));
         }
     }
@@ -291,6 +298,7 @@ async fn watch(
     let mut pending = Vec::new();
     let mut columns: Option<Vec<usize>> = None;
     let mut header_template: Option<Value> = None;
+    let mut widths: Vec<usize> = Vec::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| PluginError::Connect(e.to_string()))?;
         pending.extend_from_slice(&chunk);
@@ -334,7 +342,7 @@ async fn watch(
                     let mut with_rows = t.clone();
                     with_rows["rows"] = object["rows"].clone();
                     rows.extend(table::table_rows(&with_rows, cols, show_ns));
-                    table::emit(&table::render(&rows, false))?;
+                    table::emit(&table::render_aligned(&rows, false, &mut widths))?;
                 }
             }
             use std::io::Write as _;

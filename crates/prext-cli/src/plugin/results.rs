@@ -4,7 +4,7 @@
 use prext_api::results::query::severity_rank;
 use serde_json::Value;
 
-use super::client::{usage, Conn, PluginResult};
+use super::client::{usage, Conn, PluginError, PluginResult};
 use super::table::{self, Cell, Color, ColorChoice};
 
 /// The base path of the result API.
@@ -142,7 +142,7 @@ impl Filters {
 pub fn fail_on_selector(threshold: &str) -> PluginResult<String> {
     let rank = severity_rank(Some(threshold));
     if rank == 0 {
-        return Err(usage(format!(
+        return Err(PluginError::BadFlag(format!(
             "--fail-on: unknown severity {threshold:?}: critical, high, medium, low, info"
         )));
     }

@@ -83,16 +83,26 @@ impl From<&str> for Cell {
 
 /// Renders rows (the first is the header) aligned like kubectl's tab writer.
 pub fn render(rows: &[Vec<Cell>], color: bool) -> String {
+    render_aligned(rows, color, &mut Vec::new())
+}
+
+/// [`render`] with column widths at least `widths`, which it widens to fit `rows`: rows
+/// printed later (`get -w`) stay aligned with the header and the rows printed before them.
+pub fn render_aligned(rows: &[Vec<Cell>], color: bool, widths: &mut Vec<usize>) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|cell| cell.text.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    if widths.len() < columns {
+        widths.resize(columns, 0);
+    }
+    for (c, width) in widths.iter_mut().enumerate() {
+        let needed = rows
+            .iter()
+            .filter_map(|r| r.get(c))
+            .map(|cell| cell.text.chars().count())
+            .max()
+            .unwrap_or(0);
+        *width = (*width).max(needed);
+    }
+    let widths = &*widths;
     let mut out = String::new();
     for row in rows {
         let mut line = String::new();
@@ -115,10 +125,21 @@ pub fn render(rows: &[Vec<Cell>], color: bool) -> String {
     out
 }
 
-/// A cell of a server Table as kubectl prints it (`<none>` for null).
+/// A cell of a server Table as kubectl prints it (nothing for null).
 pub fn cell_text(v: &Value) -> String {
     match v {
-        Value::Null => "<none>".into(),
+        // kubectl prints nothing for a null cell (`printTable` of
+        // k8s.io/cli-runtime/pkg/printers/tableprinter.go prints only non-nil cells), and
+        // numbers as Go's `fmt.Fprint` does (a whole float64 without a fraction).
+        Value::Null => String::new(),
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or_default();
+            if f.fract() == 0.0 && f.abs() < 1e21 {
+                format!("{f:.0}")
+            } else {
+                f.to_string()
+            }
+        }
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
@@ -230,10 +251,27 @@ mod tests {
         assert_eq!(cols, [0]);
         assert_eq!(table_header(&t, &visible_columns(&t, true), true).len(), 3);
         let rows = table_rows(&t, &visible_columns(&t, true), true);
-        assert_eq!(
-            rows[0],
-            vec![Cell::from("ns"), Cell::from("r1"), Cell::from("<none>")]
+        assert_eq!(rows[0], vec![Cell::from("ns"), Cell::from("r1"), Cell::from("")]);
+        assert_eq!(cell_text(&json!(2.0)), "2");
+        assert_eq!(cell_text(&json!(7.5)), "7.5");
+        assert_eq!(cell_text(&json!(true)), "true");
+    }
+
+    #[test]
+    fn later_rows_keep_the_widths_of_earlier_ones() {
+        let mut widths = Vec::new();
+        let first = render_aligned(
+            &[
+                vec!["NAME".into(), "FAIL".into()],
+                vec!["a-long-name".into(), "1".into()],
+            ],
+            false,
+            &mut widths,
         );
+        let later = render_aligned(&[vec!["b".into(), "2".into()]], false, &mut widths);
+        let column = |line: &str| line.find(|c: char| c.is_ascii_digit() || c == 'F').unwrap();
+        let header = first.lines().next().unwrap();
+        assert_eq!(column(header), column(later.trim_end()), "{first}{later}");
     }
 
     #[test]

@@ -34,10 +34,11 @@ fn api_resources_lists_every_kind_with_short_names() {
             .any(|r| r.first().map(String::as_str) == Some("namespaces") && r.contains(&"v1".to_string())),
         "namespaces row:\n{out}"
     );
-    // Rows include the header; the result query API adds policyresults and resultsummaries.
+    // Rows include the header; the result query API adds policyresults, resultsummaries,
+    // findings and resulttrends.
     assert_eq!(
         rows.len(),
-        2 + ALL_KINDS.len() + 2,
+        2 + ALL_KINDS.len() + 4,
         "exactly the served kinds, namespaces and the result API:\n{out}"
     );
 

@@ -94,7 +94,9 @@ pub async fn delete(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
 }
 
 /// DELETE of a collection: every object matching the selectors, synchronously, as the
-/// namespace controller expects (it re-lists right after and needs nothing left).
+/// namespace controller expects (it re-lists right after and needs nothing left). The answer
+/// is the list of what was deleted, as listed before deleting (`DeleteCollection` of
+/// k8s.io/apiserver/pkg/registry/generic/registry/store.go).
 pub async fn delete_collection(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let def = ctx.path.def;
     let opts = parse_options(&ctx, &body)?;
@@ -104,14 +106,9 @@ pub async fn delete_collection(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         labels: params.labels,
         fields: params.fields,
     };
-    ctx.state.registry.delete_collection(def, request, &opts).await?;
-    let status = Status::success(StatusDetails {
-        group: def.group.into(),
-        kind: def.plural.into(),
-        ..Default::default()
-    });
+    let deleted = ctx.state.registry.delete_collection(def, request, &opts).await?;
     Ok(render::json_bytes(
         StatusCode::OK,
-        serde_json::to_vec(&status).unwrap_or_default(),
+        render::deleted_list(def, deleted.revision, &deleted.items),
     ))
 }

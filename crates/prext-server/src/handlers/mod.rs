@@ -8,5 +8,7 @@ pub mod health;
 pub mod openapi;
 pub mod read;
 pub mod results;
+pub mod standalone;
 pub mod watch;
+pub mod watch_one;
 pub mod write;

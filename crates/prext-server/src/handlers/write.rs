@@ -10,9 +10,18 @@ use serde_json::Value;
 
 use crate::error::ApiResult;
 use crate::negotiate::{negotiate, Target};
-use crate::registry::{Patch, Written};
+use crate::registry::{FieldValidation, Patch, WriteOptions, Written};
 use crate::render;
 use crate::request::Ctx;
+
+/// The `duplicate field "…"` messages of a JSON body, when `fieldValidation` wants them
+/// (Strict refuses them, Warn warns; Ignore and YAML bodies skip the scan).
+fn duplicates(opts: &WriteOptions, format: BodyFormat, body: &[u8]) -> Vec<String> {
+    if opts.field_validation == FieldValidation::Ignore || format != BodyFormat::Json {
+        return Vec::new();
+    }
+    prext_api::duplicates::duplicate_fields(body)
+}
 
 /// The body format named by `Content-Type` for create and update.
 fn body_format(ctx: &Ctx) -> ApiResult<BodyFormat> {
@@ -49,7 +58,8 @@ fn respond(ctx: &Ctx, written: Written) -> ApiResult<Response> {
 /// A response carrying `Warning` headers.
 pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     for w in warnings {
-        let text = format!("299 - \"{}\"", w.replace('"', "'"));
+        // `NewWarningHeader` of k8s.io/apimachinery/pkg/util/net/http.go: `"` and `\` escaped.
+        let text = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
         if let Ok(v) = HeaderValue::from_str(&text) {
             resp.headers_mut().append(header::WARNING, v);
         }
@@ -59,8 +69,10 @@ pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
 
 /// POST: create.
 pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
-    let opts = ctx.write_options()?;
-    let obj = meta::decode_body(&body, body_format(&ctx)?)?;
+    let mut opts = ctx.write_options()?;
+    let format = body_format(&ctx)?;
+    let obj = meta::decode_body(&body, format)?;
+    opts.duplicates = duplicates(&opts, format, &body);
     let written = ctx
         .state
         .registry
@@ -71,8 +83,10 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
 
 /// PUT: update. The body must carry the resourceVersion it was based on.
 pub async fn update(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
-    let opts = ctx.write_options()?;
-    let new = meta::decode_body(&body, body_format(&ctx)?)?;
+    let mut opts = ctx.write_options()?;
+    let format = body_format(&ctx)?;
+    let new = meta::decode_body(&body, format)?;
+    opts.duplicates = duplicates(&opts, format, &body);
     let written = ctx.state.registry.update(&ctx.object_ref(), new, &opts).await?;
     respond(&ctx, written)
 }

@@ -169,4 +169,19 @@ impl Store for MeteredStore {
     async fn summarize_results(&self, query: results::SummaryQuery) -> Result<results::Summary> {
         timed!(self, "summarize_results", self.inner.summarize_results(query))
     }
+    async fn query_findings(
+        &self,
+        query: prext_store::findings::FindingQuery,
+    ) -> Result<prext_store::findings::FindingPage> {
+        timed!(self, "query_findings", self.inner.query_findings(query))
+    }
+    async fn finding_trends(
+        &self,
+        query: prext_store::findings::TrendQuery,
+    ) -> Result<prext_store::findings::Trends> {
+        timed!(self, "finding_trends", self.inner.finding_trends(query))
+    }
+    async fn prune_findings(&self, before: i64) -> Result<u64> {
+        timed!(self, "prune_findings", self.inner.prune_findings(before))
+    }
 }

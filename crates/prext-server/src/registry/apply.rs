@@ -59,7 +59,7 @@ impl Registry {
                     let mut obj =
                         apply::apply(def, None, &applied, &manager, force, &stamp).map_err(Status::from)?;
                     meta::prepare_create(&mut obj, now)?;
-                    warnings = admit(def, &mut obj, opts.field_validation)?;
+                    warnings = admit(def, &mut obj, opts.field_validation, &[])?;
                     return Ok(Action::Create(object_write(def, &target.key(), obj)));
                 };
                 let live = parse_stored(current)?;

@@ -1,11 +1,12 @@
 //! create: defaulting (`uid`, `creationTimestamp`, `generation`, a generated name),
 //! validation, managedFields, create admission, then the store's create. A generated name
-//! that happens to be taken is generated again.
+//! that happens to be taken is generated again; a body carrying a resourceVersion is refused.
 
+use prext_api::status::Status;
 use prext_api::{apply, meta, ResourceDef};
 use serde_json::Value;
 
-use super::strategy::{admit, dry_run_body, object_write};
+use super::strategy::{admit, dry_run_body, object_write, resource_version_set};
 use super::{Error, Registry, Result, WriteOptions, Written, RETRIES};
 
 impl Registry {
@@ -17,6 +18,7 @@ impl Registry {
         mut obj: Value,
         opts: &WriteOptions,
     ) -> Result<Written> {
+        let version_set = resource_version_set(&obj);
         meta::check_type(def, &obj)?;
         meta::ensure_namespace(def, &mut obj, namespace)?;
         self.admit_create(namespace).await?;
@@ -31,7 +33,7 @@ impl Registry {
             };
             let now = jiff::Timestamp::now();
             meta::prepare_create(&mut obj, now)?;
-            let warnings = admit(def, &mut obj, opts.field_validation)?;
+            let warnings = admit(def, &mut obj, opts.field_validation, &opts.duplicates)?;
             apply::record_update(def, None, &mut obj, opts.manager(), &meta::format_time(now));
             let name = meta::meta_str(&obj, "name").unwrap_or("").to_string();
             if opts.dry_run {
@@ -40,6 +42,9 @@ impl Registry {
                     created: true,
                     warnings,
                 });
+            }
+            if version_set {
+                return Err(Status::resource_version_set_on_create().into());
             }
             match self.store.create(object_write(def, &key, obj)).await {
                 Ok(stored) => {

@@ -31,6 +31,15 @@ pub struct CollectionRequest {
     pub fields: FieldSelector,
 }
 
+/// What a deletecollection deleted: the objects as listed before deleting them.
+#[derive(Debug)]
+pub struct DeletedCollection {
+    /// The revision of the list.
+    pub revision: i64,
+    /// The objects' bodies.
+    pub items: Vec<bytes::Bytes>,
+}
+
 /// How many deletes of a deletecollection run at once.
 const COLLECTION_CONCURRENCY: usize = 64;
 
@@ -84,13 +93,14 @@ impl Registry {
 
     /// Deletes every object of `def` the request selects, synchronously, as the namespace
     /// controller expects (it lists again right after and needs nothing left). Objects
-    /// deleted meanwhile by someone else are no error.
+    /// deleted meanwhile by someone else are no error. Answers what was deleted, as listed
+    /// before deleting (`DeleteCollection` of k8s.io/apiserver/pkg/registry/generic/registry/store.go).
     pub async fn delete_collection(
         &self,
         def: &'static ResourceDef,
         request: CollectionRequest,
         opts: &DeleteOptions,
-    ) -> Result<()> {
+    ) -> Result<DeletedCollection> {
         let mut stream = self
             .store
             .list(ListOptions {
@@ -103,9 +113,12 @@ impl Registry {
             })
             .await
             .map_err(Error::Storage)?;
+        let revision = stream.revision;
         let mut targets = Vec::new();
+        let mut items = Vec::new();
         while let Some(item) = stream.items.recv().await {
             if let ListItem::Object(o) = item.map_err(Error::Storage)? {
+                items.push(o.body);
                 targets.push(ObjectRef {
                     def,
                     namespace: (!o.key.namespace.is_empty()).then_some(o.key.namespace),
@@ -125,6 +138,6 @@ impl Registry {
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(DeletedCollection { revision, items })
     }
 }

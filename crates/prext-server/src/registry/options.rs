@@ -33,6 +33,9 @@ pub struct WriteOptions {
     pub default_manager: String,
     /// `force` (apply only).
     pub force: Option<bool>,
+    /// The `duplicate field "…"` messages the strict decoding of the body found: refused
+    /// under `fieldValidation=Strict`, warned about under `Warn`.
+    pub duplicates: Vec<String>,
 }
 
 impl WriteOptions {

@@ -31,7 +31,7 @@ pub fn validate(def: &'static ResourceDef, obj: &mut Value) -> Validation {
     }
 }
 
-/// `fieldValidation=Strict` refuses unknown fields with this error.
+/// `fieldValidation=Strict` refuses unknown fields of an applied configuration with this error.
 pub fn strict_decoding_error(unknown: &[String]) -> Status {
     let list = unknown
         .iter()
@@ -41,30 +41,56 @@ pub fn strict_decoding_error(unknown: &[String]) -> Status {
     Status::bad_request(format!("strict decoding error: {list}"))
 }
 
-/// Admits an object for a write: [`validate`], then `fieldValidation`. Returns the warnings
-/// to send (`fieldValidation=Warn`).
+/// Admits an object for a write: [`validate`], then `fieldValidation` of the unknown fields
+/// and of the `duplicates` the strict decoding of its body found (refused first under
+/// `Strict`, with the unknown fields, as kube-apiserver's decoder refuses them before
+/// validation; warned about before the unknown fields under `Warn`). Returns the warnings to
+/// send.
 pub fn admit(
     def: &'static ResourceDef,
     obj: &mut Value,
     field_validation: FieldValidation,
+    duplicates: &[String],
 ) -> Result<Vec<String>, Status> {
+    if field_validation == FieldValidation::Strict && !duplicates.is_empty() {
+        let unknown = schema::for_resource(def).validate(obj).unknown_fields;
+        let mut errors = duplicates.to_vec();
+        errors.extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")));
+        return Err(Status::strict_decoding(def, &errors));
+    }
     let name = meta::meta_str(obj, "name").unwrap_or("").to_string();
     let validation = validate(def, obj);
     if !validation.causes.is_empty() {
         return Err(Status::invalid(def, &name, validation.causes));
     }
+    let mut warnings = Vec::new();
+    if field_validation == FieldValidation::Warn {
+        warnings.extend_from_slice(duplicates);
+    }
     if validation.unknown_fields.is_empty() {
-        return Ok(Vec::new());
+        return Ok(warnings);
     }
+    let unknown = validation
+        .unknown_fields
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""));
     match field_validation {
-        FieldValidation::Strict => Err(strict_decoding_error(&validation.unknown_fields)),
-        FieldValidation::Warn => Ok(validation
-            .unknown_fields
-            .iter()
-            .map(|f| format!("unknown field \"{f}\""))
-            .collect()),
-        FieldValidation::Ignore => Ok(Vec::new()),
+        FieldValidation::Strict => Err(Status::strict_decoding(def, &unknown.collect::<Vec<_>>())),
+        FieldValidation::Warn => {
+            warnings.extend(unknown);
+            Ok(warnings)
+        }
+        FieldValidation::Ignore => Ok(warnings),
     }
+}
+
+/// Whether a body to create carries a resourceVersion that the storage layer refuses: one
+/// that parses as a non-zero unsigned integer (`ObjectResourceVersion` of the etcd3 store,
+/// k8s.io/apiserver/pkg/storage/etcd3/store.go `Create`); anything else is dropped silently.
+pub fn resource_version_set(obj: &Value) -> bool {
+    meta::meta_str(obj, "resourceVersion")
+        .and_then(|rv| rv.parse::<u64>().ok())
+        .is_some_and(|n| n != 0)
 }
 
 /// What the store needs to write `obj` at `key` (whose name `metadata.name` overrides).

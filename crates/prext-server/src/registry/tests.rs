@@ -55,6 +55,7 @@ fn opts() -> WriteOptions {
         field_manager: None,
         default_manager: "kubectl".into(),
         force: None,
+        duplicates: Vec::new(),
     }
 }
 

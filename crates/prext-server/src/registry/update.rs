@@ -27,7 +27,7 @@ pub(crate) fn replacement(
     check_identity(def, &mut new, target.namespace.as_deref(), &target.name)?;
     let old = parse_stored(current)?;
     meta::prepare_update(def, &old, &mut new)?;
-    *warnings = admit(def, &mut new, opts.field_validation)?;
+    *warnings = admit(def, &mut new, opts.field_validation, &opts.duplicates)?;
     if let Some(manager) = record {
         apply::record_update(
             def,
@@ -72,18 +72,6 @@ impl Registry {
     /// PUT: replaces the object with `new`, which must carry the resourceVersion it was based on.
     pub async fn update(&self, target: &ObjectRef, new: Value, opts: &WriteOptions) -> Result<Written> {
         let rv = meta::meta_str(&new, "resourceVersion").unwrap_or("").to_string();
-        if rv.is_empty() {
-            return Err(Status::invalid(
-                target.def,
-                &target.name,
-                vec![StatusCause::new(
-                    "FieldValueInvalid",
-                    "Invalid value: 0x0: must be specified for an update",
-                    "metadata.resourceVersion",
-                )],
-            )
-            .into());
-        }
         let how = Loop {
             create_missing: false,
             on_conflict: OnConflict::Modified,
@@ -92,7 +80,22 @@ impl Registry {
         let mut warnings = Vec::new();
         let outcome = self
             .guaranteed_update(target, how, |current| {
+                // A missing object is 404 before anything else: the CRD store does not create
+                // on update (`AllowCreateOnUpdate` is false in apiextensions-apiserver's
+                // customresource strategy).
                 let current = current.ok_or_else(|| Error::not_found(target))?;
+                if rv.is_empty() {
+                    return Err(Status::invalid(
+                        target.def,
+                        &target.name,
+                        vec![StatusCause::new(
+                            "FieldValueInvalid",
+                            "Invalid value: 0x0: must be specified for an update",
+                            "metadata.resourceVersion",
+                        )],
+                    )
+                    .into());
+                }
                 if rv != current.revision.to_string() {
                     return Err(Error::modified(target));
                 }

@@ -1,5 +1,5 @@
 //! Reading findings and their trends (see [`crate::findings`]) of one cluster, each in one
-//! statement (one snapshot, one round trip).
+//! statement (one snapshot, one round trip), and pruning old resolved ones.
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -164,4 +164,15 @@ pub(crate) async fn trends(
         revision,
         series: findings::series(q, found),
     })
+}
+
+/// Drops the findings of `cluster` resolved before `before` (Unix ms). Returns how many.
+pub(crate) async fn prune(client: &deadpool_postgres::Object, cluster: &str, before: i64) -> Result<u64> {
+    client
+        .execute(
+            "DELETE FROM findings WHERE cluster = $1 AND resolved_at < $2",
+            &[&cluster, &before],
+        )
+        .await
+        .map_err(pg_error)
 }

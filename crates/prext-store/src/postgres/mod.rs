@@ -384,6 +384,14 @@ impl Store for PostgresStore {
         ))
     }
 
+    async fn prune_findings(&self, before: i64) -> Result<u64> {
+        read!(self, "pruning findings", |c| findings_read::prune(
+            &c,
+            &self.cluster,
+            before
+        ))
+    }
+
     async fn summarize_results(&self, query: SummaryQuery) -> Result<Summary> {
         read!(self, "a result summary", |c| results::summarize(
             &c,

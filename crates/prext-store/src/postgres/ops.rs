@@ -200,6 +200,15 @@ const CLEAR_RESULTS: &str = "DELETE FROM results WHERE object_id = $1";
 
 const REMOVE_OBJECT: &str = "DELETE FROM objects WHERE id = $1";
 
+/// Copies the body of the object `$2` into its newest change (written at `$3`), which kept
+/// none while it was the newest: sent before the object is replaced or removed. A change
+/// already compacted away is simply not there.
+///
+/// Invariant (schema version 5): `changes.body` is NULL exactly when the change is the newest
+/// write of a key that still exists, whose `objects` row then has the same revision and body.
+const KEEP_SUPERSEDED: &str = "UPDATE changes SET body = (SELECT body FROM objects WHERE id = $2)
+     WHERE cluster = $1 AND revision = $3 AND body IS NULL";
+
 const INSERT_CHANGE: &str =
     "INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels, prev_labels)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
@@ -212,17 +221,19 @@ pub(crate) struct Statements {
     remove: tokio_postgres::Statement,
     results: tokio_postgres::Statement,
     change: tokio_postgres::Statement,
+    superseded: tokio_postgres::Statement,
 }
 
 impl Statements {
     pub(crate) async fn prepare(tx: &Transaction<'_>) -> Result<Statements, tokio_postgres::Error> {
-        let (insert, update, clear, remove, results, change) = futures::try_join!(
+        let (insert, update, clear, remove, results, change, superseded) = futures::try_join!(
             tx.prepare_cached(INSERT_OBJECT_WITH_RESULTS),
             tx.prepare_cached(UPDATE_OBJECT),
             tx.prepare_cached(CLEAR_RESULTS),
             tx.prepare_cached(REMOVE_OBJECT),
             tx.prepare_cached(INSERT_RESULTS),
             tx.prepare_cached(INSERT_CHANGE),
+            tx.prepare_cached(KEEP_SUPERSEDED),
         )?;
         Ok(Statements {
             insert,
@@ -231,6 +242,7 @@ impl Statements {
             remove,
             results,
             change,
+            superseded,
         })
     }
 }
@@ -239,10 +251,16 @@ impl Statements {
 enum Target<'a> {
     /// A new row, with its results.
     Insert(&'a Prepared),
-    /// The row `id` replaced, its results rewritten unless they are unchanged (`false`).
-    Replace(i64, &'a Prepared, bool),
-    /// The row `id` removed, with its results.
-    Remove(i64),
+    /// The row `id`, written at `superseded`, replaced, its results rewritten unless they are
+    /// unchanged (`false`).
+    Replace {
+        id: i64,
+        superseded: i64,
+        p: &'a Prepared,
+        rewrite: bool,
+    },
+    /// The row `id`, written at `superseded`, removed with its results.
+    Remove { id: i64, superseded: i64 },
 }
 
 /// An accepted write: the statements to send and the object they leave behind.
@@ -292,7 +310,12 @@ pub(crate) fn plan_update(
         .map_err(|c| OpError::Rejected(Error::Conflict(c)))?;
     let rewrite_results = cur.results_digest.as_deref() != Some(&p.head.results_digest[..]);
     Ok(Write {
-        target: Target::Replace(cur.id, p, rewrite_results),
+        target: Target::Replace {
+            id: cur.id,
+            superseded: cur.revision,
+            p,
+            rewrite: rewrite_results,
+        },
         event: EventType::Modified,
         key: &p.head.key,
         uid: p.head.uid.clone(),
@@ -320,7 +343,10 @@ pub(crate) fn plan_delete<'a>(
         )))
     })?;
     Ok(Write {
-        target: Target::Remove(cur.id),
+        target: Target::Remove {
+            id: cur.id,
+            superseded: cur.revision,
+        },
         event: EventType::Deleted,
         key,
         uid: cur.uid,
@@ -348,6 +374,11 @@ impl Write<'_> {
     ) -> Result<(), tokio_postgres::Error> {
         let k = self.key;
         let event = self.event.as_str();
+        // The newest change of a key keeps no body: it is the object's (see KEEP_SUPERSEDED).
+        let body = match self.target {
+            Target::Remove { .. } => Some(self.body.as_str()),
+            Target::Insert(_) | Target::Replace { .. } => None,
+        };
         let change: [&(dyn ToSql + Sync); 9] = [
             &cluster,
             &self.revision,
@@ -355,10 +386,11 @@ impl Write<'_> {
             &k.resource,
             &k.namespace,
             &k.name,
-            &self.body,
+            &body,
             &*self.labels,
             &self.prev_labels,
         ];
+
         match &self.target {
             Target::Insert(p) => {
                 let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
@@ -368,7 +400,12 @@ impl Write<'_> {
                 })?;
                 findings::record(tx, cluster, Carrier::Key(k), self.revision).await?;
             }
-            Target::Replace(id, p, rewrite) => {
+            Target::Replace {
+                id,
+                superseded,
+                p,
+                rewrite,
+            } => {
                 let results = async {
                     if !*rewrite || p.results.is_empty() {
                         return Ok(0);
@@ -383,7 +420,9 @@ impl Write<'_> {
                         false => Ok(0),
                     }
                 };
+                // Sent in this order: the superseded body is copied before it is replaced.
                 futures::try_join!(
+                    async { tx.execute(&st.superseded, &[&cluster, id, superseded]).await },
                     async { tx.execute(&st.update, &self.object_params(&cluster, p)).await },
                     clear,
                     results,
@@ -394,8 +433,9 @@ impl Write<'_> {
                     false => findings::seen(tx, *id, self.revision).await?,
                 }
             }
-            Target::Remove(id) => {
+            Target::Remove { id, superseded } => {
                 futures::try_join!(
+                    async { tx.execute(&st.superseded, &[&cluster, id, superseded]).await },
                     async { tx.execute(&st.clear, &[id]).await },
                     async { tx.execute(&st.remove, &[id]).await },
                     async { tx.execute(&st.change, &change).await }

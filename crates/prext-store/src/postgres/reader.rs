@@ -77,8 +77,13 @@ pub(crate) async fn object_counts(client: &impl GenericClient, cluster: &str) ->
 pub(crate) async fn changes(client: &Object, cluster: &str, after: i64, limit: usize) -> Result<Vec<Change>> {
     let stmt = client
         .prepare_cached(
+            // The newest change of a key keeps no body: it is the object's (schema version 5).
             "SELECT m.compacted_revision, c.revision, c.event, c.resource, c.namespace, c.name,
-                    c.body, c.labels, c.prev_labels
+                    coalesce(c.body, (SELECT o.body FROM objects o
+                                      WHERE o.cluster = c.cluster AND o.resource = c.resource
+                                        AND o.namespace = c.namespace AND o.name = c.name
+                                        AND o.revision = c.revision)),
+                    c.labels, c.prev_labels
              FROM meta m
              LEFT JOIN LATERAL (
                  SELECT * FROM changes
@@ -131,7 +136,11 @@ pub(crate) async fn changes(client: &Object, cluster: &str, after: i64, limit: u
                 r.try_get::<_, String>(4).map_err(pg_error)?,
                 r.try_get::<_, String>(5).map_err(pg_error)?,
             ),
-            body: Bytes::from(r.try_get::<_, String>(6).map_err(pg_error)?),
+            body: Bytes::from(
+                r.try_get::<_, Option<String>>(6)
+                    .map_err(pg_error)?
+                    .ok_or_else(|| Error::Internal(format!("change {revision} has no body")))?,
+            ),
             labels: parse_labels(revision, r.try_get(7).map_err(pg_error)?)?,
             prev_labels: prev.map(|p| parse_labels(revision, p)).transpose()?,
         });

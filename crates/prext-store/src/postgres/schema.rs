@@ -43,6 +43,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "findings",
         sql: include_str!("migrations/0004_findings.sql"),
     },
+    Migration {
+        version: 5,
+        name: "change_bodies_once",
+        sql: include_str!("migrations/0005_change_bodies_once.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
@@ -151,7 +156,7 @@ mod tests {
     fn migrations_are_ordered_and_start_at_one() {
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version + 1 == w[1].version));
-        assert_eq!(latest_version(), 3);
+        assert_eq!(latest_version(), 5);
     }
 
     #[test]

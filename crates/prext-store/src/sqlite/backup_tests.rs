@@ -163,6 +163,10 @@ async fn restore_jumps_the_revision_and_marks_the_history_compacted() {
     let old = open(&previous);
     assert_eq!(old.revision().await.expect("revision"), 11);
     old.close().await;
+
+    // A store no server has open backs up too.
+    let info = backup(&previous, &dir.path().join("closed.db")).expect("backup of a closed store");
+    assert_eq!((info.revision, info.objects), (11, 11));
 }
 
 #[test]

@@ -83,3 +83,23 @@ pub(crate) fn seen(conn: &Connection, object_id: i64, at: i64, revision: i64) ->
     .execute(params![object_id, at, revision])?;
     Ok(())
 }
+
+/// Drops the findings resolved before `before` (Unix ms), in batches, on a connection of its
+/// own (the writer thread's transactions interleave with the batches). Returns how many.
+pub(crate) fn prune(path: &std::path::Path, before: i64) -> crate::Result<u64> {
+    let conn = super::schema::open_writer(path, std::time::Duration::from_secs(5))?;
+    let mut total = 0u64;
+    loop {
+        let n = conn
+            .execute(
+                "DELETE FROM findings WHERE id IN
+                     (SELECT id FROM findings WHERE resolved_at < ?1 LIMIT 5000)",
+                [before],
+            )
+            .map_err(super::db_error)?;
+        total += n as u64;
+        if n < 5000 {
+            return Ok(total);
+        }
+    }
+}

@@ -305,6 +305,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn prune_findings(&self, before: i64) -> Result<u64> {
+        if self.writer.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+            return Err(closed_error());
+        }
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || findings::prune(&path, before))
+            .await
+            .map_err(|e| Error::Internal(format!("pruning findings: {e}")))?
+    }
+
     async fn summarize_results(
         &self,
         query: crate::results::SummaryQuery,

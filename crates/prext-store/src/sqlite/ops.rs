@@ -154,12 +154,13 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
     // Written: from here on only storage errors.
     result_rows::insert(conn, id, &obj)?;
     findings::record(conn, id, crate::findings::now_ms(), revision)?;
+    // The newest change of a key keeps no body: it is the object's (see `keep_superseded`).
     append_change(
         conn,
         revision,
         EventType::Added,
         &obj.head.key,
-        &body,
+        None,
         labels,
         None,
     )?;
@@ -188,6 +189,7 @@ pub(crate) fn update(
     // Checked: from here on only storage errors.
     let body = obj.head.body.stamp(revision);
     let labels = &obj.labels;
+    keep_superseded(conn, cur.id, cur.revision)?;
     // The parameters of the INSERT of `create`; the row is found by its key (and uid).
     conn.prepare_cached(
         "UPDATE objects SET revision = ?5, created = ?6, labels = ?7, deleting = ?8,
@@ -210,7 +212,7 @@ pub(crate) fn update(
         revision,
         EventType::Modified,
         &obj.head.key,
-        &body,
+        None,
         labels,
         Some(&cur.labels),
     )?;
@@ -242,6 +244,7 @@ pub(crate) fn delete(
     let body = restamp(&last, &key, revision)?;
     // Checked: from here on only storage errors. Result rows go with the object (ON DELETE
     // CASCADE), and so do their numbers and counts.
+    keep_superseded(conn, cur.id, cur.revision)?;
     conn.prepare_cached("DELETE FROM objects WHERE id = ?1")?
         .execute([cur.id])?;
     findings::record(conn, cur.id, crate::findings::now_ms(), revision)?;
@@ -250,7 +253,7 @@ pub(crate) fn delete(
         revision,
         EventType::Deleted,
         &key,
-        &body,
+        Some(&body),
         &cur.labels,
         Some(&cur.labels),
     )?;
@@ -266,12 +269,28 @@ pub(crate) fn delete(
     ))
 }
 
+/// Copies the body of the object `id` into its newest change (written at `revision`), which
+/// kept none while it was the newest: run before the object is replaced or removed. A change
+/// already compacted away is simply not there.
+///
+/// Invariant (schema version 5): `changes.body` is NULL exactly when the change is the newest
+/// write of a key that still exists, whose `objects` row then has the same revision and body.
+fn keep_superseded(conn: &Connection, id: i64, revision: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE changes SET body = (SELECT body FROM objects WHERE id = ?1)
+         WHERE revision = ?2 AND body IS NULL",
+    )?
+    .execute(params![id, revision])?;
+    Ok(())
+}
+
+/// Appends a change; `body` is `None` for the newest write of a key (the object holds it).
 fn append_change(
     conn: &Connection,
     revision: i64,
     event: EventType,
     key: &ObjectKey,
-    body: &str,
+    body: Option<&str>,
     labels: &str,
     prev_labels: Option<&str>,
 ) -> rusqlite::Result<()> {

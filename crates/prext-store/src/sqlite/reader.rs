@@ -300,8 +300,13 @@ pub(crate) fn changes(conn: &mut Connection, after: i64, limit: usize) -> Result
     }
     let mut stmt = tx
         .prepare_cached(
-            "SELECT revision, event, resource, namespace, name, body, labels, prev_labels
-             FROM changes WHERE revision > ?1 ORDER BY revision LIMIT ?2",
+            // The newest change of a key keeps no body: it is the object's (schema version 5).
+            "SELECT c.revision, c.event, c.resource, c.namespace, c.name,
+                    coalesce(c.body, (SELECT o.body FROM objects o
+                                      WHERE o.resource = c.resource AND o.namespace = c.namespace
+                                        AND o.name = c.name AND o.revision = c.revision)),
+                    c.labels, c.prev_labels
+             FROM changes c WHERE c.revision > ?1 ORDER BY c.revision LIMIT ?2",
         )
         .map_err(db_error)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -328,7 +333,11 @@ pub(crate) fn changes(conn: &mut Connection, after: i64, limit: usize) -> Result
                 r.get::<_, String>(3).map_err(db_error)?,
                 r.get::<_, String>(4).map_err(db_error)?,
             ),
-            body: Bytes::from(r.get::<_, String>(5).map_err(db_error)?),
+            body: Bytes::from(
+                r.get::<_, Option<String>>(5)
+                    .map_err(db_error)?
+                    .ok_or_else(|| Error::Internal(format!("change {revision} has no body")))?,
+            ),
             labels: parse_labels(revision, &r.get::<_, String>(6).map_err(db_error)?)?,
             prev_labels: prev.map(|p| parse_labels(revision, &p)).transpose()?,
         });

@@ -42,6 +42,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "findings",
         sql: include_str!("migrations/0004_findings.sql"),
     },
+    Migration {
+        version: 5,
+        name: "change_bodies_once",
+        sql: include_str!("migrations/0005_change_bodies_once.sql"),
+    },
 ];
 
 /// The schema version this build writes.
@@ -271,6 +276,52 @@ mod tests {
             .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0))
             .expect("fk check");
         assert_eq!(fk, 0);
+    }
+
+    #[test]
+    fn version_3_change_logs_upgrade_in_place() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        assert_eq!(migrate_to(&mut conn, 3).expect("version 3"), 3);
+        // Written the way version 3 wrote: every change with its body. `a` was created and
+        // updated, `b` created and deleted.
+        conn.execute_batch(
+            r#"INSERT INTO objects (id, resource, namespace, name, uid, revision, created, body)
+               VALUES (1, 'policyreports.wgpolicyk8s.io', 'ns', 'a', 'u1', 2, '2024-01-01T00:00:00Z', '{"v":2}');
+               INSERT INTO changes (revision, event, resource, namespace, name, body, labels, prev_labels)
+               VALUES (1, 'ADDED', 'policyreports.wgpolicyk8s.io', 'ns', 'a', '{"v":1}', '{}', NULL),
+                      (2, 'MODIFIED', 'policyreports.wgpolicyk8s.io', 'ns', 'a', '{"v":2}', '{}', '{}'),
+                      (3, 'ADDED', 'policyreports.wgpolicyk8s.io', 'ns', 'b', '{"b":3}', '{}', NULL),
+                      (4, 'DELETED', 'policyreports.wgpolicyk8s.io', 'ns', 'b', '{"b":4}', '{}', '{}');
+               UPDATE meta SET revision = 4;"#,
+        )
+        .expect("version 3 rows");
+        let replay = |conn: &mut Connection| -> Vec<(i64, String)> {
+            super::super::reader::changes(conn, 0, 100)
+                .expect("changes")
+                .into_iter()
+                .map(|c| (c.revision, String::from_utf8(c.body.to_vec()).expect("utf-8")))
+                .collect()
+        };
+        let before = replay(&mut conn);
+        assert_eq!(migrate(&mut conn).expect("upgrade"), latest_version());
+        assert_eq!(
+            replay(&mut conn),
+            before,
+            "the history replays the same after the upgrade"
+        );
+        assert_eq!(
+            rows(
+                &conn,
+                "SELECT revision, body IS NULL FROM changes ORDER BY revision"
+            ),
+            [
+                "Integer(1)|Integer(0)",
+                "Integer(2)|Integer(1)",
+                "Integer(3)|Integer(0)",
+                "Integer(4)|Integer(0)"
+            ],
+            "only the current object's body loses its copy"
+        );
     }
 
     #[test]

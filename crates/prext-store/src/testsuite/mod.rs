@@ -34,7 +34,7 @@ mod results;
 mod sqlite;
 mod summary_pages;
 
-pub use changes::{change_log, compaction, subscribe_wakes};
+pub use changes::{change_log, compaction, history_replays_every_version, subscribe_wakes};
 pub use crud::{
     closed_store_is_unavailable, create_and_get, create_existing, delete_preconditions, object_counts,
     revisions_increase, update_checks_revision,
@@ -127,6 +127,9 @@ pub const CHECKS: &[Check] = &[
     Check::Store("pagination", |s| Box::pin(pagination(s))),
     Check::Store("list_snapshot", |s| Box::pin(list_snapshot(s))),
     Check::Store("change_log", |s| Box::pin(change_log(s))),
+    Check::Store("history_replays_every_version", |s| {
+        Box::pin(history_replays_every_version(s))
+    }),
     Check::Store("compaction", |s| Box::pin(compaction(s))),
     Check::Store("subscribe_wakes", |s| Box::pin(subscribe_wakes(s))),
     Check::Store("closed_store_is_unavailable", |s| {

@@ -25,7 +25,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3], "every migration applied exactly once");
+    assert_eq!(versions, [1, 2, 3, 4, 5], "every migration applied exactly once");
     // Debian's PostgreSQL has LZ4: migration 3 switched the bodies to it.
     let compression: Vec<String> = client
         .query(
@@ -60,7 +60,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(applied, 3);
+    assert_eq!(applied, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,4 +398,61 @@ async fn both_backends_define_the_same_analyst_views() {
         assert!(!sqlite_columns.is_empty(), "{view} exists in SQLite");
         assert_eq!(sqlite_columns, pg_columns, "the columns of {view}");
     }
+}
+
+/// A database whose change log version 3 wrote (every change with its body) is upgraded in
+/// place by migration 5: the copies of current bodies go, and the history replays the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_3_change_logs_upgrade_in_place() {
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    let store = db.open_postgres().await;
+    let mut a = fixtures::report(fixtures::POLR, "ns", "a");
+    let a1 = fixtures::create(&*store, a.clone()).await;
+    fixtures::set_labels(&mut a, &[("v", "2")]);
+    store.update(a, a1.revision).await.expect("update");
+    let b = fixtures::create(&*store, fixtures::report(fixtures::POLR, "ns", "b")).await;
+    store
+        .delete(&b.key, prext_store::Preconditions::default())
+        .await
+        .expect("delete");
+    let before = store.changes(0, 100).await.expect("changes");
+    assert_eq!(before.len(), 4);
+    store.close().await;
+
+    // Back to what version 3 left: every body in the log, the column NOT NULL.
+    let admin = db.analyst_client().await;
+    admin
+        .batch_execute(
+            "UPDATE changes c SET body = o.body FROM objects o
+             WHERE o.cluster = c.cluster AND o.resource = c.resource AND o.namespace = c.namespace
+               AND o.name = c.name AND o.revision = c.revision AND c.body IS NULL;
+             ALTER TABLE changes ALTER COLUMN body SET NOT NULL;
+             DELETE FROM schema_migrations WHERE version = 5;",
+        )
+        .await
+        .expect("version 3 state");
+
+    let store = db.open_postgres().await;
+    assert_eq!(
+        store.changes(0, 100).await.expect("changes"),
+        before,
+        "the history replays the same after the upgrade"
+    );
+    let bodiless: Vec<i64> = admin
+        .query(
+            "SELECT revision FROM changes WHERE body IS NULL ORDER BY revision",
+            &[],
+        )
+        .await
+        .expect("changes")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        bodiless,
+        [before[1].revision],
+        "only the current object's body loses its copy"
+    );
+    store.close().await;
 }
