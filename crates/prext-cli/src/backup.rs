@@ -144,6 +144,8 @@ async fn backup_every(db: &Path, dir: &Path, every: Duration, keep: usize) -> an
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let mut ticks = tokio::time::interval(every.max(Duration::from_secs(1)));
+    // A backup longer than the interval delays the next one rather than bunching them up.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;

@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -296,6 +296,19 @@ async fn backup_under_writes_restores_every_acknowledged_write_and_expires_old_w
         "{} <= {newest_old_rv}",
         rv(&created)
     );
+    let patched = patch(
+        &client,
+        &POLR.item(Some("seed"), "a"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"labels": {"touched": "after-restore"}}}),
+    )
+    .await
+    .expect(200)
+    .json();
+    assert!(
+        rv(&patched) > rv(&created),
+        "restored objects update on top of the jump"
+    );
 
     // Watches resumed from old resourceVersions, from before or after the backup, are told
     // to relist; so is a continue token of the old server.
@@ -400,4 +413,51 @@ fn scheduled_backups_keep_the_newest_and_each_restores() {
     let out = prext(&["backup", "--store", "postgres://prext@db/prext", "--to", "x.db"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump"));
+}
+
+/// The chart's backup sidecar runs exactly these flags: they parse, and the first backup is
+/// made at once (the pod's volumes replaced by temporary directories).
+#[test]
+fn the_charts_backup_sidecar_flags_work() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/helm/prext");
+    let template = std::fs::read_to_string(root.join("templates/statefulset.yaml")).expect("template");
+    let values: Value =
+        serde_norway::from_str(&std::fs::read_to_string(root.join("values.yaml")).expect("values"))
+            .expect("values YAML");
+    let backup = &values["store"]["sqlite"]["backup"];
+    let sidecar = template
+        .split("- name: backup\n")
+        .nth(1)
+        .and_then(|rest| rest.split("args:\n").nth(1))
+        .and_then(|rest| rest.split("resources:").next())
+        .expect("the sidecar's args");
+    let server = TestServer::start();
+    let dir = server.scratch().join("backups");
+    let args: Vec<String> = sidecar
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .map(|a| {
+            a.replace("{{ $backup.every }}", backup["every"].as_str().expect("every"))
+                .replace("{{ $backup.keep }}", &backup["keep"].to_string())
+                .replace("/var/lib/prext", path(&server.data_dir()))
+                .replace("/backups", path(&dir))
+        })
+        .collect();
+    assert_eq!(args[0], "backup", "{args:?}");
+    assert!(args.iter().all(|a| !a.contains("{{")), "{args:?}");
+    let mut bg = Background::spawn({
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_prext"));
+        cmd.args(&args);
+        cmd
+    });
+    bg.expect_line(TIMEOUT, "the first scheduled backup", |l| {
+        l.starts_with("backed up")
+    });
+    let sent = Command::new("kill")
+        .args(["-TERM", &bg.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    assert!(bg.wait(TIMEOUT).success());
+    assert_eq!(std::fs::read_dir(&dir).expect("backups dir").count(), 1);
 }

@@ -172,6 +172,19 @@ async fn pg_dump_and_pg_restore_serve_the_same_reports_and_never_reuse_a_revisio
     .expect(201)
     .json();
     assert!(rv(&created) > rv(&late));
+    let patched = patch(
+        &client,
+        &POLR.item(Some("pg"), "a"),
+        "application/merge-patch+json",
+        &json!({"metadata": {"labels": {"after": "restore"}}}),
+    )
+    .await
+    .expect(200)
+    .json();
+    assert!(
+        rv(&patched) > rv(&created),
+        "a restored object updates on top of the jump"
+    );
     // Watches from before the restore are told to relist.
     let res = get(
         &client,

@@ -127,6 +127,15 @@ pub fn restore(from: &Path, target: &Path, bump: i64) -> Result<RestoreInfo> {
         std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
     }
     let _lock = DbLock::acquire(target)?;
+    // A live database's WAL would not be copied with it: only `backup` files, which are
+    // self-contained, are restored.
+    if std::fs::metadata(sibling(from, "-wal")).is_ok_and(|m| m.len() > 0) {
+        return Err(Error::Internal(format!(
+            "{} has a write-ahead log beside it: it is a live database, not a backup; \
+             make one with `prext backup`",
+            from.display()
+        )));
+    }
     {
         let conn = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db_error)?;
         check_prext_database(&conn, from)?;

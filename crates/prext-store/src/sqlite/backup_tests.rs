@@ -68,7 +68,9 @@ async fn backup_under_writes_holds_every_write_acknowledged_before_it() {
     writer.await.expect("writer");
     assert!(info.revision >= acknowledged, "{info:?} < {acknowledged}");
     assert!(info.objects >= 50 && info.bytes > 0, "{info:?}");
-    assert!(!sibling(&dest, ".partial").exists());
+    for leftover in [".partial", ".partial-wal", ".partial-shm", ".partial-journal"] {
+        assert!(!sibling(&dest, leftover).exists(), "{leftover}");
+    }
     assert!(
         !sibling(&dest, "-wal").exists(),
         "a backup is one self-contained file"
@@ -118,6 +120,12 @@ async fn restore_jumps_the_revision_and_marks_the_history_compacted() {
     let late = store.create(report("late")).await.expect("create");
     assert_eq!(late.revision, 11);
 
+    // A served database is no backup: its WAL would be left behind.
+    let elsewhere = dir.path().join("b/prext.db");
+    let err = restore(&db, &elsewhere, 100).expect_err("a live database");
+    assert!(err.to_string().contains("not a backup"), "{err}");
+    assert!(!elsewhere.exists());
+
     // The store is held: restoring over it is refused, and changes nothing.
     let err = restore(&dest, &db, 100).expect_err("held store");
     assert!(
@@ -155,8 +163,16 @@ async fn restore_jumps_the_revision_and_marks_the_history_compacted() {
     assert!(store.changes(110, 10).await.expect("changes").is_empty());
     let next = store.create(report("after")).await.expect("create");
     assert_eq!(next.revision, 111, "never a revision handed out before");
+    // Updating and deleting restored objects, whose own change rows are gone, works too.
+    let updated = store.update(report("r3"), 4).await.expect("update r3");
+    assert_eq!(updated.revision, 112);
+    store
+        .delete(&ObjectKey::new(POLR, "ns", "r4"), crate::Preconditions::default())
+        .await
+        .expect("delete r4");
     let changes = store.changes(110, 10).await.expect("changes");
-    assert_eq!(changes.len(), 1);
+    let revisions: Vec<i64> = changes.iter().map(|c| c.revision).collect();
+    assert_eq!(revisions, [111, 112, 113]);
     store.close().await;
 
     // The old database is intact where it was moved.
