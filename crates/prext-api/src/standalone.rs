@@ -62,28 +62,6 @@ struct Extra {
 }
 
 const EXTRAS: &[Extra] = &[
-    // `get` only, as `/api/v1` announced it before standalone mode served the list (kubectl
-    // lists whatever the verbs say).
-    Extra {
-        group: "",
-        version: "v1",
-        plural: "namespaces",
-        singular: "namespace",
-        kind: "Namespace",
-        namespaced: false,
-        verbs: &["get"],
-        short: &["ns"],
-    },
-    Extra {
-        group: "",
-        version: "v1",
-        plural: "events",
-        singular: "event",
-        kind: "Event",
-        namespaced: true,
-        verbs: &["list"],
-        short: &["ev"],
-    },
     Extra {
         group: "authentication.k8s.io",
         version: "v1",
@@ -158,7 +136,7 @@ pub fn api_group_doc(group: &str) -> Option<Value> {
     })
 }
 
-/// `GET /api/v1` (group "") or `GET /apis/{group}/v1` of a standalone group.
+/// `GET /apis/{group}/v1` of a standalone group.
 pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     let resources: Vec<Value> = EXTRAS
         .iter()
@@ -177,11 +155,7 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     if resources.is_empty() {
         return None;
     }
-    let group_version = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
+    let group_version = format!("{group}/{version}");
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -349,10 +323,10 @@ mod tests {
 
     #[test]
     fn discovery_lists_what_is_served() {
-        let core = api_resource_list("", "v1").unwrap();
-        assert_eq!(core["groupVersion"], "v1");
-        assert_eq!(core["resources"][0]["verbs"], json!(["get"]));
-        assert_eq!(core["resources"][1]["name"], "events");
+        assert!(
+            api_resource_list("", "v1").is_none(),
+            "the core group is discovery.rs's"
+        );
         let authz = api_resource_list("authorization.k8s.io", "v1").unwrap();
         assert_eq!(authz["resources"].as_array().unwrap().len(), 2);
         assert!(api_resource_list("authorization.k8s.io", "v1beta1").is_none());

@@ -6,7 +6,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use http::Method;
+use http::{header, HeaderMap, Method};
 use http_body_util::BodyExt as _;
 use prext_api::meta::MAX_BODY_BYTES;
 use prext_api::status::Status;
@@ -28,7 +28,7 @@ pub fn router(state: AppState) -> Router {
         // The Python client asks for `/version/`; kube-apiserver serves both.
         .route("/version/", get(standalone::version))
         .route("/api", get(discovery::core_api))
-        .route("/api/v1", get(standalone::core_v1))
+        .route("/api/v1", get(discovery::core_v1))
         .route("/api/v1/namespaces", get(standalone::namespaces))
         .route("/api/v1/namespaces/{name}", get(discovery::namespace))
         .route("/api/v1/events", get(standalone::core_events))
@@ -119,26 +119,29 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
             Ok(params) => read::list(ctx, params).await,
             Err(e) => Err(e.into()),
         },
-        (&Method::POST, false) if collection_writable(&ctx.path) => match read_body(body).await {
-            Ok(b) => write::create(ctx, b).await,
+        (&Method::POST, false) if collection_writable(&ctx.path) => match read_body(&ctx.headers, body).await
+        {
+            Ok((b, _in_flight)) => write::create(ctx, b).await,
             Err(e) => Err(e),
         },
-        (&Method::PUT, true) => match read_body(body).await {
-            Ok(b) => write::update(ctx, b).await,
+        (&Method::PUT, true) => match read_body(&ctx.headers, body).await {
+            Ok((b, _in_flight)) => write::update(ctx, b).await,
             Err(e) => Err(e),
         },
-        (&Method::PATCH, true) => match read_body(body).await {
-            Ok(b) => write::patch(ctx, b).await,
+        (&Method::PATCH, true) => match read_body(&ctx.headers, body).await {
+            Ok((b, _in_flight)) => write::patch(ctx, b).await,
             Err(e) => Err(e),
         },
-        (&Method::DELETE, true) => match read_body(body).await {
-            Ok(b) => delete::delete(ctx, b).await,
+        (&Method::DELETE, true) => match read_body(&ctx.headers, body).await {
+            Ok((b, _in_flight)) => delete::delete(ctx, b).await,
             Err(e) => Err(e),
         },
-        (&Method::DELETE, false) if collection_writable(&ctx.path) => match read_body(body).await {
-            Ok(b) => delete::delete_collection(ctx, b).await,
-            Err(e) => Err(e),
-        },
+        (&Method::DELETE, false) if collection_writable(&ctx.path) => {
+            match read_body(&ctx.headers, body).await {
+                Ok((b, _in_flight)) => delete::delete_collection(ctx, b).await,
+                Err(e) => Err(e),
+            }
+        }
         (m, _) => Err(Status::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"
         ))
@@ -156,9 +159,38 @@ fn collection_writable(path: &ResourcePath) -> bool {
 /// client still sending gets the answer instead of a reset connection.
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
-/// Reads a request body, refusing more than [`MAX_BODY_BYTES`] with a 413.
-async fn read_body(mut body: Body) -> ApiResult<bytes::Bytes> {
-    let mut buf = bytes::BytesMut::new();
+/// Bytes of request bodies that may be in the hands of handlers at once, across all requests.
+///
+/// A write holds several times its body's size while it is decoded, validated, indexed and
+/// stored (the JSON tree, the stored text, the result rows, the response), so sixteen
+/// clients sending 197 KB reports at once would pile up tens of MB that the two cores could
+/// not process any faster. Requests beyond the budget wait for their turn once their body is
+/// read (a few hundred KB each), before it is decoded. 7 KB reports pass 150 at a time (no client of the benchmark ever waits); a body
+/// larger than the budget (up to [`MAX_BODY_BYTES`]) takes all of it and runs alone.
+const IN_FLIGHT_BODY_BYTES: usize = 1024 * 1024;
+
+static IN_FLIGHT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(IN_FLIGHT_BODY_BYTES);
+
+/// A request body's share of [`IN_FLIGHT_BODY_BYTES`], given back when dropped.
+async fn in_flight(bytes: usize) -> Option<tokio::sync::SemaphorePermit<'static>> {
+    let share = u32::try_from(bytes.clamp(1, IN_FLIGHT_BODY_BYTES)).unwrap_or(u32::MAX);
+    // The semaphore is never closed.
+    IN_FLIGHT.acquire_many(share).await.ok()
+}
+
+/// Reads a request body, refusing more than [`MAX_BODY_BYTES`] with a 413. Returns it with
+/// its share of the in-flight budget, to be held until the request is answered. The share is
+/// taken once the body is read, so that a client sending slowly holds none of it.
+async fn read_body(
+    headers: &HeaderMap,
+    mut body: Body,
+) -> ApiResult<(bytes::Bytes, Option<tokio::sync::SemaphorePermit<'static>>)> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    // One allocation of the announced size rather than a doubling buffer.
+    let mut buf = bytes::BytesMut::with_capacity(announced.unwrap_or(0).min(MAX_BODY_BYTES));
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let frame =
@@ -174,5 +206,6 @@ async fn read_body(mut body: Body) -> ApiResult<bytes::Bytes> {
     if seen > MAX_BODY_BYTES {
         return Err(Status::too_large(MAX_BODY_BYTES).into());
     }
-    Ok(buf.freeze())
+    let permit = in_flight(seen).await;
+    Ok((buf.freeze(), permit))
 }

@@ -350,6 +350,36 @@ async fn oversized_body_gets_413_status() {
     fetch(&client, POLR, "big", "huge-3").await.expect(404);
 }
 
+/// Bodies larger than the server's in-flight budget for request bodies (1 MiB) take it whole
+/// and wait for each other; sent at once with small ones, every write is still answered.
+#[tokio::test]
+async fn concurrent_large_bodies_all_succeed() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    let coll = POLR.collection(Some("big"));
+    let blob = "y".repeat(600 * 1024);
+    let large = |i: usize| {
+        let mut r = report(POLR, "big", &format!("large-{i}"), &[]);
+        r["results"] = Value::Array(
+            (0..2)
+                .map(|j| json!({"policy": format!("p{j}"), "result": "pass", "message": blob}))
+                .collect(),
+        );
+        r
+    };
+    let bodies: Vec<Value> = (0..6)
+        .map(large)
+        .chain((0..6).map(|i| report(POLR, "big", &format!("small-{i}"), &[])))
+        .collect();
+    let answers = futures::future::join_all(bodies.iter().map(|b| post(&client, &coll, b))).await;
+    for (answer, body) in answers.into_iter().zip(&bodies) {
+        let name = body["metadata"]["name"].as_str().expect("name");
+        answer.expect(201);
+        let stored = fetch(&client, POLR, "big", name).await.expect(200).json();
+        assert_eq!(stored["results"], body["results"], "{name}");
+    }
+}
+
 #[tokio::test]
 async fn unknown_fields_strict_and_default() {
     let server = TestServer::start();

@@ -108,13 +108,6 @@ async fn kubectl_describe_and_events() {
         !stderr.contains("404") && !stderr.contains("the server could not find"),
         "{stderr}"
     );
-    let events = server.kubectl(&["get", "events", "-n", "team-a"]);
-    assert!(
-        events.status.success(),
-        "{}",
-        String::from_utf8_lossy(&events.stderr)
-    );
-    assert!(String::from_utf8_lossy(&events.stderr).contains("No resources found"));
     let client = server.client().await;
     for path in [
         "/api/v1/namespaces/team-a/events?fieldSelector=involvedObject.name%3Dr1&limit=500",
@@ -166,11 +159,11 @@ async fn kubectl_version_has_no_skew_warning() {
 async fn discovery_lists_the_standalone_resources() {
     let server = TestServer::start();
     let out = server.kubectl_ok(&["api-resources", "-o", "name"]);
-    for resource in ["namespaces", "events", "policyreports.wgpolicyk8s.io"] {
+    for resource in ["namespaces", "policyreports.wgpolicyk8s.io"] {
         assert!(out.lines().any(|l| l == resource), "{resource} missing:\n{out}");
     }
-    // The standalone groups are served at their own discovery paths; `/apis` keeps listing
-    // prext's groups only (the documents earlier clients rely on).
+    // The standalone groups are served at their own discovery paths; `/apis` and `/api/v1`
+    // keep their earlier documents (what earlier clients and tests rely on).
     let client = server.client().await;
     for (group, resources) in [
         ("authentication.k8s.io", &["selfsubjectreviews"][..]),

@@ -28,6 +28,19 @@ pub async fn core_api() -> Response {
     json(&serde_json::json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}))
 }
 
+/// `/api/v1`: only `namespaces`, read-only (see [`namespace`]).
+pub async fn core_v1() -> Response {
+    json(&serde_json::json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "v1",
+        "resources": [{
+            "name": "namespaces", "singularName": "namespace", "namespaced": false,
+            "kind": "Namespace", "verbs": ["get"], "shortNames": ["ns"],
+        }],
+    }))
+}
+
 /// `/api/v1/namespaces/{name}`: standalone prext has no namespace objects; every valid
 /// namespace name exists and is Active, which is what kubectl checks before reporting a
 /// missing report.

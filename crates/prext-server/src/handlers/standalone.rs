@@ -1,7 +1,8 @@
 //! What kube-apiserver would answer when prext is served directly (standalone mode, no
 //! aggregation layer in front): `/version`, the namespaces that hold reports, empty event
 //! lists, and the self-reviews of `kubectl auth can-i` and `kubectl auth whoami` for the client
-//! certificate's identity, with their discovery (`/api/v1`, `/apis/{group}[/v1]`). Behind
+//! certificate's identity, with the discovery of their groups (`/apis/{group}[/v1]`; `/apis`
+//! and `/api/v1` keep their earlier documents, which clients and tests rely on). Behind
 //! kube-apiserver these paths are answered by kube-apiserver itself, so in delegated mode
 //! prext answers the extras 404.
 
@@ -47,29 +48,6 @@ fn accept(headers: &HeaderMap) -> Option<&str> {
 pub async fn version(headers: HeaderMap) -> Response {
     let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     json(StatusCode::OK, &standalone::version_info(agent))
-}
-
-/// `GET /api/v1`: namespaces (and, standalone, events).
-pub async fn core_v1(State(state): State<AppState>) -> Response {
-    if !is_standalone(&state) {
-        // Only `namespaces`, read-only (see `discovery::namespace`).
-        return json(
-            StatusCode::OK,
-            &serde_json::json!({
-                "kind": "APIResourceList",
-                "apiVersion": "v1",
-                "groupVersion": "v1",
-                "resources": [{
-                    "name": "namespaces", "singularName": "namespace", "namespaced": false,
-                    "kind": "Namespace", "verbs": ["get"], "shortNames": ["ns"],
-                }],
-            }),
-        );
-    }
-    match standalone::api_resource_list("", "v1") {
-        Some(doc) => json(StatusCode::OK, &doc),
-        None => not_found("/api/v1"),
-    }
 }
 
 /// The group of `/apis/{group}[/v1]`.
