@@ -306,3 +306,95 @@ async fn kubectl_tables_and_errors() {
     .await;
     res.expect_status(405, "MethodNotAllowed");
 }
+
+/// `kubectl prext ARGS` (the plugin on `PATH`), its stdout; panics on failure.
+fn plugin(server: &TestServer, args: &[&str]) -> String {
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-prext"))
+        .parent()
+        .expect("bin dir")
+        .to_owned();
+    let path = std::env::join_paths([bin_dir, "/usr/bin".into(), "/bin".into()]).expect("PATH");
+    let out = std::process::Command::new(common::KUBECTL)
+        .arg("prext")
+        .args(args)
+        .env("PATH", path)
+        .env("KUBECONFIG", &server.kubeconfig)
+        .env("HOME", server.scratch())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run kubectl prext");
+    assert!(
+        out.status.success(),
+        "kubectl prext {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn plugin_lists_new_and_resolved_findings_and_draws_trends() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    let created = post(
+        &client,
+        REPORTS,
+        &report("r1", &[("p1", "fail", "a"), ("p2", "warn", "b")], None),
+    )
+    .await
+    .expect(201)
+    .json();
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_owned();
+    put(
+        &client,
+        &format!("{REPORTS}/r1"),
+        &report("r1", &[("p1", "pass", "a"), ("p2", "warn", "b")], Some(&rv)),
+    )
+    .await
+    .expect(200);
+
+    let new = plugin(&server, &["findings", "-A", "--new", "--since", "7d"]);
+    let rows = common::table_rows(&new);
+    assert_eq!(rows.len(), 3, "header, p1 and p2:\n{new}");
+    assert!(rows[0].contains(&"POLICY".to_owned()), "{new}");
+    let resolved = plugin(
+        &server,
+        &["findings", "-A", "--resolved", "--since", "7d", "-o", "csv"],
+    );
+    let lines: Vec<&str> = resolved.lines().collect();
+    assert_eq!(lines.len(), 2, "header and p1:\n{resolved}");
+    assert!(lines[0].starts_with("namespace,name,policy"), "{resolved}");
+    assert!(
+        lines[1].contains(",p1,") && lines[1].contains(",false,"),
+        "{resolved}"
+    );
+    let open: Value = serde_json::from_str(&plugin(
+        &server,
+        &["findings", "-n", "team-a", "--open", "-o", "json"],
+    ))
+    .expect("json");
+    assert_eq!(open["items"].as_array().map(Vec::len), Some(1), "p2 only");
+    assert_eq!(open["items"][0]["policy"], "p2");
+
+    let trend = plugin(&server, &["trend", "-A", "--by", "namespace", "--since", "30d"]);
+    let rows = common::table_rows(&trend);
+    assert_eq!(
+        rows[0],
+        ["NAMESPACE", "TREND", "FIRST", "LAST", "MIN", "MAX"],
+        "{trend}"
+    );
+    assert_eq!(rows[1][0], "team-a", "{trend}");
+    assert_eq!(rows[1][3], "1", "p2 is open now:\n{trend}");
+    assert!(rows[1][1].chars().all(|c| "▁▂▃▄▅▆▇█".contains(c)), "{trend}");
+    let csv = plugin(
+        &server,
+        &["trend", "-A", "--by", "policy", "--interval", "hour", "-o", "csv"],
+    );
+    let last_p1 = csv.lines().rfind(|l| l.starts_with("p1,")).expect("p1 points");
+    assert!(last_p1.ends_with(",0"), "p1 was fixed:\n{csv}");
+    let json: Value = serde_json::from_str(&plugin(&server, &["trend", "-A", "-o", "json"])).expect("json");
+    assert_eq!(json["kind"], "ResultTrendList");
+}

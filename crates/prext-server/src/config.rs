@@ -27,6 +27,10 @@ pub struct Config {
     pub history_days: u32,
     /// How long in-flight requests get to finish on SIGTERM.
     pub shutdown_grace: Duration,
+    /// Connections without a request in flight are closed after this long.
+    pub idle_connection_timeout: Duration,
+    /// The connection cap (`None`: derived from the open-file limit).
+    pub max_connections: Option<usize>,
     /// Serving certificate, authentication and authorization (kube's delegated-auth flags).
     pub auth: AuthConfig,
 }
@@ -45,6 +49,8 @@ impl Config {
             compaction_interval: Duration::from_secs(60),
             history_days: 90,
             shutdown_grace: Duration::from_secs(30),
+            idle_connection_timeout: Duration::from_secs(90),
+            max_connections: None,
             auth: AuthConfig::default(),
         }
     }

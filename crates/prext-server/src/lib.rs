@@ -15,6 +15,8 @@
 pub mod auth;
 pub mod compaction;
 pub mod config;
+pub mod connections;
+pub mod decode;
 pub mod error;
 pub mod fanout;
 pub mod handlers;

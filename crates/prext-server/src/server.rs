@@ -33,6 +33,12 @@ pub async fn open_store(url: &str, settings: &StoreSettings) -> anyhow::Result<A
 
 /// Runs the server until `shutdown` is cancelled, then drains and closes the store.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let nofile = crate::connections::raise_open_file_limit();
+    let mut connections = crate::connections::ConnectionLimits::for_open_file_limit(nofile);
+    connections.idle_timeout = config.idle_connection_timeout;
+    if let Some(max) = config.max_connections {
+        connections.max_connections = max.max(1);
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let pki = pki::ensure(&config.data_dir, &config.extra_sans).context("preparing certificates")?;
@@ -98,6 +104,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let options = tls::ServeOptions {
         shutdown_grace: config.shutdown_grace,
         client_classifier: Some(security.trust.clone()),
+        connections,
         ..Default::default()
     };
     let served = tls::serve_with(listener, tls_config, app, shutdown.clone(), options).await;

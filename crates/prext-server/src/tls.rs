@@ -34,6 +34,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
+use crate::connections::{ConnectionLimits, Tracker};
+
 /// The trust anchor that verified a client certificate chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -109,6 +111,8 @@ pub struct ServeOptions {
     /// Classifies client certificate chains per request; `None` means every chain that passed
     /// the handshake was verified by the client CA (a [`server_config`] with a fixed CA).
     pub client_classifier: Option<Arc<dyn ClientClassifier>>,
+    /// Idle timeout and connection cap ([`crate::connections`]).
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServeOptions {
@@ -118,6 +122,7 @@ impl Default for ServeOptions {
             shutdown_grace: Duration::from_secs(30),
             h2_max_concurrent_streams: 250,
             client_classifier: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -290,6 +295,7 @@ pub async fn serve_with(
         builder,
         app,
         shutdown: shutdown.clone(),
+        tracker: Tracker::new(options.connections.clone()),
         options,
     });
     let mut connections = JoinSet::new();
@@ -305,7 +311,12 @@ pub async fn serve_with(
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
-                    connections.spawn(serve_connection(ctx.clone(), stream, remote));
+                    match ctx.tracker.admit_patiently(Duration::from_millis(250)).await {
+                        Some(conn) => {
+                            connections.spawn(serve_connection(ctx.clone(), stream, remote, conn));
+                        }
+                        None => drop(stream),
+                    }
                 }
                 Err(e) if is_connection_error(&e) => {}
                 Err(e) => {
@@ -346,16 +357,23 @@ struct ConnContext {
     builder: auto::Builder<TokioExecutor>,
     app: axum::Router,
     shutdown: CancellationToken,
+    tracker: Arc<Tracker>,
     options: ServeOptions,
 }
 
-async fn serve_connection(ctx: Arc<ConnContext>, stream: TcpStream, remote: SocketAddr) {
+async fn serve_connection(
+    ctx: Arc<ConnContext>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    conn: Arc<crate::connections::Connection>,
+) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%remote, error = %e, "cannot set TCP_NODELAY");
     }
     let handshake = tokio::time::timeout(ctx.options.handshake_timeout, ctx.acceptor.accept(stream));
     let tls = tokio::select! {
         () = ctx.shutdown.cancelled() => return,
+        () = conn.closable() => return,
         result = handshake => match result {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
@@ -378,10 +396,22 @@ async fn serve_connection(ctx: Arc<ConnContext>, stream: TcpStream, remote: Sock
     let identity = ConnectionIdentity::new(chain, ctx.options.client_classifier.clone());
 
     let app = ctx.app.clone();
+    let requests = conn.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(identity.current());
         request.extensions_mut().insert(ConnectInfo(remote));
-        app.clone().oneshot(request)
+        // In flight until the response body has been sent (a watch is never idle).
+        let in_flight = requests.begin();
+        let response = app.clone().oneshot(request);
+        async move {
+            let response = response.await?;
+            Ok::<_, std::convert::Infallible>(response.map(|body| {
+                axum::body::Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+                    let _ = &in_flight;
+                    frame
+                }))
+            }))
+        }
     });
     let connection = ctx
         .builder
@@ -392,6 +422,12 @@ async fn serve_connection(ctx: Arc<ConnContext>, stream: TcpStream, remote: Sock
         () = ctx.shutdown.cancelled() => {
             connection.as_mut().graceful_shutdown();
             connection.await
+        }
+        () = conn.closable() => {
+            tracing::debug!(%remote, "closing an idle connection");
+            connection.as_mut().graceful_shutdown();
+            // A client that does not answer the close within the grace period is dropped.
+            tokio::time::timeout(ctx.options.shutdown_grace, connection).await.unwrap_or(Ok(()))
         }
     };
     if let Err(e) = result {

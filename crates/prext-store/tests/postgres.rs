@@ -4,6 +4,8 @@
 //!
 //! Needs the PostgreSQL server binaries (`initdb`, `pg_ctl`); see docs/postgres.md.
 
+#[path = "postgres/findings.rs"]
+mod findings;
 #[path = "postgres/outage.rs"]
 mod outage;
 #[path = "postgres/replicas.rs"]

@@ -95,6 +95,13 @@ struct ServeArgs {
     /// Seconds in-flight requests get to finish on SIGTERM.
     #[arg(long, default_value_t = 30)]
     shutdown_grace_seconds: u64,
+    /// Seconds a connection may stay open without a request in flight (watches are never idle).
+    #[arg(long, default_value_t = 90)]
+    idle_connection_timeout_seconds: u64,
+    /// Connections served before idle ones are closed to make room for new clients (default:
+    /// derived from the open-file limit, which is raised to its hard limit at start-up).
+    #[arg(long)]
+    max_connections: Option<usize>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -172,6 +179,8 @@ async fn main() -> std::process::ExitCode {
             config.compaction_interval = Duration::from_secs(args.compaction_interval_seconds.max(1));
             config.history_days = args.history_days.max(1);
             config.shutdown_grace = Duration::from_secs(args.shutdown_grace_seconds);
+            config.idle_connection_timeout = Duration::from_secs(args.idle_connection_timeout_seconds.max(1));
+            config.max_connections = args.max_connections;
             config.auth = args.auth.into_config();
             let token = CancellationToken::new();
             tokio::spawn(shutdown_signal(token.clone()));

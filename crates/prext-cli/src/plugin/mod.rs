@@ -6,9 +6,11 @@
 //! found a failing result at or above the threshold.
 //!
 //! Modules: [`client`] (kubeconfig, requests, errors), [`reports`] (the prototype's
-//! commands), [`results`] (results and summaries), [`table`] (text, CSV and colors).
+//! commands), [`results`] (results and summaries), [`history`] (findings and trends),
+//! [`table`] (text, CSV and colors).
 
 mod client;
+mod history;
 mod reports;
 mod results;
 mod table;
@@ -94,6 +96,42 @@ enum Command {
         #[arg(long, value_name = "SEVERITY")]
         fail_on: Option<String>,
     },
+    /// Findings over time: `--new` (first seen) or `--resolved` in a window.
+    Findings {
+        #[command(flatten)]
+        filters: results::Filters,
+        #[command(flatten)]
+        which: history::Which,
+        /// The window's start: an age (7d, 12h, 30m) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// The window's end (exclusive), like --since.
+        #[arg(long)]
+        until: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: history::HistoryOutput,
+    },
+    /// Open findings per day (or hour) by group, each series drawn as a sparkline.
+    Trend {
+        #[command(flatten)]
+        filters: results::Filters,
+        /// Group by: namespace, policy, rule, category, source, result, severity, subject.kind.
+        #[arg(long, default_value = "namespace")]
+        by: String,
+        /// day or hour (the last 48 hours).
+        #[arg(long, default_value = "day")]
+        interval: String,
+        /// The range's start: an age (30d) or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// The range's end, like --since.
+        #[arg(long)]
+        until: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "table")]
+        output: history::HistoryOutput,
+    },
     /// Count results by result, grouped by namespace, policy, source or report kind.
     Summary {
         #[command(flatten)]
@@ -172,6 +210,42 @@ async fn run(cli: Cli) -> PluginResult<ExitCode> {
                 watch,
             };
             return reports::get(&conn, options).await.map(|()| ExitCode::SUCCESS);
+        }
+        Command::Findings {
+            filters,
+            which,
+            since,
+            until,
+            output,
+        } => {
+            let options = history::FindingsOptions {
+                filters: &filters,
+                which,
+                since: since.as_deref(),
+                until: until.as_deref(),
+                output,
+            };
+            return history::findings(&conn, options)
+                .await
+                .map(|()| ExitCode::SUCCESS);
+        }
+        Command::Trend {
+            filters,
+            by,
+            interval,
+            since,
+            until,
+            output,
+        } => {
+            let options = history::TrendOptions {
+                filters: &filters,
+                by: &by,
+                interval: &interval,
+                since: since.as_deref(),
+                until: until.as_deref(),
+                output,
+            };
+            return history::trend(&conn, options).await.map(|()| ExitCode::SUCCESS);
         }
         Command::Results {
             filters,

@@ -180,3 +180,38 @@ async fn error_causes_are_capped() {
     let last = causes.last().and_then(|c| c["message"].as_str()).unwrap_or("");
     assert!(last.ends_with("more errors not listed"), "{last}");
 }
+
+/// A continue token forged with resourceVersion i64::MAX was echoed as the list's
+/// resourceVersion; a revision the store has not reached is now a 504 `Timeout`
+/// (`NewTooLargeResourceVersionError`), as for any resourceVersion from the future.
+#[tokio::test]
+async fn forged_continue_tokens_from_the_future_are_refused() {
+    let server = TestServer::start();
+    let client = server.client().await;
+    post(
+        &client,
+        &POLR.collection(Some("t")),
+        &report(POLR, "t", "one", &[]),
+    )
+    .await
+    .expect(201);
+    let token = prext_api::continue_token::ContinueToken {
+        revision: i64::MAX,
+        namespace: "t".into(),
+        name: "a".into(),
+    }
+    .encode();
+    let resp = get(
+        &client,
+        &format!("{}?limit=1&continue={token}", POLR.collection(Some("t"))),
+    )
+    .await;
+    let status = resp.expect_status(504, "Timeout");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Too large resource version"),
+        "{status}"
+    );
+}

@@ -4,7 +4,7 @@
 use axum::response::Response;
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
-use prext_api::meta::{self, BodyFormat};
+use prext_api::meta::BodyFormat;
 use prext_api::status::Status;
 use serde_json::Value;
 
@@ -71,7 +71,7 @@ pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
 pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let mut opts = ctx.write_options()?;
     let format = body_format(&ctx)?;
-    let obj = meta::decode_body(&body, format)?;
+    let obj = crate::decode::body(body.clone(), format).await?;
     opts.duplicates = duplicates(&opts, format, &body);
     let written = ctx
         .state
@@ -85,7 +85,7 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
 pub async fn update(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let mut opts = ctx.write_options()?;
     let format = body_format(&ctx)?;
-    let new = meta::decode_body(&body, format)?;
+    let new = crate::decode::body(body.clone(), format).await?;
     opts.duplicates = duplicates(&opts, format, &body);
     let written = ctx.state.registry.update(&ctx.object_ref(), new, &opts).await?;
     respond(&ctx, written)
@@ -97,21 +97,24 @@ enum PatchBody {
     Apply(Value),
 }
 
-fn patch_body(ctx: &Ctx, body: &[u8]) -> ApiResult<PatchBody> {
+async fn patch_body(ctx: &Ctx, body: Bytes) -> ApiResult<PatchBody> {
     let ct = ctx.header(header::CONTENT_TYPE).unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let bom = if body.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    let body = body.slice(bom..);
     match media.as_str() {
         "application/json-patch+json" => {
-            let p: json_patch::Patch = serde_json::from_slice(body)
+            let p: json_patch::Patch = serde_json::from_slice(&body)
                 .map_err(|e| Status::bad_request(format!("invalid JSON patch: {e}")))?;
             prext_api::limits::patch::check_operation_count(p.0.len())?;
             Ok(PatchBody::Patch(Patch::Json(p)))
         }
-        "application/merge-patch+json" => serde_json::from_slice(body)
+        "application/merge-patch+json" => serde_json::from_slice(&body)
             .map(|p| PatchBody::Patch(Patch::Merge(p)))
             .map_err(|e| Status::bad_request(format!("invalid merge patch: {e}")).into()),
-        "application/apply-patch+yaml" => Ok(PatchBody::Apply(meta::decode_body(body, BodyFormat::Yaml)?)),
+        "application/apply-patch+yaml" => Ok(PatchBody::Apply(
+            crate::decode::body(body, BodyFormat::Yaml).await?,
+        )),
         other => Err(Status::unsupported_media_type(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other:?})"
         ))
@@ -124,7 +127,7 @@ pub async fn patch(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let opts = ctx.write_options()?;
     let target = ctx.object_ref();
     let registry = &ctx.state.registry;
-    let written = match patch_body(&ctx, &body)? {
+    let written = match patch_body(&ctx, body).await? {
         PatchBody::Apply(applied) => registry.apply(&target, applied, &opts).await?,
         PatchBody::Patch(patch) => registry.patch(&target, &patch, &opts).await?,
     };

@@ -209,6 +209,22 @@ impl Ca {
                 issuer: None,
             });
         }
+        // Without ca.crt, a new CA is only minted into an empty PKI dir: certificates issued by
+        // a lost CA (every kubeconfig handed out) would silently stop working.
+        let leftovers = ["ca.key", "serving.crt", "serving.key", "admin.crt", "admin.key"]
+            .into_iter()
+            .filter(|f| dir.join(f).exists())
+            .collect::<Vec<_>>();
+        if !leftovers.is_empty() {
+            return Err(ca_error(
+                dir,
+                format!(
+                    "ca.crt is missing but {} exist: restore ca.crt (or remove the PKI dir to start \
+                     over with a new CA, invalidating every issued kubeconfig)",
+                    leftovers.join(", ")
+                ),
+            ));
+        }
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();

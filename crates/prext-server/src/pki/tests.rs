@@ -107,3 +107,19 @@ fn san_parsing() {
         assert!(matches!(San::parse(bad), Err(PkiError::InvalidSan(_))), "{bad:?}");
     }
 }
+
+#[test]
+fn a_missing_ca_certificate_next_to_other_pki_files_is_an_error_not_a_new_ca() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let first = ensure(tmp.path(), &[]).expect("first");
+    let pki_dir = tmp.path().join("pki");
+    std::fs::remove_file(pki_dir.join("ca.crt")).expect("remove ca.crt");
+    let err = ensure(tmp.path(), &[]).expect_err("refused");
+    let message = err.to_string();
+    assert!(message.contains("ca.crt is missing but ca.key"), "{message}");
+    assert!(!pki_dir.join("ca.crt").exists(), "no new CA minted");
+    // Restored, everything is reused as before.
+    std::fs::write(pki_dir.join("ca.crt"), &first.ca_cert_pem).expect("restore");
+    let again = ensure(tmp.path(), &[]).expect("after restore");
+    assert_eq!(again.admin_cert_pem, first.admin_cert_pem);
+}

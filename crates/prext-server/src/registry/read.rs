@@ -49,6 +49,9 @@ impl Registry {
             if token.revision < oldest {
                 return Err(Error::ContinueExpired);
             }
+            // A token from the future (forged, or another replica's newest write): wait for the
+            // revision like any other resourceVersion, then 504, never echo it.
+            self.wait_until_fresh(token.revision).await?;
             opts.after = Some((token.namespace, token.name));
             pinned = Some(token.revision);
         }

@@ -21,6 +21,10 @@ pub(crate) struct DbLock {
 impl DbLock {
     /// Takes the lock of the database at `db`, or fails at once if another store holds it.
     pub(crate) fn acquire(db: &Path) -> Result<DbLock> {
+        // The lock belongs to the file, not to the name it is opened by: a symlink (or another
+        // relative path) to the same database must find the same lock.
+        let resolved = resolve(db);
+        let db = resolved.as_path();
         let mut name = db.as_os_str().to_owned();
         name.push(".lock");
         let path = PathBuf::from(name);
@@ -52,6 +56,28 @@ impl DbLock {
     }
 }
 
+/// The database's real path: symlinks followed, also to a database not created yet (the
+/// directory resolved, the file name kept).
+fn resolve(db: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(db) {
+        return real;
+    }
+    let target = match std::fs::read_link(db) {
+        Ok(t) => db.parent().map_or(t.clone(), |p| p.join(t)),
+        Err(_) => db.to_owned(),
+    };
+    match (target.parent(), target.file_name()) {
+        (Some(dir), Some(file)) => std::fs::canonicalize(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })
+        .map(|d| d.join(file))
+        .unwrap_or(target.clone()),
+        _ => target,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +95,26 @@ mod tests {
         );
         drop(first);
         DbLock::acquire(&db).expect("lock after release");
+    }
+
+    #[test]
+    fn a_symlink_to_a_locked_database_finds_the_same_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("a.db");
+        std::fs::write(&db, b"").expect("db file");
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&db, &link).expect("symlink");
+        let _first = DbLock::acquire(&db).expect("first lock");
+        let err = DbLock::acquire(&link).expect_err("through the symlink");
+        assert!(
+            matches!(err, Error::Unavailable(ref m) if m.contains("in use by another prext server")),
+            "{err}"
+        );
+        // Also before the database exists: a dangling symlink names its target's lock.
+        let later = dir.path().join("later.db");
+        let dangling = dir.path().join("dangling.db");
+        std::os::unix::fs::symlink(&later, &dangling).expect("symlink");
+        let _held = DbLock::acquire(&dangling).expect("lock through the symlink");
+        assert!(DbLock::acquire(&later).is_err(), "the same lock");
     }
 }

@@ -21,6 +21,8 @@ mod backup;
 mod checkpointer;
 mod findings;
 mod findings_read;
+#[cfg(test)]
+mod findings_tests;
 mod lock;
 mod ops;
 mod prepared;

@@ -445,8 +445,11 @@ fn plans_use_the_indexes() {
     );
     let walk_plan = plan(&conn, &walk, &avoid.params);
     assert!(walk_plan.contains("objects_order"), "{walk_plan}");
+    // The primary key (object_id, idx): the table's own key before schema 6, its unique
+    // index since `results` is a rowid table again.
     assert!(
-        walk_plan.contains("SEARCH r USING PRIMARY KEY (object_id=?)"),
+        walk_plan.contains("SEARCH r USING PRIMARY KEY (object_id=?)")
+            || walk_plan.contains("SEARCH r USING INDEX sqlite_autoindex_results_1 (object_id=?)"),
         "{walk_plan}"
     );
     assert!(!walk_plan.contains("results_result_severity"), "{walk_plan}");

@@ -47,6 +47,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "change_bodies_once",
         sql: include_str!("migrations/0005_change_bodies_once.sql"),
     },
+    Migration {
+        version: 6,
+        name: "results_rowid",
+        sql: include_str!("migrations/0006_results_rowid.sql"),
+    },
 ];
 
 /// The schema version this build writes.
@@ -215,6 +220,67 @@ mod tests {
             })
             .expect("query");
         rows.collect::<rusqlite::Result<_>>().expect("rows")
+    }
+
+    #[test]
+    fn version_3_databases_upgrade_to_a_rowid_results_table() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("prext.db");
+        let mut conn = open_writer(&path, Duration::from_secs(5)).expect("open");
+        assert_eq!(migrate_to(&mut conn, 3).expect("version 3"), 3);
+        conn.execute_batch(
+            r#"INSERT INTO objects (id, resource, namespace, name, uid, revision, created, body)
+               VALUES (1, 'policyreports.wgpolicyk8s.io', 'a', 'r1', 'u1', 1, '2024-01-01T00:00:00Z', '{}'),
+                      (2, 'policyreports.wgpolicyk8s.io', 'b', 'r2', 'u2', 2, '2024-01-01T00:00:00Z', '{}');
+               INSERT INTO results (object_id, idx, policy, rule, result, severity, source, message,
+                                    properties, resources, subject_kind, subject_name, timestamp)
+               VALUES (1, 0, 'p1', 'r', 'fail', 'high', 'trivy', printf('%.*c', 100000, 'm'), '{"score":"9.8"}', '[]', 'Pod', 'a', 5),
+                      (1, 1, 'p2', 'r', 'pass', NULL, 'trivy', 'ok', '{}', '[]', 'Pod', 'b', NULL),
+                      (2, 0, 'p1', 'r', 'fail', 'high', NULL, NULL, '{}', '[{"kind":"Pod"}]', 'Pod', 'c', 6);
+               INSERT INTO result_numbers (object_id, idx, key, value) VALUES (1, 0, 'score', 9.8);
+               UPDATE meta SET revision = 2;"#,
+        )
+        .expect("version 3 rows");
+        let queries = [
+            "SELECT * FROM results ORDER BY object_id, idx",
+            "SELECT * FROM report_results ORDER BY namespace, report, idx",
+            "SELECT * FROM reports_v1 ORDER BY namespace, name",
+            "SELECT * FROM results_v1 ORDER BY namespace, report, idx",
+        ];
+        let before: Vec<Vec<String>> = queries.iter().map(|q| rows(&conn, q)).collect();
+        assert_eq!(migrate(&mut conn).expect("upgrade"), latest_version());
+        let after: Vec<Vec<String>> = queries.iter().map(|q| rows(&conn, q)).collect();
+        assert_eq!(
+            before, after,
+            "every row and view reads the same after the upgrade"
+        );
+        let sql: String = conn
+            .query_row("SELECT sql FROM sqlite_master WHERE name = 'results'", [], |r| {
+                r.get(0)
+            })
+            .expect("results table");
+        assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'results'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("indexes");
+        assert_eq!(indexes, 5, "the primary key and the four secondary indexes");
+        // (object_id, idx) is still unique, and rows still go with their report.
+        assert!(conn
+            .execute(
+                "INSERT INTO results (object_id, idx, properties, resources) VALUES (2, 0, '{}', '[]')",
+                []
+            )
+            .is_err());
+        conn.execute("DELETE FROM objects WHERE id = 1", [])
+            .expect("delete");
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM results", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(left, 1);
     }
 
     #[test]

@@ -88,3 +88,39 @@ pub async fn property_keys_are_data(store: &dyn Store) {
         }
     }
 }
+
+/// Deleting a report with many results next to a report with a 1 MiB result message (stored
+/// just before it) removes exactly its rows. On SQLite's version 3 schema (a WITHOUT ROWID result
+/// table) such a delete read the large row for every key comparison and took tens of seconds,
+/// holding the single writer.
+pub async fn deletes_next_to_large_results(store: &dyn Store) {
+    let mut big = fixtures::report(POLR, "a", "big");
+    big.body["results"] = json!([{
+        "policy": "p", "rule": "r", "result": "fail", "source": "s",
+        "message": "m".repeat(1 << 20),
+    }]);
+    fixtures::reindex(&mut big);
+    create(store, big).await;
+    let mut many = fixtures::report(POLR, "a", "many");
+    many.body["results"] = (0..2_000)
+        .map(|i| json!({"policy": format!("p{i}"), "rule": "r", "result": "pass", "source": "s"}))
+        .collect();
+    fixtures::reindex(&mut many);
+    let key = many.key.clone();
+    create(store, many).await;
+    store
+        .delete(&key, crate::Preconditions::default())
+        .await
+        .expect("delete");
+    let left = store
+        .query_results(ResultQuery {
+            limit: 10,
+            count: true,
+            ..ResultQuery::default()
+        })
+        .await
+        .expect("results");
+    assert_eq!(left.total, Some(1));
+    assert_eq!(left.items[0].report, "big");
+    assert_eq!(left.items[0].message.as_deref().map(str::len), Some(1 << 20));
+}

@@ -43,7 +43,7 @@ pub use durability::{
     concurrent_writers, refused_writes_among_concurrent_ones, restart_keeps_state, result_rows_follow_objects,
 };
 pub use findings::findings_follow_writes;
-pub use hostile::property_keys_are_data;
+pub use hostile::{deletes_next_to_large_results, property_keys_are_data};
 pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
 pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
 pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};

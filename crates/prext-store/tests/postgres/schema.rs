@@ -373,7 +373,7 @@ async fn both_backends_define_the_same_analyst_views() {
     let db = pg.database().await;
     db.open_postgres().await.close().await;
     let analyst = db.analyst_client().await;
-    for view in ["report_results", "reports_v1", "results_v1"] {
+    for view in ["report_results", "reports_v1", "results_v1", "findings_v1"] {
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT name FROM pragma_table_info('{view}') ORDER BY cid"

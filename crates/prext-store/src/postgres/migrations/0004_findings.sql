@@ -109,6 +109,37 @@ BEGIN
 END
 $$;
 
+-- Findings of the result rows already stored: first seen now, at each cluster's revision.
+INSERT INTO findings (cluster, subject_key, policy, rule, namespace, resource, report, result,
+    severity, category, source, message, subject_api_version, subject_kind, subject_namespace,
+    subject_name, subject_uid, first_seen, first_seen_revision, last_seen, last_seen_revision)
+SELECT o.cluster, k.subject_key, k.policy, k.rule, o.namespace, o.resource, o.name, r.result,
+       r.severity, r.category, r.source, r.message, r.subject_api_version, r.subject_kind,
+       r.subject_namespace, r.subject_name, r.subject_uid, t.now, m.revision, t.now, m.revision
+FROM (SELECT cluster, CASE WHEN coalesce(subject_uid, '') <> '' THEN subject_uid
+                ELSE coalesce(subject_kind, '') || '/' || coalesce(subject_namespace, '') || '/'
+                     || coalesce(subject_name, '') END AS subject_key,
+             coalesce(policy, '') AS policy, coalesce(rule, '') AS rule, object_id, idx,
+             row_number() OVER (PARTITION BY cluster, CASE WHEN coalesce(subject_uid, '') <> '' THEN subject_uid
+                ELSE coalesce(subject_kind, '') || '/' || coalesce(subject_namespace, '') || '/'
+                     || coalesce(subject_name, '') END,
+                 coalesce(policy, ''), coalesce(rule, '') ORDER BY object_id, idx) AS n
+      FROM results WHERE result IN ('fail', 'warn', 'error')) AS k
+JOIN results AS r ON r.object_id = k.object_id AND r.idx = k.idx
+JOIN objects AS o ON o.id = k.object_id
+JOIN meta AS m ON m.cluster = o.cluster
+CROSS JOIN (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now) AS t
+WHERE k.n = 1;
+INSERT INTO finding_carriers (object_id, finding_id)
+SELECT DISTINCT k.object_id, f.id
+FROM (SELECT cluster, CASE WHEN coalesce(subject_uid, '') <> '' THEN subject_uid
+                ELSE coalesce(subject_kind, '') || '/' || coalesce(subject_namespace, '') || '/'
+                     || coalesce(subject_name, '') END AS subject_key,
+             coalesce(policy, '') AS policy, coalesce(rule, '') AS rule, object_id
+      FROM results WHERE result IN ('fail', 'warn', 'error')) AS k
+JOIN findings AS f ON f.cluster = k.cluster AND f.subject_key = k.subject_key AND f.policy = k.policy
+ AND f.rule = k.rule AND f.resolved_at IS NULL;
+
 -- The stable analyst view of findings (docs/sql.md).
 CREATE VIEW findings_v1 AS
 SELECT f.cluster, f.id, f.namespace, f.resource, f.report, f.policy, f.rule, f.result, f.severity,

@@ -54,6 +54,36 @@ CREATE TABLE finding_carriers (
 ) WITHOUT ROWID;
 CREATE INDEX finding_carriers_finding ON finding_carriers (finding_id);
 
+-- Findings of the result rows already stored: first seen now, at the current revision.
+INSERT INTO findings (subject_key, policy, rule, namespace, resource, report, result, severity,
+    category, source, message, subject_api_version, subject_kind, subject_namespace, subject_name,
+    subject_uid, first_seen, first_seen_revision, last_seen, last_seen_revision)
+SELECT k.subject_key, k.policy, k.rule, o.namespace, o.resource, o.name, r.result, r.severity,
+       r.category, r.source, r.message, r.subject_api_version, r.subject_kind, r.subject_namespace,
+       r.subject_name, r.subject_uid, t.now, m.revision, t.now, m.revision
+FROM (SELECT CASE WHEN coalesce(subject_uid, '') <> '' THEN subject_uid
+                ELSE coalesce(subject_kind, '') || '/' || coalesce(subject_namespace, '') || '/'
+                     || coalesce(subject_name, '') END AS subject_key,
+             coalesce(policy, '') AS policy, coalesce(rule, '') AS rule, object_id, idx,
+             row_number() OVER (PARTITION BY CASE WHEN coalesce(subject_uid, '') <> '' THEN subject_uid
+                ELSE coalesce(subject_kind, '') || '/' || coalesce(subject_namespace, '') || '/'
+                     || coalesce(subject_name, '') END,
+                 coalesce(policy, ''), coalesce(rule, '') ORDER BY object_id, idx) AS n
+      FROM results WHERE result IN ('fail', 'warn', 'error')) AS k
+JOIN results AS r ON r.object_id = k.object_id AND r.idx = k.idx
+JOIN objects AS o ON o.id = k.object_id
+CROSS JOIN meta AS m
+CROSS JOIN (SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) AS now) AS t
+WHERE k.n = 1 AND m.id = 1;
+INSERT INTO finding_carriers (object_id, finding_id)
+SELECT DISTINCT k.object_id, f.id
+FROM (SELECT CASE WHEN coalesce(subject_uid, '') <> '' THEN subject_uid
+                ELSE coalesce(subject_kind, '') || '/' || coalesce(subject_namespace, '') || '/'
+                     || coalesce(subject_name, '') END AS subject_key,
+             coalesce(policy, '') AS policy, coalesce(rule, '') AS rule, object_id
+      FROM results WHERE result IN ('fail', 'warn', 'error')) AS k
+JOIN findings AS f ON f.subject_key = k.subject_key AND f.policy = k.policy AND f.rule = k.rule;
+
 -- The stable analyst view of findings (docs/sql.md).
 CREATE VIEW findings_v1 AS
 SELECT f.id, f.namespace, f.resource, f.report, f.policy, f.rule, f.result, f.severity,
