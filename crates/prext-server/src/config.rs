@@ -31,6 +31,8 @@ pub struct Config {
     pub idle_connection_timeout: Duration,
     /// The connection cap (`None`: derived from the open-file limit).
     pub max_connections: Option<usize>,
+    /// `--store-quota-bytes`: growing writes are refused at or over this size (0: no quota).
+    pub store_quota_bytes: u64,
     /// Serving certificate, authentication and authorization (kube's delegated-auth flags).
     pub auth: AuthConfig,
 }
@@ -51,6 +53,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(30),
             idle_connection_timeout: Duration::from_secs(90),
             max_connections: None,
+            store_quota_bytes: 0,
             auth: AuthConfig::default(),
         }
     }

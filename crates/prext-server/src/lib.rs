@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod negotiate;
 pub mod panic;
 pub mod pki;
+pub mod quota;
 pub mod reload;
 pub mod render;
 pub mod request;

@@ -68,7 +68,11 @@ async fn migrations_run_once_across_reopens() {
         .prepare("SELECT version FROM schema_migrations ORDER BY version")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .expect("schema_migrations");
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6], "every migration applied exactly once");
+    assert_eq!(
+        versions,
+        [1, 2, 3, 4, 5, 6],
+        "every migration applied exactly once"
+    );
     let (journal, fk): (String, i64) = (
         conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .expect("journal_mode"),
