@@ -2,11 +2,12 @@
 //! refused quickly, changes nothing and leaves the server serving others.
 //!
 //! `connections`: idle and capped connections. `parsers`: deep YAML, amplifying JSON patches, huge error lists, panics, property keys and
-//! continue tokens. `startup`: fatal start-up errors.
+//! continue tokens. `startup`: fatal start-up errors. `quota`: `--store-quota-bytes`.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod connections;
 mod parsers;
+mod quota;
 mod startup;
