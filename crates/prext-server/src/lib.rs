@@ -15,6 +15,7 @@ pub mod compaction;
 pub mod config;
 pub mod connections;
 pub mod decode;
+pub mod disk_reserve;
 pub mod error;
 pub mod fanout;
 pub mod handlers;

@@ -12,6 +12,11 @@
 //! compaction. Like etcd's, the check is made before the write, so one write may take the
 //! store past the quota; the next one is refused.
 //!
+//! It also keeps the SQLite store's disk reserve ([`crate::disk_reserve`]): the first write
+//! failing with [`Error::DiskFull`] releases it so deletes can commit; each later write that
+//! grows the store first tries to write it again (and is itself tried either way: the pages
+//! the deletes freed inside the database file can hold it even while the disk stays full).
+//!
 //! It publishes `prext_store_size_bytes` and `prext_store_quota_used_ratio`, and logs one
 //! warning when the size crosses 80 % of the quota (and one line when it falls back under).
 
@@ -26,6 +31,8 @@ use prext_store::{
 };
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
+use crate::disk_reserve::Reserve;
 
 /// The fraction of the quota past which the server warns.
 pub const WARN_RATIO: f64 = 0.8;
@@ -63,16 +70,36 @@ const POSTGRES_REFRESH: Duration = Duration::from_secs(3);
 
 /// Wraps `store` in a [`QuotaStore`] when `--store-quota-bytes` is set.
 pub fn wrap(store: Arc<dyn Store>, config: &crate::config::Config, metrics: QuotaMetrics) -> Arc<dyn Store> {
-    if config.store_quota_bytes == 0 {
+    let url = config.store_url();
+    let sqlite = url
+        .strip_prefix("sqlite:")
+        .map(|p| p.strip_prefix("//").unwrap_or(p));
+    let reserve = match sqlite {
+        Some(path) if config.store_disk_reserve_bytes > 0 => Some(Reserve::for_database(
+            std::path::Path::new(path),
+            config.store_disk_reserve_bytes,
+        )),
+        _ => None,
+    };
+    if config.store_quota_bytes == 0 && reserve.is_none() {
         return store;
     }
-    let refresh = if config.store_url().starts_with("sqlite:") {
+    let refresh = if sqlite.is_some() {
         Duration::ZERO
     } else {
         POSTGRES_REFRESH
     };
-    tracing::info!(quota_bytes = config.store_quota_bytes, "store quota set");
-    Arc::new(QuotaStore::new(store, config.store_quota_bytes, refresh, metrics))
+    if config.store_quota_bytes > 0 {
+        tracing::info!(quota_bytes = config.store_quota_bytes, "store quota set");
+    }
+    let guarded = QuotaStore::new(store, config.store_quota_bytes, refresh, metrics);
+    if let Some(reserve) = &reserve {
+        if let Err(e) = reserve.fill() {
+            tracing::warn!(error = %e, "cannot write the disk reserve: the disk is full");
+            guarded.disk_full.store(true, Ordering::Relaxed);
+        }
+    }
+    Arc::new(QuotaStore { reserve, ..guarded })
 }
 
 /// A store refusing growing writes past a quota.
@@ -83,10 +110,13 @@ pub struct QuotaStore {
     last: Mutex<Option<Reading>>,
     warned: AtomicBool,
     metrics: QuotaMetrics,
+    reserve: Option<Reserve>,
+    /// Set by a write failing with `DiskFull`, cleared once the reserve is written again.
+    disk_full: AtomicBool,
 }
 
 impl QuotaStore {
-    /// `quota` in bytes (> 0); `refresh`: how old a size reading may be before a write.
+    /// `quota` in bytes (0: none); `refresh`: how old a size reading may be before a write.
     pub fn new(inner: Arc<dyn Store>, quota: u64, refresh: Duration, metrics: QuotaMetrics) -> Self {
         Self {
             inner,
@@ -95,6 +125,8 @@ impl QuotaStore {
             last: Mutex::new(None),
             warned: AtomicBool::new(false),
             metrics,
+            reserve: None,
+            disk_full: AtomicBool::new(false),
         }
     }
 
@@ -145,8 +177,14 @@ impl QuotaStore {
         }
     }
 
-    /// Refuses a growing write when the store is at or over the quota.
+    /// Refuses a growing write while the disk is full or the store at or over the quota.
     async fn admit(&self) -> Result<()> {
+        if self.disk_full.load(Ordering::Relaxed) {
+            self.refill().await?;
+        }
+        if self.quota == 0 {
+            return Ok(());
+        }
         match self.size().await? {
             Some(size) if size >= self.quota => Err(Error::QuotaExceeded {
                 size,
@@ -156,10 +194,39 @@ impl QuotaStore {
         }
     }
 
-    /// Re-reads the size after a write so the metric and the warning follow it.
-    async fn written<T>(&self, result: Result<T>) -> Result<T> {
-        if result.is_ok() && self.refresh.is_zero() {
-            self.forget();
+    /// Writes the reserve again after a full disk (when it cannot yet, the write is still tried).
+    async fn refill(&self) -> Result<()> {
+        let Some(reserve) = &self.reserve else {
+            return Ok(());
+        };
+        let reserve = reserve.clone();
+        match tokio::task::spawn_blocking(move || reserve.fill()).await {
+            Ok(Ok(())) => {
+                self.disk_full.store(false, Ordering::Relaxed);
+                tracing::info!("the disk reserve is written again: writes are accepted");
+                Ok(())
+            }
+            // The disk is still full, but the pages the deletes freed inside the database
+            // file can hold new data: the write is tried (refused as DiskFull if it fits not).
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "the disk reserve cannot be written again yet");
+                Ok(())
+            }
+            Err(e) => Err(Error::Internal(format!("the disk reserve task failed: {e}"))),
+        }
+    }
+
+    /// Follows a write's outcome: a full disk releases the reserve; the size is re-read.
+    fn outcome<T>(&self, result: Result<T>) -> Result<T> {
+        match &result {
+            Err(Error::DiskFull(_)) => {
+                if let Some(reserve) = &self.reserve {
+                    self.disk_full.store(true, Ordering::Relaxed);
+                    reserve.release();
+                }
+            }
+            Ok(_) if self.refresh.is_zero() => self.forget(),
+            _ => {}
         }
         result
     }
@@ -176,17 +243,17 @@ impl Store for QuotaStore {
     async fn create(&self, obj: ObjectWrite) -> Result<StoredObject> {
         self.admit().await?;
         let r = self.inner.create(obj).await;
-        self.written(r).await
+        self.outcome(r)
     }
     async fn update(&self, obj: ObjectWrite, expected_revision: i64) -> Result<StoredObject> {
         self.admit().await?;
         let r = self.inner.update(obj, expected_revision).await;
-        self.written(r).await
+        self.outcome(r)
     }
     async fn delete(&self, key: &ObjectKey, pre: Preconditions) -> Result<StoredObject> {
         let r = self.inner.delete(key, pre).await;
         self.forget();
-        r
+        self.outcome(r)
     }
     async fn revision(&self) -> Result<i64> {
         self.inner.revision().await
@@ -203,7 +270,7 @@ impl Store for QuotaStore {
     async fn compact(&self, keep: i64) -> Result<i64> {
         let r = self.inner.compact(keep).await;
         self.forget();
-        r
+        self.outcome(r)
     }
     async fn object_counts(&self) -> Result<Vec<(String, i64)>> {
         self.inner.object_counts().await
@@ -233,5 +300,29 @@ impl Store for QuotaStore {
         let r = self.inner.prune_findings(before).await;
         self.forget();
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::{ApiError, INSUFFICIENT_STORAGE};
+    use prext_store::Error;
+
+    #[test]
+    fn quota_and_full_disk_are_507_not_a_transient_503() {
+        let ApiError(status) = ApiError::storage(Error::QuotaExceeded {
+            size: 2_000_000,
+            quota: 1_000_000,
+        });
+        assert_eq!((status.code, status.reason.as_str()), (507, INSUFFICIENT_STORAGE));
+        assert!(
+            status.message.contains("--store-quota-bytes is 1000000"),
+            "{}",
+            status.message
+        );
+        let ApiError(status) = ApiError::storage(Error::DiskFull("sqlite: database or disk is full".into()));
+        assert_eq!((status.code, status.reason.as_str()), (507, INSUFFICIENT_STORAGE));
+        assert!(status.message.contains("disk"), "{}", status.message);
+        assert!(status.details.is_none_or(|d| d.retry_after_seconds.is_none()));
     }
 }

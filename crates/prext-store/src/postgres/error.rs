@@ -106,6 +106,7 @@ pub(crate) fn duplicate(e: &Error) -> Error {
     match e {
         Error::Unavailable(m) => Error::Unavailable(m.clone()),
         Error::Internal(m) => Error::Internal(m.clone()),
+        Error::DiskFull(m) => Error::DiskFull(m.clone()),
         other => Error::Internal(other.to_string()),
     }
 }
