@@ -13,25 +13,18 @@
 //! store; [`checkpoint`] persists the resume point; [`engine`] is the copy loop;
 //! [`summary`] reports what happened.
 
-#[path = "migrate/checkpoint.rs"]
 pub mod checkpoint;
-#[path = "migrate/convert.rs"]
 pub mod convert;
-#[path = "migrate/engine.rs"]
 pub mod engine;
-#[path = "migrate/source.rs"]
 pub mod source;
-#[path = "migrate/summary.rs"]
 pub mod summary;
-#[path = "migrate/target.rs"]
 pub mod target;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use prext_server::config::StoreSettings;
 use prext_store::Store;
 
 use checkpoint::{Checkpoint, CheckpointFile};
@@ -103,16 +96,14 @@ async fn run(args: MigrateArgs) -> anyhow::Result<Summary> {
         .store
         .clone()
         .unwrap_or_else(|| format!("sqlite:{}", args.data_dir.join("prext.db").display()));
-    let settings = StoreSettings {
-        cluster_name: args.cluster_name.clone(),
-        ..Default::default()
-    };
+    let mut options = prext_store::OpenOptions::default();
+    options.postgres.cluster = args.cluster_name.clone();
     let store = if args.dry_run {
-        open_existing(&url, &settings).await?
+        open_existing(&url, options).await?
     } else {
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
-        Some(prext_server::server::open_store(&url, &settings).await?)
+        Some(prext_store::open(&url, options).await?)
     };
     let target = match (&store, args.dry_run) {
         (Some(store), false) => Target::new(store.clone()),
@@ -176,12 +167,13 @@ fn resume_point(file: &CheckpointFile, identity: &str) -> anyhow::Result<Checkpo
 
 /// The store at `url` for a dry run: `None` when it is a SQLite file that does not exist
 /// yet (a dry run must not create it).
-async fn open_existing(url: &str, settings: &StoreSettings) -> anyhow::Result<Option<Arc<dyn Store>>> {
-    if let Some(path) = url.strip_prefix("sqlite:") {
-        let path = path.strip_prefix("//").unwrap_or(path);
-        if !Path::new(path).exists() {
-            return Ok(None);
-        }
+async fn open_existing(
+    url: &str,
+    options: prext_store::OpenOptions,
+) -> anyhow::Result<Option<Arc<dyn Store>>> {
+    let url = prext_store::StoreUrl::parse(url)?;
+    if url.sqlite_path().is_some_and(|path| !path.exists()) {
+        return Ok(None);
     }
-    prext_server::server::open_store(url, settings).await.map(Some)
+    Ok(Some(prext_store::open_url(url, options).await?))
 }

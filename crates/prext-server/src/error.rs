@@ -24,6 +24,75 @@ impl From<Status> for ApiError {
     }
 }
 
+impl From<crate::registry::Error> for ApiError {
+    fn from(err: crate::registry::Error) -> Self {
+        use crate::registry::Error as E;
+        let status = match err {
+            E::NotFound { def, name } => Status::not_found(def, &name),
+            E::Modified { def, name } => Status::conflict_modified(def, &name),
+            E::Precondition { def, name, failed } => Status::conflict(def, &name, conflict_message(&failed)),
+            E::NameGeneration { def } => {
+                let mut s = Status::already_exists(def, "", false);
+                s.message = "failed to generate a unique name; try again".into();
+                if let Some(d) = s.details.as_mut() {
+                    d.retry_after_seconds = Some(1);
+                }
+                s
+            }
+            E::Rejected(status) => return ApiError(status),
+            E::InvalidContinue(why) => Status::bad_request(format!("invalid continue token: {why}")),
+            E::ContinueExpired => Status::expired(
+                "The provided continue parameter is too old to display a consistent list result. \
+                 You can start a new list without the continue parameter.",
+            ),
+            E::TooOldRevision { requested, current } => {
+                Status::expired(format!("too old resource version: {requested} ({current})"))
+            }
+            E::TooLargeRevision { requested } => too_large_revision(requested),
+            E::Store { def, name, source } => return Self::store(def, &name, source),
+            E::Storage(source) => return Self::storage(source),
+        };
+        status.into()
+    }
+}
+
+/// The Kubernetes wording of a failed precondition (`storage.NewInvalidObjError` texts of
+/// `k8s.io/apiserver/pkg/storage/interfaces.go` `Preconditions.Check`).
+pub fn conflict_message(conflict: &prext_store::Conflict) -> String {
+    use prext_store::Conflict as C;
+    match conflict {
+        C::Uid { expected, actual } => {
+            format!("Precondition failed: UID in precondition: {expected}, UID in object meta: {actual}")
+        }
+        C::ResourceVersion { expected, actual } => format!(
+            "Precondition failed: ResourceVersion in precondition: {expected}, ResourceVersion in object meta: {actual}"
+        ),
+        C::Modified { .. } => {
+            "the object has been modified; please apply your changes to the latest version and try again"
+                .to_string()
+        }
+    }
+}
+
+/// 504 for a resourceVersion the store has not reached (`NewTooLargeResourceVersionError`).
+pub fn too_large_revision(n: i64) -> Status {
+    let mut s = Status::failure(
+        504,
+        prext_api::status::reason::TIMEOUT,
+        format!("Too large resource version: {n}, current: unknown"),
+    );
+    s.details = Some(prext_api::status::StatusDetails {
+        causes: vec![prext_api::status::StatusCause::new(
+            "ResourceVersionTooLarge",
+            "Too large resource version",
+            "",
+        )],
+        retry_after_seconds: Some(1),
+        ..Default::default()
+    });
+    s
+}
+
 impl ApiError {
     /// Interprets a storage error for an operation on `def`/`name`.
     pub fn store(def: &ResourceDef, name: &str, err: prext_store::Error) -> Self {
@@ -31,7 +100,7 @@ impl ApiError {
         let status = match err {
             E::NotFound => Status::not_found(def, name),
             E::AlreadyExists { being_deleted } => Status::already_exists(def, name, being_deleted),
-            E::Conflict(why) => Status::conflict(def, name, why),
+            E::Conflict(conflict) => Status::conflict(def, name, conflict_message(&conflict)),
             E::Compacted { requested, oldest } => {
                 Status::expired(format!("too old resource version: {requested} ({oldest})"))
             }

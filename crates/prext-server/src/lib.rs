@@ -1,7 +1,9 @@
 //! prext's HTTP server: the Kubernetes API for policy reports over a [`prext_store::Store`].
 //!
-//! Layout: [`router`] maps paths to handlers (one module per verb family under
-//! `handlers/`); [`request`] decodes paths and query parameters; [`negotiate`] picks the
+//! Layout: [`router`] maps paths and methods to handlers (one module per verb family under
+//! `handlers/`, each decode → [`registry`] → render); [`registry`] holds the Kubernetes
+//! object rules of every verb, between HTTP and the store; [`state`] is what handlers share;
+//! [`request`] decodes paths and query parameters; [`negotiate`] picks the
 //! representation; [`render`] writes objects, lists and Tables; [`error`] is the one place
 //! where failures become `Status` responses; [`auth`] decides who is calling; [`tls`] and
 //! [`pki`] serve HTTPS with client certificates.
@@ -25,13 +27,16 @@ pub mod negotiate;
 pub mod panic;
 pub mod pki;
 pub mod quota;
+pub mod registry;
 pub mod reload;
 pub mod render;
 pub mod request;
 pub mod router;
 pub mod server;
+pub mod state;
 pub mod tls;
 pub mod yaml;
 
 pub use config::Config;
-pub use server::{run, AppState};
+pub use server::run;
+pub use state::AppState;

@@ -70,15 +70,12 @@ const POSTGRES_REFRESH: Duration = Duration::from_secs(3);
 
 /// Wraps `store` in a [`QuotaStore`] when `--store-quota-bytes` is set.
 pub fn wrap(store: Arc<dyn Store>, config: &crate::config::Config, metrics: QuotaMetrics) -> Arc<dyn Store> {
-    let url = config.store_url();
-    let sqlite = url
-        .strip_prefix("sqlite:")
-        .map(|p| p.strip_prefix("//").unwrap_or(p));
+    let url = prext_store::StoreUrl::parse(&config.store_url()).ok();
+    let sqlite = url.as_ref().and_then(|u| u.sqlite_path());
     let reserve = match sqlite {
-        Some(path) if config.store_disk_reserve_bytes > 0 => Some(Reserve::for_database(
-            std::path::Path::new(path),
-            config.store_disk_reserve_bytes,
-        )),
+        Some(path) if config.store_disk_reserve_bytes > 0 => {
+            Some(Reserve::for_database(path, config.store_disk_reserve_bytes))
+        }
         _ => None,
     };
     if config.store_quota_bytes == 0 && reserve.is_none() {

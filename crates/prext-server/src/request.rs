@@ -1,10 +1,61 @@
 //! Request decoding: which resource a path names (the generic apiserver's `RequestInfo`) and
 //! the typed query parameters of each verb family, validated as apimachinery validates them.
 
+use http::{header, HeaderMap};
 use prext_api::fields::FieldSelector;
 use prext_api::labels::LabelSelector;
 use prext_api::resources::{self, ResourceDef};
 use prext_api::status::{Status, StatusCause};
+
+pub use crate::registry::{FieldValidation, VersionMatch};
+use crate::registry::{ObjectRef, WriteOptions};
+use crate::state::AppState;
+
+/// A decoded resource request as handlers see it.
+pub struct Ctx {
+    pub state: AppState,
+    pub path: ResourcePath,
+    pub query: Query,
+    pub headers: HeaderMap,
+}
+
+impl Ctx {
+    /// A request header as text.
+    pub fn header(&self, name: header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The object the path names (its name empty on collection paths).
+    pub fn object_ref(&self) -> ObjectRef {
+        ObjectRef {
+            def: self.path.def,
+            namespace: self.path.namespace.clone(),
+            name: self.path.name.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The field manager when the client names none: its program name from the user agent,
+    /// as kube-apiserver defaults it.
+    pub fn default_manager(&self) -> String {
+        let agent = self.header(header::USER_AGENT).unwrap_or("unknown");
+        let program = agent.split('/').next().unwrap_or(agent).trim();
+        let program = if program.is_empty() { "unknown" } else { program };
+        program.chars().take(128).collect()
+    }
+
+    /// The registry's options of a create, update, patch or apply.
+    pub fn write_options(&self) -> Result<WriteOptions, Status> {
+        let params = WriteParams::parse(&self.query)?;
+        Ok(WriteOptions {
+            dry_run: params.dry_run,
+            field_validation: params.field_validation,
+            field_manager: params.field_manager,
+            default_manager: self.default_manager(),
+            force: params.force,
+            duplicates: Vec::new(),
+        })
+    }
+}
 
 /// The resource a request addresses.
 #[derive(Debug, Clone)]
@@ -115,13 +166,6 @@ fn list_options_invalid(field: &str, message: String) -> Status {
     )
 }
 
-/// `resourceVersionMatch`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VersionMatch {
-    Exact,
-    NotOlderThan,
-}
-
 /// Parsed and validated ListOptions (list, watch and deletecollection).
 #[derive(Debug, Clone, Default)]
 pub struct ListParams {
@@ -139,6 +183,19 @@ pub struct ListParams {
 }
 
 impl ListParams {
+    /// The registry's request of a list with these parameters.
+    pub fn list_request(&self, namespace: Option<String>) -> Result<crate::registry::ListRequest, Status> {
+        Ok(crate::registry::ListRequest {
+            namespace,
+            labels: self.labels.clone(),
+            fields: self.fields.clone(),
+            limit: self.limit,
+            continue_token: self.continue_token.clone(),
+            revision: self.revision()?,
+            version_match: self.version_match,
+        })
+    }
+
     pub fn parse(q: &Query) -> Result<Self, Status> {
         let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))
             .map_err(|e| Status::bad_request(format!("unable to parse labelSelector: {e}")))?;
@@ -262,14 +319,6 @@ pub fn parse_revision(rv: &str) -> Result<Option<i64>, Status> {
             .map(Some)
             .ok_or_else(|| Status::bad_request(format!("invalid resource version: {s:?}"))),
     }
-}
-
-/// `fieldValidation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldValidation {
-    Ignore,
-    Warn,
-    Strict,
 }
 
 /// Parameters of create, update and patch.

@@ -1,7 +1,6 @@
 //! Startup and shutdown: PKI and kubeconfig, the store, the listener, background
 //! compaction, the ready line, and a graceful drain on shutdown.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -9,70 +8,27 @@ use prext_store::Store;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, StoreSettings};
+use crate::state::{AppState, Parts};
 use crate::{pki, router, tls};
 
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    /// Cancelled when the server starts shutting down: long-running watches end cleanly.
-    pub shutdown: CancellationToken,
-    /// The change broadcaster every watch follows.
-    pub fanout: Arc<crate::fanout::Fanout>,
-    /// Namespace lifecycle admission (delegated mode only): creates call
-    /// [`NamespaceLifecycle::admit_create`](crate::auth::NamespaceLifecycle::admit_create).
-    pub namespaces: Option<Arc<crate::auth::NamespaceLifecycle>>,
-    /// Request metrics.
-    pub metrics: crate::metrics::requests::RequestMetrics,
-    /// Storage metrics (the store above is already wrapped in them).
-    pub store_metrics: crate::metrics::store::StoreMetrics,
-}
-
-/// Opens the store named by a URL: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB?sslmode=…`.
-pub async fn open_store(url: &str, settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
-    if let Some(path) = url.strip_prefix("sqlite:") {
-        anyhow::ensure!(
-            settings.cluster_name.is_empty(),
-            "--cluster-name needs a PostgreSQL store: an SQLite file serves one cluster"
-        );
-        let path = path.strip_prefix("//").unwrap_or(path).to_string();
-        let store = tokio::task::spawn_blocking(move || {
-            prext_store::sqlite::SqliteStore::open(Path::new(&path), Default::default())
-                .with_context(|| format!("opening SQLite store {path}"))
-        })
-        .await??;
-        return Ok(Arc::new(store));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let opts = prext_store::postgres::PostgresOptions {
+/// The store options of the server's settings.
+pub fn open_options(settings: &StoreSettings) -> prext_store::OpenOptions {
+    prext_store::OpenOptions {
+        postgres: prext_store::postgres::PostgresOptions {
             cluster: settings.cluster_name.clone(),
             password_file: settings.password_file.clone(),
             pool_size: settings.pool_size,
             connect_timeout: settings.connect_timeout,
             statement_timeout: settings.statement_timeout,
             ..Default::default()
-        };
-        let store = prext_store::postgres::PostgresStore::connect(url, opts)
-            .await
-            .with_context(|| format!("connecting to PostgreSQL {}", redact(url)))?;
-        return Ok(Arc::new(store));
+        },
+        ..Default::default()
     }
-    anyhow::bail!(
-        "unsupported store URL {:?}: expected sqlite:PATH or postgres://…",
-        redact(url)
-    )
 }
 
-/// A store URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
+/// Opens the store named by a URL: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB?sslmode=…`.
+pub async fn open_store(url: &str, settings: &StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(prext_store::open(url, open_options(settings)).await?)
 }
 
 /// Runs the server until `shutdown` is cancelled, then drains and closes the store.
@@ -120,14 +76,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let tls_config = tls::dynamic_server_config(security.serving.clone(), security.trust.verifier())
         .context("configuring TLS")?;
     let fanout = crate::fanout::Fanout::start(store.clone(), shutdown.clone());
-    let state = AppState {
+    let state = AppState::new(Parts {
         store: store.clone(),
         shutdown: shutdown.clone(),
         fanout,
         namespaces: security.namespaces.clone(),
-        metrics: Default::default(),
         store_metrics,
-    };
+    });
     let app = router::router(state).layer(axum::Extension(security.auth.clone()));
 
     let retention = crate::compaction::Retention {

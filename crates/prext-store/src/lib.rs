@@ -18,6 +18,7 @@ use prext_api::labels::LabelSelector;
 use prext_api::report::ReportIndex;
 
 pub mod findings;
+mod open;
 pub mod postgres;
 mod prepared;
 pub mod results;
@@ -37,7 +38,7 @@ pub enum Error {
     AlreadyExists { being_deleted: bool },
     /// The stored resourceVersion or uid differs from the one the write was based on.
     #[error("conflict: {0}")]
-    Conflict(String),
+    Conflict(#[source] Conflict),
     /// The requested revision is older than the retained history.
     #[error("revision {requested} is older than the oldest retained revision {oldest}")]
     Compacted { requested: i64, oldest: i64 },
@@ -58,6 +59,8 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub use open::{open, open_url, redact, OpenError, OpenOptions, StoreUrl};
 
 /// Where an object lives: `(resource, namespace, name)`.
 /// `resource` is `plural.group`; `namespace` is empty for cluster-scoped kinds.
@@ -108,6 +111,63 @@ pub struct StoredObject {
 pub struct Preconditions {
     pub uid: Option<String>,
     pub resource_version: Option<i64>,
+}
+
+impl Preconditions {
+    /// Checks the preconditions against an object's `uid` and `revision`.
+    pub fn check(&self, uid: &str, revision: i64) -> Result<(), Conflict> {
+        if let Some(expected) = self.uid.as_deref().filter(|u| *u != uid) {
+            return Err(Conflict::Uid {
+                expected: expected.to_string(),
+                actual: uid.to_string(),
+            });
+        }
+        if let Some(expected) = self.resource_version.filter(|rv| *rv != revision) {
+            return Err(Conflict::ResourceVersion {
+                expected,
+                actual: revision,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Checks an update of the object `uid`, based on revision `expected`, against the stored
+/// object's `stored_uid` and `stored_revision`.
+pub fn check_update(
+    uid: &str,
+    expected: i64,
+    stored_uid: &str,
+    stored_revision: i64,
+) -> Result<(), Conflict> {
+    if uid != stored_uid {
+        return Err(Conflict::Uid {
+            expected: uid.to_string(),
+            actual: stored_uid.to_string(),
+        });
+    }
+    if expected != stored_revision {
+        return Err(Conflict::Modified {
+            expected,
+            actual: stored_revision,
+        });
+    }
+    Ok(())
+}
+
+/// What a conditional write conflicted with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// The object's uid is not the one expected (a precondition, or the object was
+    /// deleted and created again under the same name).
+    #[error("uid precondition {expected} does not match the object's uid {actual}")]
+    Uid { expected: String, actual: String },
+    /// A delete's resourceVersion precondition does not hold.
+    #[error("resourceVersion precondition {expected} does not match the object's {actual}")]
+    ResourceVersion { expected: i64, actual: i64 },
+    /// An update based on revision `expected` of an object now at `actual`.
+    #[error("the object was modified: expected revision {expected}, found {actual}")]
+    Modified { expected: i64, actual: i64 },
 }
 
 /// What to list.

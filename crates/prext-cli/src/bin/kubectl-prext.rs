@@ -4,9 +4,6 @@
 //! and context like any kubectl command (`KUBECONFIG`, `--kubeconfig`, `--context`, `-n`) and
 //! talks to prext through the cluster's API server. See `crates/prext-cli/src/plugin/mod.rs`.
 
-#[path = "../plugin/mod.rs"]
-mod plugin;
-
 fn main() -> std::process::ExitCode {
-    plugin::main()
+    prext_cli::plugin::main()
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use prext_cli::{backup, migrate};
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of glibc's malloc: a request builds and drops thousands of small JSON
@@ -16,11 +17,6 @@ use tokio_util::sync::CancellationToken;
 /// `malloc_consolidate`.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[path = "../backup.rs"]
-mod backup;
-#[path = "../migrate.rs"]
-mod migrate;
 
 #[derive(Parser)]
 #[command(

@@ -1,9 +1,10 @@
 //! The pure half of `prext migrate`: which kinds to copy, and how one report read from a
 //! Kubernetes API becomes the object prext stores.
 //!
-//! A migrated object goes through the same admission as a `POST` to prext
-//! (`prext_api::meta` and `prext_api::schema`), so the store never holds anything the
-//! server itself would have refused. What is kept and what is new:
+//! A migrated object goes through the same admission as a `POST` to prext (the registry's
+//! [`strategy`](prext_server::registry::strategy): metadata and schema validation, pruning,
+//! defaults, and the same store write), so the store never holds anything the server itself
+//! would have refused. What is kept and what is new:
 //!
 //! - kept: `apiVersion`, `kind`, everything outside `metadata`, and `metadata.name`,
 //!   `namespace`, `generateName`, `labels`, `annotations`, `finalizers`,
@@ -16,7 +17,8 @@
 
 use jiff::Timestamp;
 use prext_api::meta;
-use prext_api::{report, schema, ResourceDef, RESOURCES};
+use prext_api::{ResourceDef, RESOURCES};
+use prext_server::registry::strategy;
 use prext_store::{ObjectKey, ObjectWrite};
 use serde_json::Value;
 
@@ -147,11 +149,10 @@ pub fn prepare(def: &'static ResourceDef, source: &Value, now: Timestamp) -> Res
         .map_err(|s| Rejection::Malformed(s.message))?;
     meta::prepare_create(&mut obj, created).map_err(|s| Rejection::Malformed(s.message))?;
 
-    let mut causes = meta::validate_metadata(def, &obj);
-    let validation = schema::for_resource(def).validate(&mut obj);
-    causes.extend(validation.causes);
-    if !causes.is_empty() {
-        let causes = causes
+    let validation = strategy::validate(def, &mut obj);
+    if !validation.causes.is_empty() {
+        let causes = validation
+            .causes
             .into_iter()
             .map(|c| {
                 if c.field.is_empty() {
@@ -175,19 +176,9 @@ pub fn prepare(def: &'static ResourceDef, source: &Value, now: Timestamp) -> Res
     })
 }
 
-/// What the store needs to write `obj` (built as the server's create and update do).
+/// What the store needs to write `obj` (the server's own store write).
 pub fn object_write(def: &'static ResourceDef, key: &ObjectKey, obj: Value) -> ObjectWrite {
-    ObjectWrite {
-        key: key.clone(),
-        uid: meta::meta_str(&obj, "uid").unwrap_or("").to_string(),
-        labels: meta::labels(&obj),
-        created: meta::meta_str(&obj, "creationTimestamp")
-            .unwrap_or("")
-            .to_string(),
-        deleting: meta::meta_str(&obj, "deletionTimestamp").is_some(),
-        index: report::index(def, &obj),
-        body: obj,
-    }
+    strategy::object_write(def, key, obj)
 }
 
 /// True when `stored` already holds what `prepared` carries: equal apart from the metadata

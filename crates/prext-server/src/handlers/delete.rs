@@ -1,29 +1,18 @@
-//! delete and deletecollection, with `DeleteOptions` from the body or the query,
-//! preconditions, finalizers (a delete of an object with finalizers only marks it) and
-//! dry runs.
+//! delete and deletecollection: decode `DeleteOptions` (from the body or the query), call the
+//! registry (preconditions, finalizers, dry runs live there), render the answer.
 
 use axum::response::Response;
 use bytes::Bytes;
-use futures::StreamExt;
 use http::StatusCode;
-use prext_api::meta;
 use prext_api::status::{Status, StatusCause, StatusDetails};
-use prext_store::{ListItem, ListOptions, ObjectKey, Preconditions, StoredObject};
+use prext_store::{Preconditions, StoredObject};
 use serde_json::Value;
 
-use super::read::object_key;
-use super::resource::Ctx;
-use super::write::{parse_stored, to_write, RETRIES};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
+use crate::registry::delete::{CollectionRequest, Deleted};
+use crate::registry::DeleteOptions;
 use crate::render;
-use crate::request::{parse_dry_run, parse_revision, ListParams};
-
-/// `DeleteOptions` as prext uses them.
-#[derive(Debug, Default)]
-struct DeleteOptions {
-    dry_run: bool,
-    preconditions: Preconditions,
-}
+use crate::request::{parse_dry_run, parse_revision, Ctx, ListParams};
 
 fn parse_options(ctx: &Ctx, body: &[u8]) -> ApiResult<DeleteOptions> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
@@ -83,95 +72,6 @@ fn parse_options(ctx: &Ctx, body: &[u8]) -> ApiResult<DeleteOptions> {
     })
 }
 
-fn check_preconditions(ctx: &Ctx, pre: &Preconditions, current: &StoredObject, name: &str) -> ApiResult<()> {
-    let def = ctx.path.def;
-    if let Some(uid) = &pre.uid {
-        if *uid != current.uid {
-            return Err(Status::conflict(
-                def,
-                name,
-                format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    current.uid
-                ),
-            )
-            .into());
-        }
-    }
-    if let Some(rv) = pre.resource_version {
-        if rv != current.revision {
-            return Err(Status::conflict(
-                def,
-                name,
-                format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    current.revision
-                ),
-            )
-            .into());
-        }
-    }
-    Ok(())
-}
-
-/// What a single delete did.
-enum Deleted {
-    /// Removed; the Status to answer.
-    Gone(StoredObject),
-    /// Marked for deletion (finalizers pending); the object to answer.
-    Marked(Bytes),
-}
-
-/// Deletes one object, honouring preconditions and finalizers, retrying lost races when the
-/// client pinned no resourceVersion.
-async fn delete_one(ctx: &Ctx, key: &ObjectKey, opts: &DeleteOptions) -> ApiResult<Deleted> {
-    let def = ctx.path.def;
-    let store = &ctx.state.store;
-    for _attempt in 0..RETRIES {
-        let current = store
-            .get(key)
-            .await
-            .map_err(|e| ApiError::store(def, &key.name, e))?
-            .ok_or_else(|| Status::not_found(def, &key.name))?;
-        check_preconditions(ctx, &opts.preconditions, &current, &key.name)?;
-        let obj = parse_stored(&current)?;
-        if !meta::finalizers(&obj).is_empty() {
-            if meta::meta_str(&obj, "deletionTimestamp").is_some() || opts.dry_run {
-                return Ok(Deleted::Marked(current.body));
-            }
-            let mut marked = obj;
-            let m = meta::metadata_mut(&mut marked)?;
-            m.insert(
-                "deletionTimestamp".into(),
-                Value::String(meta::format_time(jiff::Timestamp::now())),
-            );
-            m.insert("deletionGracePeriodSeconds".into(), Value::from(0));
-            m.remove("resourceVersion");
-            match store.update(to_write(def, ctx, marked), current.revision).await {
-                Ok(stored) => return Ok(Deleted::Marked(stored.body)),
-                Err(prext_store::Error::Conflict(_)) if opts.preconditions.resource_version.is_none() => {
-                    continue
-                }
-                Err(e) => return Err(ApiError::store(def, &key.name, e)),
-            }
-        }
-        if opts.dry_run {
-            return Ok(Deleted::Gone(current));
-        }
-        let pre = Preconditions {
-            uid: Some(current.uid.clone()),
-            resource_version: Some(current.revision),
-        };
-        match store.delete(key, pre).await {
-            Ok(gone) => return Ok(Deleted::Gone(gone)),
-            Err(prext_store::Error::Conflict(_)) if opts.preconditions.resource_version.is_none() => continue,
-            Err(prext_store::Error::NotFound) => return Err(Status::not_found(def, &key.name).into()),
-            Err(e) => return Err(ApiError::store(def, &key.name, e)),
-        }
-    }
-    Err(Status::conflict_modified(def, &key.name).into())
-}
-
 fn success(ctx: &Ctx, gone: &StoredObject) -> Response {
     let def = ctx.path.def;
     let status = Status::success(StatusDetails {
@@ -187,8 +87,7 @@ fn success(ctx: &Ctx, gone: &StoredObject) -> Response {
 /// DELETE of one object.
 pub async fn delete(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let opts = parse_options(&ctx, &body)?;
-    let key = object_key(&ctx);
-    match delete_one(&ctx, &key, &opts).await? {
+    match ctx.state.registry.delete(&ctx.object_ref(), &opts).await? {
         Deleted::Gone(gone) => Ok(success(&ctx, &gone)),
         Deleted::Marked(body) => Ok(render::json_bytes(StatusCode::OK, body)),
     }
@@ -202,45 +101,14 @@ pub async fn delete_collection(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let def = ctx.path.def;
     let opts = parse_options(&ctx, &body)?;
     let params = ListParams::parse(&ctx.query)?;
-    let mut stream = ctx
-        .state
-        .store
-        .list(ListOptions {
-            resource: def.group_resource(),
-            namespace: ctx.path.namespace.clone(),
-            labels: params.labels,
-            fields: params.fields,
-            limit: None,
-            after: None,
-        })
-        .await
-        .map_err(ApiError::storage)?;
-    let revision = stream.revision;
-    let mut keys = Vec::new();
-    let mut listed = Vec::new();
-    while let Some(item) = stream.items.recv().await {
-        if let ListItem::Object(o) = item.map_err(ApiError::storage)? {
-            keys.push(o.key);
-            listed.push(o.body);
-        }
-    }
-    let ctx = &ctx;
-    let opts = &opts;
-    let results: Vec<ApiResult<Deleted>> = futures::stream::iter(keys)
-        .map(|key| async move { delete_one(ctx, &key, opts).await })
-        .buffer_unordered(64)
-        .collect()
-        .await;
-    for r in results {
-        match r {
-            Ok(_) => {}
-            // Deleted concurrently by someone else: that is the goal anyway.
-            Err(e) if e.0.code == 404 => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let request = CollectionRequest {
+        namespace: ctx.path.namespace.clone(),
+        labels: params.labels,
+        fields: params.fields,
+    };
+    let deleted = ctx.state.registry.delete_collection(def, request, &opts).await?;
     Ok(render::json_bytes(
         StatusCode::OK,
-        render::deleted_list(def, revision, &listed),
+        render::deleted_list(def, deleted.revision, &deleted.items),
     ))
 }

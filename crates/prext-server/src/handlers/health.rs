@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub async fn healthz() -> &'static str {
     "ok"

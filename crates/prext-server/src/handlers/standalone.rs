@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::auth::UserInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{negotiate, Output, Target};
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Standalone mode: no cluster to delegate to (the namespace lifecycle admission exists
 /// exactly when prext is delegated).

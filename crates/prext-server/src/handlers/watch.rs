@@ -17,11 +17,10 @@ use prext_store::{Change, EventType, ListItem, ListOptions};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
-use super::resource::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{negotiate, Output, Target};
 use crate::render;
-use crate::request::{ListParams, VersionMatch};
+use crate::request::{Ctx, ListParams, VersionMatch};
 
 /// How often an idle watch with `allowWatchBookmarks` gets a BOOKMARK.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
@@ -68,7 +67,7 @@ pub async fn watch(ctx: Ctx, params: ListParams) -> ApiResult<Response> {
     let current = w.store.revision().await.map_err(ApiError::storage)?;
     if let Some(n) = requested {
         if n > current && w.params.version_match != Some(VersionMatch::NotOlderThan) {
-            super::read::wait_until_fresh(&*w.store, n).await?;
+            ctx.state.registry.wait_until_fresh(n).await?;
         }
     }
     let guard = ctx.state.metrics.watch_started(def.group, def.plural);
@@ -204,7 +203,7 @@ impl Watcher {
             .map_err(storage)?;
         if let Some(n) = self.params.revision().ok().flatten() {
             if n > stream.revision {
-                return Err(Stop::Error(super::read::too_large_revision(n).0));
+                return Err(Stop::Error(Box::new(crate::error::too_large_revision(n))));
             }
         }
         while let Some(item) = stream.items.recv().await {

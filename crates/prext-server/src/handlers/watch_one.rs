@@ -3,21 +3,19 @@
 //! restricted to that name, as `listOpts` of k8s.io/apiserver/pkg/endpoints/handlers/get.go
 //! restricts it (a `metadata.name` field selector; another name in `fieldSelector` is a 400).
 
-use axum::response::Response;
 use prext_api::fields::{Field, FieldOp, FieldRequirement};
 use prext_api::status::Status;
 
-use super::resource::Ctx;
-use crate::error::ApiResult;
-use crate::request::ListParams;
+use crate::request::{Ctx, ListParams};
 
-/// Serves the watch of the object `ctx.path` names.
-pub async fn watch_one(mut ctx: Ctx) -> ApiResult<Response> {
+/// The watch parameters of the object `ctx.path` names, its path turned into the collection's
+/// (the router then hands `ctx` to the watch handler).
+pub fn params(ctx: &mut Ctx) -> Result<ListParams, Status> {
     let name = ctx.path.name.take().unwrap_or_default();
     let mut params = ListParams::parse(&ctx.query)?;
     params.watch = true;
     restrict_to_name(&mut params, &name)?;
-    super::watch::watch(ctx, params).await
+    Ok(params)
 }
 
 /// Adds the `metadata.name` requirement, or checks the one the selector already has.

@@ -17,7 +17,7 @@ use http::{header, HeaderValue, StatusCode};
 use prometheus_client::registry::Registry;
 
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// The content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

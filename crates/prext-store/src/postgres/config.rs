@@ -135,6 +135,28 @@ pub(crate) struct StoreUrl {
     pub(crate) root_cert: Option<PathBuf>,
 }
 
+/// A parsed PostgreSQL store URL (see [`crate::StoreUrl`]).
+#[derive(Debug, Clone)]
+pub struct PostgresUrl {
+    pub(crate) parsed: StoreUrl,
+    redacted: String,
+}
+
+impl PostgresUrl {
+    /// Parses `postgres://USER@HOST:PORT/DB?sslmode=…&sslrootcert=FILE`.
+    pub fn parse(url: &str) -> Result<Self> {
+        Ok(PostgresUrl {
+            parsed: parse_url(url)?,
+            redacted: crate::open::redact(url),
+        })
+    }
+
+    /// The URL without its password, for messages.
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+}
+
 fn invalid(message: String) -> Error {
     Error::Internal(format!("invalid PostgreSQL store configuration: {message}"))
 }

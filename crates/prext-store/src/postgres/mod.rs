@@ -30,6 +30,7 @@ mod result_rows;
 mod results;
 mod schema;
 mod select;
+mod statistics;
 mod tls;
 mod writer;
 
@@ -41,7 +42,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use self::config::{PostgresOptions, SslMode, PASSWORD_ENV};
+pub use self::config::{PostgresOptions, PostgresUrl, SslMode, PASSWORD_ENV};
 use self::error::{pg_error, pool_error, timed_out};
 use self::prepared::Prepared;
 use self::writer::{Limits, Op, Reply, Request, Writer};
@@ -106,7 +107,12 @@ impl PostgresStore {
     /// Fails with [`Error::Unavailable`] when the database cannot be reached, and with
     /// [`Error::Internal`] when the URL, the TLS files or the database itself are unusable.
     pub async fn connect(url: &str, opts: PostgresOptions) -> Result<PostgresStore> {
-        let parsed = config::parse_url(url)?;
+        Self::connect_url(PostgresUrl::parse(url)?, opts).await
+    }
+
+    /// Connects with a URL parsed already (see [`crate::open`]).
+    pub async fn connect_url(url: PostgresUrl, opts: PostgresOptions) -> Result<PostgresStore> {
+        let parsed = url.parsed;
         let tls = tls::connector(&parsed)?;
         let mut pg = parsed.pg;
         if let Some(password) = config::resolve_password(&opts, |name| std::env::var(name).ok())? {

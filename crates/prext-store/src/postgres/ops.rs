@@ -306,18 +306,8 @@ pub(crate) fn plan_update(
     revision: i64,
 ) -> OpResult<Write<'_>> {
     let cur = cur.ok_or(OpError::Rejected(Error::NotFound))?;
-    if cur.uid != p.head.uid {
-        return Err(OpError::Rejected(Error::Conflict(format!(
-            "Precondition failed: UID in precondition: {}, UID in object meta: {}",
-            p.head.uid, cur.uid
-        ))));
-    }
-    if cur.revision != expected {
-        return Err(OpError::Rejected(Error::Conflict(
-            "the object has been modified; please apply your changes to the latest version and try again"
-                .into(),
-        )));
-    }
+    crate::check_update(&p.head.uid, expected, &cur.uid, cur.revision)
+        .map_err(|c| OpError::Rejected(Error::Conflict(c)))?;
     let rewrite_results = cur.results_digest.as_deref() != Some(&p.head.results_digest[..]);
     Ok(Write {
         target: Target::Replace {
@@ -345,18 +335,8 @@ pub(crate) fn plan_delete<'a>(
     revision: i64,
 ) -> OpResult<Write<'a>> {
     let cur = cur.ok_or(OpError::Rejected(Error::NotFound))?;
-    if let Some(uid) = pre.uid.as_deref().filter(|uid| *uid != cur.uid) {
-        return Err(OpError::Rejected(Error::Conflict(format!(
-            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-            cur.uid
-        ))));
-    }
-    if let Some(rv) = pre.resource_version.filter(|rv| *rv != cur.revision) {
-        return Err(OpError::Rejected(Error::Conflict(format!(
-            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-            cur.revision
-        ))));
-    }
+    pre.check(&cur.uid, cur.revision)
+        .map_err(|c| OpError::Rejected(Error::Conflict(c)))?;
     let last: Value = serde_json::from_str(cur.body.as_deref().unwrap_or_default()).map_err(|e| {
         OpError::Rejected(Error::Internal(format!(
             "stored body of {key:?} is not JSON: {e}"

@@ -35,6 +35,7 @@ use super::error::{duplicate, is_connection_error, is_retryable_state, pg_error,
 use super::ops::{self, Current, OpError};
 use super::prepared::Prepared;
 use super::publish;
+use super::statistics::Statistics;
 use crate::{Error, ObjectKey, Preconditions, Result, StoredObject};
 
 /// The channel every replica listens on; the payload is `<cluster>:<revision>`.
@@ -189,6 +190,7 @@ fn take_batch(
 /// Runs until every sender is dropped and the queue is drained.
 pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
     let mut pending: VecDeque<Request> = VecDeque::new();
+    let mut statistics = Statistics::new(*writer.published.borrow());
     loop {
         if pending.is_empty() {
             match rx.recv().await {
@@ -218,6 +220,7 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
             Ok(done) => {
                 if let Some(revision) = done.revision {
                     publish(&writer.published, revision);
+                    statistics.committed(&writer.pool, revision);
                 }
                 let n = done.answers.len();
                 // Requests beyond the byte limit wait for the next batch, ahead of the queue.

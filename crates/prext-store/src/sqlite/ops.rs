@@ -184,18 +184,8 @@ pub(crate) fn update(
     revision: i64,
 ) -> OpResult<(StoredObject, usize)> {
     let cur = current(conn, &obj.head.key)?.ok_or(OpError::Rejected(Error::NotFound))?;
-    if cur.uid != obj.head.uid {
-        return Err(OpError::Rejected(Error::Conflict(format!(
-            "Precondition failed: UID in precondition: {}, UID in object meta: {}",
-            obj.head.uid, cur.uid
-        ))));
-    }
-    if cur.revision != expected {
-        return Err(OpError::Rejected(Error::Conflict(
-            "the object has been modified; please apply your changes to the latest version and try again"
-                .into(),
-        )));
-    }
+    crate::check_update(&obj.head.uid, expected, &cur.uid, cur.revision)
+        .map_err(|c| OpError::Rejected(Error::Conflict(c)))?;
     // Checked: from here on only storage errors.
     let body = obj.head.body.stamp(revision);
     let labels = &obj.labels;
@@ -246,18 +236,8 @@ pub(crate) fn delete(
     revision: i64,
 ) -> OpResult<(StoredObject, usize)> {
     let cur = current(conn, &key)?.ok_or(OpError::Rejected(Error::NotFound))?;
-    if let Some(uid) = pre.uid.as_deref().filter(|uid| *uid != cur.uid) {
-        return Err(OpError::Rejected(Error::Conflict(format!(
-            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-            cur.uid
-        ))));
-    }
-    if let Some(rv) = pre.resource_version.filter(|rv| *rv != cur.revision) {
-        return Err(OpError::Rejected(Error::Conflict(format!(
-            "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-            cur.revision
-        ))));
-    }
+    pre.check(&cur.uid, cur.revision)
+        .map_err(|c| OpError::Rejected(Error::Conflict(c)))?;
     let last: String = conn
         .prepare_cached("SELECT body FROM objects WHERE id = ?1")?
         .query_row([cur.id], |r| r.get(0))?;

@@ -412,16 +412,24 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
         .query_row("SELECT revision FROM meta WHERE id = 1", [], |r| r.get(0))
         .map_err(db_error)?;
     let lowered = lower(&q.filter, Indexes::Use);
-    let total = if q.count {
-        Some(count(&tx, &lowered, None)?)
-    } else {
-        None
+    // Filters combining report columns, result, severity and source are counted exactly from
+    // the per-report counts (a few rows per report), not by reading each matching result row
+    // for the columns its index lacks.
+    let conditions = q.filter.conditions.len() + usize::from(q.filter.namespace.is_some());
+    let counted = match conditions {
+        0 | 1 => None,
+        _ => summary::counts_total(&tx, &q.filter)?,
+    };
+    let total = match (q.count, counted) {
+        (false, _) => None,
+        (true, Some(n)) => Some(n),
+        (true, None) => Some(count(&tx, &lowered, None)?),
     };
     let limit = q.limit.clamp(1, MAX_PAGE);
 
     // Report order: walk the reports in order when the filter matches many results.
     let walk = q.order == ResultOrder::Report
-        && match total {
+        && match total.or(counted) {
             Some(n) => n > SORT_THRESHOLD as u64,
             None => count(&tx, &lowered, Some(SORT_THRESHOLD + 1))? > SORT_THRESHOLD as u64,
         };

@@ -117,6 +117,24 @@ fn counts_sql(q: &SummaryQuery) -> Option<(String, Predicate)> {
     Some((sql, p))
 }
 
+/// The number of results `filter` keeps, from the per-report counts; `None` when the filter
+/// needs the result rows.
+pub(super) fn counts_total(tx: &Connection, filter: &ResultFilter) -> Result<Option<u64>> {
+    let Some((p, needs_report)) = counts_filter(filter) else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT coalesce(sum(c.n), 0){}{}",
+        counts_from(needs_report),
+        p.where_sql()
+    );
+    let n: i64 = tx
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(p.params.iter()), |r| r.get(0)))
+        .map_err(db_error)?;
+    Ok(Some(u64::try_from(n).unwrap_or(0)))
+}
+
 /// `FROM …` of a query over the per-report counts.
 pub(super) fn counts_from(needs_report: bool) -> &'static str {
     if needs_report {

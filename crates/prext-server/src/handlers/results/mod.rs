@@ -9,6 +9,8 @@
 //! A list without `limit` is read page by page from the store and streamed, so its size never
 //! holds the server's memory; with `limit`, each page ends with a continue token.
 
+mod findings;
+
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -27,7 +29,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{negotiate, IncludeObject, Output, Target};
 use crate::render::json_bytes;
 use crate::request::{parse_revision, Query};
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Rows read per store call when a list has no limit.
 const STREAM_PAGE: usize = 5_000;
@@ -64,8 +66,8 @@ async fn handle(state: AppState, parts: http::request::Parts) -> ApiResult<Respo
         Target::Collection
     };
     let output = negotiate(accept, target, query.get("includeObject"))?;
-    if super::findings::serves(&path) {
-        return super::findings::handle(&state, &path, &query, output).await;
+    if findings::serves(&path) {
+        return findings::handle(&state, &path, &query, output).await;
     }
     let parsed = Parsed::from_query(&path, &query).map_err(|e| Status::bad_request(e.0))?;
     if std::ptr::eq(path.resource, &POLICY_RESULTS) {

@@ -1,6 +1,6 @@
 //! `findings` and `resulttrends` of `results.prext.io/v1alpha1` (see `docs/results-api.md`):
 //! lists read from the store's findings, in JSON, as a Table (kubectl) or as
-//! PartialObjectMetadata. Reached from [`super::results`] after its checks (read-only, no
+//! PartialObjectMetadata. Reached from [`super`] (the results handler) after its checks (read-only, no
 //! watch) and the same authorization as the rest of the group.
 
 use axum::response::Response;
@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{IncludeObject, Output};
 use crate::render::json_bytes;
 use crate::request::Query;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Findings read per store call when a list has no limit.
 const PAGE: usize = 5_000;
