@@ -1,7 +1,8 @@
 //! `--store-quota-bytes`: etcd's `--quota-backend-bytes` for the report store.
 //!
 //! A [`Store`] decorator. Writes that grow the store (create, and update, which carries
-//! update, patch and apply) are refused with [`Error::QuotaExceeded`] while the store's size
+//! update, patch and apply; not the updates of an object marked for deletion, which lead to
+//! its removal) are refused with [`Error::QuotaExceeded`] while the store's size
 //! ([`Store::size_bytes`]) is at or over the quota; delete, delete-collection (a delete per
 //! object), compaction and every read pass through, so space can be freed through the API and
 //! writes work again as soon as the size is back under the quota, without a restart.
@@ -243,7 +244,11 @@ impl Store for QuotaStore {
         self.outcome(r)
     }
     async fn update(&self, obj: ObjectWrite, expected_revision: i64) -> Result<StoredObject> {
-        self.admit().await?;
+        // An object carrying a deletionTimestamp is on its way out: marking it (a delete with
+        // finalizers) and removing its finalizers lead to freeing its space, so they pass.
+        if !obj.deleting {
+            self.admit().await?;
+        }
         let r = self.inner.update(obj, expected_revision).await;
         self.outcome(r)
     }

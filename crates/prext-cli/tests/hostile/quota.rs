@@ -42,6 +42,10 @@ async fn past_the_quota_writes_are_refused_deletes_work_and_writes_come_back() {
     let client = server.client().await;
     let collection = POLR.collection(Some("q"));
 
+    let mut kept = report(POLR, "q", "kept", &[]);
+    kept["metadata"]["finalizers"] = json!(["example.com/keep"]);
+    post(&client, &collection, &kept).await.expect(201);
+
     let mut created = Vec::new();
     let refused = loop {
         assert!(
@@ -89,6 +93,21 @@ async fn past_the_quota_writes_are_refused_deletes_work_and_writes_come_back() {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no quota ratio in:\n{metrics}"));
     assert!(ratio >= 1.0, "ratio {ratio} after a refusal");
+
+    // A delete of a report with finalizers marks it, and removing them deletes it: both are
+    // updates, and both pass the quota since they lead to freeing space.
+    let kept = POLR.item(Some("q"), "kept");
+    let marked = delete(&client, &kept, None).await.expect(200).json();
+    assert!(marked["metadata"]["deletionTimestamp"].is_string(), "{marked}");
+    patch(
+        &client,
+        &kept,
+        "application/merge-patch+json",
+        &json!({"metadata": {"finalizers": null}}),
+    )
+    .await
+    .expect(200);
+    get(&client, &kept).await.expect_status(404, "NotFound");
 
     // Deletes work past the quota and free space through the API.
     for name in &created {
