@@ -213,6 +213,16 @@ fn the_check_flags_each_way_out() {
         "crates/x/src/a.rs",
         &format!("const R: &str = include_str!(\"{}README.md\");", up(4))
     ));
+    // Several includes in one statement: each is measured alone, the deepest one counts.
+    let includes = |n: usize| {
+        format!(
+            "for sql in [include_str!(\"{0}a.sql\"), include_str!(\"{0}b.sql\"), include_str!(\"{1}c.sql\")] {{",
+            up(2),
+            up(n)
+        )
+    };
+    assert!(!flagged("crates/x/tests/postgres/a.rs", &includes(4)));
+    assert!(flagged("crates/x/tests/postgres/a.rs", &includes(5)));
     // Ranges and struct patterns are not paths.
     assert!(!flagged(
         "crates/x/src/a.rs",

@@ -87,6 +87,21 @@ fn parents(chunk: &str) -> usize {
     chunk.matches(&format!(".{parent}()")).count() + chunk.matches(&format!("Path::{parent}")).count() + nth
 }
 
+/// `chunk` cut before every `include_str!`-like macro and `#[path`, so that each piece holds
+/// at most one file-relative path.
+fn split_includes(chunk: &str) -> impl Iterator<Item = &str> {
+    let mut starts: Vec<usize> = ["include_str!", "include_bytes!", "include!", "#[path"]
+        .iter()
+        .flat_map(|m| chunk.match_indices(m).map(|(at, _)| at))
+        .collect();
+    starts.push(0);
+    starts.push(chunk.len());
+    starts.sort_unstable();
+    starts.dedup();
+    let pieces: Vec<&str> = starts.windows(2).map(|w| &chunk[w[0]..w[1]]).collect();
+    pieces.into_iter()
+}
+
 /// The findings in `text`, the content of the file at `path` (relative to the root).
 pub fn check_text(path: &str, text: &str, is_crate: &dyn Fn(&Path) -> bool) -> Vec<Finding> {
     let file = Path::new(path);
@@ -138,11 +153,19 @@ pub fn check_text(path: &str, text: &str, is_crate: &dyn Fn(&Path) -> bool) -> V
         text.split_inclusive('\n').collect()
     };
     for chunk in chunks {
-        let n = ups(chunk, rust) + if rust { parents(chunk) } else { 0 };
         let file_relative = ["include_str!", "include_bytes!", "include!", "#[path"]
             .iter()
             .any(|m| chunk.contains(m));
-        let allowed = if rust && file_relative { own } else { base };
+        let (n, allowed) = if rust && file_relative {
+            // Each include names its own file: the deepest climb counts, not their sum.
+            let deepest = split_includes(chunk)
+                .map(|piece| ups(piece, rust))
+                .max()
+                .unwrap_or(0);
+            (deepest, own)
+        } else {
+            (ups(chunk, rust) + if rust { parents(chunk) } else { 0 }, base)
+        };
         if n > allowed {
             flag(
                 line_no,
