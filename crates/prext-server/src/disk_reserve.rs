@@ -48,7 +48,9 @@ impl Reserve {
                 file.write_all(&chunk[..n])?;
                 left -= n as u64;
             }
-            file.sync_all()
+            // No fsync: the file system allocates the blocks at write() (that is where a full
+            // disk answers ENOSPC); flushing 8 MiB at every start-up would only cost I/O.
+            Ok(())
         })();
         if written.is_err() {
             let _ = std::fs::remove_file(&self.path);

@@ -2,13 +2,11 @@
 //! refused quickly, changes nothing and leaves the server serving others.
 //!
 //! `connections`: idle and capped connections. `parsers`: deep YAML, amplifying JSON patches, huge error lists, panics, property keys and
-//! continue tokens. `startup`: fatal start-up errors. `quota`: `--store-quota-bytes`. `disk_full`: a full disk (root: a tmpfs).
+//! continue tokens. `startup`: fatal start-up errors.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod connections;
-mod disk_full;
 mod parsers;
-mod quota;
 mod startup;
