@@ -31,6 +31,10 @@ pub struct Config {
     pub idle_connection_timeout: Duration,
     /// The connection cap (`None`: derived from the open-file limit).
     pub max_connections: Option<usize>,
+    /// `--store-quota-bytes`: growing writes are refused at or over this size (0: no quota).
+    pub store_quota_bytes: u64,
+    /// `--store-disk-reserve-bytes`: the SQLite store's disk reserve (0: none).
+    pub store_disk_reserve_bytes: u64,
     /// Serving certificate, authentication and authorization (kube's delegated-auth flags).
     pub auth: AuthConfig,
 }
@@ -51,6 +55,8 @@ impl Config {
             shutdown_grace: Duration::from_secs(30),
             idle_connection_timeout: Duration::from_secs(90),
             max_connections: None,
+            store_quota_bytes: 0,
+            store_disk_reserve_bytes: crate::disk_reserve::DEFAULT_BYTES,
             auth: AuthConfig::default(),
         }
     }

@@ -6,6 +6,12 @@ use http::{header, HeaderValue, StatusCode};
 use prext_api::status::Status;
 use prext_api::ResourceDef;
 
+/// The reason of the 507 answers (quota exceeded, disk full). kube-apiserver has no reason
+/// for them: it passes etcd's "mvcc: database space exceeded" through as a 500 InternalError;
+/// prext answers 507 Insufficient Storage (RFC 4918), which is neither a server bug nor a
+/// transient outage to retry (see the README, "Store quota and a full disk").
+pub const INSUFFICIENT_STORAGE: &str = "InsufficientStorage";
+
 /// An error answered to the client as a `metav1.Status`.
 #[derive(Debug)]
 pub struct ApiError(pub Box<Status>);
@@ -113,6 +119,24 @@ impl ApiError {
             }
             E::Compacted { requested, oldest } => {
                 Status::expired(format!("too old resource version: {requested} ({oldest})")).into()
+            }
+            E::QuotaExceeded { size, quota } => Status::failure(
+                507,
+                INSUFFICIENT_STORAGE,
+                format!(
+                    "the report store is over its quota: {size} bytes in use, --store-quota-bytes is \
+                     {quota}; delete reports (or let history compaction run) to free space"
+                ),
+            )
+            .into(),
+            E::DiskFull(why) => {
+                tracing::error!(error = %why, "the disk holding the report store is full");
+                Status::failure(
+                    507,
+                    INSUFFICIENT_STORAGE,
+                    "the disk holding the report store is full; delete reports or free disk space",
+                )
+                .into()
             }
             E::Internal(why) => {
                 tracing::error!(error = %why, "storage failure");

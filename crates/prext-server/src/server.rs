@@ -44,6 +44,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let pki = pki::ensure(&config.data_dir, &config.extra_sans).context("preparing certificates")?;
     let store = open_store(&config.store_url(), &config.store_settings).await?;
     let store_metrics = crate::metrics::store::StoreMetrics::default();
+    let store = crate::quota::wrap(store, &config, store_metrics.quota.clone());
     let store: Arc<dyn Store> = Arc::new(crate::metrics::store::MeteredStore::new(
         store,
         store_metrics.clone(),

@@ -48,6 +48,14 @@ pub enum Error {
     /// Anything else: a bug or a corrupt database.
     #[error("storage failure: {0}")]
     Internal(String),
+    /// The disk holding the database is full (SQLITE_FULL, ENOSPC, PostgreSQL SQLSTATE 53100).
+    /// Not transient: retrying does not help until space is freed.
+    #[error("disk full: {0}")]
+    DiskFull(String),
+    /// The store is at or over its configured quota (`--store-quota-bytes`); writes that grow
+    /// it are refused until deletes or compaction bring it back under.
+    #[error("store size {size} bytes is at or over the quota of {quota} bytes")]
+    QuotaExceeded { size: u64, quota: u64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -263,6 +271,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks that the database answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
+
+    /// The bytes the stored data occupies, as counted against `--store-quota-bytes`
+    /// (SQLite: pages in use, free pages excluded; PostgreSQL: `pg_database_size`).
+    /// `None` when the backend cannot tell.
+    async fn size_bytes(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 
     /// Flushes and closes; later calls fail with [`Error::Unavailable`].
     async fn close(&self);

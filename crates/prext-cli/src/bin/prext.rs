@@ -102,6 +102,15 @@ struct ServeArgs {
     /// derived from the open-file limit, which is raised to its hard limit at start-up).
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Bytes the store may occupy before writes that grow it (create, update, patch, apply)
+    /// are refused with 507; deletes and compaction still work (etcd's --quota-backend-bytes).
+    /// 0: no quota.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    store_quota_bytes: u64,
+    /// Bytes kept free next to the SQLite database (DB.reserve) and released when the disk
+    /// fills, so that deletes can still commit and free space. 0: no reserve.
+    #[arg(long, value_name = "N", default_value_t = prext_server::disk_reserve::DEFAULT_BYTES)]
+    store_disk_reserve_bytes: u64,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -181,6 +190,8 @@ async fn main() -> std::process::ExitCode {
             config.shutdown_grace = Duration::from_secs(args.shutdown_grace_seconds);
             config.idle_connection_timeout = Duration::from_secs(args.idle_connection_timeout_seconds.max(1));
             config.max_connections = args.max_connections;
+            config.store_quota_bytes = args.store_quota_bytes;
+            config.store_disk_reserve_bytes = args.store_disk_reserve_bytes;
             config.auth = args.auth.into_config();
             let token = CancellationToken::new();
             tokio::spawn(shutdown_signal(token.clone()));

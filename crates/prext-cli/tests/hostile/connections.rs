@@ -50,10 +50,12 @@ async fn kubectl_gets_in_while_idle_connections_are_held() {
         crate::common::tail(&server.logs(), 4000)
     );
     let logs = server.logs();
-    assert_eq!(
-        logs.matches("connection limit reached").count(),
-        1,
-        "one line per episode:\n{logs}"
+    // One line per episode at the cap, not one per refused connection (210 are held): on a
+    // loaded machine the cap may be left and reached again, so a few episodes are allowed.
+    let episodes = logs.matches("connection limit reached").count();
+    assert!(
+        (1..=10).contains(&episodes),
+        "{episodes} lines, one per episode expected:\n{logs}"
     );
     assert!(!logs.contains("Too many open files"), "{logs}");
     drop(raw);

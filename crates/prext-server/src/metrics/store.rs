@@ -37,6 +37,8 @@ fn store_histogram() -> Histogram {
 pub struct StoreMetrics {
     durations: Family<OpLabels, Histogram, fn() -> Histogram>,
     errors: Family<ErrorLabels, Counter>,
+    /// The `--store-quota-bytes` gauges (see [`crate::quota`]).
+    pub quota: crate::quota::QuotaMetrics,
 }
 
 impl Default for StoreMetrics {
@@ -44,6 +46,7 @@ impl Default for StoreMetrics {
         Self {
             durations: Family::new_with_constructor(store_histogram as fn() -> Histogram),
             errors: Family::default(),
+            quota: Default::default(),
         }
     }
 }
@@ -61,6 +64,7 @@ impl StoreMetrics {
             "Failed storage operations by error kind",
             self.errors.clone(),
         );
+        self.quota.register(registry);
     }
 
     fn record<T>(&self, operation: &'static str, started: Instant, result: &Result<T>) {
@@ -75,6 +79,8 @@ impl StoreMetrics {
                 prext_store::Error::Compacted { .. } => "compacted",
                 prext_store::Error::Unavailable(_) => "unavailable",
                 prext_store::Error::Internal(_) => "internal",
+                prext_store::Error::DiskFull(_) => "disk_full",
+                prext_store::Error::QuotaExceeded { .. } => "quota_exceeded",
             };
             self.errors.get_or_create(&ErrorLabels { operation, kind }).inc();
         }
@@ -159,6 +165,9 @@ impl Store for MeteredStore {
     }
     async fn ping(&self) -> Result<()> {
         timed!(self, "ping", self.inner.ping())
+    }
+    async fn size_bytes(&self) -> Result<Option<u64>> {
+        timed!(self, "size_bytes", self.inner.size_bytes())
     }
     async fn close(&self) {
         self.inner.close().await

@@ -62,6 +62,9 @@ pub(crate) fn is_connection_error(e: &tokio_postgres::Error) -> bool {
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let message = format!("postgres: {} (SQLSTATE {})", db.message(), db.code().code());
+        if db.code() == &tokio_postgres::error::SqlState::DISK_FULL {
+            return Error::DiskFull(message);
+        }
         return if is_transient_state(db.code()) {
             Error::Unavailable(message)
         } else {
@@ -103,6 +106,7 @@ pub(crate) fn duplicate(e: &Error) -> Error {
     match e {
         Error::Unavailable(m) => Error::Unavailable(m.clone()),
         Error::Internal(m) => Error::Internal(m.clone()),
+        Error::DiskFull(m) => Error::DiskFull(m.clone()),
         other => Error::Internal(other.to_string()),
     }
 }

@@ -344,6 +344,16 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn size_bytes(&self) -> Result<Option<u64>> {
+        read!(self, "the database size", |c| async {
+            let row = c
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await
+                .map_err(pg_error)?;
+            Ok(Some(row.get::<_, i64>(0).max(0) as u64))
+        })
+    }
+
     async fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let sender = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -159,15 +159,19 @@ pub(crate) fn is_refused(e: &tokio_postgres::Error) -> bool {
     })
 }
 
-/// Sends `SAVEPOINT`, `writes` and `RELEASE` in one pipelined flight; on a failure, rolls back
+/// Sends `SAVEPOINT` and `writes` in one pipelined flight, then `RELEASE` once every statement
+/// of `writes` has answered (a write's later statements, such as its findings, are sent only
+/// after its first ones answer, and must be inside the savepoint too); on a failure, rolls back
 /// to the savepoint and says whether the request (bad data) or the batch (anything else) failed.
 pub(crate) async fn in_savepoint<F>(tx: &Transaction<'_>, writes: F) -> OpResult<()>
 where
     F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
 {
-    let outcome = futures::try_join!(tx.batch_execute("SAVEPOINT prext_op"), writes, async {
+    let outcome = async {
+        futures::try_join!(tx.batch_execute("SAVEPOINT prext_op"), writes)?;
         tx.batch_execute("RELEASE SAVEPOINT prext_op").await
-    });
+    }
+    .await;
     let Err(e) = outcome else { return Ok(()) };
     if !is_refused(&e) {
         return Err(OpError::Storage(e));

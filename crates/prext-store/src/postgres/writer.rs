@@ -137,8 +137,16 @@ impl Failure {
     }
 
     /// A failure of the fast path's flight of writes.
+    ///
+    /// The flight's futures are polled in request order, so the first error seen may be an
+    /// earlier request's later statement answering "current transaction is aborted" (25P02)
+    /// rather than the bad data that aborted it: that too sends the batch down the careful
+    /// path, which finds the request at fault.
     fn in_flight(e: tokio_postgres::Error) -> Failure {
-        if ops::is_refused(&e) {
+        let aborted = e
+            .code()
+            .is_some_and(|c| *c == tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION);
+        if ops::is_refused(&e) || aborted {
             return Failure {
                 error: pg_error(e),
                 retry: true,

@@ -31,6 +31,7 @@ mod result_rows;
 mod results;
 mod schema;
 mod select;
+mod size;
 mod statistics;
 mod writer;
 
@@ -288,6 +289,12 @@ impl Store for SqliteStore {
         self.readers.read(|conn| reader::meta(conn).map(drop)).await
     }
 
+    async fn size_bytes(&self) -> Result<Option<u64>> {
+        self.readers
+            .read(|conn| crate::sqlite::size::used_bytes(conn).map(Some))
+            .await
+    }
+
     async fn query_results(&self, query: crate::results::ResultQuery) -> Result<crate::results::ResultPage> {
         self.readers.read(move |conn| results::query(conn, &query)).await
     }
@@ -351,12 +358,14 @@ fn writer_gone() -> Error {
 /// Maps a SQLite error: transient conditions (busy, locked, I/O, full disk, ...) are
 /// [`Error::Unavailable`]; anything else is a bug or corruption, [`Error::Internal`].
 pub(crate) fn db_error(e: rusqlite::Error) -> Error {
+    if is_disk_full(&e) {
+        return Error::DiskFull(format!("sqlite: {e}"));
+    }
     match e.sqlite_error_code() {
         Some(
             ErrorCode::DatabaseBusy
             | ErrorCode::DatabaseLocked
             | ErrorCode::SystemIoFailure
-            | ErrorCode::DiskFull
             | ErrorCode::CannotOpen
             | ErrorCode::ReadOnly
             | ErrorCode::OutOfMemory
@@ -365,6 +374,21 @@ pub(crate) fn db_error(e: rusqlite::Error) -> Error {
             | ErrorCode::OperationInterrupted,
         ) => Error::Unavailable(format!("sqlite: {e}")),
         _ => Error::Internal(format!("sqlite: {e}")),
+    }
+}
+
+/// SQLITE_FULL, or an I/O error whose cause is ENOSPC (SQLite reports a failed append to the
+/// WAL as SQLITE_IOERR_WRITE with errno ENOSPC).
+fn is_disk_full(e: &rusqlite::Error) -> bool {
+    match e {
+        rusqlite::Error::SqliteFailure(f, msg) => {
+            f.code == ErrorCode::DiskFull
+                || (f.code == ErrorCode::SystemIoFailure
+                    && msg
+                        .as_deref()
+                        .is_some_and(|m| m.contains("No space left on device")))
+        }
+        _ => false,
     }
 }
 
@@ -384,11 +408,12 @@ mod tests {
             ffi::SQLITE_BUSY,
             ffi::SQLITE_LOCKED,
             ffi::SQLITE_IOERR,
-            ffi::SQLITE_FULL,
             ffi::SQLITE_CANTOPEN,
         ] {
             assert!(matches!(db_error(failure(code)), Error::Unavailable(_)), "{code}");
         }
+        // A full disk is not transient: its own error, answered 507 by the server.
+        assert!(matches!(db_error(failure(ffi::SQLITE_FULL)), Error::DiskFull(_)));
         for code in [ffi::SQLITE_CORRUPT, ffi::SQLITE_CONSTRAINT, ffi::SQLITE_MISMATCH] {
             assert!(matches!(db_error(failure(code)), Error::Internal(_)), "{code}");
         }

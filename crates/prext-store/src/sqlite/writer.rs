@@ -201,6 +201,7 @@ fn duplicate(e: &Error) -> Error {
     match e {
         Error::Unavailable(m) => Error::Unavailable(m.clone()),
         Error::Internal(m) => Error::Internal(m.clone()),
+        Error::DiskFull(m) => Error::DiskFull(m.clone()),
         other => Error::Internal(other.to_string()),
     }
 }
