@@ -5,8 +5,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::error::pg_error;
+use super::results::missing_counter;
 use crate::findings::{self, Finding, FindingEvent, FindingPage, FindingQuery, Param, TrendQuery, Trends};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Most findings one page returns (as on SQLite).
 const MAX_PAGE: usize = 10_000;
@@ -34,10 +35,6 @@ fn bound(cluster: &str, params: Vec<Param>) -> Vec<Box<dyn ToSql + Sync + Send>>
 
 fn refs(params: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect()
-}
-
-fn missing_counter(cluster: &str) -> Error {
-    Error::Internal(format!("cluster {cluster:?} has no revision counter"))
 }
 
 /// One page of findings, in `id` order.
@@ -68,29 +65,18 @@ pub(crate) async fn query(
         .query(sql.as_str(), &refs(&params))
         .await
         .map_err(pg_error)?;
-    let first = rows.first().ok_or_else(|| missing_counter(cluster))?;
-    let revision: i64 = first.try_get(0).map_err(pg_error)?;
-    let total = first
-        .try_get::<_, Option<i64>>(1)
-        .map_err(pg_error)?
-        .map(|n| u64::try_from(n).unwrap_or(0));
-    let mut items = Vec::new();
-    let mut more = false;
-    for row in &rows {
-        if row.try_get::<_, Option<i64>>(2).map_err(pg_error)?.is_none() {
-            continue;
-        }
-        if items.len() == limit {
-            more = true;
-            break;
-        }
-        items.push(finding(row).map_err(pg_error)?);
-    }
+    let page = super::results::page_rows(
+        &rows,
+        cluster,
+        limit,
+        |r| Ok(r.try_get::<_, Option<i64>>(2)?.is_some()),
+        finding,
+    )?;
     Ok(FindingPage {
-        revision,
-        items,
-        more,
-        total,
+        revision: page.revision,
+        items: page.items,
+        more: page.more,
+        total: page.total,
     })
 }
 

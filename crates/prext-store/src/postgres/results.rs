@@ -292,6 +292,40 @@ pub(crate) async fn query(
         .query(statement.as_str(), &sql.param_refs())
         .await
         .map_err(pg_error)?;
+    // The LEFT JOIN's single row of an empty page has no report.
+    let page = page_rows(
+        &rows,
+        cluster,
+        limit,
+        |r| Ok(r.try_get::<_, Option<String>>(2)?.is_some()),
+        record,
+    )?;
+    Ok(ResultPage {
+        revision: page.revision,
+        items: page.items,
+        more: page.more,
+        total: page.total,
+    })
+}
+
+/// A page read by `WITH m AS (counter) … SELECT m.revision, total, p.* FROM m LEFT JOIN p`:
+/// the revision and count from the first row, at most `limit` items (rows whose page columns
+/// are present), and whether a row beyond them was read.
+pub(super) struct PageRows<T> {
+    pub revision: i64,
+    pub total: Option<u64>,
+    pub items: Vec<T>,
+    pub more: bool,
+}
+
+/// Reads [`PageRows`] from `rows`; `present` says whether a row carries a page item.
+pub(super) fn page_rows<T>(
+    rows: &[Row],
+    cluster: &str,
+    limit: usize,
+    present: impl Fn(&Row) -> std::result::Result<bool, tokio_postgres::Error>,
+    item: impl Fn(&Row) -> std::result::Result<T, tokio_postgres::Error>,
+) -> crate::Result<PageRows<T>> {
     let first = rows.first().ok_or_else(|| missing_counter(cluster))?;
     let revision: i64 = first.try_get(0).map_err(pg_error)?;
     let total = first
@@ -300,22 +334,21 @@ pub(crate) async fn query(
         .map(|n| u64::try_from(n).unwrap_or(0));
     let mut items = Vec::with_capacity(rows.len().min(limit));
     let mut more = false;
-    for row in &rows {
-        // The LEFT JOIN's single row of an empty page has no report.
-        if row.try_get::<_, Option<String>>(2).map_err(pg_error)?.is_none() {
+    for row in rows {
+        if !present(row).map_err(pg_error)? {
             continue;
         }
         if items.len() == limit {
             more = true;
             break;
         }
-        items.push(record(row).map_err(pg_error)?);
+        items.push(item(row).map_err(pg_error)?);
     }
-    Ok(ResultPage {
+    Ok(PageRows {
         revision,
+        total,
         items,
         more,
-        total,
     })
 }
 
