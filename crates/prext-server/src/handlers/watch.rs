@@ -31,6 +31,9 @@ const BUFFER: usize = 64;
 /// How long a watcher waits for a client that does not read before ending its watch.
 const STALL: Duration = Duration::from_secs(30);
 
+/// How long a watch spends sending the changes committed before a shutdown.
+const DRAIN: Duration = Duration::from_secs(2);
+
 /// The longest `timeoutSeconds` honoured (a year): longer ones are clamped to it.
 const MAX_TIMEOUT_SECONDS: u64 = 365 * 24 * 3600;
 
@@ -142,7 +145,12 @@ impl Watcher {
         loop {
             tokio::select! {
                 _ = self.tx.closed() => return Err(Stop::ClientGone),
-                _ = self.shutdown.cancelled() => return Ok(()),
+                _ = self.shutdown.cancelled() => {
+                    // Deliver what was committed before the drain began: a client that saw
+                    // a write acknowledged also sees its event before the stream ends.
+                    let _ = tokio::time::timeout(DRAIN, self.catch_up(cursor)).await;
+                    return Ok(());
+                }
                 _ = tokio::time::sleep_until(deadline) => {
                     if self.params.allow_bookmarks {
                         self.bookmark(cursor, false).await?;
