@@ -36,10 +36,10 @@ fn documents() -> Vec<(String, Vec<u8>)> {
             "apis-v2.etag".to_owned(),
             discovery::aggregated().etag.clone().into_bytes(),
         ),
-        ("openapi-v3.json".to_owned(), json(&openapi::results::v3_root())),
+        ("openapi-v3.json".to_owned(), json(&openapi::v3_root())),
         (
             "openapi-v2.sha512".to_owned(),
-            hex::encode(Sha512::digest(openapi::results::v2())).into_bytes(),
+            hex::encode(Sha512::digest(openapi::v2())).into_bytes(),
         ),
     ];
     for (group, version) in group_versions() {
@@ -47,7 +47,7 @@ fn documents() -> Vec<(String, Vec<u8>)> {
         docs.push((format!("apis-{group}.json"), json(&g)));
         let rl = discovery::api_resource_list(&group, &version).expect("announced version is served");
         docs.push((format!("apis-{group}-{version}.json"), json(&rl)));
-        let v3 = openapi::results::v3_group_version(&group, &version).expect("v3 document");
+        let v3 = openapi::v3_group_version(&group, &version).expect("v3 document");
         docs.push((
             format!("openapi-v3-{group}-{version}.sha512"),
             v3.hash.clone().into_bytes(),
@@ -86,5 +86,5 @@ fn unserved_paths_have_no_document() {
     assert!(discovery::api_group_doc("nope.io").is_none());
     assert!(discovery::api_resource_list("results.prext.io", "v1").is_none());
     assert!(discovery::api_resource_list("wgpolicyk8s.io", "v1").is_none());
-    assert!(openapi::results::v3_group_version("results.prext.io", "v1").is_none());
+    assert!(openapi::v3_group_version("results.prext.io", "v1").is_none());
 }
