@@ -1,4 +1,4 @@
-//! Discovery documents, built from the resource table only (never from storage, so that a
+//! Discovery documents, built from the resource table ([`TABLE`]) only (never from storage, so that a
 //! database outage cannot break namespace deletion in the whole cluster): `/apis`,
 //! `/apis/{group}`, `/apis/{group}/{version}` and aggregated discovery v2.
 
@@ -7,8 +7,7 @@ use std::sync::LazyLock;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
 
-use crate::resources::{self, ResourceDef};
-use crate::results;
+use crate::resources::{self, ResourceDef, TABLE};
 
 /// The media type of aggregated discovery v2 (request `Accept` and response `Content-Type`).
 pub const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
@@ -27,22 +26,18 @@ fn api_group(group: &str, versions: &[&str]) -> Value {
 
 /// `GET /apis` (legacy `APIGroupList`).
 pub fn api_group_list() -> Value {
-    let mut groups: Vec<Value> = resources::groups()
+    let groups: Vec<Value> = resources::groups_of(TABLE)
         .iter()
         .map(|(g, versions)| api_group(g, versions))
         .collect();
-    groups.push(results::api_group());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/{group}`.
 pub fn api_group_doc(group: &str) -> Option<Value> {
-    let groups = resources::groups();
-    let mut doc = match groups.iter().find(|(g, _)| *g == group) {
-        Some((g, versions)) => api_group(g, versions),
-        None if group == results::GROUP => results::api_group(),
-        None => return None,
-    };
+    let groups = resources::groups_of(TABLE);
+    let (g, versions) = groups.iter().find(|(g, _)| *g == group)?;
+    let mut doc = api_group(g, versions);
     let map = doc.as_object_mut()?;
     map.insert("kind".into(), json!("APIGroup"));
     map.insert("apiVersion".into(), json!("v1"));
@@ -69,10 +64,7 @@ fn api_resource(def: &ResourceDef) -> Value {
 /// `GET /apis/{group}/{version}` (`APIResourceList`): the availability probe of the
 /// aggregator, so it is static and always fast.
 pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
-    if group == results::GROUP && version == results::VERSION {
-        return Some(results::api_resource_list());
-    }
-    let resources: Vec<Value> = resources::in_group_version(group, version)
+    let resources: Vec<Value> = resources::served_in(TABLE, group, version)
         .map(api_resource)
         .collect();
     if resources.is_empty() {
@@ -86,6 +78,25 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     }))
 }
 
+/// One resource of aggregated discovery v2 (`APIResourceDiscovery`, its fields in the order
+/// of the Go type in k8s.io/api/apidiscovery/v2/types.go).
+fn aggregated_resource(def: &ResourceDef) -> Value {
+    let mut r = json!({
+        "resource": def.plural,
+        "responseKind": {"group": def.group, "version": def.version, "kind": def.kind},
+        "scope": if def.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": def.singular,
+        "verbs": def.verbs(),
+    });
+    if !def.short_names.is_empty() {
+        r["shortNames"] = json!(def.short_names);
+    }
+    if !def.categories.is_empty() {
+        r["categories"] = json!(def.categories);
+    }
+    r
+}
+
 /// The aggregated discovery v2 document, serialized, with its ETag.
 pub struct AggregatedDiscovery {
     pub json: Vec<u8>,
@@ -96,29 +107,14 @@ pub struct AggregatedDiscovery {
 /// `GET /apis` with the v2 Accept header.
 pub fn aggregated() -> &'static AggregatedDiscovery {
     static DOC: LazyLock<AggregatedDiscovery> = LazyLock::new(|| {
-        let mut items: Vec<Value> = resources::groups()
+        let items: Vec<Value> = resources::groups_of(TABLE)
             .iter()
             .map(|(group, versions)| {
                 let versions: Vec<Value> = versions
                     .iter()
                     .map(|version| {
-                        let resources: Vec<Value> = resources::in_group_version(group, version)
-                            .map(|def| {
-                                let mut r = json!({
-                                    "resource": def.plural,
-                                    "responseKind": {"group": def.group, "version": def.version, "kind": def.kind},
-                                    "scope": if def.namespaced { "Namespaced" } else { "Cluster" },
-                                    "singularResource": def.singular,
-                                    "verbs": def.verbs(),
-                                });
-                                if !def.short_names.is_empty() {
-                                    r["shortNames"] = json!(def.short_names);
-                                }
-                                if !def.categories.is_empty() {
-                                    r["categories"] = json!(def.categories);
-                                }
-                                r
-                            })
+                        let resources: Vec<Value> = resources::served_in(TABLE, group, version)
+                            .map(aggregated_resource)
                             .collect();
                         json!({"version": version, "resources": resources, "freshness": "Current"})
                     })
@@ -126,7 +122,6 @@ pub fn aggregated() -> &'static AggregatedDiscovery {
                 json!({"metadata": {"name": group}, "versions": versions})
             })
             .collect();
-        items.push(results::aggregated_group());
         let doc = json!({
             "kind": "APIGroupDiscoveryList",
             "apiVersion": "apidiscovery.k8s.io/v2",
@@ -202,6 +197,31 @@ mod tests {
             ]
         );
         assert_eq!(api_group_doc("openreports.io").unwrap()["kind"], "APIGroup");
+        let results = api_group_doc("results.prext.io").unwrap();
+        assert_eq!(
+            results["preferredVersion"]["groupVersion"],
+            "results.prext.io/v1alpha1"
+        );
+    }
+
+    /// The read-only resources of results.prext.io come from the same table: their verbs and
+    /// short names are data of their rows.
+    #[test]
+    fn results_group_documents() {
+        let list = api_resource_list("results.prext.io", "v1alpha1").unwrap();
+        assert_eq!(list["resources"][0]["name"], "policyresults");
+        assert_eq!(list["resources"][0]["verbs"], json!(["get", "list"]));
+        assert_eq!(list["resources"][1]["verbs"], json!(["get", "list"]));
+        assert_eq!(list["resources"][2]["verbs"], json!(["list"]));
+        assert_eq!(list["resources"][3]["shortNames"], json!(["rtrend"]));
+        let agg: Value = serde_json::from_slice(&aggregated().json).unwrap();
+        let results = &agg["items"][4];
+        assert_eq!(results["metadata"]["name"], "results.prext.io");
+        assert_eq!(
+            results["versions"][0]["resources"][1]["responseKind"]["kind"],
+            "ResultSummary"
+        );
+        assert_eq!(results["versions"][0]["resources"][1]["scope"], "Namespaced");
     }
 
     #[test]

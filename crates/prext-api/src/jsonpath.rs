@@ -216,7 +216,8 @@ mod tests {
     #[test]
     fn every_column_path_in_the_embedded_crds_parses() {
         for def in crate::resources::RESOURCES {
-            let crd: Value = serde_norway::from_str(def.crd).expect("embedded CRD is YAML");
+            let crd: Value =
+                serde_norway::from_str(def.crd().expect("stored kind").0).expect("embedded CRD is YAML");
             for version in crd["spec"]["versions"].as_array().into_iter().flatten() {
                 for col in version["additionalPrinterColumns"]
                     .as_array()

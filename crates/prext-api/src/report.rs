@@ -122,8 +122,8 @@ impl ReportIndex {
 /// `scope`), `spec.owner` stands in for the scope when `spec.scope` is absent.
 pub fn index(def: &ResourceDef, obj: &Value) -> ReportIndex {
     let parent = def
-        .layout
-        .parent()
+        .layout()
+        .map_or(&[][..], ReportLayout::parent)
         .iter()
         .try_fold(obj, |v, key| v.get(*key))
         .and_then(Value::as_object);
@@ -132,7 +132,7 @@ pub fn index(def: &ResourceDef, obj: &Value) -> ReportIndex {
     };
 
     let mut scope = parent.get("scope").map(subject).unwrap_or_default();
-    if def.layout == ReportLayout::Spec && scope == Subject::default() {
+    if def.layout() == Some(ReportLayout::Spec) && scope == Subject::default() {
         scope = parent.get("owner").map(subject).unwrap_or_default();
     }
 
@@ -231,7 +231,7 @@ mod tests {
     fn def(kind: &str, layout: ReportLayout) -> &'static ResourceDef {
         RESOURCES
             .iter()
-            .find(|r| r.kind == kind && r.layout == layout)
+            .find(|r| r.kind == kind && r.layout() == Some(layout))
             .expect("kind in the resource table")
     }
 

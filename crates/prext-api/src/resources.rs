@@ -1,7 +1,11 @@
-//! The resource table: every kind prext serves, described once as data.
+//! The resource table: every resource prext serves, described once as data.
 //!
-//! Discovery, OpenAPI, routing, validation, Table columns and the storage index are all
-//! derived from these entries; adding a kind is adding a row here (and its CRD file).
+//! Discovery, OpenAPI and routing iterate [`TABLE`]: the report kinds kept in storage
+//! ([`Backing::Stored`], also listed alone as [`RESOURCES`]) and the read-only resources of
+//! `results.prext.io` computed from their results ([`Backing::Computed`]). Verbs, short
+//! names, categories and scope are data of each row. Validation, Table columns and the
+//! storage index of the stored kinds come from their CRDs. Adding a report kind is adding a
+//! row here (and its CRD file).
 
 /// Where the results and the summary of a report live inside the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +26,52 @@ impl ReportLayout {
     }
 }
 
-/// One served kind.
+/// Where a resource's objects come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    /// Report objects stored as written, with the schema and printer columns of a CRD.
+    Stored {
+        /// The CRD this kind's schema and printer columns come from (YAML, embedded).
+        crd: &'static str,
+        /// When the CRD belongs to another group (the prext.demo compatibility group reuses
+        /// the wgpolicyk8s.io schema), the version of the CRD to read.
+        crd_version: &'static str,
+        layout: ReportLayout,
+    },
+    /// Computed from the results of the stored reports (`results.prext.io`, see
+    /// [`crate::results`]); never written.
+    Computed(Computed),
+}
+
+/// The computed resources of `results.prext.io`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Computed {
+    /// `policyresults`: one item per result of a report.
+    PolicyResults,
+    /// `resultsummaries`: counts of results by result × severity, grouped.
+    ResultSummaries,
+    /// `findings`: failing results over time (first seen, last seen, resolved).
+    Findings,
+    /// `resulttrends`: open findings per day or hour, grouped.
+    ResultTrends,
+}
+
+/// The verbs of a stored kind.
+const READ_WRITE: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// The verbs that change objects.
+const WRITE_VERBS: [&str; 5] = ["create", "delete", "deletecollection", "patch", "update"];
+
+/// One served resource.
 #[derive(Debug)]
 pub struct ResourceDef {
     pub group: &'static str,
@@ -35,12 +84,9 @@ pub struct ResourceDef {
     pub short_names: &'static [&'static str],
     pub categories: &'static [&'static str],
     pub namespaced: bool,
-    /// The CRD this kind's schema and printer columns come from (YAML, embedded).
-    pub crd: &'static str,
-    /// When the CRD belongs to another group (the prext.demo compatibility group reuses the
-    /// wgpolicyk8s.io schema), the version of the CRD to read.
-    pub crd_version: &'static str,
-    pub layout: ReportLayout,
+    /// The verbs served (and advertised in discovery).
+    pub verbs: &'static [&'static str],
+    pub backing: Backing,
 }
 
 impl ResourceDef {
@@ -54,18 +100,44 @@ impl ResourceDef {
         format!("{}.{}", self.plural, self.group)
     }
 
-    /// The verbs every kind supports.
+    /// The verbs served (and advertised in discovery).
     pub fn verbs(&self) -> &'static [&'static str] {
-        &[
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ]
+        self.verbs
+    }
+
+    /// Whether `verb` is served.
+    pub fn serves(&self, verb: &str) -> bool {
+        self.verbs.contains(&verb)
+    }
+
+    /// Whether no verb of the resource changes objects.
+    pub fn read_only(&self) -> bool {
+        !WRITE_VERBS.iter().any(|v| self.serves(v))
+    }
+
+    /// The CRD (YAML) and the version of it that describes a stored kind; `None` for a
+    /// computed resource.
+    pub fn crd(&self) -> Option<(&'static str, &'static str)> {
+        match self.backing {
+            Backing::Stored { crd, crd_version, .. } => Some((crd, crd_version)),
+            Backing::Computed(_) => None,
+        }
+    }
+
+    /// Where a stored kind keeps its results and summary; `None` for a computed resource.
+    pub fn layout(&self) -> Option<ReportLayout> {
+        match self.backing {
+            Backing::Stored { layout, .. } => Some(layout),
+            Backing::Computed(_) => None,
+        }
+    }
+
+    /// Which computed resource this is; `None` for a stored kind.
+    pub fn computed(&self) -> Option<Computed> {
+        match self.backing {
+            Backing::Computed(c) => Some(c),
+            Backing::Stored { .. } => None,
+        }
     }
 }
 
@@ -76,8 +148,14 @@ const OR_CREPS: &str = include_str!("../crds/openreports_openreports.io_clusterr
 const KY_EPHR: &str = include_str!("../crds/kyverno_reports.kyverno.io_ephemeralreports.yaml");
 const KY_CEPHR: &str = include_str!("../crds/kyverno_reports.kyverno.io_clusterephemeralreports.yaml");
 
-/// Every served kind.
-pub static RESOURCES: &[ResourceDef] = &[
+/// How many rows of [`TABLE`], at its start, are stored kinds.
+const STORED: usize = 8;
+
+/// The stored report kinds: the first rows of [`TABLE`].
+pub static RESOURCES: &[ResourceDef] = TABLE.split_at(STORED).0;
+
+/// Every served resource, in discovery order: the stored kinds, then the computed ones.
+pub static TABLE: &[ResourceDef] = &[
     ResourceDef {
         group: "wgpolicyk8s.io",
         version: "v1alpha2",
@@ -88,9 +166,12 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &["polr"],
         categories: &[],
         namespaced: true,
-        crd: WG_POLR,
-        crd_version: "v1alpha2",
-        layout: ReportLayout::TopLevel,
+        verbs: READ_WRITE,
+        backing: Backing::Stored {
+            crd: WG_POLR,
+            crd_version: "v1alpha2",
+            layout: ReportLayout::TopLevel,
+        },
     },
     ResourceDef {
         group: "wgpolicyk8s.io",
@@ -102,9 +183,12 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &["cpolr"],
         categories: &[],
         namespaced: false,
-        crd: WG_CPOLR,
-        crd_version: "v1alpha2",
-        layout: ReportLayout::TopLevel,
+        verbs: READ_WRITE,
+        backing: Backing::Stored {
+            crd: WG_CPOLR,
+            crd_version: "v1alpha2",
+            layout: ReportLayout::TopLevel,
+        },
     },
     ResourceDef {
         group: "openreports.io",
@@ -116,9 +200,12 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &["reps"],
         categories: &[],
         namespaced: true,
-        crd: OR_REPS,
-        crd_version: "v1alpha1",
-        layout: ReportLayout::TopLevel,
+        verbs: READ_WRITE,
+        backing: Backing::Stored {
+            crd: OR_REPS,
+            crd_version: "v1alpha1",
+            layout: ReportLayout::TopLevel,
+        },
     },
     ResourceDef {
         group: "openreports.io",
@@ -130,9 +217,12 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &["creps"],
         categories: &[],
         namespaced: false,
-        crd: OR_CREPS,
-        crd_version: "v1alpha1",
-        layout: ReportLayout::TopLevel,
+        verbs: READ_WRITE,
+        backing: Backing::Stored {
+            crd: OR_CREPS,
+            crd_version: "v1alpha1",
+            layout: ReportLayout::TopLevel,
+        },
     },
     ResourceDef {
         group: "reports.kyverno.io",
@@ -144,9 +234,12 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &["ephr"],
         categories: &["kyverno"],
         namespaced: true,
-        crd: KY_EPHR,
-        crd_version: "v1",
-        layout: ReportLayout::Spec,
+        verbs: READ_WRITE,
+        backing: Backing::Stored {
+            crd: KY_EPHR,
+            crd_version: "v1",
+            layout: ReportLayout::Spec,
+        },
     },
     ResourceDef {
         group: "reports.kyverno.io",
@@ -158,9 +251,12 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &["cephr"],
         categories: &["kyverno"],
         namespaced: false,
-        crd: KY_CEPHR,
-        crd_version: "v1",
-        layout: ReportLayout::Spec,
+        verbs: READ_WRITE,
+        backing: Backing::Stored {
+            crd: KY_CEPHR,
+            crd_version: "v1",
+            layout: ReportLayout::Spec,
+        },
     },
     ResourceDef {
         group: "prext.demo",
@@ -172,9 +268,12 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &[],
         categories: &[],
         namespaced: true,
-        crd: WG_POLR,
-        crd_version: "v1alpha2",
-        layout: ReportLayout::TopLevel,
+        verbs: READ_WRITE,
+        backing: Backing::Stored {
+            crd: WG_POLR,
+            crd_version: "v1alpha2",
+            layout: ReportLayout::TopLevel,
+        },
     },
     ResourceDef {
         group: "prext.demo",
@@ -186,30 +285,100 @@ pub static RESOURCES: &[ResourceDef] = &[
         short_names: &[],
         categories: &[],
         namespaced: false,
-        crd: WG_CPOLR,
-        crd_version: "v1alpha2",
-        layout: ReportLayout::TopLevel,
+        verbs: READ_WRITE,
+        backing: Backing::Stored {
+            crd: WG_CPOLR,
+            crd_version: "v1alpha2",
+            layout: ReportLayout::TopLevel,
+        },
     },
+    computed(
+        "policyresults",
+        "policyresult",
+        "PolicyResult",
+        "PolicyResultList",
+        &["pres"],
+        &["get", "list"],
+        Computed::PolicyResults,
+    ),
+    computed(
+        "resultsummaries",
+        "resultsummary",
+        "ResultSummary",
+        "ResultSummaryList",
+        &["rsum"],
+        &["get", "list"],
+        Computed::ResultSummaries,
+    ),
+    computed(
+        "findings",
+        "finding",
+        "Finding",
+        "FindingList",
+        &["fnd"],
+        &["list"],
+        Computed::Findings,
+    ),
+    computed(
+        "resulttrends",
+        "resulttrend",
+        "ResultTrend",
+        "ResultTrendList",
+        &["rtrend"],
+        &["list"],
+        Computed::ResultTrends,
+    ),
 ];
 
-/// The kind served at `/apis/{group}/{version}/{plural}`, if any.
+/// A row of `results.prext.io` (namespaced, computed).
+const fn computed(
+    plural: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    list_kind: &'static str,
+    short_names: &'static [&'static str],
+    verbs: &'static [&'static str],
+    what: Computed,
+) -> ResourceDef {
+    ResourceDef {
+        group: crate::results::GROUP,
+        version: crate::results::VERSION,
+        kind,
+        list_kind,
+        plural,
+        singular,
+        short_names,
+        categories: &[],
+        namespaced: true,
+        verbs,
+        backing: Backing::Computed(what),
+    }
+}
+
+/// The resource served at `/apis/{group}/{version}/{plural}`, if any.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
-    RESOURCES
+    TABLE
         .iter()
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
-/// The kind with this apiVersion and kind, if any.
+/// The stored kind with this apiVersion and kind, if any.
 pub fn find_kind(api_version: &str, kind: &str) -> Option<&'static ResourceDef> {
     RESOURCES
         .iter()
         .find(|r| r.kind == kind && r.api_version() == api_version)
 }
 
-/// The served groups in table order, each with its versions (one per group today).
+/// The groups of the stored kinds in table order, each with its versions.
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    groups_of(RESOURCES)
+}
+
+/// The groups of `rows` in table order, each with its versions (one per group today):
+/// [`groups_of`]`(`[`TABLE`]`)` are the served groups.
+pub fn groups_of(rows: &'static [ResourceDef]) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in RESOURCES {
+    for r in rows {
         match out.iter_mut().find(|(g, _)| *g == r.group) {
             Some((_, versions)) => {
                 if !versions.contains(&r.version) {
@@ -222,13 +391,22 @@ pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     out
 }
 
-/// The kinds served in one group/version.
+/// The stored kinds of one group/version.
 pub fn in_group_version<'a>(
     group: &'a str,
     version: &'a str,
 ) -> impl Iterator<Item = &'static ResourceDef> + 'a {
-    RESOURCES
-        .iter()
+    served_in(RESOURCES, group, version)
+}
+
+/// The rows of `rows` in one group/version: [`served_in`]`(`[`TABLE`]`, …)` are the
+/// resources served there.
+pub fn served_in<'a>(
+    rows: &'static [ResourceDef],
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static ResourceDef> + 'a {
+    rows.iter()
         .filter(move |r| r.group == group && r.version == version)
 }
 
@@ -241,17 +419,42 @@ mod tests {
         for r in RESOURCES {
             assert!(r.list_kind.starts_with(r.kind), "{}", r.kind);
             assert_eq!(find(r.group, r.version, r.plural).map(|f| f.kind), Some(r.kind));
+            let (crd, _) = r.crd().expect("a stored kind has a CRD");
             assert!(
-                r.crd.contains(&format!("kind: {}", r.kind)),
+                crd.contains(&format!("kind: {}", r.kind)),
                 "CRD of {} names its kind",
                 r.kind
             );
         }
-        let short: Vec<_> = RESOURCES.iter().flat_map(|r| r.short_names).collect();
+        let short: Vec<_> = TABLE.iter().flat_map(|r| r.short_names).collect();
         let mut dedup = short.clone();
         dedup.sort();
         dedup.dedup();
         assert_eq!(short.len(), dedup.len(), "short names are unique");
+    }
+
+    #[test]
+    fn stored_kinds_first_then_computed_read_only_ones() {
+        assert_eq!(RESOURCES.len(), STORED);
+        for (i, r) in TABLE.iter().enumerate() {
+            assert_eq!(r.computed().is_none(), i < STORED, "{}", r.kind);
+            assert_eq!(r.crd().is_some(), i < STORED, "{}", r.kind);
+            assert_eq!(r.read_only(), r.computed().is_some(), "{}", r.kind);
+            assert!(
+                r.serves("list") && r.serves("watch") != r.read_only(),
+                "{}",
+                r.kind
+            );
+            assert!(r.list_kind.starts_with(r.kind), "{}", r.kind);
+            assert_eq!(find(r.group, r.version, r.plural).map(|f| f.kind), Some(r.kind));
+        }
+        let served: Vec<_> = groups_of(TABLE).into_iter().map(|(g, _)| g).collect();
+        assert_eq!(served.last(), Some(&crate::results::GROUP));
+        assert_eq!(
+            served_in(TABLE, crate::results::GROUP, crate::results::VERSION).count(),
+            4
+        );
+        assert!(find_kind(crate::results::API_VERSION, "PolicyResult").is_none());
     }
 
     #[test]

@@ -412,6 +412,40 @@ mod tests {
         assert!(parse_path("/apis/nope/v1/things").is_none());
     }
 
+    /// The computed resources of results.prext.io are rows of the same table, their paths
+    /// decoded by the same rules (moved from prext-api's former results path parser).
+    #[test]
+    fn results_paths() {
+        let p = parse_path("/apis/results.prext.io/v1alpha1/namespaces/ns/policyresults").expect("path");
+        assert_eq!(
+            (p.def.kind, p.namespace.as_deref(), p.name),
+            ("PolicyResult", Some("ns"), None)
+        );
+        let p = parse_path("/apis/results.prext.io/v1alpha1/resultsummaries").expect("path");
+        assert_eq!((p.def.kind, p.namespace), ("ResultSummary", None));
+        let p = parse_path("/apis/results.prext.io/v1alpha1/namespaces/a%20b/policyresults/polr.x.1")
+            .expect("path");
+        assert_eq!(
+            (p.namespace.as_deref(), p.name.as_deref()),
+            (Some("a b"), Some("polr.x.1"))
+        );
+        assert!(
+            parse_path("/apis/results.prext.io/v1alpha1/watch/policyresults").is_some_and(|p| p.watch_prefix)
+        );
+        for bad in [
+            "/apis/results.prext.io/v1alpha1/policyresults/x",
+            "/apis/results.prext.io/v1alpha1/namespaces/ns/policyresults/x/status",
+            "/apis/results.prext.io/v1alpha1/things",
+            "/apis/results.prext.io/v1/policyresults",
+            "/apis/results.prext.io/v1alpha1",
+            "/apis/results.prext.io/v1alpha1/",
+            "/apis/results.prext.io/v1alpha10/policyresults",
+            "/apis/results.prext.iox/v1alpha1/policyresults",
+        ] {
+            assert!(parse_path(bad).is_none(), "{bad}");
+        }
+    }
+
     #[test]
     fn flags_follow_apimachinery() {
         let q = Query::parse(Some("watch=&a=0&b=False&c=yes&dryRun=All&dryRun=All"));

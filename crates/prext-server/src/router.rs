@@ -85,20 +85,27 @@ fn standalone_routes() -> Router<AppState> {
 }
 
 /// Entry point for every path under `/apis/{group}/{version}/...`: decodes the path
-/// (`RequestInfo`), maps the HTTP method and path shape to a verb, and hands over to the
-/// verb family's handler.
+/// (`RequestInfo`) into a row of the resource table, refuses the verbs the row does not
+/// serve, and hands over to the verb family's handler (a computed resource's to the result
+/// query handler).
 async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    if prext_api::results::is_results_path(parts.uri.path()) {
-        return results::dispatch(state, parts).await;
-    }
     let Some(path) = parse_path(parts.uri.path()) else {
         return ApiError::from(Status::path_not_found(parts.uri.path())).into_response();
     };
+    let query = Query::parse(parts.uri.query());
+    if let Err(refused) = served(&parts.method, &path, &query) {
+        return ApiError::from(refused).into_response();
+    }
+    if path.def.computed().is_some() {
+        return results::handle(state, path, query, parts.headers)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     let mut ctx = Ctx {
         state,
         path,
-        query: Query::parse(parts.uri.query()),
+        query,
         headers: parts.headers,
     };
     let has_name = ctx.path.name.is_some();
@@ -148,6 +155,25 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
         .into()),
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Refuses what the resource's row does not serve: any method but GET on a read-only
+/// resource, a watch of a resource that serves no `watch`.
+fn served(method: &Method, path: &ResourcePath, query: &Query) -> Result<(), Status> {
+    let def = path.def;
+    if def.read_only() && method != Method::GET {
+        return Err(Status::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method}): {} is read-only",
+            def.plural
+        )));
+    }
+    if !def.serves("watch") && (path.watch_prefix || query.flag("watch")) {
+        return Err(Status::method_not_allowed(format!(
+            "watch is not supported on {}: list it again instead",
+            def.group_resource()
+        )));
+    }
+    Ok(())
 }
 
 /// Create and deletecollection of a namespaced kind need a namespace in the path.

@@ -57,7 +57,7 @@ fn nodes<'a>(def: &ResourceDef, obj: &'a Value) -> BTreeMap<Path, Node<'a>> {
         match key.as_str() {
             "apiVersion" | "kind" => {}
             "metadata" => metadata_nodes(value, &mut out),
-            "spec" if def.layout == ReportLayout::Spec => match value.as_object() {
+            "spec" if def.layout() == Some(ReportLayout::Spec) => match value.as_object() {
                 Some(spec) if !spec.is_empty() => {
                     for (field, v) in spec {
                         out.insert(path.child(PathElement::field(field)), Node::Leaf(v));
@@ -196,7 +196,7 @@ pub(crate) fn merge(def: &ResourceDef, live: &mut Value, applied: &Value) {
     for (key, value) in applied {
         match key.as_str() {
             "metadata" => merge_metadata(object_mut(entry(live, key)), value),
-            "spec" if def.layout == ReportLayout::Spec && value.is_object() => {
+            "spec" if def.layout() == Some(ReportLayout::Spec) && value.is_object() => {
                 let spec = object_mut(entry(live, key));
                 for (field, v) in value.as_object().into_iter().flatten() {
                     set_or_remove(spec, field, v);

@@ -1,20 +1,20 @@
-//! The OpenAPI paths and schemas of `findings` and `resulttrends` (see
-//! [`crate::results::findings`]), merged into the `results.prext.io/v1alpha1` document by
-//! [`super::results`].
+//! The OpenAPI query parameters and schemas of `findings` and `resulttrends` (see
+//! [`crate::results::findings`]), used by [`super::results`] for the
+//! `results.prext.io/v1alpha1` document.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::meta;
-use super::results::{gvk, integer, list, object, operation, query, reference, string, type_meta};
-use crate::results::{FINDINGS, RESULT_TRENDS};
-
-const PREFIX: &str = "io.prext.results.v1alpha1.";
+use super::results::{gvk, integer, object, query, reference, string, type_meta};
+use crate::resources::Computed;
+use crate::results::resource;
 
 fn boolean(description: &str) -> Value {
     json!({"type": "boolean", "description": description})
 }
 
-fn params(trends: bool) -> Vec<Value> {
+/// The query parameters of a list of findings or (`trends`) of trends.
+pub(super) fn params(trends: bool) -> Vec<Value> {
     let mut params = vec![
         query("fieldSelector", "string", "Equality on finding fields (result, severity, policy, rule, category, source, namespace, report.name, report.kind, subject.*), and open=true|false, since, until, event (and groupBy, interval for trends)."),
         query("labelSelector", "string", "Set expressions on the same fields: severity in (high,critical)."),
@@ -51,33 +51,9 @@ fn params(trends: bool) -> Vec<Value> {
     params
 }
 
-/// Adds the list paths of both resources.
-pub(super) fn paths(out: &mut Map<String, Value>, base: &str, namespace: &Value) {
-    for (def, trends) in [(&FINDINGS, false), (&RESULT_TRENDS, true)] {
-        let kind = def.kind;
-        let op = |id: String| {
-            operation(
-                &id,
-                "list",
-                kind,
-                def.list_kind,
-                params(trends),
-                &format!("list objects of kind {kind}"),
-            )
-        };
-        out.insert(
-            format!("{base}/namespaces/{{namespace}}/{}", def.plural),
-            json!({"get": op(format!("listResultsPrextIoV1alpha1Namespaced{kind}")), "parameters": [namespace]}),
-        );
-        out.insert(
-            format!("{base}/{}", def.plural),
-            json!({"get": op(format!("listResultsPrextIoV1alpha1{kind}ForAllNamespaces")), "parameters": []}),
-        );
-    }
-}
-
-fn finding() -> Value {
-    let mut props: Vec<(&str, Value)> = type_meta(FINDINGS.kind).into();
+/// The schema of a `Finding`.
+pub(super) fn finding() -> Value {
+    let mut props: Vec<(&str, Value)> = type_meta(resource(Computed::Findings).kind).into();
     props.extend([
         ("metadata", meta::meta_property("ObjectMeta", "name is finding-<id>; namespace is the report's; creationTimestamp is firstSeen.")),
         ("policy", string("The policy.")),
@@ -101,12 +77,13 @@ fn finding() -> Value {
         "A failing result over time: when it was first seen, last seen and resolved.",
         props,
     );
-    s["x-kubernetes-group-version-kind"] = gvk(FINDINGS.kind);
+    s["x-kubernetes-group-version-kind"] = gvk(resource(Computed::Findings).kind);
     s
 }
 
-fn trend() -> Value {
-    let mut props: Vec<(&str, Value)> = type_meta(RESULT_TRENDS.kind).into();
+/// The schema of a `ResultTrend`.
+pub(super) fn trend() -> Value {
+    let mut props: Vec<(&str, Value)> = type_meta(resource(Computed::ResultTrends).kind).into();
     props.extend([
         (
             "metadata",
@@ -129,29 +106,6 @@ fn trend() -> Value {
         ("max", integer("The largest count.")),
     ]);
     let mut s = object("Open findings of one group per day or hour.", props);
-    s["x-kubernetes-group-version-kind"] = gvk(RESULT_TRENDS.kind);
+    s["x-kubernetes-group-version-kind"] = gvk(resource(Computed::ResultTrends).kind);
     s
-}
-
-/// The schemas of both resources and their lists.
-pub(super) fn schemas() -> Map<String, Value> {
-    let mut out = Map::new();
-    out.insert(format!("{PREFIX}Finding"), finding());
-    out.insert(
-        format!("{PREFIX}FindingList"),
-        list(
-            "Finding",
-            "FindingList",
-            vec![(
-                "total",
-                integer("With ?count=true: every matching finding, all pages."),
-            )],
-        ),
-    );
-    out.insert(format!("{PREFIX}ResultTrend"), trend());
-    out.insert(
-        format!("{PREFIX}ResultTrendList"),
-        list("ResultTrend", "ResultTrendList", Vec::new()),
-    );
-    out
 }

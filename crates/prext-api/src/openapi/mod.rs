@@ -9,6 +9,9 @@
 //! * Swagger 2.0 for everything ([`v2`]), for `kubectl explain
 //!   --output=plaintext-openapiv2` and client-side validation.
 //!
+//! Both iterate the one resource table ([`TABLE`]): a stored kind's document comes from its
+//! CRD ([`render`]), a computed resource's from [`results`].
+//!
 //! Kind schemas are named like CRD definitions (`io.wgpolicyk8s.v1alpha2.PolicyReport`,
 //! `demo.prext.v1alpha1.PolicyReport`) and carry `x-kubernetes-group-version-kind` as an
 //! array; their `metadata` references `io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta`,
@@ -18,7 +21,7 @@ mod history;
 mod meta;
 mod ops;
 mod render;
-pub mod results;
+mod results;
 
 #[cfg(test)]
 mod tests;
@@ -28,7 +31,7 @@ use std::sync::LazyLock;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
-use crate::resources::{self, ResourceDef};
+use crate::resources::{self, ResourceDef, TABLE};
 use crate::schema;
 
 /// One serialized OpenAPI document and its cache key.
@@ -50,19 +53,32 @@ impl OpenApiDoc {
 
 /// The v3 documents, one per served group/version, in table order.
 static V3: LazyLock<Vec<(&'static str, &'static str, OpenApiDoc)>> = LazyLock::new(|| {
-    resources::groups()
+    resources::groups_of(TABLE)
         .into_iter()
         .flat_map(|(group, versions)| versions.into_iter().map(move |v| (group, v)))
         .map(|(group, version)| {
-            let kinds: Vec<_> = resources::in_group_version(group, version).collect();
-            (group, version, OpenApiDoc::new(&render::v3(&kinds)))
+            let rows: Vec<_> = resources::served_in(TABLE, group, version).collect();
+            (group, version, OpenApiDoc::new(&v3_document(&rows)))
         })
         .collect()
 });
 
+/// The v3 document of one group/version's rows: from the CRDs of stored kinds, else the
+/// computed resources' own.
+fn v3_document(rows: &[&'static ResourceDef]) -> Value {
+    if rows.iter().all(|def| def.crd().is_some()) {
+        render::v3(rows)
+    } else {
+        results::v3(rows)
+    }
+}
+
 static V2: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    let kinds: Vec<&'static ResourceDef> = resources::RESOURCES.iter().collect();
-    serde_json::to_vec(&render::v2(&kinds)).expect("a JSON value always serializes")
+    let (stored, computed): (Vec<&'static ResourceDef>, Vec<_>) =
+        TABLE.iter().partition(|def| def.crd().is_some());
+    let mut doc = render::v2(&stored);
+    results::add_to_v2(&mut doc, &computed);
+    serde_json::to_vec(&doc).expect("a JSON value always serializes")
 });
 
 /// The OpenAPI 3.0 document of one served group/version (`/openapi/v3/apis/<g>/<v>`),

@@ -1,14 +1,14 @@
-//! The OpenAPI documents of the `results.prext.io/v1alpha1` group (see [`crate::results`]):
-//! the v3 document of the group, the root and Swagger 2.0 documents with the group merged
-//! into the report kinds' ones. `kubectl explain policyresults` reads the v3 document: the
+//! The OpenAPI of the computed resources (`results.prext.io/v1alpha1`, see
+//! [`crate::results`]): their v3 document and their part of the Swagger 2.0 one, from the
+//! rows of the resource table they are given (paths per row, from its plural, kind and
+//! verbs; schemas per computed resource). `kubectl explain policyresults` reads the v3 document: the
 //! list and read operations carry the kinds' GVK, and the schemas describe every field.
-
-use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
 
-use super::{meta, render, OpenApiDoc};
-use crate::results::{API_VERSION, GROUP, POLICY_RESULTS, RESULT_SUMMARIES, VERSION};
+use super::{meta, render};
+use crate::resources::{Computed, ResourceDef};
+use crate::results::{resource, API_VERSION, GROUP, VERSION};
 
 const PREFIX: &str = "io.prext.results.v1alpha1.";
 
@@ -54,7 +54,7 @@ pub(super) fn reference(description: &str) -> Value {
 }
 
 fn policy_result() -> Value {
-    let mut props: Vec<(&str, Value)> = type_meta(POLICY_RESULTS.kind).into();
+    let mut props: Vec<(&str, Value)> = type_meta(resource(Computed::PolicyResults).kind).into();
     props.extend([
         ("metadata", meta::meta_property("ObjectMeta", "name is <report kind>.<report name>.<index>; namespace and resourceVersion are the report's.")),
         ("report", {
@@ -83,12 +83,12 @@ fn policy_result() -> Value {
         "One result of a policy report (read-only, computed from the stored reports).",
         props,
     );
-    s["x-kubernetes-group-version-kind"] = gvk(POLICY_RESULTS.kind);
+    s["x-kubernetes-group-version-kind"] = gvk(resource(Computed::PolicyResults).kind);
     s
 }
 
 fn result_summary() -> Value {
-    let mut props: Vec<(&str, Value)> = type_meta(RESULT_SUMMARIES.kind).into();
+    let mut props: Vec<(&str, Value)> = type_meta(resource(Computed::ResultSummaries).kind).into();
     let counts = ["pass", "fail", "warn", "error", "skip"]
         .map(|r| (r, integer(&format!("Results with result {r}."))))
         .to_vec();
@@ -109,7 +109,7 @@ fn result_summary() -> Value {
         "Counts of policy results by result and severity for one group.",
         props,
     );
-    s["x-kubernetes-group-version-kind"] = gvk(RESULT_SUMMARIES.kind);
+    s["x-kubernetes-group-version-kind"] = gvk(resource(Computed::ResultSummaries).kind);
     s
 }
 
@@ -194,115 +194,131 @@ pub(super) fn operation(
     })
 }
 
-fn paths() -> Map<String, Value> {
-    let base = format!("/apis/{GROUP}/{VERSION}");
+/// The query parameters of a computed resource's list.
+fn params_of(what: Computed) -> Vec<Value> {
+    match what {
+        Computed::PolicyResults => list_params(false),
+        Computed::ResultSummaries => list_params(true),
+        Computed::Findings => super::history::params(false),
+        Computed::ResultTrends => super::history::params(true),
+    }
+}
+
+/// Adds the paths of one computed resource: its lists (namespaced and across namespaces)
+/// and, when it serves `get`, its read.
+fn resource_paths(out: &mut Map<String, Value>, def: &ResourceDef, what: Computed) {
+    let base = format!("/apis/{}/{}", def.group, def.version);
     let namespace = path_param(
         "namespace",
         "object name and auth scope, such as for teams and projects",
     );
+    let kind = def.kind;
+    let list_op = |id: String| {
+        operation(
+            &id,
+            "list",
+            kind,
+            def.list_kind,
+            params_of(what),
+            &format!("list objects of kind {kind}"),
+        )
+    };
+    out.insert(
+        format!("{base}/namespaces/{{namespace}}/{}", def.plural),
+        json!({"get": list_op(format!("listResultsPrextIoV1alpha1Namespaced{kind}")), "parameters": [namespace]}),
+    );
+    out.insert(
+        format!("{base}/{}", def.plural),
+        json!({"get": list_op(format!("listResultsPrextIoV1alpha1{kind}ForAllNamespaces")), "parameters": []}),
+    );
+    if def.serves("get") {
+        let read = operation(
+            &format!("readResultsPrextIoV1alpha1Namespaced{kind}"),
+            "get",
+            kind,
+            kind,
+            Vec::new(),
+            &format!("read the specified {kind}"),
+        );
+        out.insert(
+            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", def.plural),
+            json!({"get": read, "parameters": [path_param("name", &format!("name of the {kind}")), namespace]}),
+        );
+    }
+}
+
+/// Whether a computed resource reads the findings history (`findings`, `resulttrends`).
+fn is_history(what: Computed) -> bool {
+    matches!(what, Computed::Findings | Computed::ResultTrends)
+}
+
+/// The paths of the computed resources. The history resources come first: the order in
+/// which the document was first published (its hash is the `?hash=` clients cache by).
+fn paths(rows: &[(&ResourceDef, Computed)]) -> Map<String, Value> {
     let mut out = Map::new();
-    super::history::paths(&mut out, &base, &namespace);
-    for (def, summaries) in [(&POLICY_RESULTS, false), (&RESULT_SUMMARIES, true)] {
-        let kind = def.kind;
-        let list_op = |id: String| {
-            operation(
-                &id,
-                "list",
-                kind,
-                def.list_kind,
-                list_params(summaries),
-                &format!("list objects of kind {kind}"),
-            )
-        };
-        out.insert(
-            format!("{base}/namespaces/{{namespace}}/{}", def.plural),
-            json!({"get": list_op(format!("listResultsPrextIoV1alpha1Namespaced{kind}")), "parameters": [namespace]}),
-        );
-        out.insert(
-            format!("{base}/{}", def.plural),
-            json!({"get": list_op(format!("listResultsPrextIoV1alpha1{kind}ForAllNamespaces")), "parameters": []}),
-        );
-        if def.verbs.contains(&"get") {
-            let read = operation(
-                &format!("readResultsPrextIoV1alpha1Namespaced{kind}"),
-                "get",
-                kind,
-                kind,
-                Vec::new(),
-                &format!("read the specified {kind}"),
-            );
-            out.insert(
-                format!("{base}/namespaces/{{namespace}}/{}/{{name}}", def.plural),
-                json!({"get": read, "parameters": [path_param("name", &format!("name of the {kind}")), namespace]}),
-            );
-        }
+    let (history, results): (Vec<_>, Vec<_>) = rows.iter().partition(|(_, what)| is_history(*what));
+    for (def, what) in history.into_iter().chain(results) {
+        resource_paths(&mut out, def, what);
     }
     out
 }
 
-fn schemas() -> Map<String, Value> {
+/// The schema of a computed resource's items and of its list.
+fn resource_schemas(what: Computed) -> [(String, Value); 2] {
+    let total = |of: &str| {
+        vec![(
+            "total",
+            integer(&format!("With ?count=true: every matching {of}, all pages.")),
+        )]
+    };
+    let (kind, list_kind) = (resource(what).kind, resource(what).list_kind);
+    let (item, extra) = match what {
+        Computed::PolicyResults => (policy_result(), total("result")),
+        Computed::ResultSummaries => (result_summary(), Vec::new()),
+        Computed::Findings => (super::history::finding(), total("finding")),
+        Computed::ResultTrends => (super::history::trend(), Vec::new()),
+    };
+    [
+        (format!("{PREFIX}{kind}"), item),
+        (format!("{PREFIX}{list_kind}"), list(kind, list_kind, extra)),
+    ]
+}
+
+/// The schemas of the computed resources and their lists, then the meta types.
+fn schemas(rows: &[(&ResourceDef, Computed)]) -> Map<String, Value> {
     let mut out = Map::new();
-    out.insert(format!("{PREFIX}PolicyResult"), policy_result());
-    out.insert(
-        format!("{PREFIX}PolicyResultList"),
-        list(
-            "PolicyResult",
-            "PolicyResultList",
-            vec![(
-                "total",
-                integer("With ?count=true: every matching result, all pages."),
-            )],
-        ),
-    );
-    out.insert(format!("{PREFIX}ResultSummary"), result_summary());
-    out.insert(
-        format!("{PREFIX}ResultSummaryList"),
-        list("ResultSummary", "ResultSummaryList", Vec::new()),
-    );
-    out.extend(super::history::schemas());
+    for (_, what) in rows {
+        out.extend(resource_schemas(*what));
+    }
     for (name, schema) in meta::schemas() {
         out.insert(format!("{}{name}", super::ops::META), schema);
     }
     out
 }
 
-static V3: LazyLock<OpenApiDoc> = LazyLock::new(|| {
-    OpenApiDoc::new(&json!({
+/// The computed resources among `rows`, with what each computes.
+fn computed(rows: &[&'static ResourceDef]) -> Vec<(&'static ResourceDef, Computed)> {
+    rows.iter()
+        .filter_map(|def| def.computed().map(|what| (*def, what)))
+        .collect()
+}
+
+/// The OpenAPI 3.0 document of computed resources (one group/version).
+pub(super) fn v3(rows: &[&'static ResourceDef]) -> Value {
+    let rows = computed(rows);
+    json!({
         "openapi": "3.0.0",
         "info": {"title": "prext", "version": env!("CARGO_PKG_VERSION")},
-        "paths": paths(),
-        "components": {"schemas": schemas()},
-    }))
-});
-
-/// The v3 document of `results.prext.io/v1alpha1`.
-pub fn v3() -> &'static OpenApiDoc {
-    &V3
+        "paths": paths(&rows),
+        "components": {"schemas": schemas(&rows)},
+    })
 }
 
-/// The v3 document of a group/version: the report kinds' or the results group's.
-pub fn v3_group_version(group: &str, version: &str) -> Option<&'static OpenApiDoc> {
-    if group == GROUP && version == VERSION {
-        return Some(v3());
-    }
-    super::v3_group_version(group, version)
-}
-
-/// `/openapi/v3`: the report kinds' root with the results group added.
-pub fn v3_root() -> Value {
-    let mut root = super::v3_root();
-    if let Some(paths) = root["paths"].as_object_mut() {
-        paths.insert(
-            format!("apis/{GROUP}/{VERSION}"),
-            json!({"serverRelativeURL": format!("/openapi/v3/apis/{GROUP}/{VERSION}?hash={}", v3().hash)}),
-        );
-    }
-    root
-}
-
-static V2: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    let mut doc: Value = serde_json::from_slice(super::v2()).unwrap_or_else(|_| json!({}));
-    let mut paths = paths();
+/// Adds the paths and definitions of computed resources to a Swagger 2.0 document (the
+/// ones it already has are kept).
+pub(super) fn add_to_v2(doc: &mut Value, rows: &[&'static ResourceDef]) {
+    let rows = computed(rows);
+    let mut paths = paths(&rows);
     for item in paths.values_mut() {
         swagger_params(&mut item["parameters"]);
         let op = &mut item["get"];
@@ -314,7 +330,7 @@ static V2: LazyLock<Vec<u8>> = LazyLock::new(|| {
             o.insert("schemes".into(), json!(["https"]));
         }
     }
-    let mut ours = json!({"paths": paths, "definitions": schemas()});
+    let mut ours = json!({"paths": paths, "definitions": schemas(&rows)});
     render::to_v2_schema(&mut ours);
     for section in ["paths", "definitions"] {
         if let (Some(into), Some(from)) = (doc[section].as_object_mut(), ours[section].as_object()) {
@@ -323,8 +339,7 @@ static V2: LazyLock<Vec<u8>> = LazyLock::new(|| {
             }
         }
     }
-    serde_json::to_vec(&doc).unwrap_or_default()
-});
+}
 
 /// Swagger 2.0 parameters carry their type inline rather than in a `schema`.
 fn swagger_params(params: &mut Value) {
@@ -337,15 +352,13 @@ fn swagger_params(params: &mut Value) {
     }
 }
 
-/// `/openapi/v2`: the report kinds' Swagger document with the results group's paths and
-/// definitions added.
-pub fn v2() -> &'static [u8] {
-    &V2
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v3() -> &'static super::super::OpenApiDoc {
+        super::super::v3_group_version(GROUP, VERSION).expect("served")
+    }
 
     fn doc() -> Value {
         serde_json::from_slice(&v3().json).expect("json")
@@ -382,21 +395,19 @@ mod tests {
 
     #[test]
     fn root_and_v2_include_the_group() {
-        let root = v3_root();
+        let root = super::super::v3_root();
         let url = root["paths"]["apis/results.prext.io/v1alpha1"]["serverRelativeURL"]
             .as_str()
             .expect("url");
         assert!(url.ends_with(&v3().hash));
         assert!(root["paths"]["apis/wgpolicyk8s.io/v1alpha2"].is_object());
-        assert_eq!(v3_group_version(GROUP, VERSION), Some(v3()));
-        assert!(v3_group_version("wgpolicyk8s.io", "v1alpha2").is_some());
-        let v2: Value = serde_json::from_slice(v2()).expect("v2");
+        assert!(super::super::v3_group_version("wgpolicyk8s.io", "v1alpha2").is_some());
+        let v2: Value = serde_json::from_slice(super::super::v2()).expect("v2");
         let defs = &v2["definitions"];
         assert!(defs[format!("{PREFIX}PolicyResult")].is_object());
         assert!(defs["io.wgpolicyk8s.v1alpha2.PolicyReport"].is_object());
         let list = &v2["paths"]["/apis/results.prext.io/v1alpha1/policyresults"]["get"];
         assert_eq!(list["x-kubernetes-action"], "list");
-        assert!(!String::from_utf8_lossy(super::v2()).is_empty());
         assert_eq!(
             list["responses"]["200"]["schema"]["$ref"],
             format!("#/definitions/{PREFIX}PolicyResultList")

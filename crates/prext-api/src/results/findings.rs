@@ -17,7 +17,8 @@ use super::filter::{self, FilterError};
 use super::history::{Finding, FindingEvent, FindingFilter, Interval, TrendSeries};
 use super::object::{kind_token, report_def};
 use super::query::{Condition, ResultColumn};
-use super::{API_VERSION, FINDINGS, RESULT_TRENDS};
+use super::{resource, API_VERSION};
+use crate::resources::Computed;
 
 fn fail<T>(message: impl Into<String>) -> Result<T, FilterError> {
     Err(FilterError(message.into()))
@@ -236,7 +237,7 @@ pub fn finding_object(f: &Finding) -> Value {
     }
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), json!(API_VERSION));
-    obj.insert("kind".into(), json!(FINDINGS.kind));
+    obj.insert("kind".into(), json!(resource(Computed::Findings).kind));
     obj.insert("metadata".into(), Value::Object(metadata));
     obj.insert("policy".into(), json!(f.policy));
     obj.insert("rule".into(), json!(f.rule));
@@ -382,7 +383,7 @@ pub fn trend_object(
     }
     json!({
         "apiVersion": API_VERSION,
-        "kind": RESULT_TRENDS.kind,
+        "kind": resource(Computed::ResultTrends).kind,
         "metadata": metadata,
         "groupBy": group_by_name(group_by),
         "group": s.group,

@@ -11,7 +11,8 @@ use jiff::Timestamp;
 use serde_json::{json, Map, Value};
 
 use super::query::ResultRecord;
-use super::{API_VERSION, POLICY_RESULTS};
+use super::{resource, API_VERSION};
+use crate::resources::Computed;
 use crate::resources::{ResourceDef, RESOURCES};
 
 /// The report kind served as `resource` (`plural.group`).
@@ -84,7 +85,7 @@ pub fn to_object(r: &ResultRecord) -> Value {
 
     let mut obj = Map::new();
     obj.insert("apiVersion".into(), json!(API_VERSION));
-    obj.insert("kind".into(), json!(POLICY_RESULTS.kind));
+    obj.insert("kind".into(), json!(resource(Computed::PolicyResults).kind));
     obj.insert("metadata".into(), Value::Object(metadata));
     obj.insert("report".into(), Value::Object(report));
     obj.insert("index".into(), json!(r.index));

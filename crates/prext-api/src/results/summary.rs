@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 use super::filter::FilterError;
 use super::object::report_def;
 use super::query::ResultColumn;
-use super::{API_VERSION, RESULT_SUMMARIES};
+use super::{resource, API_VERSION};
+use crate::resources::Computed;
 
 /// What summaries are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +165,7 @@ pub fn to_object(item: &SummaryItem, group_by: GroupBy, namespace: Option<&str>)
         .collect();
     json!({
         "apiVersion": API_VERSION,
-        "kind": RESULT_SUMMARIES.kind,
+        "kind": resource(Computed::ResultSummaries).kind,
         "metadata": metadata,
         "groupBy": group_by.as_str(),
         "group": item.group,

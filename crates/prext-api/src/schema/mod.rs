@@ -133,6 +133,9 @@ pub enum SchemaError {
     /// The embedded CRD is not valid YAML.
     #[error("CRD is not valid YAML: {0}")]
     Yaml(String),
+    /// A computed resource has no CRD.
+    #[error("a computed resource has no CRD")]
+    NotStored,
 }
 
 /// Keywords that only document a schema and never change how a value is treated.
@@ -287,14 +290,15 @@ struct Loaded {
 }
 
 fn load(def: &ResourceDef) -> Result<Loaded, SchemaError> {
-    let crd: Value = serde_norway::from_str(def.crd).map_err(|e| SchemaError::Yaml(e.to_string()))?;
+    let (crd, crd_version) = def.crd().ok_or(SchemaError::NotStored)?;
+    let crd: Value = serde_norway::from_str(crd).map_err(|e| SchemaError::Yaml(e.to_string()))?;
     let missing = || SchemaError::MissingVersion {
         crd: crd["metadata"]["name"].as_str().unwrap_or("?").to_string(),
-        version: def.crd_version.to_string(),
+        version: crd_version.to_string(),
     };
     let version = crd["spec"]["versions"]
         .as_array()
-        .and_then(|vs| vs.iter().find(|v| v["name"] == def.crd_version))
+        .and_then(|vs| vs.iter().find(|v| v["name"] == crd_version))
         .ok_or_else(missing)?
         .clone();
     let schema_json = version["schema"]["openAPIV3Schema"].clone();

@@ -47,7 +47,7 @@ fn every_served_kind_has_a_schema() {
     for d in RESOURCES {
         let s = for_resource(d);
         assert_eq!(s.type_(), Some(Type::Object), "{}", d.kind);
-        let parent = match d.layout {
+        let parent = match d.layout().expect("stored kind") {
             crate::resources::ReportLayout::TopLevel => s,
             crate::resources::ReportLayout::Spec => s.property("spec").expect("spec"),
         };

@@ -36,7 +36,7 @@ pub async fn v2(headers: http::HeaderMap) -> Response {
     }
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        openapi::results::v2().to_vec(),
+        openapi::v2().to_vec(),
     )
         .into_response()
 }
@@ -44,7 +44,7 @@ pub async fn v2(headers: http::HeaderMap) -> Response {
 pub async fn v3_root() -> Response {
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        serde_json::to_vec(&openapi::results::v3_root()).unwrap_or_default(),
+        serde_json::to_vec(&openapi::v3_root()).unwrap_or_default(),
     )
         .into_response()
 }
@@ -53,7 +53,7 @@ pub async fn v3_group_version(
     Path((group, version)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let Some(doc) = openapi::results::v3_group_version(&group, &version) else {
+    let Some(doc) = openapi::v3_group_version(&group, &version) else {
         return ApiError::from(Status::path_not_found(&format!(
             "/openapi/v3/apis/{group}/{version}"
         )))

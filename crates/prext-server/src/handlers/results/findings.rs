@@ -5,11 +5,12 @@
 
 use axum::response::Response;
 use http::StatusCode;
+use prext_api::resources::Computed;
 use prext_api::results::findings::{self, HistoryParams};
 use prext_api::results::history::{Finding, Interval};
 use prext_api::results::query::{ResultCursor, ResultOrder};
 use prext_api::results::token::ResultsToken;
-use prext_api::results::{ResultsPath, API_VERSION, FINDINGS, RESULT_TRENDS};
+use prext_api::results::{resource, API_VERSION};
 use prext_api::status::Status;
 use prext_store::findings::{FindingQuery, TrendQuery};
 use serde_json::{json, Value};
@@ -17,7 +18,7 @@ use serde_json::{json, Value};
 use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{IncludeObject, Output};
 use crate::render::json_bytes;
-use crate::request::Query;
+use crate::request::{Query, ResourcePath};
 use crate::state::AppState;
 
 /// Findings read per store call when a list has no limit.
@@ -29,23 +30,26 @@ const TOKEN_MARK: &str = "findings";
 const HOURLY_SPAN_MS: i64 = 48 * 3_600_000;
 
 /// Whether this module serves `resource`.
-pub fn serves(path: &ResultsPath) -> bool {
-    std::ptr::eq(path.resource, &FINDINGS) || std::ptr::eq(path.resource, &RESULT_TRENDS)
+pub fn serves(path: &ResourcePath) -> bool {
+    matches!(
+        path.def.computed(),
+        Some(Computed::Findings | Computed::ResultTrends)
+    )
 }
 
 /// Answers a list of `findings` or `resulttrends`.
-pub async fn handle(state: &AppState, path: &ResultsPath, q: &Query, output: Output) -> ApiResult<Response> {
-    if path.name.is_some() {
+pub async fn handle(state: &AppState, path: &ResourcePath, q: &Query, output: Output) -> ApiResult<Response> {
+    if path.name.is_some() && !path.def.serves("get") {
         return Err(Status::method_not_allowed(format!(
             "the server does not allow this method on the requested resource: {} can only be listed",
-            path.resource.plural
+            path.def.plural
         ))
         .into());
     }
     let now = jiff::Timestamp::now();
     let params = HistoryParams::parse(|k| q.get(k), path.namespace.clone(), now)
         .map_err(|e| Status::bad_request(e.0))?;
-    if std::ptr::eq(path.resource, &FINDINGS) {
+    if path.def.computed() == Some(Computed::Findings) {
         list_findings(state, params, q, output, now).await
     } else {
         trends(state, path, params, output, now).await
@@ -167,7 +171,7 @@ async fn list_findings(
     }
     let mut body = list(
         output,
-        FINDINGS.list_kind,
+        resource(Computed::Findings).list_kind,
         findings::finding_columns(),
         meta,
         items,
@@ -183,7 +187,7 @@ async fn list_findings(
 
 async fn trends(
     state: &AppState,
-    path: &ResultsPath,
+    path: &ResourcePath,
     params: HistoryParams,
     output: Output,
     now: jiff::Timestamp,
@@ -239,7 +243,7 @@ async fn trends(
     let meta = json!({"resourceVersion": trends.revision.to_string()});
     let body = list(
         output,
-        RESULT_TRENDS.list_kind,
+        resource(Computed::ResultTrends).list_kind,
         findings::trend_columns(),
         meta,
         items,

@@ -12,15 +12,16 @@
 mod findings;
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
-use http::{header, Method, StatusCode};
+use http::{header, HeaderMap, StatusCode};
+use prext_api::resources::Computed;
 use prext_api::results::filter::{self, FilterError};
 use prext_api::results::query::{Condition, ResultColumn, ResultFilter, ResultRecord};
 use prext_api::results::rank::{self, GroupCursor, GroupPage, GroupRank, SummaryPaging, SummaryToken};
 use prext_api::results::summary::{self, GroupBy, SummaryItem};
 use prext_api::results::token::ResultsToken;
-use prext_api::results::{object, parse_path, ResultsPath, GROUP, POLICY_RESULTS, RESULT_SUMMARIES};
+use prext_api::results::{object, resource, GROUP};
 use prext_api::status::{reason, Status, StatusDetails};
 use prext_store::results::{ResultQuery, SummaryQuery};
 use serde_json::{json, Map, Value};
@@ -28,38 +29,22 @@ use serde_json::{json, Map, Value};
 use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{negotiate, IncludeObject, Output, Target};
 use crate::render::json_bytes;
-use crate::request::{parse_revision, Query};
+use crate::request::{parse_revision, Query, ResourcePath};
 use crate::state::AppState;
 
 /// Rows read per store call when a list has no limit.
 const STREAM_PAGE: usize = 5_000;
 
-/// Handles every request under `/apis/results.prext.io/v1alpha1/…` (below discovery).
-pub async fn dispatch(state: AppState, parts: http::request::Parts) -> Response {
-    handle(state, parts)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn handle(state: AppState, parts: http::request::Parts) -> ApiResult<Response> {
-    let path = parse_path(parts.uri.path()).ok_or_else(|| Status::path_not_found(parts.uri.path()))?;
-    if parts.method != Method::GET {
-        return Err(Status::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource ({}): {} is read-only",
-            parts.method, path.resource.plural
-        ))
-        .into());
-    }
-    let query = Query::parse(parts.uri.query());
-    if path.watch_prefix || query.flag("watch") {
-        return Err(Status::method_not_allowed(format!(
-            "watch is not supported on {}.{GROUP}: list it again instead",
-            path.resource.plural
-        ))
-        .into());
-    }
+/// Answers a `get` or `list` of a computed resource (the router has refused the verbs its
+/// row of the resource table does not serve).
+pub async fn handle(
+    state: AppState,
+    path: ResourcePath,
+    query: Query,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     parse_revision(query.get("resourceVersion").unwrap_or(""))?;
-    let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let target = if path.name.is_some() {
         Target::Object
     } else {
@@ -70,7 +55,7 @@ async fn handle(state: AppState, parts: http::request::Parts) -> ApiResult<Respo
         return findings::handle(&state, &path, &query, output).await;
     }
     let parsed = Parsed::from_query(&path, &query).map_err(|e| Status::bad_request(e.0))?;
-    if std::ptr::eq(path.resource, &POLICY_RESULTS) {
+    if path.def.computed() == Some(Computed::PolicyResults) {
         match &path.name {
             Some(name) => get_one(&state, name, parsed, output).await,
             None => list_results(state, parsed, &query, output).await,
@@ -87,7 +72,7 @@ struct Parsed {
 }
 
 impl Parsed {
-    fn from_query(path: &ResultsPath, q: &Query) -> Result<Self, FilterError> {
+    fn from_query(path: &ResourcePath, q: &Query) -> Result<Self, FilterError> {
         let (mut conditions, group_by) = filter::parse_field_selector(q.get("fieldSelector").unwrap_or(""))?;
         conditions.extend(filter::parse_label_selector(
             q.get("labelSelector").unwrap_or(""),
@@ -110,7 +95,7 @@ impl Parsed {
 }
 
 fn not_found(name: &str) -> Status {
-    not_found_in(POLICY_RESULTS.plural, name)
+    not_found_in(resource(Computed::PolicyResults).plural, name)
 }
 
 /// kube-apiserver's NotFound of a resource name (`<plural>.<group> "<name>" not found`).
@@ -226,7 +211,7 @@ async fn list_results(state: AppState, parsed: Parsed, q: &Query, output: Output
         .map_err(ApiError::storage)?;
     let revision = pinned.unwrap_or(page.revision);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
-    let kind = POLICY_RESULTS.list_kind;
+    let kind = resource(Computed::PolicyResults).list_kind;
     tokio::spawn(async move {
         let now = jiff::Timestamp::now();
         let mut buf = match output {
@@ -308,7 +293,7 @@ async fn list_results(state: AppState, parsed: Parsed, q: &Query, output: Output
 
 async fn summaries(
     state: &AppState,
-    path: &ResultsPath,
+    path: &ResourcePath,
     parsed: Parsed,
     q: &Query,
     output: Output,
@@ -387,7 +372,7 @@ async fn summaries(
         let item = items
             .iter()
             .find(|i| &i.group == name)
-            .ok_or_else(|| not_found_in(RESULT_SUMMARIES.plural, name))?;
+            .ok_or_else(|| not_found_in(resource(Computed::ResultSummaries).plural, name))?;
         let obj = summary::to_object(item, group_by, summary::item_namespace(item, group_by, namespace));
         let body = match output {
             Output::Json => obj,
@@ -420,7 +405,7 @@ async fn summaries(
     let body = match output {
         Output::Json => json!({
             "apiVersion": prext_api::results::API_VERSION,
-            "kind": RESULT_SUMMARIES.list_kind,
+            "kind": resource(Computed::ResultSummaries).list_kind,
             "metadata": meta,
             "items": items.iter().map(object).collect::<Vec<_>>(),
         }),
