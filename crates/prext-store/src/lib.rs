@@ -26,6 +26,7 @@ pub mod sqlite;
 pub mod stamp;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+mod write;
 
 /// Errors of the storage layer. The server turns each into a `Status` in one place.
 #[derive(Debug, thiserror::Error)]
