@@ -22,6 +22,7 @@ mod open;
 pub mod postgres;
 mod prepared;
 pub mod results;
+mod rows;
 pub mod sqlite;
 pub mod stamp;
 #[cfg(feature = "testsuite")]
