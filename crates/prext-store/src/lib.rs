@@ -9,6 +9,12 @@
 //!   result rows, in the same transaction;
 //! - an acknowledged write is durable;
 //! - a list is read from one snapshot and reports that snapshot's revision.
+//!
+//! What both backends share beside this contract: `write` (the write-queue front: the op
+//! types, submission, the accept/refuse decision of a write against its key's current row),
+//! `rows` (change-row parsing, the SQL columns of result queries), `prepared` (what of a
+//! write is computed in the caller's task) and `stamp` (the resourceVersion in a body). Each
+//! backend (`sqlite`, `postgres`) keeps its SQL, its connections and its writer loop.
 
 use std::collections::BTreeMap;
 
@@ -22,10 +28,12 @@ mod open;
 pub mod postgres;
 mod prepared;
 pub mod results;
+mod rows;
 pub mod sqlite;
 pub mod stamp;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+mod write;
 
 /// Errors of the storage layer. The server turns each into a `Status` in one place.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,6 @@
-//! watch: a newline-delimited JSON event stream read from the store's change log.
-//!
-//! Every watcher follows the persisted change log by revision, so a resumed watch replays
-//! exactly the changes after its resourceVersion, in commit order, across restarts; a
-//! revision older than the retained history gets one ERROR event with 410 Expired.
-//! Selector watches turn objects entering or leaving the selector into ADDED and DELETED.
+//! watch: the registry's typed watch ([`crate::registry::watch`]) encoded as a
+//! newline-delimited JSON event stream (`{"type":…,"object":…}`), each object rendered in the
+//! negotiated form (JSON, PartialObjectMetadata or Table rows).
 
 use std::time::Duration;
 
@@ -13,29 +10,19 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, StatusCode};
 use prext_api::status::Status;
 use prext_api::ResourceDef;
-use prext_store::{Change, EventType, ListItem, ListOptions};
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
 use crate::negotiate::{negotiate, Output, Target};
+use crate::registry::watch::{Watch, WatchEvent, WatchRequest, WatchSource};
 use crate::render;
-use crate::request::{Ctx, ListParams, VersionMatch};
+use crate::request::{Ctx, ListParams};
 
-/// How often an idle watch with `allowWatchBookmarks` gets a BOOKMARK.
-const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
-/// Changes read from the log per round trip.
-const BATCH: usize = 512;
 /// Encoded events buffered per watcher before it waits for the client.
 const BUFFER: usize = 64;
 /// How long a watcher waits for a client that does not read before ending its watch.
 const STALL: Duration = Duration::from_secs(30);
-
-/// How long a watch spends sending the changes committed before a shutdown.
-const DRAIN: Duration = Duration::from_secs(2);
-
-/// The longest `timeoutSeconds` honoured (a year): longer ones are clamped to it.
-const MAX_TIMEOUT_SECONDS: u64 = 365 * 24 * 3600;
 
 /// Serves a watch request.
 pub async fn watch(ctx: Ctx, params: ListParams) -> ApiResult<Response> {
@@ -45,37 +32,25 @@ pub async fn watch(ctx: Ctx, params: ListParams) -> ApiResult<Response> {
         Target::Watch,
         ctx.query.get("includeObject"),
     )?;
-    let store = ctx.state.store.clone();
-    let requested = params.revision()?;
-    let initial = match params.send_initial_events {
-        Some(v) => v,
-        None => requested.is_none(),
-    };
-    let timeout = match params.timeout_seconds {
-        // Clamped: an `Instant` cannot hold `now + u64::MAX` seconds (it panics).
-        Some(s) => Duration::from_secs(s.min(MAX_TIMEOUT_SECONDS)),
-        None => Duration::from_secs(1800 + rand_secs(1800)),
-    };
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(BUFFER);
-    let w = Watcher {
-        def,
-        output,
+    let request = WatchRequest {
         namespace: ctx.path.namespace.clone(),
-        params,
-        store,
-        shutdown: ctx.state.shutdown.clone(),
-        fanout: ctx.state.fanout.clone(),
-        tx,
+        labels: params.labels.clone(),
+        fields: params.fields.clone(),
+        revision: params.revision()?,
+        version_match: params.version_match,
+        allow_bookmarks: params.allow_bookmarks,
+        send_initial_events: params.send_initial_events,
+        timeout_seconds: params.timeout_seconds,
     };
-    let current = w.store.revision().await.map_err(ApiError::storage)?;
-    if let Some(n) = requested {
-        if n > current && w.params.version_match != Some(VersionMatch::NotOlderThan) {
-            ctx.state.registry.wait_until_fresh(n).await?;
-        }
-    }
+    let source = WatchSource {
+        fanout: ctx.state.fanout.clone(),
+        shutdown: ctx.state.shutdown.clone(),
+    };
+    let events = ctx.state.registry.watch(def, request, source).await?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(BUFFER);
     let guard = ctx.state.metrics.watch_started(def.group, def.plural);
     tokio::spawn(async move {
-        w.run(requested, initial, timeout).await;
+        Encoder { def, output, tx }.run(events).await;
         drop(guard);
     });
     let mut resp = render::json_bytes(
@@ -89,172 +64,65 @@ pub async fn watch(ctx: Ctx, params: ListParams) -> ApiResult<Response> {
     Ok(resp)
 }
 
-fn rand_secs(max: u64) -> u64 {
-    use rand::Rng;
-    rand::rng().random_range(0..max)
-}
-
-struct Watcher {
+/// Writes a watch's events to the response body.
+struct Encoder {
     def: &'static ResourceDef,
     output: Output,
-    namespace: Option<String>,
-    params: ListParams,
-    store: std::sync::Arc<dyn prext_store::Store>,
-    shutdown: tokio_util::sync::CancellationToken,
-    fanout: std::sync::Arc<crate::fanout::Fanout>,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
 }
 
-/// Why a watch loop stopped early.
-enum Stop {
-    ClientGone,
-    Error(Box<Status>),
-}
+/// The client is gone (or stopped reading): the watch ends.
+struct ClientGone;
 
-impl Watcher {
-    async fn run(self, requested: Option<i64>, initial: bool, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        match self.stream(requested, initial, deadline).await {
-            Ok(()) | Err(Stop::ClientGone) => {}
-            Err(Stop::Error(status)) => {
-                let _ = self
-                    .send_event("ERROR", serde_json::to_vec(&*status).unwrap_or_default())
-                    .await;
-            }
-        }
-    }
-
-    async fn stream(
-        &self,
-        requested: Option<i64>,
-        initial: bool,
-        deadline: tokio::time::Instant,
-    ) -> Result<(), Stop> {
-        // Subscribe before reading the log, so that nothing committed meanwhile is missed.
-        let mut live = self.fanout.subscribe();
-        let mut cursor = match (initial, requested) {
-            (true, _) => self.initial_events().await?,
-            (false, Some(n)) => n,
-            (false, None) => self.store.revision().await.map_err(storage)?,
-        };
-        if initial && self.params.send_initial_events == Some(true) && self.params.allow_bookmarks {
-            self.bookmark(cursor, true).await?;
-        }
-        cursor = self.catch_up(cursor).await?;
-        let mut next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
+impl Encoder {
+    /// Encodes events until the watch ends or the client goes; dropping `events` then stops
+    /// the registry's watch.
+    async fn run(self, mut events: Watch) {
         loop {
-            tokio::select! {
-                _ = self.tx.closed() => return Err(Stop::ClientGone),
-                _ = self.shutdown.cancelled() => {
-                    // Deliver what was committed before the drain began: a client that saw
-                    // a write acknowledged also sees its event before the stream ends.
-                    let _ = tokio::time::timeout(DRAIN, self.catch_up(cursor)).await;
-                    return Ok(());
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    if self.params.allow_bookmarks {
-                        self.bookmark(cursor, false).await?;
-                    }
-                    return Ok(());
-                }
-                _ = tokio::time::sleep_until(next_bookmark) => {
-                    if self.params.allow_bookmarks {
-                        self.bookmark(cursor, false).await?;
-                    }
-                    next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
-                }
-                received = live.recv() => match received {
-                    Ok(change) => {
-                        if change.revision > cursor {
-                            cursor = change.revision;
-                            self.emit(&change).await?;
-                        }
-                    }
-                    // Fell behind the broadcast buffer: the log has everything.
-                    Err(broadcast::error::RecvError::Lagged(_)) => cursor = self.catch_up(cursor).await?,
-                    Err(broadcast::error::RecvError::Closed) => {
-                        return Err(Stop::Error(Box::new(Status::unavailable("the server is shutting down"))));
-                    }
-                },
+            let event = tokio::select! {
+                _ = self.tx.closed() => return,
+                event = events.next() => event,
+            };
+            let Some(event) = event else { return };
+            if self.encode(event).await.is_err() {
+                return;
             }
         }
     }
 
-    /// Sends every logged change after `cursor`; returns the new cursor.
-    async fn catch_up(&self, mut cursor: i64) -> Result<i64, Stop> {
-        loop {
-            let changes = self.store.changes(cursor, BATCH).await.map_err(storage)?;
-            let n = changes.len();
-            for c in changes {
-                cursor = c.revision;
-                self.emit(&c).await?;
-            }
-            if n < BATCH {
-                return Ok(cursor);
+    async fn encode(&self, event: WatchEvent) -> Result<(), ClientGone> {
+        match event {
+            WatchEvent::Added(body) => self.send_object("ADDED", &body).await,
+            WatchEvent::Modified(body) => self.send_object("MODIFIED", &body).await,
+            WatchEvent::Deleted(body) => self.send_object("DELETED", &body).await,
+            WatchEvent::Bookmark {
+                revision,
+                initial_events_end,
+            } => self.bookmark(revision, initial_events_end).await,
+            WatchEvent::Error(e) => {
+                self.send_error(*ApiError::from(e).0).await?;
+                Err(ClientGone)
             }
         }
     }
 
-    /// Sends the current state as ADDED events; returns the snapshot revision.
-    async fn initial_events(&self) -> Result<i64, Stop> {
-        let mut stream = self
-            .store
-            .list(ListOptions {
-                resource: self.def.group_resource(),
-                namespace: self.namespace.clone(),
-                labels: self.params.labels.clone(),
-                fields: self.params.fields.clone(),
-                limit: None,
-                after: None,
-            })
+    async fn send_error(&self, status: Status) -> Result<(), ClientGone> {
+        self.send_event("ERROR", serde_json::to_vec(&status).unwrap_or_default())
             .await
-            .map_err(storage)?;
-        if let Some(n) = self.params.revision().ok().flatten() {
-            if n > stream.revision {
-                return Err(Stop::Error(Box::new(crate::error::too_large_revision(n))));
+    }
+
+    /// An object the negotiated form cannot render ends the watch with an ERROR event.
+    async fn send_object(&self, kind: &str, body: &Bytes) -> Result<(), ClientGone> {
+        match render::event_object(self.def, self.output, body) {
+            Ok(rendered) => self.send_event(kind, rendered).await,
+            Err(status) => {
+                self.send_error(status).await?;
+                Err(ClientGone)
             }
         }
-        while let Some(item) = stream.items.recv().await {
-            if let ListItem::Object(o) = item.map_err(storage)? {
-                self.send_object("ADDED", &o.body).await?;
-            }
-        }
-        Ok(stream.revision)
     }
 
-    fn selected(&self, c: &Change, labels: &std::collections::BTreeMap<String, String>) -> bool {
-        self.params.labels.matches(labels) && self.params.fields.matches(&c.key.namespace, &c.key.name)
-    }
-
-    async fn emit(&self, c: &Change) -> Result<(), Stop> {
-        if c.key.resource != self.def.group_resource() {
-            return Ok(());
-        }
-        if let Some(ns) = &self.namespace {
-            if *ns != c.key.namespace {
-                return Ok(());
-            }
-        }
-        let now = self.selected(c, &c.labels);
-        let before = c.prev_labels.as_ref().is_some_and(|p| self.selected(c, p));
-        let kind = match (c.event, before, now) {
-            (EventType::Added, _, true) => "ADDED",
-            (EventType::Modified, true, true) => "MODIFIED",
-            (EventType::Modified, false, true) => "ADDED",
-            (EventType::Modified, true, false) => "DELETED",
-            (EventType::Deleted, _, true) => "DELETED",
-            _ => return Ok(()),
-        };
-        self.send_object(kind, &c.body).await
-    }
-
-    async fn send_object(&self, kind: &str, body: &Bytes) -> Result<(), Stop> {
-        let rendered =
-            render::event_object(self.def, self.output, body).map_err(|s| Stop::Error(Box::new(s)))?;
-        self.send_event(kind, rendered).await
-    }
-
-    async fn bookmark(&self, revision: i64, initial_end: bool) -> Result<(), Stop> {
+    async fn bookmark(&self, revision: i64, initial_end: bool) -> Result<(), ClientGone> {
         let mut metadata = json!({"resourceVersion": revision.to_string()});
         if initial_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
@@ -276,7 +144,7 @@ impl Watcher {
             .await
     }
 
-    async fn send_event(&self, kind: &str, object: impl AsRef<[u8]>) -> Result<(), Stop> {
+    async fn send_event(&self, kind: &str, object: impl AsRef<[u8]>) -> Result<(), ClientGone> {
         let object = object.as_ref();
         let mut buf = BytesMut::with_capacity(object.len() + 32);
         buf.put_slice(b"{\"type\":\"");
@@ -288,18 +156,14 @@ impl Watcher {
         // resourceVersion like after any disconnect.
         match tokio::time::timeout(STALL, self.tx.send(Ok(buf.freeze()))).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Stop::ClientGone),
+            Ok(Err(_)) => Err(ClientGone),
             Err(_) => {
                 tracing::info!(
                     resource = self.def.plural,
                     "ending a watch whose client stopped reading"
                 );
-                Err(Stop::ClientGone)
+                Err(ClientGone)
             }
         }
     }
-}
-
-fn storage(e: prext_store::Error) -> Stop {
-    Stop::Error(ApiError::storage(e).0)
 }

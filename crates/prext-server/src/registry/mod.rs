@@ -4,7 +4,8 @@
 //! Every verb is a method of [`Registry`] over typed options, returning typed results and a
 //! typed [`Error`]; nothing here knows HTTP. One module per verb family:
 //! [`create`], [`update`] (update and patch), [`apply`] (server-side apply), [`delete`]
-//! (delete and deletecollection) and [`read`] (get, list and the freshness wait). The rules every write shares live in [`strategy`] (defaulting, validation,
+//! (delete and deletecollection), [`read`] (get, list and the freshness wait) and [`watch`]
+//! (a stream of typed events: initial events, bookmarks, selector transitions). The rules every write shares live in [`strategy`] (defaulting, validation,
 //! field validation, finalizers, the store write), and every read-modify-write goes through
 //! the one retry loop, [`guaranteed_update`](Registry::guaranteed_update).
 //!
@@ -26,9 +27,12 @@ mod options;
 pub mod read;
 pub mod strategy;
 pub mod update;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod watch_tests;
 
 pub use error::{Error, Result};
 pub use options::{DeleteOptions, FieldValidation, ListRequest, Patch, VersionMatch, WriteOptions};

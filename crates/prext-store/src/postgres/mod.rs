@@ -39,14 +39,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use self::config::{PostgresOptions, PostgresUrl, SslMode, PASSWORD_ENV};
 use self::error::{pg_error, pool_error, timed_out};
 use self::prepared::Prepared;
-use self::writer::{Limits, Op, Reply, Request, Writer};
+use self::writer::{Limits, Writer};
 use crate::results::{ResultPage, ResultQuery, Summary, SummaryQuery};
+pub(crate) use crate::write::closed_error;
+use crate::write::WriteQueue;
 use crate::{
     Change, Error, ListOptions, ListStream, ObjectKey, ObjectWrite, Preconditions, Result, Store,
     StoredObject,
@@ -61,8 +63,8 @@ pub struct PostgresStore {
     /// Client-side limit of one point read.
     op_timeout: Duration,
     compact_batch: usize,
-    /// `None` once closed.
-    writer: Mutex<Option<mpsc::Sender<Request>>>,
+    /// The writer task's queue (closed by [`Store::close`]).
+    writer: WriteQueue<Prepared>,
     writer_done: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     /// The listener and the poller.
     feed: Mutex<Vec<JoinHandle<()>>>,
@@ -165,7 +167,7 @@ impl PostgresStore {
         drop(client);
 
         let published = Arc::new(watch::Sender::new(revision));
-        let (tx, rx) = mpsc::channel(opts.queue.max(1));
+        let (queue, rx) = WriteQueue::new(opts.queue, "PostgreSQL");
         let batch_timeout = opts.statement_timeout.saturating_add(opts.connect_timeout);
         let writer = Writer {
             pool: pool.clone(),
@@ -196,7 +198,7 @@ impl PostgresStore {
             list_fetch: opts.list_fetch.max(1),
             op_timeout: batch_timeout,
             compact_batch: opts.compact_batch.max(1),
-            writer: Mutex::new(Some(tx)),
+            writer: queue,
             writer_done: tokio::sync::Mutex::new(Some(writer_done)),
             feed: Mutex::new(feed.into()),
             published,
@@ -214,31 +216,6 @@ impl PostgresStore {
             return Err(closed_error());
         }
         self.pool.get().await.map_err(pool_error)
-    }
-
-    /// Queues a write and waits until it is committed (or refused).
-    async fn write(&self, op: Op) -> Result<Reply> {
-        let sender = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(closed_error)?;
-        let (reply, answer) = oneshot::channel();
-        sender
-            .send(Request { op, reply })
-            .await
-            .map_err(|_| writer_gone())?;
-        answer.await.map_err(|_| writer_gone())?
-    }
-
-    async fn write_object(&self, op: Op) -> Result<StoredObject> {
-        match self.write(op).await? {
-            Reply::Object(obj) => Ok(obj),
-            Reply::Compacted(..) => Err(Error::Internal(
-                "the writer answered a write with a compaction".into(),
-            )),
-        }
     }
 
     fn stop_feed(&self) {
@@ -269,16 +246,15 @@ impl Store for PostgresStore {
     }
 
     async fn create(&self, obj: ObjectWrite) -> Result<StoredObject> {
-        self.write_object(Op::Create(Prepared::new(obj)?)).await
+        self.writer.create(obj).await
     }
 
     async fn update(&self, obj: ObjectWrite, expected_revision: i64) -> Result<StoredObject> {
-        self.write_object(Op::Update(Prepared::new(obj)?, expected_revision))
-            .await
+        self.writer.update(obj, expected_revision).await
     }
 
     async fn delete(&self, key: &ObjectKey, pre: Preconditions) -> Result<StoredObject> {
-        self.write_object(Op::Delete(key.clone(), pre)).await
+        self.writer.delete(key, pre).await
     }
 
     async fn revision(&self) -> Result<i64> {
@@ -309,36 +285,11 @@ impl Store for PostgresStore {
     }
 
     async fn compact(&self, keep: i64) -> Result<i64> {
-        // Step by step, so that writes interleave with a long compaction.
-        loop {
-            let step = Op::Compact {
-                keep,
-                batch: self.compact_batch,
-            };
-            match self.write(step).await? {
-                Reply::Compacted(point, true) => return Ok(point),
-                Reply::Compacted(_, false) => {}
-                Reply::Object(_) => {
-                    return Err(Error::Internal(
-                        "the writer answered a compaction with an object".into(),
-                    ))
-                }
-            }
-        }
+        self.writer.compact(keep, self.compact_batch).await
     }
 
     async fn ping(&self) -> Result<()> {
-        let writer_alive = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|tx| !tx.is_closed());
-        match writer_alive {
-            None => return Err(closed_error()),
-            Some(false) => return Err(writer_gone()),
-            Some(true) => {}
-        }
+        self.writer.alive()?;
         read!(self, "a ping", |c| async {
             c.simple_query("SELECT 1").await.map(drop).map_err(pg_error)
         })
@@ -356,8 +307,7 @@ impl Store for PostgresStore {
 
     async fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let sender = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        drop(sender);
+        self.writer.close();
         // The writer answers what is queued, then stops.
         if let Some(done) = self.writer_done.lock().await.take() {
             let _ = done.await;
@@ -421,13 +371,4 @@ pub(crate) fn publish(published: &watch::Sender<i64>, revision: i64) {
         }
         newer
     });
-}
-
-/// The error of any call after [`Store::close`].
-pub(crate) fn closed_error() -> Error {
-    Error::Unavailable("the store is closed".into())
-}
-
-fn writer_gone() -> Error {
-    Error::Unavailable("the PostgreSQL writer has stopped".into())
 }

@@ -25,17 +25,12 @@ use super::error::pg_error;
 use super::findings::{self, Carrier};
 use super::prepared::Prepared;
 use super::result_rows::{INSERT_OBJECT_WITH_RESULTS, INSERT_RESULTS};
+use crate::write::{self, CurrentRow};
 use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
 
-/// Why one write did not happen.
-#[derive(Debug)]
-pub(crate) enum OpError {
-    /// The request is refused; the rest of the batch carries on.
-    Rejected(Error),
-    /// The database failed; the batch is rolled back. Keeps the driver's error so the writer
-    /// can tell a lost connection from a failed statement.
-    Storage(tokio_postgres::Error),
-}
+/// Why one write did not happen (the shared [`write::OpError`]). A storage error keeps the
+/// driver's error so the writer can tell a lost connection from a failed statement.
+pub(crate) type OpError = write::OpError<tokio_postgres::Error>;
 
 impl From<tokio_postgres::Error> for OpError {
     fn from(e: tokio_postgres::Error) -> Self {
@@ -56,6 +51,18 @@ pub(crate) struct Current {
     results_digest: Option<Vec<u8>>,
     /// Only read for deletes.
     body: Option<String>,
+}
+
+impl CurrentRow for Current {
+    fn uid(&self) -> &str {
+        &self.uid
+    }
+    fn revision(&self) -> i64 {
+        self.revision
+    }
+    fn deleting(&self) -> bool {
+        self.deleting
+    }
 }
 
 impl Current {
@@ -284,11 +291,7 @@ pub(crate) struct Write<'a> {
 
 /// Checks a create against the key's current row.
 pub(crate) fn plan_create(p: &Prepared, cur: Option<Current>, revision: i64) -> OpResult<Write<'_>> {
-    if let Some(cur) = cur {
-        return Err(OpError::Rejected(Error::AlreadyExists {
-            being_deleted: cur.deleting,
-        }));
-    }
+    write::accept_create(cur.as_ref()).map_err(OpError::Rejected)?;
     Ok(Write {
         target: Target::Insert(p),
         event: EventType::Added,
@@ -309,9 +312,7 @@ pub(crate) fn plan_update(
     cur: Option<Current>,
     revision: i64,
 ) -> OpResult<Write<'_>> {
-    let cur = cur.ok_or(OpError::Rejected(Error::NotFound))?;
-    crate::check_update(&p.head.uid, expected, &cur.uid, cur.revision)
-        .map_err(|c| OpError::Rejected(Error::Conflict(c)))?;
+    let cur = write::accept_update(&p.head.uid, expected, cur).map_err(OpError::Rejected)?;
     let rewrite_results = cur.results_digest.as_deref() != Some(&p.head.results_digest[..]);
     Ok(Write {
         target: Target::Replace {
@@ -338,9 +339,7 @@ pub(crate) fn plan_delete<'a>(
     cur: Option<Current>,
     revision: i64,
 ) -> OpResult<Write<'a>> {
-    let cur = cur.ok_or(OpError::Rejected(Error::NotFound))?;
-    pre.check(&cur.uid, cur.revision)
-        .map_err(|c| OpError::Rejected(Error::Conflict(c)))?;
+    let cur = write::accept_delete(pre, cur).map_err(OpError::Rejected)?;
     let last: Value = serde_json::from_str(cur.body.as_deref().unwrap_or_default()).map_err(|e| {
         OpError::Rejected(Error::Internal(format!(
             "stored body of {key:?} is not JSON: {e}"

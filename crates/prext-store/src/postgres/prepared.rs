@@ -23,6 +23,16 @@ pub(crate) struct Prepared {
     pub(crate) results: ResultColumns,
 }
 
+impl crate::write::Prepare for Prepared {
+    fn prepare(obj: ObjectWrite) -> Result<Prepared> {
+        Prepared::new(obj)
+    }
+
+    fn head(&self) -> &ObjectHead {
+        &self.head
+    }
+}
+
 impl Prepared {
     /// Fails (writing nothing) when the body cannot be stamped or a result cannot be stored.
     pub(crate) fn new(obj: ObjectWrite) -> Result<Prepared> {

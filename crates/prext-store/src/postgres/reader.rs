@@ -6,8 +6,6 @@
 //! time, into a bounded channel: a list of any size holds only a few bodies in memory, and a
 //! slow consumer holds back its own stream (and connection) only.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use deadpool_postgres::{GenericClient, Object, Pool};
 use serde_json::Value;
@@ -16,7 +14,8 @@ use tokio_postgres::IsolationLevel;
 
 use super::error::{pg_error, pool_error};
 use super::select::{Param, Predicate};
-use crate::{Change, Error, EventType, ListItem, ListOptions, ListStream, ObjectKey, Result, StoredObject};
+use crate::rows::ChangeRow;
+use crate::{Change, Error, ListItem, ListOptions, ListStream, ObjectKey, Result, StoredObject};
 
 /// The object at `key`.
 pub(crate) async fn get(client: &Object, cluster: &str, key: &ObjectKey) -> Result<Option<StoredObject>> {
@@ -117,43 +116,21 @@ pub(crate) async fn changes(client: &Object, cluster: &str, after: i64, limit: u
         let Some(revision) = r.try_get::<_, Option<i64>>(1).map_err(pg_error)? else {
             continue; // The meta row alone: no change after `after`.
         };
-        let event = match r.try_get::<_, &str>(2).map_err(pg_error)? {
-            "ADDED" => EventType::Added,
-            "MODIFIED" => EventType::Modified,
-            "DELETED" => EventType::Deleted,
-            other => {
-                return Err(Error::Internal(format!(
-                    "change {revision} has unknown event {other:?}"
-                )))
-            }
-        };
-        let prev: Option<Value> = r.try_get(8).map_err(pg_error)?;
-        out.push(Change {
+        let row = ChangeRow {
             revision,
-            event,
+            event: r.try_get::<_, &str>(2).map_err(pg_error)?,
             key: ObjectKey::new(
                 r.try_get::<_, String>(3).map_err(pg_error)?,
                 r.try_get::<_, String>(4).map_err(pg_error)?,
                 r.try_get::<_, String>(5).map_err(pg_error)?,
             ),
-            body: Bytes::from(
-                r.try_get::<_, Option<String>>(6)
-                    .map_err(pg_error)?
-                    .ok_or_else(|| Error::Internal(format!("change {revision} has no body")))?,
-            ),
-            labels: parse_labels(revision, r.try_get(7).map_err(pg_error)?)?,
-            prev_labels: prev.map(|p| parse_labels(revision, p)).transpose()?,
-        });
+            body: r.try_get(6).map_err(pg_error)?,
+            labels: r.try_get::<_, Value>(7).map_err(pg_error)?,
+            prev_labels: r.try_get(8).map_err(pg_error)?,
+        };
+        out.push(row.parse()?);
     }
     Ok(out)
-}
-
-fn parse_labels(revision: i64, value: Value) -> Result<BTreeMap<String, String>> {
-    serde_json::from_value(value).map_err(|e| {
-        Error::Internal(format!(
-            "labels of change {revision} are not a JSON object of strings: {e}"
-        ))
-    })
 }
 
 /// The query of a list, and its parameters.

@@ -51,25 +51,7 @@ const RECORD_COLUMNS: &str = "o.namespace, o.resource, o.name, o.uid, o.revision
 const NUMBER_PATTERN: &str =
     "^[ \\t\\n\\r]*-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]{1,4})?[ \\t\\n\\r]*$";
 
-/// The SQL of a column, and whether it can be NULL.
-pub(super) fn column(c: ResultColumn) -> (&'static str, bool) {
-    match c {
-        ResultColumn::Result => ("r.result", true),
-        ResultColumn::Severity => ("r.severity", true),
-        ResultColumn::Policy => ("r.policy", true),
-        ResultColumn::Rule => ("r.rule", true),
-        ResultColumn::Category => ("r.category", true),
-        ResultColumn::Source => ("r.source", true),
-        ResultColumn::Namespace => ("o.namespace", false),
-        ResultColumn::Resource => ("o.resource", false),
-        ResultColumn::Report => ("o.name", false),
-        ResultColumn::SubjectApiVersion => ("r.subject_api_version", true),
-        ResultColumn::SubjectKind => ("r.subject_kind", true),
-        ResultColumn::SubjectNamespace => ("r.subject_namespace", true),
-        ResultColumn::SubjectName => ("r.subject_name", true),
-        ResultColumn::SubjectUid => ("r.subject_uid", true),
-    }
-}
+pub(super) use crate::rows::result_column as column;
 
 /// Text as the result rows store it: PostgreSQL text cannot hold NUL, which the write path
 /// turns into U+FFFD.

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Object, Pool, Transaction};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_postgres::IsolationLevel;
 
 use super::error::{duplicate, is_connection_error, is_retryable_state, pg_error, pool_error, timed_out};
@@ -36,67 +36,27 @@ use super::ops::{self, Current, OpError};
 use super::prepared::Prepared;
 use super::publish;
 use super::statistics::Statistics;
-use crate::{Error, ObjectKey, Preconditions, Result, StoredObject};
+pub(crate) use crate::write::{Limits, Reply};
+use crate::{Error, ObjectKey, Result};
 
 /// The channel every replica listens on; the payload is `<cluster>:<revision>`.
 pub(crate) const CHANNEL: &str = "prext_changes";
 
-/// A write to perform.
-#[derive(Debug)]
-pub(crate) enum Op {
-    Create(Prepared),
-    Update(Prepared, i64),
-    Delete(ObjectKey, Preconditions),
-    /// One compaction step (see [`ops::compact_step`]).
-    Compact {
-        keep: i64,
-        batch: usize,
-    },
-}
-
-impl Op {
-    /// The object the op writes (none for compaction) and whether its check needs the body.
-    fn key(&self) -> Option<(&ObjectKey, bool)> {
-        match self {
-            Op::Create(obj) | Op::Update(obj, _) => Some((&obj.head.key, false)),
-            Op::Delete(key, _) => Some((key, true)),
-            Op::Compact { .. } => None,
-        }
-    }
-
-    /// Checks the op against its object's current row (not for compaction).
-    fn plan(&self, cur: Option<Current>, revision: i64) -> Result<ops::Write<'_>, OpError> {
-        match self {
-            Op::Create(obj) => ops::plan_create(obj, cur, revision),
-            Op::Update(obj, expected) => ops::plan_update(obj, *expected, cur, revision),
-            Op::Delete(key, pre) => ops::plan_delete(key, pre, cur, revision),
-            Op::Compact { .. } => Err(OpError::Rejected(Error::Internal(
-                "a compaction step has no object to write".into(),
-            ))),
-        }
-    }
-}
-
-/// The answer to an [`Op`].
-#[derive(Debug)]
-pub(crate) enum Reply {
-    Object(StoredObject),
-    /// The compaction point reached, and whether compaction is complete.
-    Compacted(i64, bool),
-}
-
+/// A write to perform (the shared [`crate::write::Op`] of PostgreSQL's prepared object).
+pub(crate) type Op = crate::write::Op<Prepared>;
 /// A queued write and where to send its answer.
-#[derive(Debug)]
-pub(crate) struct Request {
-    pub(crate) op: Op,
-    pub(crate) reply: oneshot::Sender<Result<Reply>>,
-}
+pub(crate) type Request = crate::write::Request<Prepared>;
 
-/// How much one transaction may take.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) ops: usize,
-    pub(crate) bytes: usize,
+/// Checks an op against its object's current row (not for compaction).
+fn plan(op: &Op, cur: Option<Current>, revision: i64) -> Result<ops::Write<'_>, OpError> {
+    match op {
+        Op::Create(obj) => ops::plan_create(obj, cur, revision),
+        Op::Update(obj, expected) => ops::plan_update(obj, *expected, cur, revision),
+        Op::Delete(key, pre) => ops::plan_delete(key, pre, cur, revision),
+        Op::Compact { .. } => Err(OpError::Rejected(Error::Internal(
+            "a compaction step has no object to write".into(),
+        ))),
+    }
 }
 
 /// What the writer task needs.
@@ -359,7 +319,7 @@ impl Writer {
             if bytes >= self.limits.bytes {
                 break;
             }
-            match req.op.plan(cur, revision + 1) {
+            match plan(&req.op, cur, revision + 1) {
                 Ok(write) => {
                     revision += 1;
                     bytes = bytes.saturating_add(write.size());
@@ -407,7 +367,7 @@ impl Writer {
                         })
                 }
                 (op, Some((key, body))) => match ops::current(tx, cluster, key, body).await {
-                    Ok(cur) => match op.plan(cur, revision + 1) {
+                    Ok(cur) => match plan(op, cur, revision + 1) {
                         Ok(write) => ops::in_savepoint(tx, write.execute(tx, cluster, &st))
                             .await
                             .map(|()| {

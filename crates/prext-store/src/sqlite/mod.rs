@@ -40,14 +40,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::ErrorCode;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 pub use self::backup::{backup, restore, BackupInfo, RestoreInfo, DEFAULT_REVISION_BUMP};
 use self::checkpointer::Checkpointer;
 use self::lock::DbLock;
 use self::prepared::Prepared;
 use self::reader::Readers;
-use self::writer::{Limits, Op, Reply, Request};
+use self::writer::Limits;
+pub(crate) use crate::write::closed_error;
+use crate::write::WriteQueue;
 use crate::{
     Change, Error, ListOptions, ListStream, ObjectKey, ObjectWrite, Preconditions, Result, Store,
     StoredObject,
@@ -93,8 +95,8 @@ impl Default for SqliteOptions {
 /// A [`Store`] in one SQLite database file, for a single server replica.
 pub struct SqliteStore {
     path: PathBuf,
-    /// `None` once closed.
-    writer: Mutex<Option<mpsc::Sender<Request>>>,
+    /// The writer thread's queue (closed by [`Store::close`]).
+    writer: WriteQueue<Prepared>,
     /// Fires when the writer thread has drained its queue and checkpointed.
     writer_done: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
     readers: Arc<Readers>,
@@ -144,7 +146,7 @@ impl SqliteStore {
                     .map_err(|e| Error::Internal(format!("cannot start the checkpointer thread: {e}")))
             })
             .map_err(context)?;
-        let (tx, rx) = mpsc::channel(opts.queue.max(1));
+        let (writer, rx) = WriteQueue::new(opts.queue, "SQLite");
         let (done_tx, done_rx) = oneshot::channel();
         let limits = Limits {
             ops: opts.batch_ops.max(1),
@@ -161,7 +163,7 @@ impl SqliteStore {
 
         Ok(SqliteStore {
             path: path.to_owned(),
-            writer: Mutex::new(Some(tx)),
+            writer,
             writer_done: tokio::sync::Mutex::new(Some(done_rx)),
             readers,
             published,
@@ -173,31 +175,6 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// Queues a write and waits until it is committed (or refused).
-    async fn write(&self, op: Op) -> Result<Reply> {
-        let sender = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(closed_error)?;
-        let (reply, answer) = oneshot::channel();
-        sender
-            .send(Request { op, reply })
-            .await
-            .map_err(|_| writer_gone())?;
-        answer.await.map_err(|_| writer_gone())?
-    }
-
-    async fn write_object(&self, op: Op) -> Result<StoredObject> {
-        match self.write(op).await? {
-            Reply::Object(obj) => Ok(obj),
-            Reply::Compacted(..) => Err(Error::Internal(
-                "the writer answered a write with a compaction".into(),
-            )),
-        }
     }
 }
 
@@ -213,18 +190,15 @@ impl Store for SqliteStore {
     }
 
     async fn create(&self, obj: ObjectWrite) -> Result<StoredObject> {
-        // Serialized here, in the caller's task, to keep the single writer thread short.
-        let prepared = Prepared::new(obj)?;
-        self.write_object(Op::Create(prepared)).await
+        self.writer.create(obj).await
     }
 
     async fn update(&self, obj: ObjectWrite, expected_revision: i64) -> Result<StoredObject> {
-        let prepared = Prepared::new(obj)?;
-        self.write_object(Op::Update(prepared, expected_revision)).await
+        self.writer.update(obj, expected_revision).await
     }
 
     async fn delete(&self, key: &ObjectKey, pre: Preconditions) -> Result<StoredObject> {
-        self.write_object(Op::Delete(key.clone(), pre)).await
+        self.writer.delete(key, pre).await
     }
 
     async fn revision(&self) -> Result<i64> {
@@ -254,38 +228,11 @@ impl Store for SqliteStore {
     }
 
     async fn compact(&self, keep: i64) -> Result<i64> {
-        // Step by step, so that writes interleave with a long compaction.
-        loop {
-            match self
-                .write(Op::Compact {
-                    keep,
-                    batch: self.compact_batch,
-                })
-                .await?
-            {
-                Reply::Compacted(point, true) => return Ok(point),
-                Reply::Compacted(_, false) => {}
-                Reply::Object(_) => {
-                    return Err(Error::Internal(
-                        "the writer answered a compaction with an object".into(),
-                    ))
-                }
-            }
-        }
+        self.writer.compact(keep, self.compact_batch).await
     }
 
     async fn ping(&self) -> Result<()> {
-        let writer_alive = self
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|tx| !tx.is_closed());
-        match writer_alive {
-            None => return Err(closed_error()),
-            Some(false) => return Err(writer_gone()),
-            Some(true) => {}
-        }
+        self.writer.alive()?;
         self.readers.read(|conn| reader::meta(conn).map(drop)).await
     }
 
@@ -315,7 +262,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune_findings(&self, before: i64) -> Result<u64> {
-        if self.writer.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+        if self.writer.is_closed() {
             return Err(closed_error());
         }
         let path = self.path.clone();
@@ -334,8 +281,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        let sender = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        drop(sender);
+        self.writer.close();
         // The writer drains what is queued, checkpoints the WAL and stops.
         if let Some(done) = self.writer_done.lock().await.take() {
             let _ = done.await;
@@ -344,15 +290,6 @@ impl Store for SqliteStore {
         self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
         tracing::info!(path = %self.path.display(), "closed SQLite store");
     }
-}
-
-/// The error of any call after [`Store::close`].
-pub(crate) fn closed_error() -> Error {
-    Error::Unavailable("the store is closed".into())
-}
-
-fn writer_gone() -> Error {
-    Error::Unavailable("the SQLite writer has stopped".into())
 }
 
 /// Maps a SQLite error: transient conditions (busy, locked, I/O, full disk, ...) are

@@ -20,16 +20,12 @@ use super::findings;
 use super::prepared::Prepared;
 use super::result_rows;
 use crate::stamp::Unstamped;
+use crate::write::{self, CurrentRow};
 use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
 
-/// Why one write did not happen.
-#[derive(Debug)]
-pub(crate) enum OpError {
-    /// The request is refused; the rest of the batch carries on.
-    Rejected(Error),
-    /// The database failed; the batch is rolled back.
-    Storage(Error),
-}
+/// Why one write did not happen (the shared [`write::OpError`]; a storage error is already
+/// mapped).
+pub(crate) type OpError = write::OpError<Error>;
 
 impl From<rusqlite::Error> for OpError {
     fn from(e: rusqlite::Error) -> Self {
@@ -45,13 +41,26 @@ struct Current {
     uid: String,
     revision: i64,
     labels: String,
+    deleting: bool,
     /// `results_digest`: what the result rows were written from (`None`: unknown).
     results_digest: Option<Vec<u8>>,
 }
 
+impl CurrentRow for Current {
+    fn uid(&self) -> &str {
+        &self.uid
+    }
+    fn revision(&self) -> i64 {
+        self.revision
+    }
+    fn deleting(&self) -> bool {
+        self.deleting
+    }
+}
+
 fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, uid, revision, labels, results_digest FROM objects
+        "SELECT id, uid, revision, labels, results_digest, deleting FROM objects
          WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
     )?;
     let row = stmt
@@ -62,6 +71,7 @@ fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
                 revision: r.get(2)?,
                 labels: r.get(3)?,
                 results_digest: r.get(4)?,
+                deleting: r.get(5)?,
             })
         })
         .optional()?;
@@ -136,18 +146,13 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
     let id = match inserted {
         Ok(_) => conn.last_insert_rowid(),
         Err(e) if is_unique_violation(&e) => {
-            let being_deleted: bool = conn
-                .prepare_cached(
-                    "SELECT deleting FROM objects
-                     WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
-                )?
-                .query_row(
-                    params![obj.head.key.resource, obj.head.key.namespace, obj.head.key.name],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .unwrap_or(false);
-            return Err(OpError::Rejected(Error::AlreadyExists { being_deleted }));
+            let cur = current(conn, &obj.head.key)?;
+            write::accept_create(cur.as_ref()).map_err(OpError::Rejected)?;
+            // The key was taken when the INSERT ran, and is in the same transaction.
+            return Err(OpError::Storage(Error::Internal(format!(
+                "unique violation on {:?} without a row",
+                obj.head.key
+            ))));
         }
         Err(e) => return Err(e.into()),
     };
@@ -186,9 +191,8 @@ pub(crate) fn update(
     expected: i64,
     revision: i64,
 ) -> OpResult<(StoredObject, usize)> {
-    let cur = current(conn, &obj.head.key)?.ok_or(OpError::Rejected(Error::NotFound))?;
-    crate::check_update(&obj.head.uid, expected, &cur.uid, cur.revision)
-        .map_err(|c| OpError::Rejected(Error::Conflict(c)))?;
+    let cur = write::accept_update(&obj.head.uid, expected, current(conn, &obj.head.key)?)
+        .map_err(OpError::Rejected)?;
     // Checked: from here on only storage errors.
     let body = obj.head.body.stamp(revision);
     let labels = &obj.labels;
@@ -239,9 +243,7 @@ pub(crate) fn delete(
     pre: &Preconditions,
     revision: i64,
 ) -> OpResult<(StoredObject, usize)> {
-    let cur = current(conn, &key)?.ok_or(OpError::Rejected(Error::NotFound))?;
-    pre.check(&cur.uid, cur.revision)
-        .map_err(|c| OpError::Rejected(Error::Conflict(c)))?;
+    let cur = write::accept_delete(pre, current(conn, &key)?).map_err(OpError::Rejected)?;
     let last: String = conn
         .prepare_cached("SELECT body FROM objects WHERE id = ?1")?
         .query_row([cur.id], |r| r.get(0))?;

@@ -52,6 +52,16 @@ pub(crate) struct PreparedResult {
     pub(crate) numbers: Vec<(String, f64)>,
 }
 
+impl crate::write::Prepare for Prepared {
+    fn prepare(obj: ObjectWrite) -> Result<Prepared> {
+        Prepared::new(obj)
+    }
+
+    fn head(&self) -> &ObjectHead {
+        &self.head
+    }
+}
+
 impl Prepared {
     /// Serializes what the writer will store. Fails (writing nothing) when the body cannot be
     /// stamped (not an object, or a `metadata` that is not one).

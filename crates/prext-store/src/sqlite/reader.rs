@@ -6,7 +6,6 @@
 //! are sent one by one into a bounded channel, so a list of any size holds only a few bodies in
 //! memory; a slow consumer blocks its reading thread, not the others.
 
-use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +19,8 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::select::Predicate;
 use super::{closed_error, db_error, schema};
-use crate::{Change, Error, EventType, ListItem, ListOptions, ListStream, ObjectKey, Result, StoredObject};
+use crate::rows::ChangeRow;
+use crate::{Change, Error, ListItem, ListOptions, ListStream, ObjectKey, Result, StoredObject};
 
 /// The read side of a SQLite store.
 #[derive(Debug)]
@@ -314,41 +314,20 @@ pub(crate) fn changes(conn: &mut Connection, after: i64, limit: usize) -> Result
     let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(db_error)? {
         let revision: i64 = r.get(0).map_err(db_error)?;
-        let event = match r.get::<_, String>(1).map_err(db_error)?.as_str() {
-            "ADDED" => EventType::Added,
-            "MODIFIED" => EventType::Modified,
-            "DELETED" => EventType::Deleted,
-            other => {
-                return Err(Error::Internal(format!(
-                    "change {revision} has unknown event {other:?}"
-                )))
-            }
-        };
-        let prev: Option<String> = r.get(7).map_err(db_error)?;
-        out.push(Change {
+        let event: String = r.get(1).map_err(db_error)?;
+        let row = ChangeRow {
             revision,
-            event,
+            event: &event,
             key: ObjectKey::new(
                 r.get::<_, String>(2).map_err(db_error)?,
                 r.get::<_, String>(3).map_err(db_error)?,
                 r.get::<_, String>(4).map_err(db_error)?,
             ),
-            body: Bytes::from(
-                r.get::<_, Option<String>>(5)
-                    .map_err(db_error)?
-                    .ok_or_else(|| Error::Internal(format!("change {revision} has no body")))?,
-            ),
-            labels: parse_labels(revision, &r.get::<_, String>(6).map_err(db_error)?)?,
-            prev_labels: prev.map(|p| parse_labels(revision, &p)).transpose()?,
-        });
+            body: r.get(5).map_err(db_error)?,
+            labels: r.get::<_, String>(6).map_err(db_error)?,
+            prev_labels: r.get(7).map_err(db_error)?,
+        };
+        out.push(row.parse()?);
     }
     Ok(out)
-}
-
-fn parse_labels(revision: i64, text: &str) -> Result<BTreeMap<String, String>> {
-    serde_json::from_str(text).map_err(|e| {
-        Error::Internal(format!(
-            "labels of change {revision} are not a JSON object of strings: {e}"
-        ))
-    })
 }

@@ -39,33 +39,7 @@ const RECORD_COLUMNS: &str = "o.namespace, o.resource, o.name, o.uid, o.revision
      r.properties, r.resources, r.subject_api_version, r.subject_kind, r.subject_namespace, \
      r.subject_name, r.subject_uid";
 
-/// The SQL of a column, and whether it can be NULL.
-fn column(c: ResultColumn) -> (&'static str, bool) {
-    match c {
-        ResultColumn::Result => ("r.result", true),
-        ResultColumn::Severity => ("r.severity", true),
-        ResultColumn::Policy => ("r.policy", true),
-        ResultColumn::Rule => ("r.rule", true),
-        ResultColumn::Category => ("r.category", true),
-        ResultColumn::Source => ("r.source", true),
-        ResultColumn::Namespace => ("o.namespace", false),
-        ResultColumn::Resource => ("o.resource", false),
-        ResultColumn::Report => ("o.name", false),
-        ResultColumn::SubjectApiVersion => ("r.subject_api_version", true),
-        ResultColumn::SubjectKind => ("r.subject_kind", true),
-        ResultColumn::SubjectNamespace => ("r.subject_namespace", true),
-        ResultColumn::SubjectName => ("r.subject_name", true),
-        ResultColumn::SubjectUid => ("r.subject_uid", true),
-    }
-}
-
-/// Whether the column lives on the report (`objects`) rather than the result row.
-fn on_report(c: ResultColumn) -> bool {
-    matches!(
-        c,
-        ResultColumn::Namespace | ResultColumn::Resource | ResultColumn::Report
-    )
-}
+pub(super) use crate::rows::{on_report, result_column as column};
 
 fn texts(values: &[String]) -> impl Iterator<Item = Value> + '_ {
     values.iter().map(|v| Value::Text(v.clone()))

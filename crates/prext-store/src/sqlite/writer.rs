@@ -26,42 +26,13 @@ use super::db_error;
 use super::ops::{self, OpError};
 use super::prepared::Prepared;
 use super::statistics::Statistics;
-use crate::{Error, ObjectKey, Preconditions, Result, StoredObject};
+pub(crate) use crate::write::{Limits, Reply};
+use crate::{Error, Result};
 
-/// A write to perform.
-#[derive(Debug)]
-pub(crate) enum Op {
-    Create(Prepared),
-    Update(Prepared, i64),
-    Delete(ObjectKey, Preconditions),
-    /// One compaction step (see [`ops::compact_step`]).
-    Compact {
-        keep: i64,
-        batch: usize,
-    },
-}
-
-/// The answer to an [`Op`].
-#[derive(Debug)]
-pub(crate) enum Reply {
-    Object(StoredObject),
-    /// The compaction point reached, and whether compaction is complete.
-    Compacted(i64, bool),
-}
-
+/// A write to perform (the shared [`crate::write::Op`] of SQLite's prepared object).
+pub(crate) type Op = crate::write::Op<Prepared>;
 /// A queued write and where to send its answer.
-#[derive(Debug)]
-pub(crate) struct Request {
-    pub(crate) op: Op,
-    pub(crate) reply: oneshot::Sender<Result<Reply>>,
-}
-
-/// How much one transaction may take.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) ops: usize,
-    pub(crate) bytes: usize,
-}
+pub(crate) type Request = crate::write::Request<Prepared>;
 
 /// Runs the writer until every sender is dropped and the queue is drained, then stops the
 /// checkpointer, checkpoints the WAL and closes the connection.

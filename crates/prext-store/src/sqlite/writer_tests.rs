@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::*;
 use crate::sqlite::schema;
+use crate::{ObjectKey, Preconditions};
 
 const POLR: &str = "policyreports.wgpolicyk8s.io";
 
