@@ -64,8 +64,9 @@ pub(crate) enum Action {
     Carry(Vec<Carried>),
 }
 
-/// One finding a report carries: its key and the fields of its first failing result.
-#[derive(Debug, Clone, PartialEq)]
+/// One finding a report carries: its key and the fields of its first failing result (as JSON,
+/// the rows PostgreSQL's `prext_index_change` reads).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub(crate) struct Carried {
     pub(crate) subject_key: String,
     pub(crate) policy: String,

@@ -290,6 +290,12 @@ impl Store for SqliteStore {
     }
 
     async fn compact(&self, keep: i64) -> Result<i64> {
+        // Compaction never drops a change the findings indexer has not applied (it stops at
+        // the cursor): give the indexer its bounded wait to catch up first.
+        match self.wait_indexed().await {
+            Ok(()) | Err(Error::IndexBehind { .. }) => {}
+            Err(e) => return Err(e),
+        }
         // Step by step, so that writes interleave with a long compaction.
         loop {
             match self
