@@ -26,6 +26,8 @@ mod findings_read;
 #[cfg(test)]
 mod findings_tests;
 mod indexer;
+#[cfg(test)]
+mod indexer_tests;
 mod lock;
 mod ops;
 mod prepared;
