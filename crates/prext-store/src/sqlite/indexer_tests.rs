@@ -161,3 +161,30 @@ fn compaction_stops_at_the_cursor() {
     // The indexer applies the rest (a delete of a report that carried nothing).
     assert_eq!(indexer::step(&mut conn, 100).expect("step"), (3, true));
 }
+
+/// A restore applies what the copy's indexer had not applied yet before it drops the change
+/// history, then starts the cursor at the restored revision.
+#[test]
+fn a_restore_applies_the_pending_changes_first() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut conn = db(&dir.path().join("prext.db"));
+    schema::migrate(&mut conn).expect("migrate");
+    let body = r#"{"results": [{"policy": "p1", "result": "fail", "resources": [{"uid": "pod"}]}]}"#;
+    conn.execute(
+        "INSERT INTO changes (revision, event, resource, namespace, name, body, labels, written_at,
+             results_flag)
+         VALUES (1, 'ADDED', ?1, 'ns', 'a', ?2, '{}', 1000, 2),
+                (2, 'DELETED', ?1, 'ns', 'a', ?2, '{}', 2000, NULL)",
+        rusqlite::params![POLR, body],
+    )
+    .expect("changes");
+    indexer::finish(&conn, 2, 100).expect("finish");
+    let (opened, resolved, cursor): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT f.first_seen, f.resolved_at, c.revision FROM findings f, findings_cursor c",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("one finding");
+    assert_eq!((opened, resolved, cursor), (1000, 2000, 100));
+}
