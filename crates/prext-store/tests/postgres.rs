@@ -6,6 +6,8 @@
 
 #[path = "postgres/findings.rs"]
 mod findings;
+#[path = "postgres/indexer.rs"]
+mod indexer;
 #[path = "postgres/outage.rs"]
 mod outage;
 #[path = "postgres/replicas.rs"]
