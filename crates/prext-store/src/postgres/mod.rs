@@ -25,6 +25,7 @@ mod findings_read;
 mod notify;
 mod ops;
 mod prepared;
+mod purge;
 mod reader;
 mod result_rows;
 mod results;

@@ -24,6 +24,7 @@ use tokio_postgres::types::ToSql;
 use super::error::pg_error;
 use super::findings::{self, Carrier};
 use super::prepared::Prepared;
+use super::purge;
 use super::result_rows::{INSERT_OBJECT_WITH_RESULTS, INSERT_RESULTS};
 use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
 
@@ -226,11 +227,13 @@ pub(crate) struct Statements {
     results: tokio_postgres::Statement,
     change: tokio_postgres::Statement,
     superseded: tokio_postgres::Statement,
+    clear_first: tokio_postgres::Statement,
+    detach: tokio_postgres::Statement,
 }
 
 impl Statements {
     pub(crate) async fn prepare(tx: &Transaction<'_>) -> Result<Statements, tokio_postgres::Error> {
-        let (insert, update, clear, remove, results, change, superseded) = futures::try_join!(
+        let (insert, update, clear, remove, results, change, superseded, clear_first, detach) = futures::try_join!(
             tx.prepare_cached(INSERT_OBJECT_WITH_RESULTS),
             tx.prepare_cached(UPDATE_OBJECT),
             tx.prepare_cached(CLEAR_RESULTS),
@@ -238,6 +241,8 @@ impl Statements {
             tx.prepare_cached(INSERT_RESULTS),
             tx.prepare_cached(INSERT_CHANGE),
             tx.prepare_cached(KEEP_SUPERSEDED),
+            tx.prepare_cached(purge::CLEAR_FIRST),
+            tx.prepare_cached(purge::DETACH),
         )?;
         Ok(Statements {
             insert,
@@ -247,6 +252,8 @@ impl Statements {
             results,
             change,
             superseded,
+            clear_first,
+            detach,
         })
     }
 }
@@ -441,9 +448,15 @@ impl Write<'_> {
                 }
             }
             Target::Remove { id, superseded } => {
+                // The first result rows go now, the rest (if any) in chunks later (`purge.rs`).
+                let inline = purge::INLINE_ROWS;
                 futures::try_join!(
                     async { tx.execute(&st.superseded, &[&cluster, id, superseded]).await },
-                    async { tx.execute(&st.clear, &[id]).await },
+                    async { tx.execute(&st.clear_first, &[id, &inline]).await },
+                    async {
+                        let detach: [&(dyn ToSql + Sync); 4] = [id, &cluster, &self.revision, &inline];
+                        tx.execute(&st.detach, &detach).await
+                    },
                     async { tx.execute(&st.remove, &[id]).await },
                     async { tx.execute(&st.change, &change).await }
                 )?;

@@ -26,6 +26,7 @@ mod findings_tests;
 mod lock;
 mod ops;
 mod prepared;
+mod purge;
 mod reader;
 mod result_rows;
 mod results;
