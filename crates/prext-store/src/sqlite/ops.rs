@@ -20,7 +20,7 @@ use super::findings;
 use super::prepared::Prepared;
 use super::purge;
 use super::result_rows;
-use crate::stamp::Unstamped;
+use crate::stamp::{StampError, Unstamped};
 use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
 
 /// Why one write did not happen.
@@ -69,15 +69,16 @@ fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
     Ok(row)
 }
 
-/// Stamps the last state of a deleted object (its stored body) with the deletion revision.
+/// Stamps the last state of a deleted object (its stored body) with the deletion revision,
+/// without building the body (see [`Unstamped::from_serialized`]).
 fn restamp(stored: &str, key: &ObjectKey, revision: i64) -> OpResult<String> {
-    let last: serde_json::Value = serde_json::from_str(stored).map_err(|e| {
-        OpError::Storage(Error::Internal(format!(
+    match Unstamped::from_serialized(stored) {
+        Ok(unstamped) => Ok(unstamped.stamp(revision)),
+        Err(StampError::Parse(e)) => Err(OpError::Storage(Error::Internal(format!(
             "stored body of {key:?} is not JSON: {e}"
-        )))
-    })?;
-    let unstamped = Unstamped::new(&last).map_err(|e| OpError::Rejected(Error::Internal(e.to_string())))?;
-    Ok(unstamped.stamp(revision))
+        )))),
+        Err(e) => Err(OpError::Rejected(Error::Internal(e.to_string()))),
+    }
 }
 
 /// Whether `e` is the violation of a UNIQUE constraint (the object key is taken).
