@@ -251,6 +251,20 @@ impl Status {
         )
     }
 
+    /// 431: the request line and header fields are larger than `limit` bytes. kube-apiserver
+    /// (Go's net/http with `MaxHeaderBytes: 1 << 20`, `k8s.io/apiserver/pkg/server/
+    /// secure_serving.go`) answers the same request 431 with a text body; prext answers a
+    /// Status, with no reason of Kubernetes' own for this code (`StatusReasonUnknown`, "").
+    pub fn header_fields_too_large(size: usize, limit: usize) -> Self {
+        Self::failure(
+            431,
+            "",
+            format!(
+                "the request's URI and header fields take {size} bytes, more than the limit of {limit} bytes"
+            ),
+        )
+    }
+
     pub fn expired(message: impl Into<String>) -> Self {
         Self::failure(410, reason::EXPIRED, message)
     }

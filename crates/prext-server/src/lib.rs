@@ -21,6 +21,7 @@ pub mod disk_reserve;
 pub mod error;
 pub mod fanout;
 pub mod handlers;
+pub mod head_limit;
 pub mod history;
 pub mod metrics;
 pub mod negotiate;

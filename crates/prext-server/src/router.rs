@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(dispatch)
         .layer(axum::middleware::from_fn(crate::yaml::encode))
         .layer(axum::middleware::from_fn(crate::auth::authenticate))
+        .layer(axum::middleware::from_fn(crate::head_limit::check))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::requests::track,

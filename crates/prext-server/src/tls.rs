@@ -285,11 +285,15 @@ pub async fn serve_with(
 ) -> anyhow::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
+    // Heads up to `head_limit::MAX_HEAD_BYTES` are served or refused with a Status by prext's
+    // own layer; hyper's limits sit a little above it (see `head_limit.rs`).
+    let head = crate::head_limit::HYPER_HEAD_BYTES;
+    builder.http1().timer(TokioTimer::new()).max_buf_size(head);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(options.h2_max_concurrent_streams);
+        .max_concurrent_streams(options.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(head).unwrap_or(u32::MAX));
     let ctx = Arc::new(ConnContext {
         acceptor,
         builder,

@@ -532,3 +532,52 @@ proptest! {
         }
     }
 }
+
+/// A 0.9 MB body of 300,000 invalid results: validation keeps the first `MAX_CAUSES` causes
+/// and counts the rest (it used to hold 300,000 causes and answer a 39.4 MB 422).
+#[test]
+fn invalid_results_past_the_cap_are_counted_not_kept() {
+    use crate::limits::MAX_CAUSES;
+    // `{}` per result, as the attack sent: each misses its required fields.
+    let (one, _) = validate(polr(), report(json!([{}])));
+    let per_result = one.causes.len();
+    assert!(per_result >= 1);
+    let total = 300_000 * per_result;
+    let results: Vec<Value> = (0..300_000).map(|_| json!({})).collect();
+    let (v, _) = validate(polr(), report(Value::Array(results)));
+    assert_eq!(v.causes.len(), MAX_CAUSES + 1);
+    assert!(
+        v.causes.capacity() <= 2 * (MAX_CAUSES + 1),
+        "at most the kept causes are held ({})",
+        v.causes.capacity()
+    );
+    assert_eq!(
+        v.causes[..per_result],
+        one.causes[..],
+        "the first result's causes first"
+    );
+    assert!(v.causes[MAX_CAUSES - 1]
+        .field
+        .starts_with(&format!("results[{}].", (MAX_CAUSES - 1) / per_result)));
+    assert_eq!(
+        v.causes[MAX_CAUSES].message,
+        format!("{} more errors not listed", total - MAX_CAUSES)
+    );
+    // With the metadata's causes in front, the 422 still lists MAX_CAUSES and counts the rest.
+    let mut causes = vec![crate::status::StatusCause::new(
+        "FieldValueInvalid",
+        "bad name",
+        "metadata.name",
+    )];
+    causes.extend(v.causes);
+    let status = crate::Status::invalid(polr(), "r", causes);
+    let listed = &status.details.as_ref().expect("details").causes;
+    assert_eq!(listed.len(), MAX_CAUSES + 1);
+    assert_eq!(listed[0].field, "metadata.name");
+    assert_eq!(
+        listed[MAX_CAUSES].message,
+        format!("{} more errors not listed", total - MAX_CAUSES + 1)
+    );
+    let body = serde_json::to_vec(&status).expect("json");
+    assert!(body.len() < 32 * 1024, "a 422 of {} bytes", body.len());
+}

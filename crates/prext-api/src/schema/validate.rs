@@ -7,6 +7,7 @@ use serde_json::{Map, Number, Value};
 
 use super::prune::{field_schema, joined, push_index, push_key, skip};
 use super::{Schema, Type};
+use crate::limits::{self, MAX_CAUSES};
 use crate::names::go_quote;
 use crate::status::StatusCause;
 
@@ -20,18 +21,29 @@ const TOO_MANY: &str = "FieldValueTooMany";
 // The validators run in kube-openapi's `SchemaValidator` order: type, string, number,
 // slice, enum, object.
 
+/// The causes of `obj`'s violations: the first [`MAX_CAUSES`] of them and, when there are more,
+/// a last cause counting the rest ([`limits::left_out`]), so that 300,000 invalid results cost
+/// a count, not 300,000 causes held in memory.
 pub(super) fn check_root(obj: &mut Value, s: &Schema) -> Vec<StatusCause> {
     let mut c = Checker {
         path: String::new(),
         causes: Vec::new(),
+        left_out: 0,
     };
     c.check(obj, s, true);
-    c.causes
+    let mut causes = c.causes;
+    if c.left_out > 0 {
+        causes.push(limits::left_out(c.left_out));
+    }
+    causes
 }
 
 struct Checker {
     path: String,
+    /// At most [`MAX_CAUSES`].
     causes: Vec<StatusCause>,
+    /// Violations found beyond those.
+    left_out: usize,
 }
 
 /// Largest integer a JSON number holds exactly (`swag.IsFloat64AJSONInteger`).
@@ -62,7 +74,16 @@ impl Checker {
 
     fn push(&mut self, reason: &str, message: String) {
         let cause = self.at(reason, message);
-        self.causes.push(cause);
+        self.keep(cause);
+    }
+
+    /// Keeps `cause` while fewer than [`MAX_CAUSES`] are kept, else only counts it.
+    fn keep(&mut self, cause: StatusCause) {
+        if self.causes.len() < MAX_CAUSES {
+            self.causes.push(cause);
+        } else {
+            self.left_out = self.left_out.saturating_add(1);
+        }
     }
 
     /// `field.Invalid(path, value, "<path> in body <detail>")`.
@@ -239,7 +260,7 @@ impl Checker {
         for name in &s.required {
             if !skip(root, name) && !map.contains_key(name) {
                 let cause = StatusCause::new(REQUIRED, "Required value", joined(&self.path, name));
-                self.causes.push(cause);
+                self.keep(cause);
             }
         }
     }

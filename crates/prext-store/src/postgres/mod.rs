@@ -28,6 +28,7 @@ mod indexer;
 mod notify;
 mod ops;
 mod prepared;
+mod purge;
 mod reader;
 mod result_rows;
 mod results;

@@ -53,6 +53,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "findings_indexer",
         sql: include_str!("migrations/0006_findings_indexer.sql"),
     },
+    Migration {
+        version: 7,
+        name: "incremental_deletes",
+        sql: include_str!("migrations/0007_incremental_deletes.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).

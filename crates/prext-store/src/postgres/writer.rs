@@ -35,6 +35,7 @@ use super::error::{duplicate, is_connection_error, is_retryable_state, pg_error,
 use super::ops::{self, Current, OpError};
 use super::prepared::Prepared;
 use super::publish;
+use super::purge::Purger;
 use super::statistics::Statistics;
 pub(crate) use crate::write::{Limits, Reply};
 use crate::{Error, ObjectKey, Result};
@@ -159,9 +160,25 @@ fn take_batch(
 pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
     let mut pending: VecDeque<Request> = VecDeque::new();
     let mut statistics = Statistics::new(*writer.published.borrow());
+    let mut purger = Purger::new();
     loop {
         if pending.is_empty() {
-            match rx.recv().await {
+            // A deleted report's rows are removed a chunk at a time: while no request waits,
+            // and after every batch (see `purge.rs`).
+            let next = match purger.pending() {
+                true => match rx.try_recv() {
+                    Ok(first) => Some(first),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        purger
+                            .step(&writer.pool, &writer.cluster, writer.batch_timeout)
+                            .await;
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                },
+                false => rx.recv().await,
+            };
+            match next {
                 Some(first) => pending.push_back(first),
                 None => break,
             }
@@ -189,6 +206,9 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
                 if let Some(revision) = done.revision {
                     publish(&writer.published, revision);
                     statistics.committed(&writer.pool, revision);
+                    if requests.iter().any(|r| matches!(r.op, Op::Delete(..))) {
+                        purger.deleted();
+                    }
                 }
                 let n = done.answers.len();
                 // Requests beyond the byte limit wait for the next batch, ahead of the queue.
@@ -207,6 +227,11 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
                     let _ = req.reply.send(Err(duplicate(&e)));
                 }
             }
+        }
+        if purger.pending() {
+            purger
+                .step(&writer.pool, &writer.cluster, writer.batch_timeout)
+                .await;
         }
     }
 }

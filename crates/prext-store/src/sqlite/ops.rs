@@ -17,9 +17,10 @@ use rusqlite::{ffi, params, Connection, OptionalExtension};
 
 use super::db_error;
 use super::prepared::Prepared;
+use super::purge;
 use super::result_rows;
 use crate::findings_index::ResultsFlag;
-use crate::stamp::Unstamped;
+use crate::stamp::{StampError, Unstamped};
 use crate::write::{self, CurrentRow};
 use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
 
@@ -78,15 +79,16 @@ fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
     Ok(row)
 }
 
-/// Stamps the last state of a deleted object (its stored body) with the deletion revision.
+/// Stamps the last state of a deleted object (its stored body) with the deletion revision,
+/// without building the body (see [`Unstamped::from_serialized`]).
 fn restamp(stored: &str, key: &ObjectKey, revision: i64) -> OpResult<String> {
-    let last: serde_json::Value = serde_json::from_str(stored).map_err(|e| {
-        OpError::Storage(Error::Internal(format!(
+    match Unstamped::from_serialized(stored) {
+        Ok(unstamped) => Ok(unstamped.stamp(revision)),
+        Err(StampError::Parse(e)) => Err(OpError::Storage(Error::Internal(format!(
             "stored body of {key:?} is not JSON: {e}"
-        )))
-    })?;
-    let unstamped = Unstamped::new(&last).map_err(|e| OpError::Rejected(Error::Internal(e.to_string())))?;
-    Ok(unstamped.stamp(revision))
+        )))),
+        Err(e) => Err(OpError::Rejected(Error::Internal(e.to_string()))),
+    }
 }
 
 /// Whether `e` is the violation of a UNIQUE constraint (the object key is taken).
@@ -135,11 +137,14 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
     // written nothing.
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO objects (resource, namespace, name, uid, revision, created, labels, deleting,
-                 summary_pass, summary_fail, summary_warn, summary_error, summary_skip,
+            // The id: SQLite's own choice (one above the largest), but above every deleted
+            // report whose result rows await their purge too (see `purge.rs`).
+            "INSERT INTO objects (id, resource, namespace, name, uid, revision, created, labels,
+                 deleting, summary_pass, summary_fail, summary_warn, summary_error, summary_skip,
                  scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body,
                  results_digest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+             VALUES ((SELECT max(coalesce((SELECT max(id) FROM objects), 0),
+                                 coalesce((SELECT max(object_id) FROM purges), 0)) + 1), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
                  ?20)",
         )?
         .execute(object_params(&obj, &revision, &body));
@@ -246,9 +251,10 @@ pub(crate) fn delete(
         .prepare_cached("SELECT body FROM objects WHERE id = ?1")?
         .query_row([cur.id], |r| r.get(0))?;
     let body = restamp(&last, &key, revision)?;
-    // Checked: from here on only storage errors. Result rows go with the object (ON DELETE
-    // CASCADE), and so do their numbers and counts.
+    // Checked: from here on only storage errors. The per-report counts go with the object (ON
+    // DELETE CASCADE); many result rows are left for the writer to purge in chunks.
     keep_superseded(conn, cur.id, cur.revision)?;
+    purge::detach(conn, cur.id, revision)?;
     conn.prepare_cached("DELETE FROM objects WHERE id = ?1")?
         .execute([cur.id])?;
     append_change(

@@ -104,6 +104,14 @@ fn push_number(p: &mut Predicate, n: &NumberTest, form: NumberForm) {
     p.push(sql, [Value::Text(n.key.clone()), Value::Real(n.bound)]);
 }
 
+/// [`lower`] for a query in the read transaction `tx`: while a deleted report's result rows
+/// await their purge, they are read through their reports, which leave them out (`purge.rs`).
+fn lower_live(tx: &Connection, filter: &ResultFilter, indexes: Indexes) -> Result<Lowered> {
+    let mut lowered = lower(filter, indexes);
+    lowered.needs_report |= super::purge::pending(tx).map_err(db_error)?;
+    Ok(lowered)
+}
+
 /// Whether the result row's conditions may use the result indexes. The report-order walk
 /// reads each report's results by primary key: an index on a result column there would be
 /// scanned once per report (`+column` turns index use off for that term).
@@ -385,7 +393,7 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
     let revision: i64 = tx
         .query_row("SELECT revision FROM meta WHERE id = 1", [], |r| r.get(0))
         .map_err(db_error)?;
-    let lowered = lower(&q.filter, Indexes::Use);
+    let lowered = lower_live(&tx, &q.filter, Indexes::Use)?;
     // Filters combining report columns, result, severity and source are counted exactly from
     // the per-report counts (a few rows per report), not by reading each matching result row
     // for the columns its index lacks.

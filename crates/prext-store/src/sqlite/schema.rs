@@ -57,6 +57,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "findings_indexer",
         sql: include_str!("migrations/0007_findings_indexer.sql"),
     },
+    Migration {
+        version: 8,
+        name: "incremental_deletes",
+        sql: include_str!("migrations/0008_incremental_deletes.sql"),
+    },
 ];
 
 /// The schema version this build writes.
@@ -253,7 +258,7 @@ mod tests {
             "SELECT * FROM results_v1 ORDER BY namespace, report, idx",
         ];
         let before: Vec<Vec<String>> = queries.iter().map(|q| rows(&conn, q)).collect();
-        assert_eq!(migrate(&mut conn).expect("upgrade"), latest_version());
+        assert_eq!(migrate_to(&mut conn, 6).expect("upgrade to 6"), 6);
         let after: Vec<Vec<String>> = queries.iter().map(|q| rows(&conn, q)).collect();
         assert_eq!(
             before, after,
@@ -273,7 +278,8 @@ mod tests {
             )
             .expect("indexes");
         assert_eq!(indexes, 5, "the primary key and the four secondary indexes");
-        // (object_id, idx) is still unique, and rows still go with their report.
+        // (object_id, idx) is still unique, and at version 6 rows still go with their report
+        // (version 8 leaves them to the purge: `version_8_result_rows_lose_only_their_cascade`).
         assert!(conn
             .execute(
                 "INSERT INTO results (object_id, idx, properties, resources) VALUES (2, 0, '{}', '[]')",
@@ -317,7 +323,7 @@ mod tests {
         ];
         let before: Vec<Vec<String>> = queries.iter().map(|q| rows(&conn, q)).collect();
         assert_eq!(before[1].len(), 2, "9.8 and 7");
-        assert_eq!(migrate(&mut conn).expect("upgrade"), latest_version());
+        assert_eq!(migrate_to(&mut conn, 6).expect("upgrade to 6"), 6);
         let after: Vec<Vec<String>> = queries.iter().map(|q| rows(&conn, q)).collect();
         assert_eq!(
             before, after,
@@ -327,7 +333,7 @@ mod tests {
             .query_row("SELECT count(results_digest) FROM objects", [], |r| r.get(0))
             .expect("digests");
         assert_eq!(digests, 0, "unknown until the next write");
-        // The derived rows still go with their report.
+        // At version 6 the derived rows still go with their report (see version 8 below).
         conn.execute("DELETE FROM objects WHERE id = 1", [])
             .expect("delete");
         let left: (i64, i64, i64) = conn
@@ -393,6 +399,76 @@ mod tests {
             ],
             "only the current object's body loses its copy"
         );
+    }
+
+    /// The tables a table's foreign keys point at.
+    fn foreign_keys(conn: &Connection, table: &str) -> Vec<String> {
+        rows(
+            conn,
+            &format!("SELECT \"table\" FROM pragma_foreign_key_list('{table}')"),
+        )
+    }
+
+    #[test]
+    fn version_8_result_rows_lose_only_their_cascade() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("prext.db");
+        let mut conn = open_writer(&path, Duration::from_secs(5)).expect("open");
+        assert_eq!(migrate_to(&mut conn, 7).expect("version 7"), 7);
+        conn.execute_batch(
+            r#"INSERT INTO objects (id, resource, namespace, name, uid, revision, created, body)
+               VALUES (1, 'policyreports.wgpolicyk8s.io', 'a', 'r1', 'u1', 1, '2024-01-01T00:00:00Z', '{}'),
+                      (2, 'policyreports.wgpolicyk8s.io', 'b', 'r2', 'u2', 2, '2024-01-01T00:00:00Z', '{}');
+               INSERT INTO results (object_id, idx, policy, rule, result, severity, source, properties, resources)
+               VALUES (1, 0, 'p1', 'r', 'fail', 'high', 'trivy', '{"score":"9.8"}', '[]'),
+                      (2, 0, 'p1', 'r', 'pass', NULL, NULL, '{}', '[]');
+               INSERT INTO result_numbers (object_id, idx, key, value) VALUES (1, 0, 'score', 9.8);
+               INSERT INTO result_counts (object_id, result, severity, source, n) VALUES (1, 'fail', 'high', 'trivy', 1);
+               UPDATE meta SET revision = 2;"#,
+        )
+        .expect("version 6 rows");
+        assert_eq!(foreign_keys(&conn, "results"), ["Text(\"objects\")"]);
+        let queries = [
+            "SELECT * FROM results ORDER BY object_id, idx",
+            "SELECT * FROM result_numbers ORDER BY object_id, idx, key",
+            "SELECT * FROM results_v1 ORDER BY namespace, report, idx",
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name",
+        ];
+        let before: Vec<Vec<String>> = queries.iter().map(|q| rows(&conn, q)).collect();
+        assert_eq!(migrate(&mut conn).expect("upgrade"), latest_version());
+        let after: Vec<Vec<String>> = queries.iter().map(|q| rows(&conn, q)).collect();
+        assert_eq!(before, after, "rows, views and indexes are untouched");
+        assert!(foreign_keys(&conn, "results").is_empty());
+        assert!(foreign_keys(&conn, "result_numbers").is_empty());
+        assert_eq!(
+            foreign_keys(&conn, "result_counts"),
+            ["Text(\"objects\")"],
+            "the per-report counts still go with their report"
+        );
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .expect("integrity");
+        assert_eq!(check, "ok");
+        // The rows outlive their report until the writer purges them; reads join `objects`.
+        conn.execute("DELETE FROM objects WHERE id = 1", [])
+            .expect("delete");
+        let left: (i64, i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM results), (SELECT count(*) FROM result_numbers),
+                        (SELECT count(*) FROM result_counts), (SELECT count(*) FROM results_v1)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .expect("counts");
+        assert_eq!(left, (2, 1, 0, 1));
+        // A fresh connection reads the edited schema too.
+        drop(conn);
+        let conn = open_reader(&path, Duration::from_secs(5)).expect("reopen");
+        assert!(foreign_keys(&conn, "results").is_empty());
+        let purges: i64 = conn
+            .query_row("SELECT count(*) FROM purges", [], |r| r.get(0))
+            .expect("purges table");
+        assert_eq!(purges, 0);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use super::checkpointer::Checkpointer;
 use super::db_error;
 use super::ops::{self, OpError};
 use super::prepared::Prepared;
+use super::purge::Purger;
 use super::statistics::Statistics;
 pub(crate) use crate::write::{Limits, Reply};
 use crate::{Error, Result};
@@ -44,7 +45,25 @@ pub(crate) fn run(
     checkpointer: Checkpointer,
 ) {
     let mut statistics = Statistics::open(&conn, *published.borrow());
-    while let Some(first) = rx.blocking_recv() {
+    let mut purger = Purger::open(&conn);
+    loop {
+        // A deleted report's rows are removed a chunk at a time: while no request waits, and
+        // after every batch (see `purge.rs`).
+        let first = if purger.pending() {
+            match rx.try_recv() {
+                Ok(first) => first,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    purger.step(&mut conn);
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match rx.blocking_recv() {
+                Some(first) => first,
+                None => break,
+            }
+        };
         let started = Instant::now();
         let (answers, revision) = batch(&mut conn, first, &mut rx, limits);
         if let Some(revision) = revision {
@@ -57,6 +76,10 @@ pub(crate) fn run(
         }
         if let Some(revision) = revision {
             statistics.committed(&conn, revision);
+            purger.committed(&conn);
+        }
+        if purger.pending() {
+            purger.step(&mut conn);
         }
         tracing::trace!(ops = n, elapsed = ?started.elapsed(), ?revision, "write batch");
     }

@@ -173,3 +173,121 @@ fn refused_requests_in_a_batch_change_nothing_and_their_neighbours_commit() {
     assert_eq!(revision_of(&after[0]), a_rev + 4);
     assert_eq!(snapshot(&conn, "a").len(), 1 + 1 + 1 + 1);
 }
+
+/// A report with `n` results (each with a numeric `score`), for the purge tests.
+fn large(name: &str, n: usize) -> Prepared {
+    let policies: Vec<String> = (0..n).map(|i| format!("p{}", i % 5)).collect();
+    let refs: Vec<&str> = policies.iter().map(String::as_str).collect();
+    write(name, &refs)
+}
+
+/// Every result query that can read result rows without their report, with its total.
+fn served(conn: &mut Connection) -> Vec<u64> {
+    use crate::results::{Compare, Condition, PropertyTest, ResultColumn, ResultFilter, ResultQuery};
+    let filters = [
+        ResultFilter::default(),
+        ResultFilter {
+            namespace: None,
+            conditions: vec![Condition::In(ResultColumn::Policy, vec!["p0".into()])],
+        },
+        ResultFilter {
+            namespace: None,
+            conditions: vec![Condition::Property {
+                key: "score".into(),
+                test: PropertyTest::Number(Compare::GreaterOrEqual, 0.0),
+            }],
+        },
+    ];
+    filters
+        .into_iter()
+        .map(|filter| {
+            let page = super::super::results::query(
+                conn,
+                &ResultQuery {
+                    filter,
+                    limit: 10,
+                    count: true,
+                    ..ResultQuery::default()
+                },
+            )
+            .expect("query");
+            page.total.expect("counted")
+        })
+        .collect()
+}
+
+#[test]
+fn large_deletes_leave_their_rows_to_chunks_that_writes_go_between() {
+    use super::super::purge::{self, Purger, CHUNK_ROWS, INLINE_ROWS};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut conn = schema::open_writer(&dir.path().join("prext.db"), Duration::from_secs(5)).expect("open");
+    schema::migrate(&mut conn).expect("migrate");
+    let n = usize::try_from(2 * CHUNK_ROWS + INLINE_ROWS + 7).expect("small");
+    run_batch(&mut conn, vec![Op::Create(write("keep", &["p0", "p1"]))]);
+    run_batch(&mut conn, vec![Op::Create(large("large", n))]);
+    let large_id = count(&conn, "SELECT id FROM objects WHERE name = 'large'");
+    assert_eq!(
+        served(&mut conn),
+        [2 + n as u64, 1 + n.div_ceil(5) as u64, 2 + n as u64]
+    );
+
+    // The delete is one small transaction: the report and its counts go, its rows wait.
+    let deleted = run_batch(
+        &mut conn,
+        vec![Op::Delete(
+            ObjectKey::new(POLR, "ns", "large"),
+            Preconditions::default(),
+        )],
+    );
+    revision_of(&deleted[0]);
+    assert_eq!(count(&conn, "SELECT count(*) FROM purges"), 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM results"), 2 + n as i64);
+    assert_eq!(count(&conn, "SELECT count(*) FROM result_counts"), 1);
+    assert_eq!(
+        served(&mut conn),
+        [2, 1, 2],
+        "no query serves the rows awaiting their purge"
+    );
+
+    // A write goes through before any chunk: it does not wait for the purge, and its new row
+    // does not take the purged report's id (whose rows it would otherwise inherit).
+    let created = run_batch(&mut conn, vec![Op::Create(write("fresh", &["p0", "p2", "p3"]))]);
+    revision_of(&created[0]);
+    assert!(count(&conn, "SELECT id FROM objects WHERE name = 'fresh'") > large_id);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM results"),
+        5 + n as i64,
+        "nothing purged yet"
+    );
+    assert_eq!(served(&mut conn), [5, 2, 5]);
+
+    // A new writer (after a crash or restart) finds the work; chunks remove it, each bounded.
+    let mut purger = Purger::open(&conn);
+    assert!(purger.pending());
+    let mut chunks = 0;
+    while purger.pending() {
+        let before = count(&conn, "SELECT count(*) FROM results");
+        purger.step(&mut conn);
+        let removed = before - count(&conn, "SELECT count(*) FROM results");
+        assert!(removed <= CHUNK_ROWS, "{removed} rows in one chunk");
+        assert_eq!(served(&mut conn), [5, 2, 5]);
+        chunks += 1;
+    }
+    assert_eq!(chunks, (n as i64 - 1) / CHUNK_ROWS + 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM results"), 5);
+    assert_eq!(count(&conn, "SELECT count(*) FROM result_numbers"), 5);
+    assert_eq!(count(&conn, "SELECT count(*) FROM purges"), 0);
+    assert!(!purge::pending(&conn).expect("pending"));
+
+    // A small report loses its rows in the delete itself.
+    run_batch(
+        &mut conn,
+        vec![Op::Delete(
+            ObjectKey::new(POLR, "ns", "keep"),
+            Preconditions::default(),
+        )],
+    );
+    assert_eq!(count(&conn, "SELECT count(*) FROM purges"), 0);
+    assert_eq!(count(&conn, "SELECT count(*) FROM results"), 3);
+    assert_eq!(count(&conn, "SELECT count(*) FROM result_numbers"), 3);
+}

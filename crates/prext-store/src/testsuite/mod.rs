@@ -28,6 +28,7 @@ mod durability;
 mod findings;
 pub mod fixtures;
 mod hostile;
+mod large_deletes;
 mod list;
 mod postgres;
 mod results;
@@ -44,6 +45,7 @@ pub use durability::{
 };
 pub use findings::findings_follow_writes;
 pub use hostile::{deletes_next_to_large_results, property_keys_are_data};
+pub use large_deletes::large_deletes_are_incremental;
 pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
 pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
 pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};
@@ -70,6 +72,11 @@ pub trait TestDatabase: Send + Sync {
 
     /// The result rows stored for the report at `key`, in index order (empty when none).
     async fn result_rows(&self, key: &ObjectKey) -> Vec<IndexedResult>;
+
+    /// Every row the backend derived from results that the database still holds, whether or
+    /// not its report exists (result rows, and per-property rows where the backend has them):
+    /// what a deleted report leaves behind until it is purged.
+    async fn stored_result_rows(&self) -> u64;
 }
 
 /// A check on a fresh store.
@@ -144,6 +151,9 @@ pub const CHECKS: &[Check] = &[
         Box::pin(refused_writes_among_concurrent_ones(d))
     }),
     Check::Database("restart_keeps_state", |d| Box::pin(restart_keeps_state(d))),
+    Check::Database("large_deletes_are_incremental", |d| {
+        Box::pin(large_deletes_are_incremental(d))
+    }),
 ];
 
 /// Runs every check, each on a fresh database from `new_database`. Needs a multi-threaded

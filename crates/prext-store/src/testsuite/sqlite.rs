@@ -85,4 +85,16 @@ impl TestDatabase for TempSqlite {
         rows.collect::<Result<_, _>>()
             .unwrap_or_else(|e| panic!("rows: {e}"))
     }
+
+    async fn stored_result_rows(&self) -> u64 {
+        let n: i64 = self
+            .analyst_connection()
+            .query_row(
+                "SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM result_numbers)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| panic!("count results: {e}"));
+        u64::try_from(n).unwrap_or_default()
+    }
 }

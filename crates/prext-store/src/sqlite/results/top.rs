@@ -11,7 +11,7 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use super::summary::{counts_column, counts_filter, counts_from};
-use super::{column, from, lower, on_report, Indexes, NumberForm};
+use super::{column, from, lower_live, on_report, Indexes, NumberForm};
 use crate::results::{GroupPage, GroupRank, GroupsPage, RankedGroup, SummaryQuery};
 use crate::sqlite::db_error;
 use crate::sqlite::select::Predicate;
@@ -29,27 +29,29 @@ struct Source {
     predicate: Predicate,
 }
 
-fn source(q: &SummaryQuery) -> Option<Source> {
-    let col = *q.group_by.first()?;
+fn source(tx: &Connection, q: &SummaryQuery) -> Result<Option<Source>> {
+    let Some(&col) = q.group_by.first() else {
+        return Ok(None);
+    };
     if let (Some(key), Some((predicate, needs_report))) = (counts_column(col), counts_filter(&q.filter)) {
-        return Some(Source {
+        return Ok(Some(Source {
             key: key.to_owned(),
             result: "c.result",
             severity: "c.severity",
             n: "c.n",
             from: counts_from(needs_report || on_report(col)),
             predicate,
-        });
+        }));
     }
-    let lowered = lower(&q.filter, Indexes::Use);
-    Some(Source {
+    let lowered = lower_live(tx, &q.filter, Indexes::Use)?;
+    Ok(Some(Source {
         key: column(col).0.to_owned(),
         result: "r.result",
         severity: "r.severity",
         n: "1",
         from: from(lowered.needs_report || on_report(col)),
         predicate: lowered.predicate(NumberForm::Drive),
-    })
+    }))
 }
 
 /// The ranking count of a group as SQL, and its parameters.
@@ -77,7 +79,7 @@ fn count(v: i64) -> u64 {
 
 /// Ranks the groups of `q` and returns the page's, in order.
 pub(crate) fn rank(tx: &Connection, q: &SummaryQuery, page: &GroupPage) -> Result<GroupsPage> {
-    let Some(s) = source(q) else {
+    let Some(s) = source(tx, q)? else {
         return Ok(GroupsPage::default());
     };
     let limit = page.limit.clamp(1, prext_api::results::rank::MAX_GROUPS);

@@ -85,6 +85,19 @@ impl TestDatabase for PostgresTestDatabase {
             })
             .collect()
     }
+
+    async fn stored_result_rows(&self) -> u64 {
+        let client = self.analyst_client().await;
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM results WHERE cluster = $1",
+                &[&self.opts.cluster],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("count results: {e}"))
+            .get(0);
+        u64::try_from(n).unwrap_or_default()
+    }
 }
 
 pub(super) async fn connect(url: &str, password: &str) -> tokio_postgres::Client {
