@@ -7,10 +7,12 @@
 //! bodies, the common case, are decoded in place.
 
 use bytes::Bytes;
-use prext_api::meta::{decode_body, BodyFormat};
+use prext_api::meta::{decode_body_checked, BodyFormat};
 use prext_api::status::Status;
 use serde_json::Value;
 use tokio::sync::Semaphore;
+
+use crate::registry::FieldValidation;
 
 /// How many large bodies are decoded at once.
 pub const CONCURRENT_DECODES: usize = 2;
@@ -20,21 +22,53 @@ const INLINE_JSON_BYTES: usize = 64 * 1024;
 
 static DECODES: Semaphore = Semaphore::const_new(CONCURRENT_DECODES);
 
-/// [`decode_body`], on the blocking pool unless the body is small JSON.
-pub async fn body(bytes: Bytes, format: BodyFormat) -> Result<Value, Status> {
+/// A decoded body and the duplicate keys its strict decoding found.
+#[derive(Debug)]
+pub struct Decoded {
+    pub value: Value,
+    /// The `duplicate field "…"` messages, when `fieldValidation` wants them (Strict refuses
+    /// them, Warn warns; Ignore and YAML bodies skip the scan).
+    pub duplicates: Vec<String>,
+}
+
+/// [`decode_body_checked`]: the body and, for a JSON body whose `fieldValidation` is not
+/// `Ignore`, its duplicate keys, found in the same parse, in the caller's thread.
+pub fn body_with_duplicates(
+    bytes: &[u8],
+    format: BodyFormat,
+    field_validation: FieldValidation,
+) -> Result<Decoded, Status> {
+    let find = field_validation != FieldValidation::Ignore;
+    let (value, duplicates) = decode_body_checked(bytes, format, find)?;
+    Ok(Decoded { value, duplicates })
+}
+
+/// [`body_with_duplicates`], on the blocking pool unless the body is small JSON.
+pub async fn checked(
+    bytes: Bytes,
+    format: BodyFormat,
+    field_validation: FieldValidation,
+) -> Result<Decoded, Status> {
     if format == BodyFormat::Json && bytes.len() <= INLINE_JSON_BYTES {
-        return decode_body(&bytes, format);
+        return body_with_duplicates(&bytes, format, field_validation);
     }
     let _permit = DECODES
         .acquire()
         .await
         .map_err(|_| Status::internal("the body decoder is closed"))?;
-    tokio::task::spawn_blocking(move || decode_body(&bytes, format))
+    tokio::task::spawn_blocking(move || body_with_duplicates(&bytes, format, field_validation))
         .await
         .unwrap_or_else(|e| {
             tracing::error!(error = %e, "body decoding task failed");
             Err(Status::internal("decoding the request body failed"))
         })
+}
+
+/// The body alone, on the blocking pool unless it is small JSON (no duplicate scan).
+pub async fn body(bytes: Bytes, format: BodyFormat) -> Result<Value, Status> {
+    checked(bytes, format, FieldValidation::Ignore)
+        .await
+        .map(|d| d.value)
 }
 
 #[cfg(test)]
