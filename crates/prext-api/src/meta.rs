@@ -21,10 +21,26 @@ pub enum BodyFormat {
 /// Decodes a JSON or YAML body into a JSON value. A UTF-8 byte-order mark is accepted and
 /// dropped; anything that is not a single object is a 400.
 pub fn decode_body(bytes: &[u8], format: BodyFormat) -> Result<Value, Status> {
+    decode_body_checked(bytes, format, false).map(|(value, _)| value)
+}
+
+/// [`decode_body`], with the `duplicate field "…"` messages of a JSON body's repeated keys
+/// when `find_duplicates` is set ([`crate::duplicates`]; none for YAML), found in the same
+/// parse.
+pub fn decode_body_checked(
+    bytes: &[u8],
+    format: BodyFormat,
+    find_duplicates: bool,
+) -> Result<(Value, Vec<String>), Status> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut duplicates = Vec::new();
     let value: Value = match format {
-        BodyFormat::Json => serde_json::from_slice(bytes)
-            .map_err(|e| Status::bad_request(format!("the request body is not valid JSON: {e}")))?,
+        BodyFormat::Json => {
+            let (value, found) = crate::duplicates::decode(bytes, find_duplicates)
+                .map_err(|e| Status::bad_request(format!("the request body is not valid JSON: {e}")))?;
+            duplicates = found;
+            value
+        }
         BodyFormat::Yaml => {
             let text = std::str::from_utf8(bytes)
                 .map_err(|_| Status::bad_request("the request body is not valid UTF-8"))?;
@@ -39,7 +55,7 @@ pub fn decode_body(bytes: &[u8], format: BodyFormat) -> Result<Value, Status> {
             "the request body must be a JSON or YAML object",
         ));
     }
-    Ok(value)
+    Ok((value, duplicates))
 }
 
 /// A JSON document re-encoded as YAML (the `Accept: application/yaml` answers);

@@ -57,6 +57,10 @@ async fn tail(store: Arc<dyn Store>, tx: broadcast::Sender<Arc<Change>>, shutdow
     };
     loop {
         loop {
+            if let Some(revision) = unwatched(&*store, &tx).await {
+                cursor = cursor.max(revision);
+                break;
+            }
             match store.changes(cursor, BATCH).await {
                 Ok(changes) => {
                     let n = changes.len();
@@ -91,4 +95,17 @@ async fn tail(store: Arc<dyn Store>, tx: broadcast::Sender<Arc<Change>>, shutdow
             _ = tokio::time::sleep(POLL) => {}
         }
     }
+}
+
+/// With no watcher subscribed there is no one to send changes to: the store's revision, to
+/// move the cursor to without reading (and allocating) every change's body. The revision is
+/// read before the receivers are counted, so a watcher that subscribes after the count reads
+/// everything up to that revision from the log in its own catch-up, and gets the rest from
+/// here.
+async fn unwatched(store: &dyn Store, tx: &broadcast::Sender<Arc<Change>>) -> Option<i64> {
+    if tx.receiver_count() > 0 {
+        return None;
+    }
+    let revision = store.revision().await.ok()?;
+    (tx.receiver_count() == 0).then_some(revision)
 }

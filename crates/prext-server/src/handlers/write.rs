@@ -10,18 +10,9 @@ use serde_json::Value;
 
 use crate::error::ApiResult;
 use crate::negotiate::{negotiate, Target};
-use crate::registry::{FieldValidation, Patch, WriteOptions, Written};
+use crate::registry::{Patch, Written};
 use crate::render;
 use crate::request::Ctx;
-
-/// The `duplicate field "…"` messages of a JSON body, when `fieldValidation` wants them
-/// (Strict refuses them, Warn warns; Ignore and YAML bodies skip the scan).
-fn duplicates(opts: &WriteOptions, format: BodyFormat, body: &[u8]) -> Vec<String> {
-    if opts.field_validation == FieldValidation::Ignore || format != BodyFormat::Json {
-        return Vec::new();
-    }
-    prext_api::duplicates::duplicate_fields(body)
-}
 
 /// The body format named by `Content-Type` for create and update.
 fn body_format(ctx: &Ctx) -> ApiResult<BodyFormat> {
@@ -71,8 +62,9 @@ pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
 pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let mut opts = ctx.write_options()?;
     let format = body_format(&ctx)?;
-    let obj = crate::decode::body(body.clone(), format).await?;
-    opts.duplicates = duplicates(&opts, format, &body);
+    let decoded = crate::decode::checked(body, format, opts.field_validation).await?;
+    opts.duplicates = decoded.duplicates;
+    let obj = decoded.value;
     let written = ctx
         .state
         .registry
@@ -85,8 +77,9 @@ pub async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
 pub async fn update(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let mut opts = ctx.write_options()?;
     let format = body_format(&ctx)?;
-    let new = crate::decode::body(body.clone(), format).await?;
-    opts.duplicates = duplicates(&opts, format, &body);
+    let decoded = crate::decode::checked(body, format, opts.field_validation).await?;
+    opts.duplicates = decoded.duplicates;
+    let new = decoded.value;
     let written = ctx.state.registry.update(&ctx.object_ref(), new, &opts).await?;
     respond(&ctx, written)
 }

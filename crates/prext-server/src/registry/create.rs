@@ -31,10 +31,7 @@ impl Registry {
             let Some(mut obj) = first.take().or_else(|| original.clone()) else {
                 break;
             };
-            let now = jiff::Timestamp::now();
-            meta::prepare_create(&mut obj, now)?;
-            let warnings = admit(def, &mut obj, opts.field_validation, &opts.duplicates)?;
-            apply::record_update(def, None, &mut obj, opts.manager(), &meta::format_time(now));
+            let warnings = prepare(def, &mut obj, opts, jiff::Timestamp::now())?;
             let name = meta::meta_str(&obj, "name").unwrap_or("").to_string();
             if opts.dry_run {
                 return Ok(Written {
@@ -60,4 +57,19 @@ impl Registry {
         }
         Err(Error::NameGeneration { def })
     }
+}
+
+/// What one attempt of a create does to the object before the store sees it, pure: defaulting
+/// at `now`, validation with pruning and `fieldValidation` ([`admit`]), then managedFields.
+/// Returns the warnings to send.
+pub fn prepare(
+    def: &'static ResourceDef,
+    obj: &mut Value,
+    opts: &WriteOptions,
+    now: jiff::Timestamp,
+) -> Result<Vec<String>, Status> {
+    meta::prepare_create(obj, now)?;
+    let warnings = admit(def, obj, opts.field_validation, &opts.duplicates)?;
+    apply::record_update(def, None, obj, opts.manager(), &meta::format_time(now));
+    Ok(warnings)
 }

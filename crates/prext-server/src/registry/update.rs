@@ -78,6 +78,9 @@ impl Registry {
             dry_run: opts.dry_run,
         };
         let mut warnings = Vec::new();
+        // The loop decides at most once: a pinned resourceVersion makes a lost race
+        // `Modified`, never another try, so the body is moved in rather than copied.
+        let mut new = Some(new);
         let outcome = self
             .guaranteed_update(target, how, |current| {
                 // A missing object is 404 before anything else: the CRD store does not create
@@ -99,14 +102,10 @@ impl Registry {
                 if rv != current.revision.to_string() {
                     return Err(Error::modified(target));
                 }
-                replacement(
-                    target,
-                    current,
-                    new.clone(),
-                    opts,
-                    Some(opts.manager()),
-                    &mut warnings,
-                )
+                let new = new
+                    .take()
+                    .ok_or_else(|| Status::internal("an update was decided twice"))?;
+                replacement(target, current, new, opts, Some(opts.manager()), &mut warnings)
             })
             .await?;
         Ok(written(outcome, warnings))

@@ -1,0 +1,313 @@
+//! CPU per create in the server, without a store: every stage a POST of a report goes through
+//! between the HTTP body and the store's write call, run N times in this process and timed
+//! stage by stage, against the cost of plain `serde_json::from_slice::<Value>` + `to_vec` of the
+//! same bytes (the least any JSON server does with a body).
+//!
+//! ```sh
+//! cargo run --release -p prext-server --example create_cpu -- [REPORT.yaml|json] [N]
+//! ```
+//!
+//! The report defaults to `testdata/kyverno-pss.yaml` (7.4 KB as JSON, 17 results, the
+//! benchmarks' medium payload); each of the N bodies gets its own name. Each stage runs over
+//! all N objects in one loop and is timed with the thread's CPU clock
+//! (`/proc/thread-self/schedstat`), so timing costs nothing per object. The stages are those
+//! of `handlers::write::create` and `Registry::create`: decoding (with the duplicate-key
+//! scan of `fieldValidation=Warn`, the default), the identity checks, `create::prepare`
+//! (defaulting, validation with pruning, managedFields), the store write's columns and
+//! index (`strategy::object_write`), and the serialization a store does in the caller's task
+//! (`Unstamped::new`, the results digest, the stamp). The response of a JSON create is the
+//! stamped body itself (nothing is rendered).
+
+// `Status` is the error of every stage, as in the library.
+#![allow(clippy::result_large_err)]
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use prext_api::meta::{self, BodyFormat};
+use prext_server::decode;
+use prext_server::registry::strategy::{object_write, resource_version_set};
+use prext_server::registry::{create, FieldValidation, WriteOptions};
+use prext_store::stamp::Unstamped;
+use prext_store::ObjectKey;
+use serde_json::Value;
+
+/// CPU nanoseconds this thread has run (the first field of `schedstat`).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Runs `f` and returns its value with the CPU nanoseconds it took.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    let start = thread_cpu_ns();
+    let out = f();
+    (out, thread_cpu_ns().saturating_sub(start))
+}
+
+/// The report to create: the first document of the file, without what the server sets.
+fn template(path: &PathBuf) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)?;
+    let first = text.split("\n---\n").next().unwrap_or(&text);
+    let mut v: Value = serde_norway::from_str(first)?;
+    if let Some(items) = v.get("items").and_then(Value::as_array) {
+        v = items.first().cloned().unwrap_or(Value::Null);
+    }
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+        ] {
+            m.remove(f);
+        }
+    }
+    Ok(v)
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let path = args
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/kyverno-pss.yaml"));
+    let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(2000);
+    let template = template(&path)?;
+    let namespace = meta::meta_str(&template, "namespace")
+        .unwrap_or("default")
+        .to_string();
+    let api_version = template["apiVersion"].as_str().unwrap_or("");
+    let kind = template["kind"].as_str().unwrap_or("");
+    let def = prext_api::resources::find_kind(api_version, kind)
+        .ok_or_else(|| anyhow::anyhow!("{api_version} {kind} is not served"))?;
+    let bodies: Vec<Bytes> = (0..n)
+        .map(|i| {
+            let mut v = template.clone();
+            v["metadata"]["name"] = Value::from(format!("bench-{i:07}"));
+            Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+        })
+        .collect();
+    let size = bodies[0].len();
+    let opts = WriteOptions {
+        dry_run: false,
+        field_validation: FieldValidation::Warn,
+        field_manager: None,
+        default_manager: "create_cpu".into(),
+        force: None,
+        duplicates: Vec::new(),
+    };
+    let key = ObjectKey::new(def.group_resource(), namespace.clone(), "");
+
+    // Warm up the allocator and the schema's lazy statics.
+    for b in bodies.iter().take(50) {
+        let v: Value = serde_json::from_slice(b)?;
+        std::hint::black_box(serde_json::to_vec(&v)?);
+    }
+
+    let (sizes, baseline) = timed(|| {
+        bodies
+            .iter()
+            .map(|b| {
+                let v: Value = serde_json::from_slice(b).unwrap_or_default();
+                serde_json::to_vec(&v).map(|out| out.len()).unwrap_or(0)
+            })
+            .sum::<usize>()
+    });
+    std::hint::black_box(sizes);
+
+    // Before: the body parsed into a `Value`, then scanned again for duplicate keys.
+    let (found, before_decode) = timed(|| {
+        bodies
+            .iter()
+            .map(|b| {
+                let v = meta::decode_body(b, BodyFormat::Json).map(|v| std::hint::black_box(v).is_object());
+                v.is_ok() as usize + two_pass::duplicate_fields(b).len()
+            })
+            .sum::<usize>()
+    });
+    std::hint::black_box(found);
+
+    let mut stages: Vec<(&str, u64)> = Vec::new();
+    let (decoded, t) = timed(|| {
+        bodies
+            .iter()
+            .map(|b| decode::body_with_duplicates(b, BodyFormat::Json, opts.field_validation))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let decoded = decoded.map_err(|s| anyhow::anyhow!("{}", s.message))?;
+    stages.push(("decode (+ duplicate keys)", t));
+
+    let (objs, t) = timed(|| {
+        decoded
+            .into_iter()
+            .map(|d| {
+                let mut obj = d.value;
+                std::hint::black_box(resource_version_set(&obj));
+                meta::check_type(def, &obj)?;
+                meta::ensure_namespace(def, &mut obj, Some(&namespace))?;
+                std::hint::black_box(meta::meta_str(&obj, "name").is_none_or(str::is_empty));
+                Ok((obj, d.duplicates))
+            })
+            .collect::<Result<Vec<_>, prext_api::status::Status>>()
+    });
+    let objs = objs.map_err(|s| anyhow::anyhow!("{}", s.message))?;
+    stages.push(("identity checks", t));
+
+    let now = jiff::Timestamp::now();
+    let (prepared, t) = timed(|| {
+        objs.into_iter()
+            .map(|(mut obj, duplicates)| {
+                let opts = WriteOptions {
+                    duplicates,
+                    ..opts.clone()
+                };
+                create::prepare(def, &mut obj, &opts, now).map(|w| (obj, w))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let prepared = prepared.map_err(|s| anyhow::anyhow!("{}", s.message))?;
+    stages.push(("prepare: defaults, validation, managedFields", t));
+
+    let (writes, t) = timed(|| {
+        prepared
+            .into_iter()
+            .map(|(obj, _)| object_write(def, &key, obj))
+            .collect::<Vec<_>>()
+    });
+    stages.push(("store write: columns and index", t));
+
+    let (stamped, t) = timed(|| {
+        writes
+            .iter()
+            .map(|w| {
+                std::hint::black_box(w.index.results_digest());
+                let body = Unstamped::new(&w.body).unwrap_or_else(|e| panic!("{e}"));
+                Bytes::from(body.stamp(12345))
+            })
+            .collect::<Vec<_>>()
+    });
+    stages.push(("store: serialize, digest, stamp", t));
+    std::hint::black_box((writes, stamped));
+
+    let total: u64 = stages.iter().map(|(_, t)| t).sum();
+    let per = |ns: u64| ns as f64 / n as f64 / 1000.0;
+    println!("{} creates of {size} bytes ({})", n, path.display());
+    println!("{:<48} {:>10} {:>8}", "stage", "µs/create", "share");
+    for (name, t) in &stages {
+        println!(
+            "{name:<48} {:>10.1} {:>7.0}%",
+            per(*t),
+            *t as f64 * 100.0 / total.max(1) as f64
+        );
+    }
+    println!("{:<48} {:>10.1}", "total", per(total));
+    println!(
+        "{:<48} {:>10.1}",
+        "baseline: from_slice::<Value> + to_vec",
+        per(baseline)
+    );
+    println!(
+        "{:<48} {:>10.1}",
+        "(before: decode, then a second duplicate scan)",
+        per(before_decode)
+    );
+    println!(
+        "{:<48} {:>10.2}",
+        "ratio total / baseline",
+        total as f64 / baseline.max(1) as f64
+    );
+    Ok(())
+}
+
+/// The duplicate-key scan as it ran before it moved into the decoding parse (a second parse of
+/// the body, a set of keys per object, a path string per key and list item), kept here so that
+/// each run prints what the single parse saves.
+mod two_pass {
+    use std::collections::HashSet;
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let _ = Walk {
+            path: String::new(),
+            found: &mut found,
+        }
+        .deserialize(&mut de);
+        found
+    }
+
+    struct Walk<'a> {
+        path: String,
+        found: &'a mut Vec<String>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{}.{key}", self.path)
+                };
+                if !seen.insert(key) {
+                    self.found.push(format!("duplicate field \"{path}\""));
+                }
+                map.next_value_seed(Walk {
+                    path,
+                    found: &mut *self.found,
+                })?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0usize;
+            while seq
+                .next_element_seed(Walk {
+                    path: format!("{}[{i}]", self.path),
+                    found: &mut *self.found,
+                })?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+}
