@@ -48,6 +48,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "change_bodies_once",
         sql: include_str!("migrations/0005_change_bodies_once.sql"),
     },
+    Migration {
+        version: 6,
+        name: "result_filter_indexes",
+        sql: include_str!("migrations/0006_result_filter_indexes.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).

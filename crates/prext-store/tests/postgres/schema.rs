@@ -25,7 +25,11 @@ async fn concurrent_startup_runs_migrations_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5], "every migration applied exactly once");
+    assert_eq!(
+        versions,
+        [1, 2, 3, 4, 5, 6],
+        "every migration applied exactly once"
+    );
     // Debian's PostgreSQL has LZ4: migration 3 switched the bodies to it.
     let compression: Vec<String> = client
         .query(
@@ -60,7 +64,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(applied, 5);
+    assert_eq!(applied, 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,17 +195,27 @@ async fn analyst_tables_and_read_only_role() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(
-        indexes,
-        [
-            "results_pkey",
-            "results_policy_rule",
-            "results_result_severity",
-            "results_severity",
-            "results_subject",
-            "results_subject_uid"
-        ]
-    );
+    // The trigram index on messages exists when the server has pg_trgm (contrib), schema 6.
+    let trgm: bool = analyst
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm')",
+            &[],
+        )
+        .await
+        .expect("pg_available_extensions")
+        .get(0);
+    let mut expected = vec!["results_pkey"];
+    if trgm {
+        expected.insert(0, "results_message_trgm");
+    }
+    expected.extend([
+        "results_policy_rule",
+        "results_result_severity",
+        "results_severity",
+        "results_subject",
+        "results_subject_uid",
+    ]);
+    assert_eq!(indexes, expected);
 
     for write in [
         "DELETE FROM objects",
@@ -428,7 +442,7 @@ async fn version_3_change_logs_upgrade_in_place() {
              WHERE o.cluster = c.cluster AND o.resource = c.resource AND o.namespace = c.namespace
                AND o.name = c.name AND o.revision = c.revision AND c.body IS NULL;
              ALTER TABLE changes ALTER COLUMN body SET NOT NULL;
-             DELETE FROM schema_migrations WHERE version = 5;",
+             DELETE FROM schema_migrations WHERE version >= 5;",
         )
         .await
         .expect("version 3 state");
@@ -454,5 +468,69 @@ async fn version_3_change_logs_upgrade_in_place() {
         [before[1].revision],
         "only the current object's body loses its copy"
     );
+    store.close().await;
+}
+
+/// Migration 6 on a database version 5 left: the subject index leads with the name, and the
+/// messages get their trigram index when the server has pg_trgm; the rows stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_5_databases_get_the_result_filter_indexes() {
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    let store = db.open_postgres().await;
+    let mut w = fixtures::report(fixtures::POLR, "ns", "a");
+    fixtures::set_results(&mut w, &[("p", "fail"), ("q", "pass")]);
+    w.body["results"][0]["message"] = json!("OpenSSL is out of date");
+    fixtures::reindex(&mut w);
+    fixtures::create(&*store, w).await;
+    store.close().await;
+
+    // Back to what version 5 left.
+    let admin = db.analyst_client().await;
+    admin
+        .batch_execute(
+            "DROP INDEX IF EXISTS results_message_trgm;
+             DROP INDEX results_subject;
+             CREATE INDEX results_subject ON results (subject_namespace, subject_kind, subject_name, cluster);
+             DELETE FROM schema_migrations WHERE version = 6;",
+        )
+        .await
+        .expect("version 5 state");
+
+    let store = db.open_postgres().await;
+    let def = |name: &'static str| {
+        let admin = &admin;
+        async move {
+            admin
+                .query_opt("SELECT indexdef FROM pg_indexes WHERE indexname = $1", &[&name])
+                .await
+                .expect("pg_indexes")
+                .map(|r| r.get::<_, String>(0))
+        }
+    };
+    let subject = def("results_subject").await.expect("results_subject");
+    assert!(
+        subject.contains("(subject_name, subject_namespace, subject_kind, cluster)"),
+        "{subject}"
+    );
+    let trgm: bool = admin
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm')",
+            &[],
+        )
+        .await
+        .expect("pg_available_extensions")
+        .get(0);
+    assert_eq!(def("results_message_trgm").await.is_some(), trgm);
+    let found: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM results WHERE translate(message, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', \
+             'abcdefghijklmnopqrstuvwxyz') LIKE '%openssl%'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(found, 1);
     store.close().await;
 }
