@@ -82,6 +82,20 @@ struct Args {
     /// of the comparison with the status quo (`--runs` per query and page size).
     #[arg(long)]
     matrix: bool,
+    /// Result benchmark: keep the store in this directory (SQLite: DIR/prext.db) instead of a
+    /// temporary one; a store already loaded there is reused as it is (no load).
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
+    /// Result benchmark on PostgreSQL: a database of a running cluster instead of a throwaway
+    /// one (with `--store-password-file`); loaded only when it holds no reports yet.
+    #[arg(long)]
+    store_url: Option<String>,
+    /// The password file of `--store-url`.
+    #[arg(long)]
+    store_password_file: Option<std::path::PathBuf>,
+    /// Result matrix: time only the cases whose label contains one of these (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 #[tokio::main]
@@ -95,7 +109,13 @@ async fn main() -> anyhow::Result<()> {
             runs: args.runs,
             baseline_runs: args.baseline_runs,
         };
-        return results::run(&binary, shape, &args.backend, args.matrix).await;
+        let place = results::Place {
+            data: args.data.clone(),
+            store_url: args.store_url.clone(),
+            store_password_file: args.store_password_file.clone(),
+            only: args.only.clone(),
+        };
+        return results::run(&binary, shape, &args.backend, args.matrix, place).await;
     }
     let backends: Vec<&str> = match args.backend.as_str() {
         "both" => vec!["sqlite", "postgres"],

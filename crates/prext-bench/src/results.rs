@@ -160,13 +160,29 @@ fn report_body(t: &Templates, i: usize, per_report: usize) -> (String, String, V
     (ns, name, body)
 }
 
-/// Where the benchmark's reports are stored: a SQLite file, or a database of a throwaway
-/// PostgreSQL cluster.
+/// Where the store is kept, given on the command line to reuse a loaded store across runs.
+#[derive(Default)]
+pub struct Place {
+    /// The server's data directory (SQLite: its `prext.db`), kept after the run.
+    pub data: Option<std::path::PathBuf>,
+    /// A database of a running PostgreSQL cluster.
+    pub store_url: Option<String>,
+    pub store_password_file: Option<std::path::PathBuf>,
+    /// Matrix cases to time (labels containing one of these); all when empty.
+    pub only: Vec<String>,
+}
+
+/// Where the benchmark's reports are stored: a SQLite file, a database of a throwaway
+/// PostgreSQL cluster, or a database of a running one.
 pub enum Target {
     Sqlite(std::path::PathBuf),
     Postgres {
         pg: prext_store::testsuite::TempPostgres,
         database: String,
+    },
+    External {
+        url: String,
+        password_file: std::path::PathBuf,
     },
 }
 
@@ -183,6 +199,13 @@ impl Target {
             Target::Postgres { pg, database } => Arc::new(
                 prext_store::postgres::PostgresStore::connect(&pg.url(database), pg.options()).await?,
             ),
+            Target::External { url, password_file } => {
+                let options = prext_store::postgres::PostgresOptions {
+                    password_file: Some(password_file.clone()),
+                    ..Default::default()
+                };
+                Arc::new(prext_store::postgres::PostgresStore::connect(url, options).await?)
+            }
         })
     }
 
@@ -196,23 +219,39 @@ impl Target {
                 "--store-password-file".to_owned(),
                 pg.password_file().to_string_lossy().into_owned(),
             ],
+            Target::External { url, password_file } => vec![
+                "--store".to_owned(),
+                url.clone(),
+                "--store-password-file".to_owned(),
+                password_file.to_string_lossy().into_owned(),
+            ],
         }
     }
 
     fn name(&self) -> &'static str {
         match self {
             Target::Sqlite(_) => "sqlite",
-            Target::Postgres { .. } => "postgres",
+            Target::Postgres { .. } | Target::External { .. } => "postgres",
         }
     }
 }
 
-/// Writes the reports straight into the store the server will open.
-async fn load(target: &Target, shape: &Shape) -> anyhow::Result<Duration> {
+/// Writes the reports straight into the store the server will open; `None` when the store
+/// already holds them (a kept store, reused).
+async fn load(target: &Target, shape: &Shape) -> anyhow::Result<Option<Duration>> {
     let templates = Arc::new(load_templates()?);
     let store = target.open().await?;
     let def =
         prext_api::resources::find("wgpolicyk8s.io", "v1alpha2", "policyreports").context("polr served")?;
+    let (ns, name, _) = report_body(&templates, 0, 1);
+    if store
+        .get(&ObjectKey::new(def.group_resource(), ns, name))
+        .await?
+        .is_some()
+    {
+        store.close().await;
+        return Ok(None);
+    }
     let started = Instant::now();
     let per = shape.results_per_report;
     let writes = futures::stream::iter(0..shape.reports)
@@ -243,7 +282,7 @@ async fn load(target: &Target, shape: &Shape) -> anyhow::Result<Duration> {
     }
     let took = started.elapsed();
     store.close().await;
-    Ok(took)
+    Ok(Some(took))
 }
 
 /// Percentile of sorted durations, in milliseconds.
@@ -322,18 +361,30 @@ fn cvss_8(r: &Value) -> bool {
 
 /// Runs the benchmark on `backend` (`sqlite` or `postgres`) and prints its tables; with
 /// `matrix`, the filter matrix and the top-N summaries instead of the status-quo comparison.
-pub async fn run(binary: &std::path::Path, shape: Shape, backend: &str, matrix: bool) -> anyhow::Result<()> {
+pub async fn run(
+    binary: &std::path::Path,
+    shape: Shape,
+    backend: &str,
+    matrix: bool,
+    place: Place,
+) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
-    let data = tmp.path().join("data");
+    let data = place.data.clone().unwrap_or_else(|| tmp.path().join("data"));
     std::fs::create_dir_all(&data)?;
-    let target = match backend {
-        "sqlite" => Target::Sqlite(data.join("prext.db")),
-        "postgres" => {
+    let target = match (backend, place.store_url) {
+        ("sqlite", _) => Target::Sqlite(data.join("prext.db")),
+        ("postgres", Some(url)) => Target::External {
+            url,
+            password_file: place
+                .store_password_file
+                .context("--store-url needs --store-password-file")?,
+        },
+        ("postgres", None) => {
             let pg = prext_store::testsuite::TempPostgres::new().await;
             let database = pg.create_database().await;
             Target::Postgres { pg, database }
         }
-        other => anyhow::bail!("unknown backend {other:?}: sqlite or postgres"),
+        (other, _) => anyhow::bail!("unknown backend {other:?}: sqlite or postgres"),
     };
     let total = shape.reports * shape.results_per_report;
     println!(
@@ -348,12 +399,18 @@ pub async fn run(binary: &std::path::Path, shape: Shape, backend: &str, matrix: 
     let db_size = std::fs::metadata(data.join("prext.db"))
         .map(|m| m.len())
         .unwrap_or(0);
-    println!(
-        "loaded in {:.1}s through the store ({:.0} results/s), database {:.0} MB",
-        took.as_secs_f64(),
-        total as f64 / took.as_secs_f64(),
-        db_size as f64 / 1024.0 / 1024.0
-    );
+    match took {
+        Some(took) => println!(
+            "loaded in {:.1}s through the store ({:.0} results/s), database {:.0} MB",
+            took.as_secs_f64(),
+            total as f64 / took.as_secs_f64(),
+            db_size as f64 / 1024.0 / 1024.0
+        ),
+        None => println!(
+            "reusing the reports already stored (database {:.0} MB)",
+            db_size as f64 / 1024.0 / 1024.0
+        ),
+    }
     let prext = Prext::start(binary, &data, &target.serve_args()).await?;
     if matrix {
         let templates = load_templates()?;
@@ -361,7 +418,7 @@ pub async fn run(binary: &std::path::Path, shape: Shape, backend: &str, matrix: 
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        crate::results_matrix::run(&prext, shape.runs, &kyverno_policy).await?;
+        crate::results_matrix::run(&prext, shape.runs, &kyverno_policy, &place.only).await?;
         prext.stop();
         return Ok(());
     }

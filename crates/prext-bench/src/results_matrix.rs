@@ -97,7 +97,7 @@ fn ms(d: &[Duration], p: f64) -> f64 {
 }
 
 /// Times the matrix and prints one line per filter or pair.
-pub async fn run(prext: &Prext, runs: usize, kyverno_policy: &str) -> anyhow::Result<()> {
+pub async fn run(prext: &Prext, runs: usize, kyverno_policy: &str, only: &[String]) -> anyhow::Result<()> {
     let all = filters(kyverno_policy);
     let mut cases: Vec<(String, String)> = all.iter().map(|f| (f.label.to_owned(), query(&[f]))).collect();
     for (i, a) in all.iter().enumerate() {
@@ -105,6 +105,8 @@ pub async fn run(prext: &Prext, runs: usize, kyverno_policy: &str) -> anyhow::Re
             cases.push((format!("{} + {}", a.label, b.label), query(&[a, b])));
         }
     }
+    let picked = |label: &str| only.is_empty() || only.iter().any(|o| label.contains(o.as_str()));
+    cases.retain(|(label, _)| picked(label));
     println!();
     println!(
         "{:<52} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8}",
@@ -199,6 +201,9 @@ pub async fn run(prext: &Prext, runs: usize, kyverno_policy: &str) -> anyhow::Re
         ),
     ];
     for (label, url) in summaries {
+        if !picked(&label) {
+            continue;
+        }
         let (d, last) = timed(runs, || async { get_json(prext, &url).await }).await?;
         let groups = last["items"].as_array().map_or(0, Vec::len);
         println!(

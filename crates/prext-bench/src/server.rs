@@ -43,7 +43,8 @@ impl Prext {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(30))
+        // Long enough for the migrations of a kept store of a million results.
+        rx.recv_timeout(Duration::from_secs(600))
             .context("prext did not become ready")?;
         let startup = started.elapsed();
         let kubeconfig = kube::config::Kubeconfig::read_from(data_dir.join("kubeconfig"))?;

@@ -62,6 +62,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "incremental_deletes",
         sql: include_str!("migrations/0008_incremental_deletes.sql"),
     },
+    Migration {
+        version: 9,
+        name: "subject_name_first",
+        sql: include_str!("migrations/0009_subject_name_first.sql"),
+    },
 ];
 
 /// The schema version this build writes.
@@ -435,7 +440,7 @@ mod tests {
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name",
         ];
         let before: Vec<Vec<String>> = queries.iter().map(|q| rows(&conn, q)).collect();
-        assert_eq!(migrate(&mut conn).expect("upgrade"), latest_version());
+        assert_eq!(migrate_to(&mut conn, 8).expect("upgrade"), 8);
         let after: Vec<Vec<String>> = queries.iter().map(|q| rows(&conn, q)).collect();
         assert_eq!(before, after, "rows, views and indexes are untouched");
         assert!(foreign_keys(&conn, "results").is_empty());

@@ -27,7 +27,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7],
+        [1, 2, 3, 4, 5, 6, 7, 8],
         "every migration applied exactly once"
     );
     // Debian's PostgreSQL has LZ4: migration 3 switched the bodies to it.
@@ -64,7 +64,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(applied, 7);
+    assert_eq!(applied, 8);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,7 +444,8 @@ async fn version_3_change_logs_upgrade_in_place() {
                  LANGUAGE sql AS 'SELECT';
              DELETE FROM schema_migrations WHERE version = 6;
              DROP TABLE purges;
-             DELETE FROM schema_migrations WHERE version = 7;",
+             DELETE FROM schema_migrations WHERE version = 7;
+             DELETE FROM schema_migrations WHERE version = 8;",
         )
         .await
         .expect("version 3 state");
@@ -470,5 +471,60 @@ async fn version_3_change_logs_upgrade_in_place() {
         [before[1].revision],
         "only the current object's body loses its copy"
     );
+    store.close().await;
+}
+
+/// Migration 6 on a database version 5 left: the subject index leads with the name; the rows
+/// stay, and a message filter's expression (ASCII lower-cased `LIKE`) finds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_5_databases_get_the_result_filter_indexes() {
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    let store = db.open_postgres().await;
+    let mut w = fixtures::report(fixtures::POLR, "ns", "a");
+    fixtures::set_results(&mut w, &[("p", "fail"), ("q", "pass")]);
+    w.body["results"][0]["message"] = json!("OpenSSL is out of date");
+    fixtures::reindex(&mut w);
+    fixtures::create(&*store, w).await;
+    store.close().await;
+
+    // Back to what version 5 left.
+    let admin = db.analyst_client().await;
+    admin
+        .batch_execute(
+            "DROP INDEX results_subject;
+             CREATE INDEX results_subject ON results (subject_namespace, subject_kind, subject_name, cluster);
+             DELETE FROM schema_migrations WHERE version = 6;",
+        )
+        .await
+        .expect("version 5 state");
+
+    let store = db.open_postgres().await;
+    let def = |name: &'static str| {
+        let admin = &admin;
+        async move {
+            admin
+                .query_opt("SELECT indexdef FROM pg_indexes WHERE indexname = $1", &[&name])
+                .await
+                .expect("pg_indexes")
+                .map(|r| r.get::<_, String>(0))
+        }
+    };
+    let subject = def("results_subject").await.expect("results_subject");
+    assert!(
+        subject.contains("(subject_name, subject_namespace, subject_kind, cluster)"),
+        "{subject}"
+    );
+
+    let found: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM results WHERE translate(message, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', \
+             'abcdefghijklmnopqrstuvwxyz') LIKE '%openssl%'",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(found, 1);
     store.close().await;
 }

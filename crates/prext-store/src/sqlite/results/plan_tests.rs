@@ -80,3 +80,45 @@ fn combined_filters_start_from_the_most_selective_index() {
     assert!(policy.contains("results_policy_rule_result_severity"), "{policy}");
     assert!(!policy.contains("SCAN r"), "{policy}");
 }
+
+#[test]
+fn a_subject_name_alone_searches_the_subject_index() {
+    let conn = skewed();
+    let by_name = page_plan(
+        &conn,
+        vec![Condition::In(ResultColumn::SubjectName, vec!["pod-7".into()])],
+    );
+    assert!(by_name.contains("results_subject (subject_name=?)"), "{by_name}");
+    assert!(!by_name.contains("SCAN r"), "{by_name}");
+}
+
+/// Schema 9 reorders the subject index of an existing database, which keeps its rows.
+#[test]
+fn version_8_databases_get_the_subject_index_by_name() {
+    use crate::sqlite::schema::{latest_version, migrate, migrate_to, open_writer};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut conn =
+        open_writer(&dir.path().join("prext.db"), std::time::Duration::from_secs(5)).expect("open");
+    assert_eq!(migrate_to(&mut conn, 8).expect("version 8"), 8);
+    conn.execute_batch(
+        "INSERT INTO objects (id, resource, namespace, name, uid, revision, created, body)
+         VALUES (1, 'policyreports.wgpolicyk8s.io', 'a', 'r1', 'u1', 1, '2024-01-01T00:00:00Z', '{}');
+         INSERT INTO results (object_id, idx, policy, result, subject_kind, subject_namespace, subject_name)
+         VALUES (1, 0, 'p', 'fail', 'Pod', 'a', 'web'), (1, 1, 'p', 'pass', 'Pod', 'a', 'db');",
+    )
+    .expect("version 8 rows");
+    assert_eq!(migrate(&mut conn).expect("upgrade"), latest_version());
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_index_info('results_subject') ORDER BY seqno")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("index_info");
+    assert_eq!(columns, ["subject_name", "subject_namespace", "subject_kind"]);
+    let web: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM results INDEXED BY results_subject WHERE subject_name = 'web'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(web, 1);
+}
