@@ -474,10 +474,10 @@ async fn version_3_change_logs_upgrade_in_place() {
     store.close().await;
 }
 
-/// Migration 6 on a database version 5 left: the subject index leads with the name; the rows
+/// Migration 8 on a database version 7 left: the subject index leads with the name; the rows
 /// stay, and a message filter's expression (ASCII lower-cased `LIKE`) finds them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn version_5_databases_get_the_result_filter_indexes() {
+async fn version_7_databases_get_the_result_filter_indexes() {
     let pg = TempPostgres::new().await;
     let db = pg.database().await;
     let store = db.open_postgres().await;
@@ -488,16 +488,16 @@ async fn version_5_databases_get_the_result_filter_indexes() {
     fixtures::create(&*store, w).await;
     store.close().await;
 
-    // Back to what version 5 left.
+    // Back to what version 7 left.
     let admin = db.analyst_client().await;
     admin
         .batch_execute(
             "DROP INDEX results_subject;
              CREATE INDEX results_subject ON results (subject_namespace, subject_kind, subject_name, cluster);
-             DELETE FROM schema_migrations WHERE version = 6;",
+             DELETE FROM schema_migrations WHERE version = 8;",
         )
         .await
-        .expect("version 5 state");
+        .expect("version 7 state");
 
     let store = db.open_postgres().await;
     let def = |name: &'static str| {
