@@ -154,7 +154,7 @@ fn stamp(body: &Value, revision: i64) -> OpResult<String> {
         .ok_or_else(|| OpError::Rejected(Error::Internal("object body has no metadata object".into())))?;
     metadata.insert("resourceVersion".into(), revision.to_string().into());
     serde_json::to_string(&body)
-        .map_err(|e| OpError::Rejected(Error::Internal(format!("serializing body: {e}"))))
+        .map_err(|e| OpError::Rejected(Error::internal(format!("serializing body: {e}"))))
 }
 
 /// Whether a statement failed because the database refused the data (a bad value, a violated
@@ -193,7 +193,7 @@ where
     if key_taken {
         return Err(OpError::Rejected(Error::AlreadyExists { being_deleted: false }));
     }
-    Err(OpError::Rejected(Error::Internal(format!(
+    Err(OpError::Rejected(Error::internal(format!(
         "the database refused the object: {}",
         pg_error(e)
     ))))
@@ -341,7 +341,7 @@ pub(crate) fn plan_delete<'a>(
 ) -> OpResult<Write<'a>> {
     let cur = write::accept_delete(pre, cur).map_err(OpError::Rejected)?;
     let last: Value = serde_json::from_str(cur.body.as_deref().unwrap_or_default()).map_err(|e| {
-        OpError::Rejected(Error::Internal(format!(
+        OpError::Rejected(Error::internal(format!(
             "stored body of {key:?} is not JSON: {e}"
         )))
     })?;

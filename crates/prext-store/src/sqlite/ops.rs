@@ -81,11 +81,11 @@ fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
 /// Stamps the last state of a deleted object (its stored body) with the deletion revision.
 fn restamp(stored: &str, key: &ObjectKey, revision: i64) -> OpResult<String> {
     let last: serde_json::Value = serde_json::from_str(stored).map_err(|e| {
-        OpError::Storage(Error::Internal(format!(
+        OpError::Storage(Error::internal(format!(
             "stored body of {key:?} is not JSON: {e}"
         )))
     })?;
-    let unstamped = Unstamped::new(&last).map_err(|e| OpError::Rejected(Error::Internal(e.to_string())))?;
+    let unstamped = Unstamped::new(&last).map_err(|e| OpError::Rejected(Error::internal(e.to_string())))?;
     Ok(unstamped.stamp(revision))
 }
 
@@ -149,7 +149,7 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
             let cur = current(conn, &obj.head.key)?;
             write::accept_create(cur.as_ref()).map_err(OpError::Rejected)?;
             // The key was taken when the INSERT ran, and is in the same transaction.
-            return Err(OpError::Storage(Error::Internal(format!(
+            return Err(OpError::Storage(Error::internal(format!(
                 "unique violation on {:?} without a row",
                 obj.head.key
             ))));
