@@ -266,6 +266,28 @@ impl Status {
         })
     }
 
+    /// 504 for a read that must see a revision its index has not reached yet (the findings
+    /// indexer): kube's `storage.NewTooLargeResourceVersionError`
+    /// (staging/src/k8s.io/apiserver/pkg/storage/errors.go), which the watch cache answers when
+    /// it cannot catch up with a requested resourceVersion in time, built on
+    /// `errors.NewTimeoutError` (message `Timeout: ...`, `retryAfterSeconds`).
+    pub fn too_large_resource_version(requested: i64, current: i64, retry_after_seconds: u32) -> Self {
+        Self::failure(
+            504,
+            reason::TIMEOUT,
+            format!("Timeout: Too large resource version: {requested}, current: {current}"),
+        )
+        .with_details(StatusDetails {
+            causes: vec![StatusCause::new(
+                "ResourceVersionTooLarge",
+                "Too large resource version",
+                "",
+            )],
+            retry_after_seconds: Some(retry_after_seconds),
+            ..Default::default()
+        })
+    }
+
     /// 404 for a path that names no served resource.
     pub fn path_not_found(path: &str) -> Self {
         Self::failure(

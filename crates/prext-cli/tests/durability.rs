@@ -107,10 +107,10 @@ async fn sigterm_ends_open_watches_cleanly_and_exits_zero() {
         status.1.logs()
     );
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(60),
         "open watches do not hold up shutdown"
     );
-    let body = tokio::time::timeout(Duration::from_secs(10), body)
+    let body = tokio::time::timeout(Duration::from_secs(60), body)
         .await
         .expect("watch ends with the server")
         .expect("join");

@@ -138,6 +138,13 @@ impl ApiError {
                 )
                 .into()
             }
+            E::IndexBehind { requested, current } => {
+                // Findings are indexed off the write path: a read that must see a write the
+                // indexer has not applied yet gets kube's answer for a watch cache that cannot
+                // catch up in time, never a stale page.
+                tracing::warn!(requested, current, "the findings index is behind");
+                Status::too_large_resource_version(requested, current, 1).into()
+            }
             E::Internal(why) => {
                 tracing::error!(error = %why, "storage failure");
                 Status::internal("an internal error occurred in the report store").into()
@@ -168,5 +175,32 @@ pub fn status_response(status: &Status) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         status_response(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A findings read that outwaits the indexer: 504 Timeout with Retry-After, as kube's
+    /// watch cache answers a resourceVersion it cannot reach in time
+    /// (staging/src/k8s.io/apiserver/pkg/storage/errors.go, NewTooLargeResourceVersionError).
+    #[test]
+    fn an_index_behind_is_a_timeout_to_retry() {
+        let ApiError(status) = ApiError::storage(prext_store::Error::IndexBehind {
+            requested: 12,
+            current: 9,
+        });
+        assert_eq!((status.code, status.reason.as_str()), (504, "Timeout"));
+        assert_eq!(
+            status.message,
+            "Timeout: Too large resource version: 12, current: 9"
+        );
+        let details = status.details.as_ref().expect("details");
+        assert_eq!(details.retry_after_seconds, Some(1));
+        assert_eq!(details.causes[0].reason, "ResourceVersionTooLarge");
+        let resp = status_response(&status);
+        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
     }
 }

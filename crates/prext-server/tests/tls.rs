@@ -269,11 +269,11 @@ async fn streaming_responses_are_dropped_after_the_grace_period() {
 
     let elapsed = server.stop().await;
     assert!(
-        elapsed >= grace && elapsed < grace + Duration::from_secs(2),
+        elapsed >= grace && elapsed < grace + Duration::from_secs(30),
         "{elapsed:?}"
     );
     // The stream was cut: reading reaches EOF (or an error) instead of events forever.
-    let drained = tokio::time::timeout(Duration::from_secs(2), async {
+    let drained = tokio::time::timeout(Duration::from_secs(30), async {
         while let Ok(1..) = tls.read(&mut buf).await {}
     });
     drained.await.expect("connection closed after the grace period");

@@ -4,18 +4,37 @@
 //! each (the first FAILING of them `fail`, each about its own Pod), 16 in flight, on a
 //! temporary SQLite database, then updates each once with a label (results unchanged) and once
 //! with every result passing; prints the process's CPU milliseconds per write of each phase
-//! (user + system, from /proc/self/stat).
+//! (user + system, from /proc/self/stat), the part of it spent by the findings indexer thread
+//! (which runs beside the writes, off their path), and how long after the last write the
+//! indexer had applied every change (its lag) with the CPU per write including that catch-up.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use prext_store::findings::FindingQuery;
 use prext_store::sqlite::{SqliteOptions, SqliteStore};
 use prext_store::testsuite::fixtures::{report, set_labels, set_results, POLR};
 use prext_store::{ObjectWrite, Store};
 
 /// User + system CPU of this process, in milliseconds (clock ticks of 10 ms).
 fn cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_ms(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// User + system CPU of this process's findings indexer thread, in milliseconds.
+fn indexer_cpu_ms() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(prext-sqlite-in"))
+        .map(|stat| stat_cpu_ms(&stat))
+        .sum()
+}
+
+/// utime + stime of a `stat` line, in milliseconds.
+fn stat_cpu_ms(stat: &str) -> f64 {
     let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks: f64 = [11, 12]
@@ -45,6 +64,7 @@ fn write(i: usize, results: usize, failing: usize, label: Option<&str>) -> Objec
 async fn phase(store: &Arc<SqliteStore>, name: &str, n: usize, make: impl Fn(usize) -> (ObjectWrite, bool)) {
     let writes: Vec<(ObjectWrite, bool)> = (0..n).map(make).collect();
     let started = (cpu_ms(), Instant::now());
+    let indexer_before = indexer_cpu_ms();
     let mut queue = writes.into_iter();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -65,10 +85,28 @@ async fn phase(store: &Arc<SqliteStore>, name: &str, n: usize, make: impl Fn(usi
         }
     }
     let cpu = cpu_ms() - started.0;
+    let indexer = indexer_cpu_ms() - indexer_before;
+    let rate = n as f64 / started.1.elapsed().as_secs_f64();
+    // A findings read waits until the indexer has applied every acknowledged write.
+    let last_write = Instant::now();
+    store
+        .query_findings(FindingQuery {
+            limit: 1,
+            ..FindingQuery::default()
+        })
+        .await
+        .expect("findings");
+    let lag = last_write.elapsed();
+    let total = cpu_ms() - started.0;
+    let per = |ms: f64| ms / n as f64;
     println!(
-        "{name}: {n} writes, {:.3} ms CPU per write, {:.0} writes/s",
-        cpu / n as f64,
-        n as f64 / started.1.elapsed().as_secs_f64()
+        "{name}: {n} writes, {:.3} ms CPU per write ({:.3} write path, {:.3} indexer meanwhile), \
+         {rate:.0} writes/s; indexer lag after the last write {lag:?}, {:.3} ms CPU per write \
+         with the catch-up",
+        per(cpu),
+        per(cpu - indexer),
+        per(indexer),
+        per(total),
     );
 }
 

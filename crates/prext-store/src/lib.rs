@@ -25,6 +25,7 @@ use prext_api::labels::LabelSelector;
 use prext_api::report::ReportIndex;
 
 pub mod findings;
+pub mod findings_index;
 mod open;
 pub mod postgres;
 mod prepared;
@@ -65,6 +66,10 @@ pub enum Error {
     /// it are refused until deletes or compaction bring it back under.
     #[error("store size {size} bytes is at or over the quota of {quota} bytes")]
     QuotaExceeded { size: u64, quota: u64 },
+    /// A findings read waited for the findings indexer to reach the store revision it must
+    /// see (`requested`) and gave up at `current` (see [`findings_index`]).
+    #[error("the findings index is at revision {current}, behind revision {requested}")]
+    IndexBehind { requested: i64, current: i64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

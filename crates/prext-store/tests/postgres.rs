@@ -6,6 +6,8 @@
 
 #[path = "postgres/findings.rs"]
 mod findings;
+#[path = "postgres/indexer.rs"]
+mod indexer;
 #[path = "postgres/outage.rs"]
 mod outage;
 #[path = "postgres/replicas.rs"]
@@ -278,14 +280,14 @@ async fn abandoned_list_frees_its_connection() {
 
     // The only list connection is taken: point reads and writes still go through.
     let got = tokio::time::timeout(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         store.get(&ObjectKey::new(fixtures::POLR, "ns", "r001")),
     )
     .await
     .expect("a get is not starved by a stalled list");
     assert!(got.expect("get").is_some());
     tokio::time::timeout(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         store.create(fixtures::report(fixtures::POLR, "ns", "during")),
     )
     .await
@@ -293,7 +295,7 @@ async fn abandoned_list_frees_its_connection() {
     .expect("create");
 
     drop(stream);
-    let next = tokio::time::timeout(Duration::from_secs(5), store.list(all(fixtures::POLR)))
+    let next = tokio::time::timeout(Duration::from_secs(30), store.list(all(fixtures::POLR)))
         .await
         .expect("the abandoned list released its connection")
         .expect("list");

@@ -70,7 +70,7 @@ async fn migrations_run_once_across_reopens() {
         .expect("schema_migrations");
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6],
+        [1, 2, 3, 4, 5, 6, 7],
         "every migration applied exactly once"
     );
     let (journal, fk): (String, i64) = (
@@ -229,7 +229,7 @@ async fn abandoned_list_frees_its_connection() {
 
     // The only list slot is taken: short reads still go through.
     let got = tokio::time::timeout(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         store.get(&ObjectKey::new(fixtures::POLR, "ns", "r001")),
     )
     .await
@@ -237,7 +237,7 @@ async fn abandoned_list_frees_its_connection() {
     assert!(got.expect("get").is_some());
 
     drop(stream);
-    let next = tokio::time::timeout(Duration::from_secs(5), store.list(opts))
+    let next = tokio::time::timeout(Duration::from_secs(30), store.list(opts))
         .await
         .expect("the abandoned list released its slot")
         .expect("list");
@@ -259,7 +259,7 @@ async fn writes_and_pings_while_an_analyst_reads() {
         .expect("count");
     assert_eq!(seen, 10);
     let o = tokio::time::timeout(
-        Duration::from_secs(5),
+        Duration::from_secs(30),
         store.create(fixtures::report(fixtures::POLR, "ns", "late")),
     )
     .await
@@ -307,7 +307,7 @@ async fn the_checkpointer_copies_the_wal_while_writes_go_on() {
     // Far fewer WAL pages than the writer's own checkpoint threshold.
     write_load(&store, 0, 5).await;
     assert!(size("-wal") < 8 << 20, "{} bytes of WAL", size("-wal"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while size("") <= initial && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::client::{usage, Conn, PluginResult};
 use super::results::Filters;
-use super::table::{self, Cell};
+use super::table::{self, field_text as text, Cell, CsvColumn};
 
 /// Findings read per request.
 const PAGE: usize = 500;
@@ -53,49 +53,23 @@ fn window(since: Option<&str>, until: Option<&str>) -> String {
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-const FINDING_CSV: [&str; 14] = [
-    "namespace",
-    "name",
-    "policy",
-    "rule",
-    "result",
-    "severity",
-    "source",
-    "subject_kind",
-    "subject_namespace",
-    "subject_name",
-    "open",
-    "first_seen",
-    "last_seen",
-    "resolved_at",
+/// The CSV columns of a finding.
+const FINDING_CSV: &[CsvColumn] = &[
+    ("namespace", &["metadata", "namespace"]),
+    ("name", &["metadata", "name"]),
+    ("policy", &["policy"]),
+    ("rule", &["rule"]),
+    ("result", &["result"]),
+    ("severity", &["severity"]),
+    ("source", &["source"]),
+    ("subject_kind", &["subject", "kind"]),
+    ("subject_namespace", &["subject", "namespace"]),
+    ("subject_name", &["subject", "name"]),
+    ("open", &["open"]),
+    ("first_seen", &["firstSeen"]),
+    ("last_seen", &["lastSeen"]),
+    ("resolved_at", &["resolvedAt"]),
 ];
-
-fn finding_csv(f: &Value) -> Vec<String> {
-    vec![
-        text(&f["metadata"]["namespace"]),
-        text(&f["metadata"]["name"]),
-        text(&f["policy"]),
-        text(&f["rule"]),
-        text(&f["result"]),
-        text(&f["severity"]),
-        text(&f["source"]),
-        text(&f["subject"]["kind"]),
-        text(&f["subject"]["namespace"]),
-        text(&f["subject"]["name"]),
-        text(&f["open"]),
-        text(&f["firstSeen"]),
-        text(&f["lastSeen"]),
-        text(&f["resolvedAt"]),
-    ]
-}
 
 /// Options of `findings`.
 pub struct FindingsOptions<'a> {
@@ -124,7 +98,7 @@ pub async fn findings(conn: &Conn, o: FindingsOptions<'_>) -> PluginResult<()> {
     let mut token = String::new();
     let mut shown = 0usize;
     if o.output == HistoryOutput::Csv {
-        table::emit(&table::csv_line(&FINDING_CSV.map(str::to_owned)))?;
+        table::emit(&table::csv_header(FINDING_CSV))?;
     }
     loop {
         let mut path = format!("{base}?limit={PAGE}{params}{}", o.filters.query());
@@ -146,7 +120,7 @@ pub async fn findings(conn: &Conn, o: FindingsOptions<'_>) -> PluginResult<()> {
             match o.output {
                 HistoryOutput::Csv => {
                     for f in &new {
-                        table::emit(&table::csv_line(&finding_csv(f)))?;
+                        table::emit(&table::csv_row(f, FINDING_CSV))?;
                     }
                 }
                 _ => items.extend(new),

@@ -5,7 +5,7 @@ use prext_api::results::query::severity_rank;
 use serde_json::Value;
 
 use super::client::{usage, Conn, PluginError, PluginResult};
-use super::table::{self, Cell, Color, ColorChoice};
+use super::table::{self, Cell, Color, ColorChoice, CsvColumn};
 
 /// The base path of the result API.
 const BASE: &str = "/apis/results.prext.io/v1alpha1";
@@ -183,50 +183,23 @@ pub enum ResultsOutput {
     Csv,
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// The CSV columns of a result.
-const CSV_HEADER: [&str; 14] = [
-    "namespace",
-    "report_kind",
-    "report",
-    "index",
-    "policy",
-    "rule",
-    "result",
-    "severity",
-    "category",
-    "source",
-    "subject_kind",
-    "subject_namespace",
-    "subject_name",
-    "message",
+const RESULT_CSV: &[CsvColumn] = &[
+    ("namespace", &["metadata", "namespace"]),
+    ("report_kind", &["report", "kind"]),
+    ("report", &["report", "name"]),
+    ("index", &["index"]),
+    ("policy", &["policy"]),
+    ("rule", &["rule"]),
+    ("result", &["result"]),
+    ("severity", &["severity"]),
+    ("category", &["category"]),
+    ("source", &["source"]),
+    ("subject_kind", &["subject", "kind"]),
+    ("subject_namespace", &["subject", "namespace"]),
+    ("subject_name", &["subject", "name"]),
+    ("message", &["message"]),
 ];
-
-fn csv_fields(r: &Value) -> Vec<String> {
-    vec![
-        text(&r["metadata"]["namespace"]),
-        text(&r["report"]["kind"]),
-        text(&r["report"]["name"]),
-        text(&r["index"]),
-        text(&r["policy"]),
-        text(&r["rule"]),
-        text(&r["result"]),
-        text(&r["severity"]),
-        text(&r["category"]),
-        text(&r["source"]),
-        text(&r["subject"]["kind"]),
-        text(&r["subject"]["namespace"]),
-        text(&r["subject"]["name"]),
-        text(&r["message"]),
-    ]
-}
 
 /// Options of `results`.
 pub struct ResultsOptions<'a> {
@@ -271,12 +244,12 @@ pub async fn results(conn: &Conn, o: ResultsOptions<'_>) -> PluginResult<()> {
             let new = page["items"].as_array().cloned().unwrap_or_default();
             shown += new.len();
             if o.output == ResultsOutput::Csv && !header_done {
-                table::emit(&table::csv_line(&CSV_HEADER.map(str::to_owned)))?;
+                table::emit(&table::csv_header(RESULT_CSV))?;
                 header_done = true;
             }
             if o.output == ResultsOutput::Csv {
                 for r in &new {
-                    table::emit(&table::csv_line(&csv_fields(r)))?;
+                    table::emit(&table::csv_row(r, RESULT_CSV))?;
                 }
             } else {
                 items.extend(new);

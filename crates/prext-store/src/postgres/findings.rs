@@ -1,58 +1,146 @@
-//! Findings over time, recorded in the transaction of each write (schema version 4; semantics
-//! in [`crate::findings`]): after a report's result rows are written or removed, the database
-//! function `prext_record_findings` recomputes the findings it carries; an update that keeps
-//! its result rows only marks them seen.
+//! Findings over time on PostgreSQL, applied by the findings indexer ([`super::indexer`]; the
+//! semantics in [`crate::findings`], the change log's part in [`crate::findings_index`]).
+//!
+//! One step runs in one transaction: it locks the cluster's cursor row (`FOR UPDATE SKIP
+//! LOCKED`: whichever replica holds it is the cluster's only indexer while it runs; the others
+//! skip the step), reads up to [`INDEX_BATCH`] changes above the cursor with the bodies of the
+//! rewrites that fail, derives their findings, sends one `prext_index_change` call per change
+//! in one pipelined flight (the server runs them in order), and moves the cursor.
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::Pool;
+use futures::future::try_join_all;
+use tokio_postgres::types::ToSql;
 
-use crate::ObjectKey;
+use super::error::{pg_error, pool_error};
+use crate::findings_index::{action, Action, INDEX_BATCH};
+use crate::{Error, ObjectKey, Result};
 
-/// The report whose findings to record.
-pub(crate) enum Carrier<'a> {
-    /// A row known by id (an update or a delete).
-    Id(i64),
-    /// A row just inserted, found by its key.
-    Key(&'a ObjectKey),
+const LOCK_CURSOR: &str = "SELECT revision FROM findings_cursor WHERE cluster = $1 FOR UPDATE SKIP LOCKED";
+
+const PENDING: &str = "SELECT c.revision, c.event, c.resource, c.namespace, c.name, c.written_at,
+            c.results_flag::bigint,
+            CASE WHEN c.results_flag = 2 AND c.event <> 'DELETED'
+                 THEN coalesce(c.body, o.body) END
+     FROM changes c
+     LEFT JOIN objects o ON c.body IS NULL AND o.cluster = c.cluster AND o.resource = c.resource
+          AND o.namespace = c.namespace AND o.name = c.name AND o.revision = c.revision
+     WHERE c.cluster = $1 AND c.revision > $2 AND c.revision <= $3
+     ORDER BY c.revision LIMIT $4";
+
+const APPLY: &str = "SELECT prext_index_change($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Applied changes up to this cursor; `true` when it is the newest committed revision.
+    Indexed(i64, bool),
+    /// Another replica holds the cursor: it is indexing.
+    Busy,
 }
 
-const RECORD_BY_ID: &str = "SELECT prext_record_findings($1, $2, $3, $4)";
-
-const RECORD_BY_KEY: &str = "SELECT prext_record_findings($1,
-     (SELECT id FROM objects WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4),
-     $5, $6)";
-
-const SEEN: &str = "UPDATE findings SET last_seen = $2, last_seen_revision = $3
-     WHERE id IN (SELECT finding_id FROM finding_carriers WHERE object_id = $1)";
-
-/// Recomputes the findings `carrier` carries from its result rows, at the write's time.
-pub(crate) async fn record(
-    tx: &Transaction<'_>,
-    cluster: &str,
-    carrier: Carrier<'_>,
+/// One change above the cursor.
+struct Pending {
     revision: i64,
-) -> Result<(), tokio_postgres::Error> {
-    let at = crate::findings::now_ms();
-    match carrier {
-        Carrier::Id(id) => {
-            let st = tx.prepare_cached(RECORD_BY_ID).await?;
-            tx.execute(&st, &[&cluster, &id, &at, &revision]).await?;
-        }
-        Carrier::Key(k) => {
-            let st = tx.prepare_cached(RECORD_BY_KEY).await?;
-            tx.execute(
-                &st,
-                &[&cluster, &k.resource, &k.namespace, &k.name, &at, &revision],
-            )
-            .await?;
-        }
-    }
-    Ok(())
+    key: ObjectKey,
+    at: i64,
+    action: Action,
 }
 
-/// Marks the findings the report `id` carries as seen by the write `revision`.
-pub(crate) async fn seen(tx: &Transaction<'_>, id: i64, revision: i64) -> Result<(), tokio_postgres::Error> {
-    let at = crate::findings::now_ms();
-    let st = tx.prepare_cached(SEEN).await?;
-    tx.execute(&st, &[&id, &at, &revision]).await?;
-    Ok(())
+/// Applies up to [`INDEX_BATCH`] changes above the cluster's cursor.
+pub(crate) async fn step(pool: &Pool, cluster: &str) -> Result<Step> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let tx = client.transaction().await.map_err(pg_error)?;
+    let Some(row) = tx.query_opt(LOCK_CURSOR, &[&cluster]).await.map_err(pg_error)? else {
+        return Ok(Step::Busy);
+    };
+    let from: i64 = row.try_get(0).map_err(pg_error)?;
+    // Revisions become visible in commit order (the counter row is locked by every write), so
+    // every change up to the counter read here is visible to the next statement.
+    let target: i64 = tx
+        .query_one("SELECT revision FROM meta WHERE cluster = $1", &[&cluster])
+        .await
+        .map_err(pg_error)?
+        .try_get(0)
+        .map_err(pg_error)?;
+    if target <= from {
+        return Ok(Step::Indexed(from, true));
+    }
+    let limit = i64::try_from(INDEX_BATCH).unwrap_or(i64::MAX);
+    let rows = tx
+        .query(PENDING, &[&cluster, &from, &target, &limit])
+        .await
+        .map_err(pg_error)?;
+    let mut pending = Vec::with_capacity(rows.len());
+    for r in rows {
+        let key = ObjectKey::new(
+            r.try_get::<_, String>(2).map_err(pg_error)?,
+            r.try_get::<_, String>(3).map_err(pg_error)?,
+            r.try_get::<_, String>(4).map_err(pg_error)?,
+        );
+        let event: String = r.try_get(1).map_err(pg_error)?;
+        let flag: Option<i64> = r.try_get(6).map_err(pg_error)?;
+        let body: Option<String> = r.try_get(7).map_err(pg_error)?;
+        pending.push(Pending {
+            revision: r.try_get(0).map_err(pg_error)?,
+            at: r
+                .try_get::<_, Option<i64>>(5)
+                .map_err(pg_error)?
+                .unwrap_or_else(crate::findings::now_ms),
+            action: action(&key.resource, &event, flag, body.as_deref())?,
+            key,
+        });
+    }
+    let done = pending.len() < INDEX_BATCH;
+    let reached = match (done, pending.last()) {
+        (false, Some(last)) => last.revision,
+        _ => target,
+    };
+    let calls: Vec<(bool, serde_json::Value)> = pending
+        .iter()
+        .map(|p| match &p.action {
+            Action::Seen => Ok((true, serde_json::Value::Array(Vec::new()))),
+            Action::Carry(now) => serde_json::to_value(now)
+                .map(|rows| (false, rows))
+                .map_err(|e| Error::internal(format!("serializing findings: {e}"))),
+        })
+        .collect::<Result<_>>()?;
+    let apply = tx.prepare_cached(APPLY).await.map_err(pg_error)?;
+    try_join_all(pending.iter().zip(&calls).map(|(p, (seen, rows))| {
+        let params: [&(dyn ToSql + Sync); 8] = [
+            &cluster,
+            &p.key.resource,
+            &p.key.namespace,
+            &p.key.name,
+            &p.at,
+            &p.revision,
+            seen,
+            rows,
+        ];
+        let (tx, apply) = (&tx, &apply);
+        async move { tx.execute(apply, &params).await }
+    }))
+    .await
+    .map_err(pg_error)?;
+    tx.execute(
+        "UPDATE findings_cursor SET revision = $2 WHERE cluster = $1",
+        &[&cluster, &reached],
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)?;
+    Ok(Step::Indexed(reached, done))
+}
+
+/// The cluster's persisted cursor (for replicas that are not indexing).
+pub(crate) async fn cursor(pool: &Pool, cluster: &str) -> Result<i64> {
+    let client = pool.get().await.map_err(pool_error)?;
+    client
+        .query_one(
+            "SELECT revision FROM findings_cursor WHERE cluster = $1",
+            &[&cluster],
+        )
+        .await
+        .map_err(pg_error)?
+        .try_get(0)
+        .map_err(pg_error)
 }

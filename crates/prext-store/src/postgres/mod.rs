@@ -10,6 +10,8 @@
 //! - [`results`]: result queries and summaries, each one statement (one snapshot);
 //! - [`notify`]: `LISTEN`/`NOTIFY` plus polling, so a replica learns of other replicas'
 //!   writes;
+//! - [`indexer`] and [`findings`]: the findings indexer that follows the change log (one per
+//!   cluster at a time), and its SQL; [`findings_read`]: findings reads, which wait for it;
 //! - [`error`]: what is transient ([`Error::Unavailable`]) and what is not.
 //!
 //! Revisions come from one counter row per cluster, locked first by every write transaction,
@@ -22,6 +24,7 @@ mod config;
 mod error;
 mod findings;
 mod findings_read;
+mod indexer;
 mod notify;
 mod ops;
 mod prepared;
@@ -68,6 +71,8 @@ pub struct PostgresStore {
     writer_done: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     /// The listener and the poller.
     feed: Mutex<Vec<JoinHandle<()>>>,
+    /// The findings indexer's cursor as this replica last saw it.
+    indexed: watch::Receiver<i64>,
     published: Arc<watch::Sender<i64>>,
     closed: AtomicBool,
 }
@@ -189,6 +194,15 @@ impl PostgresStore {
             poll_interval: opts.poll_interval,
             poll_timeout: batch_timeout,
         });
+        let cursor = findings::cursor(&pool, &opts.cluster).await?;
+        let (indexed_tx, indexed) = watch::channel(cursor);
+        let mut feed: Vec<JoinHandle<()>> = feed.into();
+        feed.push(indexer::spawn(
+            pool.clone(),
+            opts.cluster.clone(),
+            &published,
+            indexed_tx,
+        ));
         tracing::info!(cluster = %opts.cluster, revision, schema = version, "connected PostgreSQL store");
 
         Ok(PostgresStore {
@@ -200,7 +214,8 @@ impl PostgresStore {
             compact_batch: opts.compact_batch.max(1),
             writer: queue,
             writer_done: tokio::sync::Mutex::new(Some(writer_done)),
-            feed: Mutex::new(feed.into()),
+            feed: Mutex::new(feed),
+            indexed,
             published,
             closed: AtomicBool::new(false),
         })
@@ -216,6 +231,21 @@ impl PostgresStore {
             return Err(closed_error());
         }
         self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Waits until the findings indexer (of whichever replica) has applied every write
+    /// committed before the call (read-your-writes of findings reads), at most
+    /// [`INDEX_WAIT`](crate::findings_index::INDEX_WAIT).
+    async fn wait_indexed(&self) -> Result<()> {
+        let target = self.revision().await?;
+        let mut indexed = self.indexed.clone();
+        crate::findings_index::wait_indexed(
+            &mut indexed,
+            target,
+            crate::findings_index::INDEX_WAIT,
+            || async { findings::cursor(&self.pool, &self.cluster).await.map(Some) },
+        )
+        .await
     }
 
     fn stop_feed(&self) {
@@ -285,6 +315,12 @@ impl Store for PostgresStore {
     }
 
     async fn compact(&self, keep: i64) -> Result<i64> {
+        // Compaction never drops a change the findings indexer has not applied (it stops at
+        // the cursor): give the indexer its bounded wait to catch up first.
+        match self.wait_indexed().await {
+            Ok(()) | Err(Error::IndexBehind { .. }) => {}
+            Err(e) => return Err(e),
+        }
         self.writer.compact(keep, self.compact_batch).await
     }
 
@@ -330,6 +366,7 @@ impl Store for PostgresStore {
         &self,
         query: crate::findings::FindingQuery,
     ) -> Result<crate::findings::FindingPage> {
+        self.wait_indexed().await?;
         read!(self, "a findings query", |c| findings_read::query(
             &c,
             &self.cluster,
@@ -338,6 +375,7 @@ impl Store for PostgresStore {
     }
 
     async fn finding_trends(&self, query: crate::findings::TrendQuery) -> Result<crate::findings::Trends> {
+        self.wait_indexed().await?;
         read!(self, "a trend query", |c| findings_read::trends(
             &c,
             &self.cluster,

@@ -22,9 +22,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::error::pg_error;
-use super::findings::{self, Carrier};
 use super::prepared::Prepared;
 use super::result_rows::{INSERT_OBJECT_WITH_RESULTS, INSERT_RESULTS};
+use crate::findings_index::ResultsFlag;
 use crate::write::{self, CurrentRow};
 use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
 
@@ -221,8 +221,9 @@ const KEEP_SUPERSEDED: &str = "UPDATE changes SET body = (SELECT body FROM objec
      WHERE cluster = $1 AND revision = $3 AND body IS NULL";
 
 const INSERT_CHANGE: &str =
-    "INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels, prev_labels)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    "INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels, prev_labels,
+         written_at, results_flag)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 /// The statements of every write, prepared once per connection (then cached).
 pub(crate) struct Statements {
@@ -382,7 +383,18 @@ impl Write<'_> {
             Target::Remove { .. } => Some(self.body.as_str()),
             Target::Insert(_) | Target::Replace { .. } => None,
         };
-        let change: [&(dyn ToSql + Sync); 9] = [
+        // For the findings indexer: the write's time and what it did to the result rows.
+        let written_at = crate::findings::now_ms();
+        let flag: Option<i16> = match &self.target {
+            Target::Insert(p) => Some(ResultsFlag::rewritten(p.results.has_findings())),
+            Target::Replace { p, rewrite, .. } => Some(match rewrite {
+                true => ResultsFlag::rewritten(p.results.has_findings()),
+                false => ResultsFlag::Kept,
+            }),
+            Target::Remove { .. } => None,
+        }
+        .map(|f| f.as_i64() as i16);
+        let change: [&(dyn ToSql + Sync); 11] = [
             &cluster,
             &self.revision,
             &event,
@@ -392,6 +404,8 @@ impl Write<'_> {
             &body,
             &*self.labels,
             &self.prev_labels,
+            &written_at,
+            &flag,
         ];
 
         match &self.target {
@@ -401,10 +415,6 @@ impl Write<'_> {
                 futures::try_join!(async { tx.execute(&st.insert, &params).await }, async {
                     tx.execute(&st.change, &change).await
                 })?;
-                // A new row carries no finding yet: only its failing rows are recorded.
-                if p.results.has_findings() {
-                    findings::record(tx, cluster, Carrier::Key(k), self.revision).await?;
-                }
             }
             Target::Replace {
                 id,
@@ -434,10 +444,6 @@ impl Write<'_> {
                     results,
                     async { tx.execute(&st.change, &change).await }
                 )?;
-                match rewrite {
-                    true => findings::record(tx, cluster, Carrier::Id(*id), self.revision).await?,
-                    false => findings::seen(tx, *id, self.revision).await?,
-                }
             }
             Target::Remove { id, superseded } => {
                 futures::try_join!(
@@ -446,7 +452,6 @@ impl Write<'_> {
                     async { tx.execute(&st.remove, &[id]).await },
                     async { tx.execute(&st.change, &change).await }
                 )?;
-                findings::record(tx, cluster, Carrier::Id(*id), self.revision).await?;
             }
         }
         Ok(())
@@ -495,9 +500,9 @@ impl Write<'_> {
     }
 }
 
-/// One step of compaction: drops up to `batch` change rows at or below `newest - keep`.
-/// `compacted` is the current compaction point. Returns the point reached and whether it is
-/// the target.
+/// One step of compaction: drops up to `batch` change rows at or below `newest - keep`, and
+/// never one the findings indexer has not applied yet (above its cursor). `compacted` is the
+/// current compaction point. Returns the point reached and whether it is the target.
 pub(crate) async fn compact_step(
     tx: &Transaction<'_>,
     cluster: &str,
@@ -506,7 +511,16 @@ pub(crate) async fn compact_step(
     keep: i64,
     batch: usize,
 ) -> OpResult<(i64, bool)> {
-    let target = newest.saturating_sub(keep.max(0));
+    let indexed: i64 = tx
+        .query_opt(
+            "SELECT revision FROM findings_cursor WHERE cluster = $1",
+            &[&cluster],
+        )
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?
+        .unwrap_or(compacted);
+    let target = newest.saturating_sub(keep.max(0)).min(indexed);
     if target <= compacted {
         return Ok((compacted, true));
     }

@@ -48,6 +48,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "change_bodies_once",
         sql: include_str!("migrations/0005_change_bodies_once.sql"),
     },
+    Migration {
+        version: 6,
+        name: "findings_indexer",
+        sql: include_str!("migrations/0006_findings_indexer.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
@@ -144,6 +149,14 @@ pub(crate) async fn migrate(client: &mut Client, cluster: &str, timeout: Duratio
     )
     .await
     .map_err(pg_error)?;
+    // The findings indexer of a new cluster starts at its revision.
+    tx.execute(
+        "INSERT INTO findings_cursor (cluster, revision) SELECT cluster, revision FROM meta
+         WHERE cluster = $1 ON CONFLICT (cluster) DO NOTHING",
+        &[&cluster],
+    )
+    .await
+    .map_err(pg_error)?;
     tx.commit().await.map_err(pg_error)?;
     Ok(latest)
 }
@@ -156,7 +169,7 @@ mod tests {
     fn migrations_are_ordered_and_start_at_one() {
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version + 1 == w[1].version));
-        assert_eq!(latest_version(), 5);
+        assert_eq!(latest_version(), 6);
     }
 
     #[test]

@@ -187,6 +187,8 @@ fn bump_revision(path: &Path, bump: i64) -> Result<(i64, i64, i64)> {
         [new],
     )
     .map_err(db_error)?;
+    // The findings of the changes the copy's indexer had not applied yet, before they go.
+    super::indexer::finish(&tx, old, new)?;
     tx.execute("DELETE FROM changes", []).map_err(db_error)?;
     let objects = count_objects(&tx)?;
     tx.commit().map_err(db_error)?;

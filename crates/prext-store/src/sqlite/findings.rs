@@ -1,50 +1,45 @@
-//! Findings over time, recorded by the writer in the transaction of the write that changes
-//! them (schema version 4, `findings` and `finding_carriers`; semantics in
+//! Findings over time, recorded by the findings indexer ([`super::indexer`]) as it applies
+//! the change log (schema version 7, `findings` and `finding_carriers`; semantics in
 //! [`crate::findings`]).
 //!
-//! After a report's result rows are written (or removed), [`record`] recomputes the set of
-//! findings the report carries from its rows: each is opened (or, already open, marked seen)
-//! with the write's time and revision, the report becomes one of its carriers, and a finding
-//! the report carried before and no report carries any more is resolved. An update that keeps
-//! the result rows only marks the report's findings seen ([`seen`]). A write whose rows make no
-//! finding, of a report that carried none, costs one index lookup.
+//! For a change that rewrote a report's result rows, [`record`] sets the findings the report
+//! carries: each is opened (or, already open, marked seen) with the write's time and revision,
+//! the report becomes one of its carriers, and a finding the report carried before and no
+//! report carries any more is resolved. An update that kept the result rows only marks the
+//! report's findings seen ([`seen`]). A change whose rows make no finding, of a report that
+//! carried none, costs one index lookup.
 
 use rusqlite::{params, Connection};
 
-/// The report's failing result rows, one per finding key (the first by position), as
-/// `(subject_key, policy, rule, idx)`.
-const FAILING: &str = "SELECT CASE WHEN coalesce(subject_uid, '') <> '' THEN subject_uid
-                ELSE coalesce(subject_kind, '') || '/' || coalesce(subject_namespace, '') || '/'
-                     || coalesce(subject_name, '') END AS subject_key,
-            coalesce(policy, '') AS policy, coalesce(rule, '') AS rule, min(idx) AS idx
-     FROM results WHERE object_id = ?1 AND result IN ('fail', 'warn', 'error')
-     GROUP BY 1, 2, 3";
+use crate::findings_index::Carried;
+use crate::ObjectKey;
 
-/// Recomputes the findings carried by the report `object_id` from its result rows (none when
-/// it was deleted), at `at` (Unix ms) and `revision`. `failing` says whether a row of the
-/// report makes a finding (known from the rows just prepared): when none does and the report
-/// carried none before, there is nothing to record and nothing else is read or written.
+/// Sets the findings the report `key` carries to `now` (none when it was deleted or fails
+/// nothing), at `at` (Unix ms) and `revision`.
 pub(crate) fn record(
     conn: &Connection,
-    object_id: i64,
-    failing: bool,
+    key: &ObjectKey,
+    now: &[Carried],
     at: i64,
     revision: i64,
 ) -> rusqlite::Result<()> {
     let before: Vec<i64> = conn
-        .prepare_cached("SELECT finding_id FROM finding_carriers WHERE object_id = ?1")?
-        .query_map([object_id], |r| r.get(0))?
+        .prepare_cached(
+            "SELECT finding_id FROM finding_carriers
+             WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
+        )?
+        .query_map(params![key.resource, key.namespace, key.name], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    if before.is_empty() && !failing {
+    if before.is_empty() && now.is_empty() {
         return Ok(());
     }
     if !before.is_empty() {
-        conn.prepare_cached("DELETE FROM finding_carriers WHERE object_id = ?1")?
-            .execute([object_id])?;
+        conn.prepare_cached(
+            "DELETE FROM finding_carriers WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
+        )?
+        .execute(params![key.resource, key.namespace, key.name])?;
     }
-    if failing {
-        open_seen(conn, object_id, at, revision)?;
-    }
+    open_seen(conn, key, now, at, revision)?;
     let mut resolve = conn.prepare_cached(
         "UPDATE findings SET resolved_at = ?2, resolved_revision = ?3
          WHERE id = ?1 AND resolved_at IS NULL
@@ -56,21 +51,21 @@ pub(crate) fn record(
     Ok(())
 }
 
-/// Opens (or marks seen) the findings of the report's failing rows, and makes the report
-/// their carrier.
-fn open_seen(conn: &Connection, object_id: i64, at: i64, revision: i64) -> rusqlite::Result<()> {
-    let upsert = format!(
-        "WITH cur AS ({FAILING})
-         INSERT INTO findings (subject_key, policy, rule, namespace, resource, report, result,
+/// Opens (or marks seen) the findings `now`, and makes the report their carrier.
+fn open_seen(
+    conn: &Connection,
+    key: &ObjectKey,
+    now: &[Carried],
+    at: i64,
+    revision: i64,
+) -> rusqlite::Result<()> {
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO findings (subject_key, policy, rule, namespace, resource, report, result,
              severity, category, source, message, subject_api_version, subject_kind,
              subject_namespace, subject_name, subject_uid, first_seen, first_seen_revision,
              last_seen, last_seen_revision)
-         SELECT c.subject_key, c.policy, c.rule, o.namespace, o.resource, o.name, r.result,
-                r.severity, r.category, r.source, r.message, r.subject_api_version, r.subject_kind,
-                r.subject_namespace, r.subject_name, r.subject_uid, ?2, ?3, ?2, ?3
-         FROM cur c JOIN results r ON r.object_id = ?1 AND r.idx = c.idx
-              JOIN objects o ON o.id = ?1
-         WHERE true
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+             ?17, ?18)
          ON CONFLICT (subject_key, policy, rule) WHERE resolved_at IS NULL DO UPDATE SET
              namespace = excluded.namespace, resource = excluded.resource, report = excluded.report,
              result = excluded.result, severity = excluded.severity, category = excluded.category,
@@ -78,29 +73,50 @@ fn open_seen(conn: &Connection, object_id: i64, at: i64, revision: i64) -> rusql
              subject_api_version = excluded.subject_api_version, subject_kind = excluded.subject_kind,
              subject_namespace = excluded.subject_namespace, subject_name = excluded.subject_name,
              subject_uid = excluded.subject_uid, last_seen = excluded.last_seen,
-             last_seen_revision = excluded.last_seen_revision"
-    );
-    // Every finding opened or seen, once each (the keys are distinct): the report's carriers.
-    let ids: Vec<i64> = conn
-        .prepare_cached(&format!("{upsert} RETURNING id"))?
-        .query_map(params![object_id, at, revision], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut carry =
-        conn.prepare_cached("INSERT INTO finding_carriers (object_id, finding_id) VALUES (?1, ?2)")?;
-    for id in ids {
-        carry.execute([object_id, id])?;
+             last_seen_revision = excluded.last_seen_revision
+         RETURNING id",
+    )?;
+    let mut carry = conn.prepare_cached(
+        "INSERT INTO finding_carriers (resource, namespace, name, finding_id) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for c in now {
+        let id: i64 = upsert.query_row(
+            params![
+                c.subject_key,
+                c.policy,
+                c.rule,
+                key.namespace,
+                key.resource,
+                key.name,
+                c.result,
+                c.severity,
+                c.category,
+                c.source,
+                c.message,
+                c.subject_api_version,
+                c.subject_kind,
+                c.subject_namespace,
+                c.subject_name,
+                c.subject_uid,
+                at,
+                revision
+            ],
+            |r| r.get(0),
+        )?;
+        carry.execute(params![key.resource, key.namespace, key.name, id])?;
     }
     Ok(())
 }
 
-/// Marks the findings the report `object_id` carries as seen at `at` and `revision` (a write
-/// that left its result rows as they were).
-pub(crate) fn seen(conn: &Connection, object_id: i64, at: i64, revision: i64) -> rusqlite::Result<()> {
+/// Marks the findings the report `key` carries as seen at `at` and `revision` (a write that
+/// left its result rows as they were).
+pub(crate) fn seen(conn: &Connection, key: &ObjectKey, at: i64, revision: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE findings SET last_seen = ?2, last_seen_revision = ?3
-         WHERE id IN (SELECT finding_id FROM finding_carriers WHERE object_id = ?1)",
+        "UPDATE findings SET last_seen = ?4, last_seen_revision = ?5
+         WHERE id IN (SELECT finding_id FROM finding_carriers
+                      WHERE resource = ?1 AND namespace = ?2 AND name = ?3)",
     )?
-    .execute(params![object_id, at, revision])?;
+    .execute(params![key.resource, key.namespace, key.name, at, revision])?;
     Ok(())
 }
 

@@ -1,13 +1,17 @@
 //! Schema version 4 on SQLite: a version 3 database upgrades in place, its failing results
 //! becoming open findings (one per subject, policy and rule, carried by every report that has
-//! it), and the next writes resolve them like any other.
+//! it), and the next writes resolve them like any other; version 7 keeps them, carried by
+//! the reports' keys, with the findings indexer's cursor at the current revision.
 
 use std::time::Duration;
 
+use prext_api::report::{ResultRow, Subject};
 use rusqlite::Connection;
 
 use super::findings;
 use super::schema::{latest_version, migrate, migrate_to, open_writer};
+use crate::findings_index::carried;
+use crate::ObjectKey;
 
 fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0))
@@ -65,11 +69,29 @@ fn version_3_databases_upgrade_with_their_open_findings() {
         "{before} <= {seen} <= {after}"
     );
     assert_eq!(count(&conn, "SELECT count(*) FROM findings_v1 WHERE open"), 2);
+    assert_eq!(
+        count(&conn, "SELECT revision FROM findings_cursor"),
+        2,
+        "the indexer starts at the revision of the upgrade"
+    );
 
     // r1 fixes p3 (its rows rewritten without it): p3 resolves, p1 stays carried by r2.
-    conn.execute("DELETE FROM results WHERE object_id = 1 AND idx = 2", [])
-        .expect("fix p3");
-    findings::record(&conn, 1, true, after + 5, 3).expect("record");
+    let r1 = ObjectKey::new("policyreports.wgpolicyk8s.io", "a", "r1");
+    let p1 = ResultRow {
+        policy: Some("p1".into()),
+        rule: Some("r".into()),
+        result: Some("fail".into()),
+        severity: Some("high".into()),
+        subject: Subject {
+            kind: Some("Pod".into()),
+            namespace: Some("a".into()),
+            name: Some("web".into()),
+            uid: Some("pod-uid".into()),
+            ..Subject::default()
+        },
+        ..ResultRow::default()
+    };
+    findings::record(&conn, &r1, &carried(&[p1]), after + 5, 3).expect("record");
     assert_eq!(
         count(
             &conn,
@@ -77,9 +99,8 @@ fn version_3_databases_upgrade_with_their_open_findings() {
         ),
         3
     );
-    conn.execute("DELETE FROM results WHERE object_id = 1", [])
-        .expect("r1 empty");
-    findings::record(&conn, 1, false, after + 6, 4).expect("record");
+    // r1 now fails nothing.
+    findings::record(&conn, &r1, &[], after + 6, 4).expect("record");
     assert_eq!(
         count(&conn, "SELECT count(*) FROM findings WHERE resolved_at IS NULL"),
         1,

@@ -12,7 +12,9 @@
 //! - [`reader`] and [`select`]: the read-only connection pool, snapshot list streams, and
 //!   selectors lowered to SQL;
 //! - [`results`]: result queries and summaries (the `results.prext.io` API); [`statistics`]:
-//!   the planner statistics the writer keeps in step with the data.
+//!   the planner statistics the writer keeps in step with the data;
+//! - [`indexer`] and [`findings`]: the findings indexer thread that follows the change log, and
+//!   its SQL; [`findings_read`]: findings reads, which wait for the indexer.
 //!
 //! No call blocks the async runtime: writes are queued to the writer thread and awaited on a
 //! oneshot; reads run on blocking threads.
@@ -23,6 +25,9 @@ mod findings;
 mod findings_read;
 #[cfg(test)]
 mod findings_tests;
+mod indexer;
+#[cfg(test)]
+mod indexer_tests;
 mod lock;
 mod ops;
 mod prepared;
@@ -44,6 +49,7 @@ use tokio::sync::{oneshot, watch};
 
 pub use self::backup::{backup, restore, BackupInfo, RestoreInfo, DEFAULT_REVISION_BUMP};
 use self::checkpointer::Checkpointer;
+use self::indexer::Indexer;
 use self::lock::DbLock;
 use self::prepared::Prepared;
 use self::reader::Readers;
@@ -101,6 +107,9 @@ pub struct SqliteStore {
     writer_done: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
     readers: Arc<Readers>,
     published: watch::Receiver<i64>,
+    /// The findings indexer's cursor, and its thread (`None` once closed).
+    indexed: watch::Receiver<i64>,
+    indexer: Mutex<Option<Indexer>>,
     lock: Mutex<Option<DbLock>>,
     compact_batch: usize,
 }
@@ -146,6 +155,16 @@ impl SqliteStore {
                     .map_err(|e| Error::internal(format!("cannot start the checkpointer thread: {e}")))
             })
             .map_err(context)?;
+        let indexer_conn = schema::open_writer(path, opts.busy_timeout).map_err(context)?;
+        let cursor = indexer_conn
+            .query_row("SELECT revision FROM findings_cursor WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .map_err(db_error)
+            .map_err(context)?;
+        let (indexed_tx, indexed) = watch::channel(cursor);
+        let indexer = Indexer::start(indexer_conn, published.clone(), indexed_tx)
+            .map_err(|e| Error::internal(format!("cannot start the findings indexer thread: {e}")))?;
         let (writer, rx) = WriteQueue::new(opts.queue, "SQLite");
         let (done_tx, done_rx) = oneshot::channel();
         let limits = Limits {
@@ -167,6 +186,8 @@ impl SqliteStore {
             writer_done: tokio::sync::Mutex::new(Some(done_rx)),
             readers,
             published,
+            indexed,
+            indexer: Mutex::new(Some(indexer)),
             lock: Mutex::new(Some(lock)),
             compact_batch: opts.compact_batch.max(1),
         })
@@ -175,6 +196,23 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Waits until the findings indexer has applied every write acknowledged before the call
+    /// (read-your-writes of findings reads), at most [`INDEX_WAIT`].
+    ///
+    /// [`INDEX_WAIT`]: crate::findings_index::INDEX_WAIT
+    async fn wait_indexed(&self) -> Result<()> {
+        let target = *self.published.borrow();
+        let mut indexed = self.indexed.clone();
+        // One process indexes this database: the local cursor is the persisted one.
+        crate::findings_index::wait_indexed(
+            &mut indexed,
+            target,
+            crate::findings_index::INDEX_WAIT,
+            || async { Ok(None) },
+        )
+        .await
     }
 }
 
@@ -228,6 +266,12 @@ impl Store for SqliteStore {
     }
 
     async fn compact(&self, keep: i64) -> Result<i64> {
+        // Compaction never drops a change the findings indexer has not applied (it stops at
+        // the cursor): give the indexer its bounded wait to catch up first.
+        match self.wait_indexed().await {
+            Ok(()) | Err(Error::IndexBehind { .. }) => {}
+            Err(e) => return Err(e),
+        }
         self.writer.compact(keep, self.compact_batch).await
     }
 
@@ -250,12 +294,14 @@ impl Store for SqliteStore {
         &self,
         query: crate::findings::FindingQuery,
     ) -> Result<crate::findings::FindingPage> {
+        self.wait_indexed().await?;
         self.readers
             .read(move |conn| findings_read::query(conn, &query))
             .await
     }
 
     async fn finding_trends(&self, query: crate::findings::TrendQuery) -> Result<crate::findings::Trends> {
+        self.wait_indexed().await?;
         self.readers
             .read(move |conn| findings_read::trends(conn, &query))
             .await
@@ -285,6 +331,11 @@ impl Store for SqliteStore {
         // The writer drains what is queued, checkpoints the WAL and stops.
         if let Some(done) = self.writer_done.lock().await.take() {
             let _ = done.await;
+        }
+        // With the writer stopped, the indexer applies the last changes and stops.
+        let indexer = self.indexer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(indexer) = indexer {
+            let _ = tokio::task::spawn_blocking(move || indexer.join()).await;
         }
         self.readers.close();
         self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -16,9 +16,9 @@ use bytes::Bytes;
 use rusqlite::{ffi, params, Connection, OptionalExtension};
 
 use super::db_error;
-use super::findings;
 use super::prepared::Prepared;
 use super::result_rows;
+use crate::findings_index::ResultsFlag;
 use crate::stamp::Unstamped;
 use crate::write::{self, CurrentRow};
 use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
@@ -158,10 +158,6 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
     };
     // Written: from here on only storage errors.
     result_rows::insert(conn, id, &obj)?;
-    // A new row carries no finding yet: only its failing rows are recorded.
-    if obj.has_findings() {
-        findings::record(conn, id, true, crate::findings::now_ms(), revision)?;
-    }
     // The newest change of a key keeps no body: it is the object's (see `keep_superseded`).
     append_change(
         conn,
@@ -171,6 +167,7 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
         None,
         labels,
         None,
+        Some(ResultsFlag::rewritten(obj.has_findings())),
     )?;
     let size = body.len();
     Ok((
@@ -206,15 +203,15 @@ pub(crate) fn update(
          WHERE resource = ?1 AND namespace = ?2 AND name = ?3 AND uid = ?4",
     )?
     .execute(object_params(&obj, &revision, &body))?;
-    // Rows derived from the same results as last time are left as they are.
-    if cur.results_digest.as_deref() != Some(&obj.head.results_digest[..]) {
+    // Rows derived from the same results as last time are left as they are (and the findings
+    // indexer then only marks the report's findings seen).
+    let flag = if cur.results_digest.as_deref() != Some(&obj.head.results_digest[..]) {
         result_rows::remove(conn, cur.id)?;
         result_rows::insert(conn, cur.id, &obj)?;
-        let failing = obj.has_findings();
-        findings::record(conn, cur.id, failing, crate::findings::now_ms(), revision)?;
+        ResultsFlag::rewritten(obj.has_findings())
     } else {
-        findings::seen(conn, cur.id, crate::findings::now_ms(), revision)?;
-    }
+        ResultsFlag::Kept
+    };
     append_change(
         conn,
         revision,
@@ -223,6 +220,7 @@ pub(crate) fn update(
         None,
         labels,
         Some(&cur.labels),
+        Some(flag),
     )?;
     let size = body.len();
     Ok((
@@ -253,7 +251,6 @@ pub(crate) fn delete(
     keep_superseded(conn, cur.id, cur.revision)?;
     conn.prepare_cached("DELETE FROM objects WHERE id = ?1")?
         .execute([cur.id])?;
-    findings::record(conn, cur.id, false, crate::findings::now_ms(), revision)?;
     append_change(
         conn,
         revision,
@@ -262,6 +259,7 @@ pub(crate) fn delete(
         Some(&body),
         &cur.labels,
         Some(&cur.labels),
+        None,
     )?;
     let size = body.len();
     Ok((
@@ -291,6 +289,8 @@ fn keep_superseded(conn: &Connection, id: i64, revision: i64) -> rusqlite::Resul
 }
 
 /// Appends a change; `body` is `None` for the newest write of a key (the object holds it).
+/// With the write's time and `flag` (what it did to the result rows), for the findings indexer.
+#[allow(clippy::too_many_arguments)]
 fn append_change(
     conn: &Connection,
     revision: i64,
@@ -299,10 +299,12 @@ fn append_change(
     body: Option<&str>,
     labels: &str,
     prev_labels: Option<&str>,
+    flag: Option<ResultsFlag>,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO changes (revision, event, resource, namespace, name, body, labels, prev_labels)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO changes (revision, event, resource, namespace, name, body, labels, prev_labels,
+             written_at, results_flag)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         revision,
@@ -312,20 +314,24 @@ fn append_change(
         key.name,
         body,
         labels,
-        prev_labels
+        prev_labels,
+        crate::findings::now_ms(),
+        flag.map(ResultsFlag::as_i64)
     ])?;
     Ok(())
 }
 
-/// One step of compaction: drops up to `batch` change rows at or below `newest - keep`.
-/// Returns the compaction point reached and whether it is the target.
+/// One step of compaction: drops up to `batch` change rows at or below `newest - keep`, and
+/// never one the findings indexer has not applied yet (above its cursor). Returns the
+/// compaction point reached and whether it is the target.
 pub(crate) fn compact_step(conn: &Connection, keep: i64, batch: usize) -> OpResult<(i64, bool)> {
-    let (newest, compacted): (i64, i64) = conn.query_row(
-        "SELECT revision, compacted_revision FROM meta WHERE id = 1",
+    let (newest, compacted, indexed): (i64, i64, i64) = conn.query_row(
+        "SELECT m.revision, m.compacted_revision, f.revision FROM meta m, findings_cursor f
+         WHERE m.id = 1 AND f.id = 1",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
-    let target = newest.saturating_sub(keep.max(0));
+    let target = newest.saturating_sub(keep.max(0)).min(indexed);
     if target <= compacted {
         return Ok((compacted, true));
     }

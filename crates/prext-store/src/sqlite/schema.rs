@@ -52,6 +52,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "results_rowid",
         sql: include_str!("migrations/0006_results_rowid.sql"),
     },
+    Migration {
+        version: 7,
+        name: "findings_indexer",
+        sql: include_str!("migrations/0007_findings_indexer.sql"),
+    },
 ];
 
 /// The schema version this build writes.

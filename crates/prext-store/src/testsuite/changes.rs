@@ -162,7 +162,7 @@ pub async fn subscribe_wakes(store: &dyn Store) {
         "a new subscriber sees the current revision"
     );
     let o = create(store, report(POLR, "ns", "w")).await;
-    let seen = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|rev| *rev >= o.revision))
+    let seen = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|rev| *rev >= o.revision))
         .await
         .expect("woken within 5s")
         .map(|rev| *rev)
