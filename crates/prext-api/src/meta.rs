@@ -300,10 +300,28 @@ fn same_content(old: &Value, new: &Value) -> bool {
             .all(|(k, v)| new.get(k) == Some(v))
 }
 
+/// Why an update cannot replace the stored object. The server words it (a uid mismatch is
+/// the 409 of a failed uid precondition, as `BeforeUpdate` makes it).
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// The update carries a uid that is not the stored object's.
+    #[error("uid {new} of the update is not the stored object's {stored}")]
+    UidMismatch { new: String, stored: String },
+    /// The update is not an object with a metadata object.
+    #[error("{}", .0.message)]
+    Invalid(Box<Status>),
+}
+
+impl From<Status> for UpdateError {
+    fn from(s: Status) -> Self {
+        UpdateError::Invalid(Box::new(s))
+    }
+}
+
 /// Carries the immutable and server-owned fields of `old` into `new` (`BeforeUpdate`):
 /// uid, creationTimestamp, deletion fields and generation, bumping the generation when
-/// anything outside `metadata` changed. A uid in `new` that differs from `old` is a 409.
-pub fn prepare_update(def: &ResourceDef, old: &Value, new: &mut Value) -> Result<(), Status> {
+/// anything outside `metadata` changed. A uid in `new` that differs from `old` is refused.
+pub fn prepare_update(old: &Value, new: &mut Value) -> Result<(), UpdateError> {
     let empty = Map::new();
     let old_meta = old.get("metadata").and_then(Value::as_object).unwrap_or(&empty);
     let changed = !same_content(old, new);
@@ -312,12 +330,10 @@ pub fn prepare_update(def: &ResourceDef, old: &Value, new: &mut Value) -> Result
         (meta.get("uid"), old_meta.get("uid"))
     {
         if !new_uid.is_empty() && new_uid != old_uid {
-            let name = old_meta.get("name").and_then(Value::as_str).unwrap_or("");
-            return Err(Status::conflict(
-                def,
-                name,
-                format!("Precondition failed: UID in precondition: {new_uid}, UID in object meta: {old_uid}"),
-            ));
+            return Err(UpdateError::UidMismatch {
+                new: new_uid.clone(),
+                stored: old_uid.clone(),
+            });
         }
     }
     for f in [
@@ -380,19 +396,21 @@ mod tests {
 
     #[test]
     fn update_bumps_generation_only_for_content() {
-        let def = &RESOURCES[0];
         let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
         let mut old = json!({"metadata":{"name":"a"},"summary":{"pass":1}});
         prepare_create(&mut old, now).unwrap();
         let mut same = json!({"metadata":{"name":"a","labels":{"x":"y"}},"summary":{"pass":1}});
-        prepare_update(def, &old, &mut same).unwrap();
+        prepare_update(&old, &mut same).unwrap();
         assert_eq!(same["metadata"]["generation"], 1);
         assert_eq!(same["metadata"]["uid"], old["metadata"]["uid"]);
         assert_eq!(same["metadata"]["creationTimestamp"], "2023-11-14T22:13:20Z");
         let mut changed = json!({"metadata":{"name":"a"},"summary":{"pass":2}});
-        prepare_update(def, &old, &mut changed).unwrap();
+        prepare_update(&old, &mut changed).unwrap();
         assert_eq!(changed["metadata"]["generation"], 2);
         let mut other_uid = json!({"metadata":{"name":"a","uid":"x"}});
-        assert_eq!(prepare_update(def, &old, &mut other_uid).unwrap_err().code, 409);
+        assert!(matches!(
+            prepare_update(&old, &mut other_uid),
+            Err(UpdateError::UidMismatch { ref new, .. }) if new == "x"
+        ));
     }
 }

@@ -210,7 +210,7 @@ impl QuotaStore {
                 tracing::debug!(error = %e, "the disk reserve cannot be written again yet");
                 Ok(())
             }
-            Err(e) => Err(Error::Internal(format!("the disk reserve task failed: {e}"))),
+            Err(e) => Err(Error::internal(format!("the disk reserve task failed: {e}"))),
         }
     }
 

@@ -94,17 +94,17 @@ pub(crate) fn action(resource: &str, event: &str, flag: Option<i64>, body: Optio
         Some(1) => Ok(Action::Carry(Vec::new())),
         Some(2) => {
             let body = body.ok_or_else(|| {
-                Error::Internal(format!(
+                Error::internal(format!(
                     "the findings indexer found no body for a change of {resource}"
                 ))
             })?;
             let value: serde_json::Value = serde_json::from_str(body)
-                .map_err(|e| Error::Internal(format!("a stored body of {resource} is not JSON: {e}")))?;
+                .map_err(|e| Error::internal(format!("a stored body of {resource} is not JSON: {e}")))?;
             Ok(Action::Carry(carried(
                 &report::index(def(resource), &value).results,
             )))
         }
-        other => Err(Error::Internal(format!(
+        other => Err(Error::internal(format!(
             "a change of {resource} has no results flag ({other:?}) above the findings cursor"
         ))),
     }

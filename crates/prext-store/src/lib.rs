@@ -17,6 +17,7 @@
 //! backend (`sqlite`, `postgres`) keeps its SQL, its connections and its writer loop.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use prext_api::fields::FieldSelector;
@@ -53,10 +54,10 @@ pub enum Error {
     Compacted { requested: i64, oldest: i64 },
     /// The database cannot be reached or refused the operation for a transient reason.
     #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// Anything else: a bug or a corrupt database.
     #[error("storage failure: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
     /// The disk holding the database is full (SQLITE_FULL, ENOSPC, PostgreSQL SQLSTATE 53100).
     /// Not transient: retrying does not help until space is freed.
     #[error("disk full: {0}")]
@@ -209,6 +210,106 @@ pub enum ListItem {
 pub struct ListStream {
     pub revision: i64,
     pub items: tokio::sync::mpsc::Receiver<Result<ListItem>>,
+}
+
+impl Error {
+    /// [`Error::Unavailable`] with this cause.
+    pub fn unavailable(cause: impl Into<Cause>) -> Self {
+        Error::Unavailable(cause.into())
+    }
+
+    /// [`Error::Internal`] with this cause.
+    pub fn internal(cause: impl Into<Cause>) -> Self {
+        Error::Internal(cause.into())
+    }
+}
+
+/// Why a store was unavailable or failed: what it was doing (the message, which reads as a
+/// `str`) and the driver's or the system's error underneath, when there is one (its
+/// [`source`](std::error::Error::source)).
+#[derive(Debug, Clone)]
+pub struct Cause {
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Cause {
+    /// A cause with no underlying error.
+    pub fn new(message: impl Into<String>) -> Self {
+        Cause {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A cause whose underlying error is `source`.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Cause {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// The same cause, its message prefixed with what was being done (`"{what}: {message}"`).
+    pub fn context(self, what: impl std::fmt::Display) -> Self {
+        Cause {
+            message: format!("{what}: {}", self.message),
+            source: self.source,
+        }
+    }
+
+    /// What the store was doing and what went wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl std::ops::Deref for Cause {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl PartialEq<str> for Cause {
+    fn eq(&self, other: &str) -> bool {
+        self.message == other
+    }
+}
+
+impl PartialEq<&str> for Cause {
+    fn eq(&self, other: &&str) -> bool {
+        self.message == *other
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Cause::new(message)
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(message: &str) -> Self {
+        Cause::new(message)
+    }
 }
 
 /// The type of a change.

@@ -93,7 +93,7 @@ pub async fn open_url(url: StoreUrl, options: OpenOptions) -> Result<Arc<dyn Sto
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || SqliteStore::open(&path, options.sqlite))
                     .await
-                    .map_err(|e| Error::Internal(format!("the opening task failed: {e}")))
+                    .map_err(|e| Error::internal(format!("the opening task failed: {e}")))
                     .and_then(|r| r)
             };
             let store = opened.map_err(|source| OpenError::Sqlite { path, source })?;

@@ -33,7 +33,7 @@ impl ObjectHead {
     /// Splits a write into its head and its labels and result rows. Fails (writing nothing)
     /// when the body cannot be stamped (not an object, or a `metadata` that is not one).
     pub(crate) fn split(obj: ObjectWrite) -> Result<(ObjectHead, BTreeMap<String, String>, Vec<ResultRow>)> {
-        let body = Unstamped::new(&obj.body).map_err(|e| Error::Internal(e.to_string()))?;
+        let body = Unstamped::new(&obj.body).map_err(|e| Error::internal(e.to_string()))?;
         let results_digest = obj.index.results_digest();
         let head = ObjectHead {
             key: obj.key,

@@ -49,14 +49,14 @@ impl<L: StoredLabels> ChangeRow<'_, L> {
             "MODIFIED" => EventType::Modified,
             "DELETED" => EventType::Deleted,
             other => {
-                return Err(Error::Internal(format!(
+                return Err(Error::internal(format!(
                     "change {revision} has unknown event {other:?}"
                 )))
             }
         };
         let labels = |l: L| {
             l.parse().map_err(|e| {
-                Error::Internal(format!(
+                Error::internal(format!(
                     "labels of change {revision} are not a JSON object of strings: {e}"
                 ))
             })
@@ -67,7 +67,7 @@ impl<L: StoredLabels> ChangeRow<'_, L> {
             key: self.key,
             body: Bytes::from(
                 self.body
-                    .ok_or_else(|| Error::Internal(format!("change {revision} has no body")))?,
+                    .ok_or_else(|| Error::internal(format!("change {revision} has no body")))?,
             ),
             labels: labels(self.labels)?,
             prev_labels: self.prev_labels.map(labels).transpose()?,

@@ -233,7 +233,7 @@ impl<P: Prepare> WriteQueue<P> {
     }
 
     fn writer_gone(&self) -> Error {
-        Error::Unavailable(format!("the {} writer has stopped", self.backend))
+        Error::unavailable(format!("the {} writer has stopped", self.backend))
     }
 }
 

@@ -134,8 +134,8 @@ impl Target {
                     if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
                         m.remove("uid");
                     }
-                    if let Err(status) = meta::prepare_update(def, &current, &mut new) {
-                        return Ok(Outcome::Skipped(Rejection::Invalid(vec![status.message])));
+                    if let Err(e) = meta::prepare_update(&current, &mut new) {
+                        return Ok(Outcome::Skipped(Rejection::Invalid(vec![e.to_string()])));
                     }
                     let Some(store) = self.store.as_ref().filter(|_| !self.dry_run) else {
                         return Ok(Outcome::Updated);

@@ -285,7 +285,26 @@ async fn update_keeps_immutable_metadata() {
         .update(&target("r1"), new, &opts())
         .await
         .expect_err("uid");
-    assert!(matches!(err, Error::Rejected(_)), "{err:?}");
+    // A failed uid precondition, worded once by the server's error mapping (409).
+    assert!(
+        matches!(
+            &err,
+            Error::Precondition {
+                failed: prext_store::Conflict::Uid { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let status = crate::error::ApiError::from(err).0;
+    assert_eq!(status.code, 409);
+    assert!(
+        status
+            .message
+            .contains("Precondition failed: UID in precondition: 00000000-0000-0000-0000-000000000000, UID in object meta: "),
+        "{}",
+        status.message
+    );
     let mut renamed = obj;
     renamed["metadata"]["name"] = json!("other");
     let err = f

@@ -26,7 +26,17 @@ pub(crate) fn replacement(
     let def = target.def;
     check_identity(def, &mut new, target.namespace.as_deref(), &target.name)?;
     let old = parse_stored(current)?;
-    meta::prepare_update(def, &old, &mut new)?;
+    meta::prepare_update(&old, &mut new).map_err(|e| match e {
+        meta::UpdateError::UidMismatch { new, stored } => Error::Precondition {
+            def,
+            name: target.name.clone(),
+            failed: prext_store::Conflict::Uid {
+                expected: new,
+                actual: stored,
+            },
+        },
+        meta::UpdateError::Invalid(status) => Error::Rejected(status),
+    })?;
     *warnings = admit(def, &mut new, opts.field_validation, &opts.duplicates)?;
     if let Some(manager) = record {
         apply::record_update(

@@ -158,7 +158,7 @@ impl PostgresUrl {
 }
 
 fn invalid(message: String) -> Error {
-    Error::Internal(format!("invalid PostgreSQL store configuration: {message}"))
+    Error::internal(format!("invalid PostgreSQL store configuration: {message}"))
 }
 
 /// Parses `url`, taking `sslmode` and `sslrootcert` out of its query.

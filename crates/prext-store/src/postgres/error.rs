@@ -4,7 +4,7 @@
 use deadpool_postgres::PoolError;
 use tokio_postgres::error::SqlState;
 
-use crate::Error;
+use crate::{Cause, Error};
 
 /// Whether a SQLSTATE means "try again later": connection trouble, shutdown, timeouts,
 /// serialization failures and deadlocks, exhausted resources, a read-only (standby) server,
@@ -58,17 +58,19 @@ pub(crate) fn is_connection_error(e: &tokio_postgres::Error) -> bool {
     .any(|k| kind.starts_with(k))
 }
 
-/// Maps a tokio-postgres error.
+/// Maps a tokio-postgres error (kept as the cause's source).
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let message = format!("postgres: {} (SQLSTATE {})", db.message(), db.code().code());
         if db.code() == &tokio_postgres::error::SqlState::DISK_FULL {
             return Error::DiskFull(message);
         }
-        return if is_transient_state(db.code()) {
-            Error::Unavailable(message)
+        let transient = is_transient_state(db.code());
+        let cause = Cause::with_source(message, e);
+        return if transient {
+            Error::Unavailable(cause)
         } else {
-            Error::Internal(message)
+            Error::Internal(cause)
         };
     }
     let transient = is_connection_error(&e) || e.to_string() == "authentication error";
@@ -76,10 +78,11 @@ pub(crate) fn pg_error(e: tokio_postgres::Error) -> Error {
         Some(cause) => format!("postgres: {e}: {cause}"),
         None => format!("postgres: {e}"),
     };
+    let cause = Cause::with_source(message, e);
     if transient {
-        Error::Unavailable(message)
+        Error::Unavailable(cause)
     } else {
-        Error::Internal(message)
+        Error::Internal(cause)
     }
 }
 
@@ -88,17 +91,20 @@ pub(crate) fn pool_error(e: PoolError) -> Error {
     match e {
         PoolError::Backend(e) => pg_error(e),
         PoolError::Timeout(kind) => {
-            Error::Unavailable(format!("postgres: timed out getting a connection ({kind:?})"))
+            Error::unavailable(format!("postgres: timed out getting a connection ({kind:?})"))
         }
         PoolError::Closed => super::closed_error(),
         PoolError::NoRuntimeSpecified => Error::Internal("postgres: pool without a runtime".into()),
-        PoolError::PostCreateHook(e) => Error::Unavailable(format!("postgres: new connection refused: {e}")),
+        PoolError::PostCreateHook(e) => {
+            let message = format!("postgres: new connection refused: {e}");
+            Error::Unavailable(Cause::with_source(message, e))
+        }
     }
 }
 
 /// The error of an operation the client gave up waiting for.
 pub(crate) fn timed_out(what: &str) -> Error {
-    Error::Unavailable(format!("postgres: timed out waiting for {what}"))
+    Error::unavailable(format!("postgres: timed out waiting for {what}"))
 }
 
 /// A copy of a storage error, to answer every request of a failed batch.
@@ -107,7 +113,7 @@ pub(crate) fn duplicate(e: &Error) -> Error {
         Error::Unavailable(m) => Error::Unavailable(m.clone()),
         Error::Internal(m) => Error::Internal(m.clone()),
         Error::DiskFull(m) => Error::DiskFull(m.clone()),
-        other => Error::Internal(other.to_string()),
+        other => Error::internal(other.to_string()),
     }
 }
 

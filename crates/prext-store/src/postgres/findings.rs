@@ -101,7 +101,7 @@ pub(crate) async fn step(pool: &Pool, cluster: &str) -> Result<Step> {
             Action::Seen => Ok((true, serde_json::Value::Array(Vec::new()))),
             Action::Carry(now) => serde_json::to_value(now)
                 .map(|rows| (false, rows))
-                .map_err(|e| Error::Internal(format!("serializing findings: {e}"))),
+                .map_err(|e| Error::internal(format!("serializing findings: {e}"))),
         })
         .collect::<Result<_>>()?;
     let apply = tx.prepare_cached(APPLY).await.map_err(pg_error)?;

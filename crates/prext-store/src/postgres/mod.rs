@@ -164,7 +164,7 @@ impl PostgresStore {
                 .create_timeout(Some(connect_limit))
                 .recycle_timeout(Some(connect_limit))
                 .build()
-                .map_err(|e| Error::Internal(format!("postgres: building the pool: {e}")))
+                .map_err(|e| Error::internal(format!("postgres: building the pool: {e}")))
         };
         let pool = new_pool(opts.pool_size, opts.statement_timeout)?;
         let list_pool = new_pool(opts.max_lists, opts.statement_timeout)?;

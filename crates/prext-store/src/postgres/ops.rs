@@ -182,7 +182,7 @@ where
     if key_taken {
         return Err(OpError::Rejected(Error::AlreadyExists { being_deleted: false }));
     }
-    Err(OpError::Rejected(Error::Internal(format!(
+    Err(OpError::Rejected(Error::internal(format!(
         "the database refused the object: {}",
         pg_error(e)
     ))))
@@ -339,7 +339,7 @@ pub(crate) fn plan_delete<'a>(
     // Restamped without building the body: a report of 50,000 results took hundreds of
     // milliseconds to parse, in the writer (see `Unstamped::from_serialized`).
     let last = Unstamped::from_serialized(cur.body.as_deref().unwrap_or_default()).map_err(|e| {
-        OpError::Rejected(Error::Internal(match e {
+        OpError::Rejected(Error::internal(match e {
             StampError::Parse(e) => format!("stored body of {key:?} is not JSON: {e}"),
             other => other.to_string(),
         }))

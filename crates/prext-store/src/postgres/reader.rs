@@ -50,7 +50,7 @@ pub(crate) async fn meta(client: &impl GenericClient, cluster: &str) -> Result<(
         .map_err(pg_error)?;
     let row = client.query_opt(&stmt, &[&cluster]).await.map_err(pg_error)?;
     let row =
-        row.ok_or_else(|| Error::Internal(format!("the counter row of cluster {cluster:?} is missing")))?;
+        row.ok_or_else(|| Error::internal(format!("the counter row of cluster {cluster:?} is missing")))?;
     Ok((
         row.try_get(0).map_err(pg_error)?,
         row.try_get(1).map_err(pg_error)?,
@@ -100,7 +100,7 @@ pub(crate) async fn changes(client: &Object, cluster: &str, after: i64, limit: u
         .await
         .map_err(pg_error)?;
     let Some(first) = rows.first() else {
-        return Err(Error::Internal(format!(
+        return Err(Error::internal(format!(
             "the counter row of cluster {cluster:?} is missing"
         )));
     };

@@ -365,7 +365,7 @@ pub(super) fn page_rows<T>(
 
 /// The error when the cluster's counter row is missing (the store creates it on connect).
 pub(super) fn missing_counter(cluster: &str) -> crate::Error {
-    crate::Error::Internal(format!("the counter row of cluster {cluster:?} is missing"))
+    crate::Error::internal(format!("the counter row of cluster {cluster:?} is missing"))
 }
 
 /// A row of the page query: revision and count first, then the record's columns.

@@ -91,13 +91,13 @@ pub(crate) async fn migrate(client: &mut Client, cluster: &str, timeout: Duratio
         .and_then(|row| row.try_get(0))
         .map_err(pg_error)?;
     if version < MIN_SERVER_VERSION {
-        return Err(Error::Internal(format!(
+        return Err(Error::internal(format!(
             "PostgreSQL {} is too old: prext needs PostgreSQL 12 or later",
             version / 10_000
         )));
     }
     if !encoding.eq_ignore_ascii_case("UTF8") {
-        return Err(Error::Internal(format!(
+        return Err(Error::internal(format!(
             "the database encoding is {encoding}; prext needs a UTF8 database \
              (CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)"
         )));
@@ -131,14 +131,14 @@ pub(crate) async fn migrate(client: &mut Client, cluster: &str, timeout: Duratio
         .map_err(pg_error)?;
     let latest = latest_version();
     if current > latest {
-        return Err(Error::Internal(format!(
+        return Err(Error::internal(format!(
             "the database schema is at version {current}, newer than this prext supports ({latest}); \
              upgrade prext"
         )));
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
         tx.batch_execute(m.sql).await.map_err(|e| {
-            Error::Internal(format!(
+            Error::internal(format!(
                 "schema migration {} ({}) failed: {}",
                 m.version,
                 m.name,

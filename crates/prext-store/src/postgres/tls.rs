@@ -43,7 +43,7 @@ pub(crate) fn connector(url: &StoreUrl) -> Result<MakeRustlsConnect> {
     };
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Internal(format!("TLS configuration: {e}")))?
+        .map_err(|e| Error::internal(format!("TLS configuration: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
@@ -52,7 +52,7 @@ pub(crate) fn connector(url: &StoreUrl) -> Result<MakeRustlsConnect> {
 
 fn load_roots(path: &Path) -> Result<RootCertStore> {
     let bad = |e: String| {
-        Error::Internal(format!(
+        Error::internal(format!(
             "invalid PostgreSQL store configuration: sslrootcert {}: {e}",
             path.display()
         ))
@@ -74,7 +74,7 @@ fn load_roots(path: &Path) -> Result<RootCertStore> {
 fn webpki(roots: RootCertStore, provider: &Arc<CryptoProvider>) -> Result<Arc<dyn ServerCertVerifier>> {
     let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
         .build()
-        .map_err(|e| Error::Internal(format!("TLS verifier: {e}")))?;
+        .map_err(|e| Error::internal(format!("TLS verifier: {e}")))?;
     Ok(verifier)
 }
 

@@ -292,7 +292,7 @@ impl Writer {
             .map_err(Failure::before_commit)?;
         let Some(row) = row else {
             return Err(Failure {
-                error: Error::Internal(format!("the counter row of cluster {cluster:?} is missing")),
+                error: Error::internal(format!("the counter row of cluster {cluster:?} is missing")),
                 retry: false,
                 discard: false,
                 careful: false,
@@ -429,7 +429,7 @@ async fn commit(tx: Transaction<'_>) -> Result<(), Failure> {
         let lost = is_connection_error(&e);
         let retry = !lost && e.code().is_some_and(is_retryable_state);
         let error = if lost {
-            Error::Unavailable(format!(
+            Error::unavailable(format!(
                 "postgres: the connection was lost while committing; the write may or may not have \
                  happened ({})",
                 pg_error(e)

@@ -56,10 +56,10 @@ pub struct RestoreInfo {
 /// be writing to it. Refuses to overwrite an existing `dest`.
 pub fn backup(source: &Path, dest: &Path) -> Result<BackupInfo> {
     if dest.exists() {
-        return Err(Error::Internal(format!("{} already exists", dest.display())));
+        return Err(Error::internal(format!("{} already exists", dest.display())));
     }
     if !source.is_file() {
-        return Err(Error::Unavailable(format!("no database at {}", source.display())));
+        return Err(Error::unavailable(format!("no database at {}", source.display())));
     }
     // Read-write without CREATE: a read-only connection to a WAL database needs its -shm file
     // to exist, which it does not when no server has the database open. Nothing is written.
@@ -130,7 +130,7 @@ pub fn restore(from: &Path, target: &Path, bump: i64) -> Result<RestoreInfo> {
     // A live database's WAL would not be copied with it: only `backup` files, which are
     // self-contained, are restored.
     if std::fs::metadata(sibling(from, "-wal")).is_ok_and(|m| m.len() > 0) {
-        return Err(Error::Internal(format!(
+        return Err(Error::internal(format!(
             "{} has a write-ahead log beside it: it is a live database, not a backup; \
              make one with `prext backup`",
             from.display()
@@ -181,7 +181,7 @@ fn bump_revision(path: &Path, bump: i64) -> Result<(i64, i64, i64)> {
     let (old, _) = meta(&tx)?;
     let new = old
         .checked_add(bump)
-        .ok_or_else(|| Error::Internal(format!("revision {old} + {bump} overflows")))?;
+        .ok_or_else(|| Error::internal(format!("revision {old} + {bump} overflows")))?;
     tx.execute(
         "UPDATE meta SET revision = ?1, compacted_revision = ?1 WHERE id = 1",
         [new],
@@ -224,14 +224,14 @@ fn check_prext_database(conn: &Connection, path: &Path) -> Result<()> {
     let version: Option<i64> = conn
         .query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))
         .optional()
-        .map_err(|e| Error::Internal(format!("{} is not a prext database: {e}", path.display())))?
+        .map_err(|e| Error::internal(format!("{} is not a prext database: {e}", path.display())))?
         .flatten();
     match version {
-        None => Err(Error::Internal(format!(
+        None => Err(Error::internal(format!(
             "{} is not a prext database (no schema version)",
             path.display()
         ))),
-        Some(v) if v > schema::latest_version() => Err(Error::Internal(format!(
+        Some(v) if v > schema::latest_version() => Err(Error::internal(format!(
             "{} has schema version {v}, newer than this prext supports ({}); use a newer prext",
             path.display(),
             schema::latest_version()
@@ -247,7 +247,7 @@ fn quick_check(conn: &Connection, path: &Path) -> Result<()> {
     if check == "ok" {
         Ok(())
     } else {
-        Err(Error::Internal(format!("{} is damaged: {check}", path.display())))
+        Err(Error::internal(format!("{} is damaged: {check}", path.display())))
     }
 }
 
@@ -274,7 +274,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 fn utf8(path: &Path) -> Result<&str> {
     path.to_str()
-        .ok_or_else(|| Error::Internal(format!("{} is not a UTF-8 path", path.display())))
+        .ok_or_else(|| Error::internal(format!("{} is not a UTF-8 path", path.display())))
 }
 
 /// Syncs the directory of `path`, so that a rename in it survives a crash.
@@ -289,7 +289,7 @@ fn sync_dir(path: &Path) -> Result<()> {
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Unavailable(format!("cannot {what} {}: {e}", path.display()))
+    Error::unavailable(format!("cannot {what} {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -33,11 +33,11 @@ impl DbLock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| Error::Unavailable(format!("cannot open lock file {}: {e}", path.display())))?;
+            .map_err(|e| Error::unavailable(format!("cannot open lock file {}: {e}", path.display())))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                return Err(Error::Unavailable(format!(
+                return Err(Error::unavailable(format!(
                     "database {} is in use by another prext server (lock file {} is held); \
                      the SQLite backend serves a single replica",
                     db.display(),
@@ -45,7 +45,7 @@ impl DbLock {
                 )))
             }
             Err(TryLockError::Error(e)) => {
-                return Err(Error::Unavailable(format!("cannot lock {}: {e}", path.display())))
+                return Err(Error::unavailable(format!("cannot lock {}: {e}", path.display())))
             }
         }
         // For humans wondering who holds it; the lock itself is what matters.

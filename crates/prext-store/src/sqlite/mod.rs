@@ -58,7 +58,7 @@ use self::writer::Limits;
 pub(crate) use crate::write::closed_error;
 use crate::write::WriteQueue;
 use crate::{
-    Change, Error, ListOptions, ListStream, ObjectKey, ObjectWrite, Preconditions, Result, Store,
+    Cause, Change, Error, ListOptions, ListStream, ObjectKey, ObjectWrite, Preconditions, Result, Store,
     StoredObject,
 };
 
@@ -133,8 +133,8 @@ impl SqliteStore {
     pub fn open(path: &Path, opts: SqliteOptions) -> Result<SqliteStore> {
         let lock = DbLock::acquire(path)?;
         let context = |e: Error| match e {
-            Error::Unavailable(m) => Error::Unavailable(format!("opening {}: {m}", path.display())),
-            Error::Internal(m) => Error::Internal(format!("opening {}: {m}", path.display())),
+            Error::Unavailable(c) => Error::Unavailable(c.context(format!("opening {}", path.display()))),
+            Error::Internal(c) => Error::Internal(c.context(format!("opening {}", path.display()))),
             other => other,
         };
         let mut conn = schema::open_writer(path, opts.busy_timeout).map_err(context)?;
@@ -153,7 +153,7 @@ impl SqliteStore {
         let checkpointer = schema::open_checkpointer(path, opts.busy_timeout)
             .and_then(|c| {
                 Checkpointer::start(c, published.clone())
-                    .map_err(|e| Error::Internal(format!("cannot start the checkpointer thread: {e}")))
+                    .map_err(|e| Error::internal(format!("cannot start the checkpointer thread: {e}")))
             })
             .map_err(context)?;
         let indexer_conn = schema::open_writer(path, opts.busy_timeout).map_err(context)?;
@@ -165,7 +165,7 @@ impl SqliteStore {
             .map_err(context)?;
         let (indexed_tx, indexed) = watch::channel(cursor);
         let indexer = Indexer::start(indexer_conn, published.clone(), indexed_tx)
-            .map_err(|e| Error::Internal(format!("cannot start the findings indexer thread: {e}")))?;
+            .map_err(|e| Error::internal(format!("cannot start the findings indexer thread: {e}")))?;
         let (writer, rx) = WriteQueue::new(opts.queue, "SQLite");
         let (done_tx, done_rx) = oneshot::channel();
         let limits = Limits {
@@ -178,7 +178,7 @@ impl SqliteStore {
                 writer::run(conn, rx, published_tx, limits, checkpointer);
                 let _ = done_tx.send(());
             })
-            .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
         tracing::info!(path = %path.display(), revision, "opened SQLite store");
 
         Ok(SqliteStore {
@@ -315,7 +315,7 @@ impl Store for SqliteStore {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || findings::prune(&path, before))
             .await
-            .map_err(|e| Error::Internal(format!("pruning findings: {e}")))?
+            .map_err(|e| Error::internal(format!("pruning findings: {e}")))?
     }
 
     async fn summarize_results(
@@ -344,7 +344,7 @@ impl Store for SqliteStore {
     }
 }
 
-/// Maps a SQLite error: transient conditions (busy, locked, I/O, full disk, ...) are
+/// Maps a SQLite error (kept as the cause's source): transient conditions (busy, locked, I/O, full disk, ...) are
 /// [`Error::Unavailable`]; anything else is a bug or corruption, [`Error::Internal`].
 pub(crate) fn db_error(e: rusqlite::Error) -> Error {
     if is_disk_full(&e) {
@@ -361,8 +361,8 @@ pub(crate) fn db_error(e: rusqlite::Error) -> Error {
             | ErrorCode::PermissionDenied
             | ErrorCode::FileLockingProtocolFailed
             | ErrorCode::OperationInterrupted,
-        ) => Error::Unavailable(format!("sqlite: {e}")),
-        _ => Error::Internal(format!("sqlite: {e}")),
+        ) => Error::Unavailable(Cause::with_source(format!("sqlite: {e}"), e)),
+        _ => Error::Internal(Cause::with_source(format!("sqlite: {e}"), e)),
     }
 }
 
@@ -410,5 +410,27 @@ mod tests {
             db_error(rusqlite::Error::QueryReturnedNoRows),
             Error::Internal(_)
         ));
+    }
+
+    /// The driver's error stays reachable as the source, also once context is added.
+    #[test]
+    fn errors_keep_the_driver_error_as_their_source() {
+        use std::error::Error as _;
+        let Error::Unavailable(cause) = db_error(failure(ffi::SQLITE_BUSY)) else {
+            panic!("busy is unavailable");
+        };
+        let cause = cause.context("opening x.db");
+        assert!(cause.message().starts_with("opening x.db: sqlite: "), "{cause}");
+        let source = cause.source().expect("a source");
+        assert!(source.downcast_ref::<rusqlite::Error>().is_some(), "{source:?}");
+        let err = Error::Unavailable(cause);
+        let chain = err
+            .source()
+            .and_then(|c| c.source())
+            .expect("error → cause → driver");
+        assert!(chain.downcast_ref::<rusqlite::Error>().is_some());
+        assert!(Error::internal("plain")
+            .source()
+            .is_some_and(|c| c.source().is_none()));
     }
 }

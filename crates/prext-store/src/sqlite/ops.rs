@@ -84,10 +84,10 @@ fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
 fn restamp(stored: &str, key: &ObjectKey, revision: i64) -> OpResult<String> {
     match Unstamped::from_serialized(stored) {
         Ok(unstamped) => Ok(unstamped.stamp(revision)),
-        Err(StampError::Parse(e)) => Err(OpError::Storage(Error::Internal(format!(
+        Err(StampError::Parse(e)) => Err(OpError::Storage(Error::internal(format!(
             "stored body of {key:?} is not JSON: {e}"
         )))),
-        Err(e) => Err(OpError::Rejected(Error::Internal(e.to_string()))),
+        Err(e) => Err(OpError::Rejected(Error::internal(e.to_string()))),
     }
 }
 
@@ -154,7 +154,7 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
             let cur = current(conn, &obj.head.key)?;
             write::accept_create(cur.as_ref()).map_err(OpError::Rejected)?;
             // The key was taken when the INSERT ran, and is in the same transaction.
-            return Err(OpError::Storage(Error::Internal(format!(
+            return Err(OpError::Storage(Error::internal(format!(
                 "unique violation on {:?} without a row",
                 obj.head.key
             ))));

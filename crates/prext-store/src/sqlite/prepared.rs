@@ -68,7 +68,7 @@ impl Prepared {
     pub(crate) fn new(obj: ObjectWrite) -> Result<Prepared> {
         let (head, labels, rows) = ObjectHead::split(obj)?;
         let labels = serde_json::to_string(&labels)
-            .map_err(|e| Error::Internal(format!("serializing labels: {e}")))?;
+            .map_err(|e| Error::internal(format!("serializing labels: {e}")))?;
         let results: Vec<PreparedResult> = rows.into_iter().map(PreparedResult::new).collect();
         let mut counts = BTreeMap::new();
         for r in &results {

@@ -135,7 +135,7 @@ impl Readers {
             f(&mut lease)
         })
         .await
-        .map_err(|e| Error::Internal(format!("read task failed: {e}")))?
+        .map_err(|e| Error::internal(format!("read task failed: {e}")))?
     }
 
     /// Starts a list: returns once the snapshot is taken, then streams its rows.

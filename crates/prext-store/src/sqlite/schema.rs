@@ -95,7 +95,7 @@ pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connect
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(db_error)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Internal(format!(
+        return Err(Error::internal(format!(
             "cannot switch {} to WAL mode (journal_mode is {mode})",
             path.display()
         )));
@@ -176,7 +176,7 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<i64> {
         .unwrap_or(0);
     let latest = latest_version();
     if current > latest {
-        return Err(Error::Internal(format!(
+        return Err(Error::internal(format!(
             "the database schema is at version {current}, newer than this prext supports ({latest}); \
              upgrade prext"
         )));
@@ -186,7 +186,7 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<i64> {
         .filter(|m| m.version > current && m.version <= target)
     {
         tx.execute_batch(m.sql).map_err(|e| {
-            Error::Internal(format!("schema migration {} ({}) failed: {e}", m.version, m.name))
+            Error::internal(format!("schema migration {} ({}) failed: {e}", m.version, m.name))
         })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at)

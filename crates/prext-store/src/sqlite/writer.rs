@@ -196,7 +196,7 @@ fn duplicate(e: &Error) -> Error {
         Error::Unavailable(m) => Error::Unavailable(m.clone()),
         Error::Internal(m) => Error::Internal(m.clone()),
         Error::DiskFull(m) => Error::DiskFull(m.clone()),
-        other => Error::Internal(other.to_string()),
+        other => Error::internal(other.to_string()),
     }
 }
 
