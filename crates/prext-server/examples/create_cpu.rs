@@ -119,18 +119,6 @@ fn main() -> anyhow::Result<()> {
     });
     std::hint::black_box(sizes);
 
-    // Before: the body parsed into a `Value`, then scanned again for duplicate keys.
-    let (found, before_decode) = timed(|| {
-        bodies
-            .iter()
-            .map(|b| {
-                let v = meta::decode_body(b, BodyFormat::Json).map(|v| std::hint::black_box(v).is_object());
-                v.is_ok() as usize + two_pass::duplicate_fields(b).len()
-            })
-            .sum::<usize>()
-    });
-    std::hint::black_box(found);
-
     let mut stages: Vec<(&str, u64)> = Vec::new();
     let (decoded, t) = timed(|| {
         bodies
@@ -211,103 +199,9 @@ fn main() -> anyhow::Result<()> {
         per(baseline)
     );
     println!(
-        "{:<48} {:>10.1}",
-        "(before: decode, then a second duplicate scan)",
-        per(before_decode)
-    );
-    println!(
         "{:<48} {:>10.2}",
         "ratio total / baseline",
         total as f64 / baseline.max(1) as f64
     );
     Ok(())
-}
-
-/// The duplicate-key scan as it ran before it moved into the decoding parse (a second parse of
-/// the body, a set of keys per object, a path string per key and list item), kept here so that
-/// each run prints what the single parse saves.
-mod two_pass {
-    use std::collections::HashSet;
-    use std::fmt;
-
-    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-
-    pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
-        let mut found = Vec::new();
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let _ = Walk {
-            path: String::new(),
-            found: &mut found,
-        }
-        .deserialize(&mut de);
-        found
-    }
-
-    struct Walk<'a> {
-        path: String,
-        found: &'a mut Vec<String>,
-    }
-
-    impl<'de> DeserializeSeed<'de> for Walk<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-            deserializer.deserialize_any(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for Walk<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut seen = HashSet::new();
-            while let Some(key) = map.next_key::<String>()? {
-                let path = if self.path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{}.{key}", self.path)
-                };
-                if !seen.insert(key) {
-                    self.found.push(format!("duplicate field \"{path}\""));
-                }
-                map.next_value_seed(Walk {
-                    path,
-                    found: &mut *self.found,
-                })?;
-            }
-            Ok(())
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            let mut i = 0usize;
-            while seq
-                .next_element_seed(Walk {
-                    path: format!("{}[{i}]", self.path),
-                    found: &mut *self.found,
-                })?
-                .is_some()
-            {
-                i += 1;
-            }
-            Ok(())
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_str<E>(self, _: &str) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_unit<E>(self) -> Result<(), E> {
-            Ok(())
-        }
-    }
 }
