@@ -14,21 +14,9 @@ mod metrics;
 mod reads;
 mod writes;
 
-use common::http::{get, post, Raw};
-use common::samples::{report, Kind};
+use common::http::{create, get, Raw};
+use common::samples::Kind;
 use serde_json::Value;
-
-/// Creates `report(kind, ns, name, labels)` and returns the stored object (asserts 201).
-async fn create(client: &kube::Client, kind: Kind, ns: &str, name: &str, labels: &[(&str, &str)]) -> Value {
-    post(
-        client,
-        &kind.collection(Some(ns)),
-        &report(kind, ns, name, labels),
-    )
-    .await
-    .expect(201)
-    .json()
-}
 
 /// GETs one object; the raw response, for asserting 404s too.
 async fn fetch(client: &kube::Client, kind: Kind, ns: &str, name: &str) -> Raw {

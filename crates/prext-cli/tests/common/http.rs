@@ -168,3 +168,21 @@ pub fn names(list: &Value) -> Vec<String> {
         .map(|i| i["metadata"]["name"].as_str().unwrap_or_default().to_string())
         .collect()
 }
+
+/// Creates `report(kind, ns, name, labels)` and returns the stored object (asserts 201).
+pub async fn create(
+    client: &kube::Client,
+    kind: super::samples::Kind,
+    ns: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Value {
+    post(
+        client,
+        &kind.collection(Some(ns)),
+        &super::samples::report(kind, ns, name, labels),
+    )
+    .await
+    .expect(201)
+    .json()
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::http::{get, post, Req};
+use crate::common::http::{create, get, post, Req};
 use crate::common::samples::{report, POLR};
 use crate::common::TestServer;
 
@@ -13,13 +13,7 @@ use crate::common::TestServer;
 async fn huge_watch_timeouts_are_clamped_not_a_panic() {
     let server = TestServer::start();
     let client = server.client().await;
-    post(
-        &client,
-        &POLR.collection(Some("h")),
-        &report(POLR, "h", "one", &[]),
-    )
-    .await
-    .expect(201);
+    create(&client, POLR, "h", "one", &[]).await;
     let path = format!(
         "{}?watch=true&timeoutSeconds={}",
         POLR.collection(Some("h")),
@@ -120,13 +114,7 @@ async fn deeply_nested_yaml_is_refused_before_parsing() {
 async fn amplifying_json_patches_are_refused() {
     let server = TestServer::start();
     let client = server.client().await;
-    post(
-        &client,
-        &POLR.collection(Some("p")),
-        &report(POLR, "p", "amp", &[]),
-    )
-    .await
-    .expect(201);
+    create(&client, POLR, "p", "amp", &[]).await;
     let mut ops = vec![
         json!({"op": "add", "path": "/metadata/annotations", "value": {}}),
         json!({"op": "add", "path": "/extra", "value": [0]}),
@@ -188,13 +176,7 @@ async fn error_causes_are_capped() {
 async fn forged_continue_tokens_from_the_future_are_refused() {
     let server = TestServer::start();
     let client = server.client().await;
-    post(
-        &client,
-        &POLR.collection(Some("t")),
-        &report(POLR, "t", "one", &[]),
-    )
-    .await
-    .expect(201);
+    create(&client, POLR, "t", "one", &[]).await;
     let token = prext_api::continue_token::ContinueToken {
         revision: i64::MAX,
         namespace: "t".into(),
