@@ -27,8 +27,11 @@ pub const HYPER_HEAD_BYTES: usize = MAX_HEAD_BYTES + 64 * 1024;
 
 /// hyper's limit on the number of HTTP/1.1 header fields: as many as fit in
 /// [`HYPER_HEAD_BYTES`] (the shortest field, `a:` and CRLF, is 4 bytes). hyper reserves room
-/// for this many per parse on the heap (about 64 bytes each, untouched beyond the fields
-/// present, and freed when the head is parsed).
+/// for this many per parse on the heap (64 bytes each, about 17 MiB, untouched beyond the
+/// fields present and freed when the head is parsed): with mimalloc, the `prext` binary's
+/// allocator, that costs about 2 µs per head (0.1 µs up to 8,192 fields), measured on hyper's
+/// parse alone; glibc's malloc, which gives such blocks back to the system at each free, about
+/// 15 µs.
 pub const HYPER_MAX_FIELDS: usize = HYPER_HEAD_BYTES / 4;
 
 /// Bytes of the head as sent on HTTP/1.1: `METHOD URI HTTP/1.1\r\n` and `name: value\r\n`
