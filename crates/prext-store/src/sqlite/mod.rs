@@ -38,6 +38,7 @@ mod results;
 mod schema;
 mod select;
 mod size;
+mod staging;
 mod statistics;
 mod writer;
 
