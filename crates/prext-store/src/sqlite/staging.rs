@@ -2,7 +2,8 @@
 //! of them for long.
 //!
 //! A report with more than [`STAGE_ROWS`] results (whose result rows must be written: a create,
-//! or an update whose results changed) is not written in its batch. The writer thread takes it
+//! or an update whose results changed), or an update replacing more than `purge::INLINE_ROWS`
+//! results, is not written in its batch. The writer thread takes it
 //! aside ([`Stager`]) and, between batches of other writes, each step its own short
 //! transaction:
 //! 1. reserves a fresh id, listed in `purges` as [`purge::STAGING`]: one above every report's
@@ -43,8 +44,10 @@ pub(crate) const STAGE_ROWS: usize = 2_000;
 /// Result rows written per staging transaction.
 pub(crate) const CHUNK_ROWS: usize = 2_000;
 
-/// Whether `op` is to be staged: a create of a free key or an update from the current revision
-/// whose results changed, with more than [`STAGE_ROWS`] results. Anything else (a write to be
+/// Whether `op` is to be staged: a create of a free key with more than [`STAGE_ROWS`]
+/// results, or an update from the current revision whose results changed, with more than
+/// [`STAGE_ROWS`] results or replacing more than `purge::INLINE_ROWS` (its old rows then go
+/// to the purge instead of being removed in its transaction). Anything else (a write to be
 /// refused included) is written in its batch.
 pub(crate) fn wanted(conn: &Connection, op: &Op) -> rusqlite::Result<bool> {
     let (obj, expected) = match op {
@@ -52,28 +55,34 @@ pub(crate) fn wanted(conn: &Connection, op: &Op) -> rusqlite::Result<bool> {
         Op::Update(obj, expected) => (obj, Some(*expected)),
         Op::Delete(..) | Op::Compact { .. } => return Ok(false),
     };
-    if obj.results.len() <= STAGE_ROWS {
-        return Ok(false);
-    }
+    let many = obj.results.len() > STAGE_ROWS;
+    let Some(expected) = expected else {
+        if !many {
+            return Ok(false);
+        }
+        let key = &obj.head().key;
+        let taken = conn
+            .prepare_cached("SELECT 1 FROM objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3")?
+            .exists(params![key.resource, key.namespace, key.name])?;
+        return Ok(!taken);
+    };
     let key = &obj.head().key;
-    let current: Option<(i64, String, Option<Vec<u8>>)> = conn
+    let current: Option<(i64, String, Option<Vec<u8>>, i64)> = conn
         .prepare_cached(
-            "SELECT revision, uid, results_digest FROM objects
-             WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
+            "SELECT o.revision, o.uid, o.results_digest,
+                    (SELECT coalesce(sum(c.n), 0) FROM result_counts AS c WHERE c.object_id = o.id)
+             FROM objects AS o WHERE o.resource = ?1 AND o.namespace = ?2 AND o.name = ?3",
         )?
         .query_row(params![key.resource, key.namespace, key.name], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .optional()?;
-    Ok(match (expected, current) {
-        (None, current) => current.is_none(),
-        (Some(expected), Some((revision, uid, digest))) => {
-            revision == expected
-                && uid == obj.head.uid
-                && digest.as_deref() != Some(&obj.head.results_digest[..])
-        }
-        (Some(_), None) => false,
-    })
+    Ok(current.is_some_and(|(revision, uid, digest, old_rows)| {
+        revision == expected
+            && uid == obj.head.uid
+            && digest.as_deref() != Some(&obj.head.results_digest[..])
+            && (many || old_rows > purge::INLINE_ROWS)
+    }))
 }
 
 /// A staged write: the request, its id once reserved and how many rows are written.
