@@ -218,23 +218,35 @@ pub(crate) fn update(
     let labels = &obj.labels;
     keep_superseded(conn, cur.id, cur.revision)?;
     if let Some(id) = staged {
-        // The report moves to the staged rows' id; its old rows are purged like a deleted
-        // report's (their counts go now: they reference the old id).
+        // The report moves to the staged rows' id, in the statement that rewrites its row;
+        // its old rows are purged like a deleted report's (their counts go first: they
+        // reference the old id).
         purge::detach(conn, cur.id, revision)?;
         conn.prepare_cached("DELETE FROM result_counts WHERE object_id = ?1")?
             .execute([cur.id])?;
-        conn.prepare_cached("UPDATE objects SET id = ?2 WHERE id = ?1")?
-            .execute(params![cur.id, id])?;
+        let mut values = object_params(&obj, &revision, &body).to_vec();
+        values.push(&id);
+        conn.prepare_cached(
+            "UPDATE objects SET id = ?21, revision = ?5, created = ?6, labels = ?7, deleting = ?8,
+                 summary_pass = ?9, summary_fail = ?10, summary_warn = ?11, summary_error = ?12,
+                 summary_skip = ?13, scope_api_version = ?14, scope_kind = ?15,
+                 scope_namespace = ?16, scope_name = ?17, scope_uid = ?18, body = ?19,
+                 results_digest = ?20
+             WHERE resource = ?1 AND namespace = ?2 AND name = ?3 AND uid = ?4",
+        )?
+        .execute(&values[..])?;
+    } else {
+        // The parameters of the INSERT of `create`; the row is found by its key (and uid).
+        conn.prepare_cached(
+            "UPDATE objects SET revision = ?5, created = ?6, labels = ?7, deleting = ?8,
+                 summary_pass = ?9, summary_fail = ?10, summary_warn = ?11, summary_error = ?12,
+                 summary_skip = ?13, scope_api_version = ?14, scope_kind = ?15,
+                 scope_namespace = ?16, scope_name = ?17, scope_uid = ?18, body = ?19,
+                 results_digest = ?20
+             WHERE resource = ?1 AND namespace = ?2 AND name = ?3 AND uid = ?4",
+        )?
+        .execute(object_params(&obj, &revision, &body))?;
     }
-    // The parameters of the INSERT of `create`; the row is found by its key (and uid).
-    conn.prepare_cached(
-        "UPDATE objects SET revision = ?5, created = ?6, labels = ?7, deleting = ?8,
-             summary_pass = ?9, summary_fail = ?10, summary_warn = ?11, summary_error = ?12,
-             summary_skip = ?13, scope_api_version = ?14, scope_kind = ?15, scope_namespace = ?16,
-             scope_name = ?17, scope_uid = ?18, body = ?19, results_digest = ?20
-         WHERE resource = ?1 AND namespace = ?2 AND name = ?3 AND uid = ?4",
-    )?
-    .execute(object_params(&obj, &revision, &body))?;
     // Rows derived from the same results as last time are left as they are (and the findings
     // indexer then only marks the report's findings seen).
     let flag = if let Some(id) = staged {
