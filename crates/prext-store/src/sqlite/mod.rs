@@ -8,7 +8,9 @@
 //! - [`backup`]: online backup and offline restore (with a revision jump) of a database;
 //! - [`writer`] and [`ops`]: the single writer thread with group commit, and the SQL of each
 //!   write; [`prepared`]: what of a write is done before it reaches the writer (JSON, derived
-//!   rows); [`result_rows`]: the writes of a report's result rows;
+//!   rows); [`result_rows`]: the writes of a report's result rows; [`purge`] and [`staging`]:
+//!   a large delete's rows removed, and a large create's or update's rows written, in chunks
+//!   between other writes;
 //! - [`reader`] and [`select`]: the read-only connection pool, snapshot list streams, and
 //!   selectors lowered to SQL;
 //! - [`results`]: result queries and summaries (the `results.prext.io` API); [`statistics`]:
