@@ -338,3 +338,65 @@ async fn the_checkpointer_copies_the_wal_while_writes_go_on() {
     store.close().await;
     assert_eq!(size("-wal"), 0, "closing truncates the WAL");
 }
+
+/// A crash while a large write's result rows were being staged (`staging.rs`) leaves them
+/// under an id listed as staging in `purges`: no reader sees them, and the next start hands
+/// them to the purge, which removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_staged_before_a_crash_are_purged_at_start() {
+    let db = TempSqlite::new();
+    let store = db.open().await;
+    let mut keep = fixtures::report(fixtures::POLR, "a", "keep");
+    keep.body["results"] = json!([{"policy": "p", "rule": "r", "result": "pass"}]);
+    fixtures::reindex(&mut keep);
+    fixtures::create(&*store, keep).await;
+    store.close().await;
+    {
+        // What the writer leaves mid-staging: the id listed as staging, part of the rows.
+        let conn = rusqlite::Connection::open(db.path()).expect("open the database");
+        conn.execute("INSERT INTO purges (object_id, revision) VALUES (1000, -1)", [])
+            .expect("list the staging id");
+        for idx in 0..3_000 {
+            conn.execute(
+                "INSERT INTO results (object_id, idx, policy, rule, result) VALUES (1000, ?1, 'p', 'r', 'pass')",
+                [idx],
+            )
+            .expect("a staged row");
+        }
+    }
+    let store = db.open().await;
+    let page = store
+        .query_results(prext_store::results::ResultQuery {
+            filter: prext_store::results::ResultFilter {
+                namespace: None,
+                conditions: vec![prext_store::results::Condition::In(
+                    prext_store::results::ResultColumn::Result,
+                    vec!["pass".into()],
+                )],
+            },
+            limit: 10,
+            count: true,
+            ..Default::default()
+        })
+        .await
+        .expect("result query");
+    assert_eq!(page.total, Some(1), "only the live report's result is served");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let held = db.stored_result_rows().await;
+        if held == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{held} result rows still stored, the staged ones not purged"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed: i64 = db
+        .analyst_connection()
+        .query_row("SELECT count(*) FROM purges", [], |r| r.get(0))
+        .expect("count purges");
+    assert_eq!(listed, 0, "nothing left listed");
+    store.close().await;
+}
