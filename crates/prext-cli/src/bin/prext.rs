@@ -18,6 +18,57 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's options, set once at start-up before any other thread exists.
+mod allocator {
+    use std::ffi::{c_int, c_long};
+
+    /// `mi_option_purge_delay` of mimalloc v3's `mi_option_t` (include/mimalloc.h; the
+    /// version libmimalloc-sys builds unless its `v2` feature is on), whose default is 1000 ms.
+    const PURGE_DELAY: c_int = 15;
+
+    extern "C" {
+        fn mi_option_set(option: c_int, value: c_long);
+        #[cfg(test)]
+        fn mi_option_get(option: c_int) -> c_long;
+    }
+
+    /// Returns freed memory to the kernel as soon as a page of the heap is empty (mimalloc's
+    /// `purge_delay` 0 instead of 1000 ms), unless `MIMALLOC_PURGE_DELAY` says otherwise.
+    /// With the delay, a page is only purged when the thread owning it allocates again; the
+    /// workers that served a burst of large reports then go idle holding about 10 MB of empty
+    /// pages (BENCHMARKS.md, "Idle RSS"). Its cost on writes is measured there too.
+    #[allow(unsafe_code)]
+    pub(crate) fn purge_promptly() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: `mi_option_set` is mimalloc's own C function (linked by libmimalloc-sys,
+        // the global allocator's), taking an option index and a value: PURGE_DELAY is the
+        // index of `mi_option_purge_delay` in the mimalloc version built (the test below
+        // checks the default found there), and 0 a valid delay. Options are plain static
+        // variables, not thread safe: this runs first in `main`, before the runtime starts
+        // any thread.
+        unsafe { mi_option_set(PURGE_DELAY, 0) }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// The index names the purge delay: its v3 default, 1000 ms, is that of no other
+        /// option (mimalloc's src/options.c).
+        #[test]
+        #[allow(unsafe_code)]
+        fn purge_delay_index_is_mimallocs() {
+            if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+                return;
+            }
+            // SAFETY: reads one option of the mimalloc linked in (see `purge_promptly`).
+            assert_eq!(unsafe { mi_option_get(PURGE_DELAY) }, 1000);
+        }
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "prext",
@@ -166,8 +217,13 @@ async fn shutdown_signal(token: CancellationToken) {
     token.cancel();
 }
 
+fn main() -> std::process::ExitCode {
+    allocator::purge_promptly();
+    run()
+}
+
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn run() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
