@@ -63,6 +63,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "result_filter_indexes",
         sql: include_str!("migrations/0008_result_filter_indexes.sql"),
     },
+    Migration {
+        version: 9,
+        name: "result_stats",
+        sql: include_str!("migrations/0009_result_stats.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).

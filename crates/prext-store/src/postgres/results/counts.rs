@@ -1,0 +1,75 @@
+//! Counts from the per-report counts (`result_counts`, schema version 9: a few rows per
+//! report, written with its results), for filters and groupings over the report's columns,
+//! result, severity and source: `count=true`, summaries and the ranking of top-N pages read
+//! them instead of every matching result row.
+
+use super::{clean_all, Sql};
+use crate::results::{Condition, ResultColumn, ResultFilter};
+
+/// The column of a `result_counts` query (`c`: the counts, `o`: the report), if any. Counts
+/// keep a missing result, severity or source as `""`.
+pub(super) fn column(col: ResultColumn) -> Option<&'static str> {
+    match col {
+        ResultColumn::Namespace => Some("o.namespace"),
+        ResultColumn::Resource => Some("o.resource"),
+        ResultColumn::Report => Some("o.name"),
+        ResultColumn::Result => Some("c.result"),
+        ResultColumn::Severity => Some("c.severity"),
+        ResultColumn::Source => Some("c.source"),
+        _ => None,
+    }
+}
+
+/// A grouping key over the counts, a missing value as NULL (as the result rows give it).
+pub(super) fn key(col: ResultColumn) -> Option<String> {
+    let c = column(col)?;
+    Some(match col {
+        ResultColumn::Result | ResultColumn::Severity | ResultColumn::Source => format!("nullif({c}, '')"),
+        _ => c.to_owned(),
+    })
+}
+
+/// Whether the counts answer `filter` (with the grouping `group_by`).
+pub(super) fn answer(filter: &ResultFilter, group_by: &[ResultColumn]) -> bool {
+    group_by.iter().all(|c| column(*c).is_some())
+        && filter.conditions.iter().all(|c| match c {
+            Condition::In(col, _) | Condition::NotIn(col, _) => column(*col).is_some(),
+            _ => false,
+        })
+}
+
+/// `FROM … WHERE …` of `cluster`'s (placeholder `c`) counts matching `filter`, which the
+/// counts answer ([`answer`]), grouped by `group_by`; binds its values in `sql`.
+pub(super) fn from_where(sql: &mut Sql, c: &str, filter: &ResultFilter, group_by: &[ResultColumn]) -> String {
+    let mut conditions = vec![format!("c.cluster = {c}")];
+    let mut needs_report = group_by.iter().any(|c| crate::rows::on_report(*c));
+    if let Some(ns) = &filter.namespace {
+        needs_report = true;
+        let n = sql.bind(super::clean(ns), "text");
+        conditions.push(format!("o.namespace = {n}"));
+    }
+    for condition in &filter.conditions {
+        let (col, values, negated) = match condition {
+            Condition::In(col, values) => (*col, values, false),
+            Condition::NotIn(col, values) => (*col, values, true),
+            _ => continue,
+        };
+        let Some(column) = column(col) else { continue };
+        needs_report |= crate::rows::on_report(col);
+        match (values.is_empty(), negated) {
+            (true, false) => conditions.push("false".to_owned()),
+            (true, true) => {}
+            (false, _) => {
+                let list = sql.bind(clean_all(values), "text[]");
+                let not = if negated { "NOT " } else { "" };
+                conditions.push(format!("{not}{column} = ANY({list})"));
+            }
+        }
+    }
+    let where_sql = conditions.join(" AND ");
+    if needs_report {
+        format!(" FROM result_counts AS c JOIN objects AS o ON o.id = c.object_id WHERE {where_sql}")
+    } else {
+        format!(" FROM result_counts AS c WHERE {where_sql}")
+    }
+}
