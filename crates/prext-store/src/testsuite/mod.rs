@@ -31,6 +31,7 @@ mod hostile;
 mod large_deletes;
 mod list;
 mod postgres;
+mod result_stats;
 mod results;
 mod sqlite;
 mod summary_pages;
@@ -48,6 +49,7 @@ pub use hostile::{deletes_next_to_large_results, property_keys_are_data};
 pub use large_deletes::large_deletes_are_incremental;
 pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
 pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
+pub use result_stats::result_stats_follow_writes;
 pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};
 pub use sqlite::TempSqlite;
 pub use summary_pages::result_summary_pages;
@@ -185,6 +187,9 @@ pub const RESULT_CHECKS: &[Check] = &[
         Box::pin(result_queries_follow_writes(s))
     }),
     Check::Store("property_keys_are_data", |s| Box::pin(property_keys_are_data(s))),
+    Check::Store("result_stats_follow_writes", |s| {
+        Box::pin(result_stats_follow_writes(s))
+    }),
 ];
 
 /// Runs every result-query check, each on a fresh database from `new_database`.
