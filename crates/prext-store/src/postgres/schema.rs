@@ -184,7 +184,7 @@ mod tests {
     fn migrations_are_ordered_and_start_at_one() {
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version + 1 == w[1].version));
-        assert_eq!(latest_version(), 8);
+        assert_eq!(latest_version(), 9);
     }
 
     #[test]
