@@ -184,12 +184,7 @@ fn property_condition(sql: &mut Sql, key: &str, test: &PropertyTest) {
                 sql.push("false");
                 return;
             }
-            let op = match op {
-                Compare::Greater => ">",
-                Compare::GreaterOrEqual => ">=",
-                Compare::Less => "<",
-                Compare::LessOrEqual => "<=",
-            };
+            let op = compare_sql(*op);
             // The numeric properties, as on SQLite (`result_stats.rs`): a range of
             // `result_numbers_key_value`, joined to the result row by its key.
             let b = sql.bind(*bound, "float8");
@@ -198,6 +193,16 @@ fn property_condition(sql: &mut Sql, key: &str, test: &PropertyTest) {
                  AND n.idx = r.idx AND n.key = {k} AND n.value {op} {b})"
             ));
         }
+    }
+}
+
+/// The SQL operator of a numeric comparison.
+fn compare_sql(op: Compare) -> &'static str {
+    match op {
+        Compare::Greater => ">",
+        Compare::GreaterOrEqual => ">=",
+        Compare::Less => "<",
+        Compare::LessOrEqual => "<=",
     }
 }
 
@@ -262,6 +267,8 @@ pub(crate) async fn query(
             // From the per-report counts: a few rows per report.
             let from_where = counts::from_where(&mut sql, &c, &q.filter, &[]);
             format!("SELECT coalesce(sum(c.n), 0)::bigint AS n{from_where}")
+        } else if let Some(counted) = counts::numbers_count(&mut sql, &c, &q.filter) {
+            counted
         } else {
             format!("SELECT count(*) AS n{from}{filter_where}")
         };

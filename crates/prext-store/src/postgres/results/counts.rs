@@ -3,8 +3,8 @@
 //! result, severity and source: `count=true`, summaries and the ranking of top-N pages read
 //! them instead of every matching result row.
 
-use super::{clean_all, Sql};
-use crate::results::{Condition, ResultColumn, ResultFilter};
+use super::{clean, clean_all, compare_sql, Sql};
+use crate::results::{Condition, PropertyTest, ResultColumn, ResultFilter};
 
 /// The column of a `result_counts` query (`c`: the counts, `o`: the report), if any. Counts
 /// keep a missing result, severity or source as `""`.
@@ -72,4 +72,34 @@ pub(super) fn from_where(sql: &mut Sql, c: &str, filter: &ResultFilter, group_by
     } else {
         format!(" FROM result_counts AS c WHERE {where_sql}")
     }
+}
+
+/// The count of a filter that is one numeric property test (and maybe a namespace), from the
+/// numbers and their reports alone: a number row always has its result row (both are written
+/// and removed together), and rows awaiting their purge have no report. About twice as fast
+/// as probing each match's result row (1,000,000 results, 7,938 matches: 170 → 85 ms).
+pub(super) fn numbers_count(sql: &mut Sql, c: &str, filter: &ResultFilter) -> Option<String> {
+    let [Condition::Property {
+        key,
+        test: PropertyTest::Number(op, bound),
+    }] = filter.conditions.as_slice()
+    else {
+        return None;
+    };
+    if bound.is_nan() {
+        return None;
+    }
+    let k = sql.bind(clean(key), "text");
+    let b = sql.bind(*bound, "float8");
+    let mut conditions = format!(
+        "o.cluster = {c} AND n.key = {k} AND n.value {} {b}",
+        compare_sql(*op)
+    );
+    if let Some(ns) = &filter.namespace {
+        let n = sql.bind(clean(ns), "text");
+        conditions.push_str(&format!(" AND o.namespace = {n}"));
+    }
+    Some(format!(
+        "SELECT count(*) AS n FROM result_numbers AS n JOIN objects AS o ON o.id = n.object_id WHERE {conditions}"
+    ))
 }
