@@ -25,6 +25,7 @@ use super::error::pg_error;
 use super::prepared::Prepared;
 use super::purge;
 use super::result_rows::{INSERT_OBJECT_WITH_RESULTS, INSERT_RESULTS};
+use super::result_stats;
 use crate::findings_index::ResultsFlag;
 use crate::stamp::{StampError, Unstamped};
 use crate::write::{self, CurrentRow};
@@ -225,10 +226,16 @@ pub(crate) struct Statements {
     superseded: tokio_postgres::Statement,
     clear_first: tokio_postgres::Statement,
     detach: tokio_postgres::Statement,
+    stats: tokio_postgres::Statement,
+    clear_stats: tokio_postgres::Statement,
 }
 
 impl Statements {
     pub(crate) async fn prepare(tx: &Transaction<'_>) -> Result<Statements, tokio_postgres::Error> {
+        let (stats, clear_stats) = futures::try_join!(
+            tx.prepare_cached(result_stats::INSERT_STATS),
+            tx.prepare_cached(result_stats::CLEAR_STATS),
+        )?;
         let (insert, update, clear, remove, results, change, superseded, clear_first, detach) = futures::try_join!(
             tx.prepare_cached(INSERT_OBJECT_WITH_RESULTS),
             tx.prepare_cached(UPDATE_OBJECT),
@@ -250,6 +257,8 @@ impl Statements {
             superseded,
             clear_first,
             detach,
+            stats,
+            clear_stats,
         })
     }
 }
@@ -410,9 +419,11 @@ impl Write<'_> {
             Target::Insert(p) => {
                 let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
                 params.extend(p.results.params());
-                futures::try_join!(async { tx.execute(&st.insert, &params).await }, async {
-                    tx.execute(&st.change, &change).await
-                })?;
+                futures::try_join!(
+                    async { tx.execute(&st.insert, &params).await },
+                    self.write_stats(tx, cluster, st, p, true),
+                    async { tx.execute(&st.change, &change).await }
+                )?;
             }
             Target::Replace {
                 id,
@@ -430,7 +441,14 @@ impl Write<'_> {
                 };
                 let clear = async {
                     match rewrite {
-                        true => tx.execute(&st.clear, &[id]).await,
+                        true => {
+                            let all = i32::MAX;
+                            let (n, _) =
+                                futures::try_join!(async { tx.execute(&st.clear, &[id]).await }, async {
+                                    tx.execute(&st.clear_stats, &[id, &all]).await
+                                })?;
+                            Ok(n)
+                        }
                         false => Ok(0),
                     }
                 };
@@ -440,6 +458,7 @@ impl Write<'_> {
                     async { tx.execute(&st.update, &self.object_params(&cluster, p)).await },
                     clear,
                     results,
+                    self.write_stats(tx, cluster, st, p, *rewrite),
                     async { tx.execute(&st.change, &change).await }
                 )?;
             }
@@ -449,6 +468,7 @@ impl Write<'_> {
                 futures::try_join!(
                     async { tx.execute(&st.superseded, &[&cluster, id, superseded]).await },
                     async { tx.execute(&st.clear_first, &[id, &inline]).await },
+                    async { tx.execute(&st.clear_stats, &[id, &inline]).await },
                     async {
                         let detach: [&(dyn ToSql + Sync); 4] = [id, &cluster, &self.revision, &inline];
                         tx.execute(&st.detach, &detach).await
@@ -459,6 +479,24 @@ impl Write<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Writes the report's counts and numbers (after its result rows) when `rewrite`.
+    async fn write_stats(
+        &self,
+        tx: &Transaction<'_>,
+        cluster: &str,
+        st: &Statements,
+        p: &Prepared,
+        rewrite: bool,
+    ) -> Result<u64, tokio_postgres::Error> {
+        if !rewrite || p.stats.is_empty() {
+            return Ok(0);
+        }
+        let k = self.key;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&cluster, &k.resource, &k.namespace, &k.name];
+        params.extend(p.stats.params());
+        tx.execute(&st.stats, &params).await
     }
 
     /// The object parameters of [`INSERT_OBJECT_WITH_RESULTS`] and [`UPDATE_OBJECT`].
