@@ -27,7 +27,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9],
         "every migration applied exactly once"
     );
     // Debian's PostgreSQL has LZ4: migration 3 switched the bodies to it.
@@ -64,7 +64,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(applied, 8);
+    assert_eq!(applied, 9);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,7 +445,8 @@ async fn version_3_change_logs_upgrade_in_place() {
              DELETE FROM schema_migrations WHERE version = 6;
              DROP TABLE purges;
              DELETE FROM schema_migrations WHERE version = 7;
-             DELETE FROM schema_migrations WHERE version = 8;",
+             DELETE FROM schema_migrations WHERE version = 8;
+             DELETE FROM schema_migrations WHERE version = 9;",
         )
         .await
         .expect("version 3 state");
@@ -494,7 +495,8 @@ async fn version_7_databases_get_the_result_filter_indexes() {
         .batch_execute(
             "DROP INDEX results_subject;
              CREATE INDEX results_subject ON results (subject_namespace, subject_kind, subject_name, cluster);
-             DELETE FROM schema_migrations WHERE version = 8;",
+             DELETE FROM schema_migrations WHERE version = 8;
+             DELETE FROM schema_migrations WHERE version = 9;",
         )
         .await
         .expect("version 7 state");
