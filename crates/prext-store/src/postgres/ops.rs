@@ -6,8 +6,9 @@
 //! ([`OpError::Rejected`]: not found, conflict, ...) or return a [`Write`]: everything the
 //! statements need, the body already stamped with its revision. Nothing is written until then,
 //! so a refused request never leaves a trace. [`Write::execute`] then sends the object's
-//! statements (object row, result rows, change-log row) without waiting between them:
-//! tokio-postgres pipelines the queries polled together and the server runs them in order. The
+//! statements (object row, result rows, change-log row: one statement for a create, one plus
+//! the result rows for an update) without waiting between them: tokio-postgres pipelines the
+//! queries polled together and the server runs them in order. The
 //! writer's fast path sends the writes of a whole batch in one flight; its careful path wraps
 //! each write in a savepoint ([`in_savepoint`]) so that a write the database itself refuses (bad
 //! data) is refused alone. [`OpError::Storage`] means the database failed and the whole batch is
