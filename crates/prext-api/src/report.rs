@@ -82,6 +82,7 @@ impl ReportIndex {
             }
         }
         let mut h = Sha256::new();
+        let mut buf = Vec::new();
         h.update(b"prext results digest v1");
         h.update((self.results.len() as u64).to_le_bytes());
         for r in &self.results {
@@ -105,8 +106,13 @@ impl ReportIndex {
             }
             put(&mut h, r.scored.map(|b| [u8::from(b)]).as_ref().map(|b| &b[..]));
             put(&mut h, r.timestamp.map(i64::to_le_bytes).as_ref().map(|b| &b[..]));
-            put(&mut h, Some(r.properties.to_string().as_bytes()));
-            put(&mut h, Some(r.resources.to_string().as_bytes()));
+            // Serialized into one reused buffer (the bytes of `Value::to_string`).
+            for value in [&r.properties, &r.resources] {
+                buf.clear();
+                // Writing a `Value` into a `Vec` cannot fail.
+                let _ = serde_json::to_writer(&mut buf, value);
+                put(&mut h, Some(&buf));
+            }
         }
         let full = h.finalize();
         let mut digest = [0u8; 16];

@@ -322,7 +322,7 @@ mod tests {
             "{}",
             status.message
         );
-        let ApiError(status) = ApiError::storage(Error::DiskFull("sqlite: database or disk is full".into()));
+        let ApiError(status) = ApiError::storage(Error::disk_full("sqlite: database or disk is full"));
         assert_eq!((status.code, status.reason.as_str()), (507, INSUFFICIENT_STORAGE));
         assert!(status.message.contains("disk"), "{}", status.message);
         assert!(status.details.is_none_or(|d| d.retry_after_seconds.is_none()));

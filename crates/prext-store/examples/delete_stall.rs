@@ -1,10 +1,14 @@
-//! How long small creates wait while a report with many results is deleted, on the store alone
-//! (no HTTP): `cargo run -p prext-store --features testsuite --example delete_stall --
-//! [sqlite|postgres] [RESULTS]`. Creates one report of RESULTS results (default 50,000), then
-//! runs one-result creates back to back while that report is deleted, and keeps them running
-//! for 3 s after the delete is answered (its rows may still be being removed); prints the
-//! delete's latency and the small creates' count, median and maximum over that window, and
-//! before it. PostgreSQL runs on a throwaway cluster (`initdb` and `pg_ctl` on PATH).
+//! How long small creates wait while one report with many results is created, updated (every
+//! result changed) and deleted, on the store alone (no HTTP): `cargo run --release -p
+//! prext-store --features testsuite --example delete_stall -- [sqlite|postgres] [RESULTS]`.
+//!
+//! One-result creates run back to back for the whole run. After 1 s the large report of
+//! RESULTS results (default 50,000; about 2.2 MB of JSON) is created, 1 s later updated with
+//! every result changed, 1 s later deleted (its rows may still be being removed after the
+//! answer, so that window runs 3 s past it). For each of the three it prints its latency and
+//! the small creates' count, median and maximum over its window (the small creates that ended
+//! between its start and 1 s, or 3 s, after its answer), and the same before any of them.
+//! PostgreSQL runs on a throwaway cluster (`initdb` and `pg_ctl` on PATH).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,22 +19,23 @@ use prext_store::testsuite::{TempPostgres, TempSqlite, TestDatabase};
 use prext_store::{ObjectKey, Preconditions, Store};
 use serde_json::json;
 
-fn large(n: usize) -> prext_store::ObjectWrite {
+/// The large report; `result` is every result's value (the update changes it).
+fn large(n: usize, result: &str) -> prext_store::ObjectWrite {
     let mut w = report(POLR, "big", "large");
     w.body["results"] = (0..n)
         .map(|i| {
             // Small results: 50,000 of them fit the server's 3 MiB body limit.
-            json!({"policy": format!("p{}", i % 50), "rule": "r", "result": "pass"})
+            json!({"policy": format!("p{}", i % 50), "rule": "r", "result": result})
         })
         .collect();
     reindex(&mut w);
     w
 }
 
-/// When a small create started (from the run's start) and how long it took.
+/// When a small create ended (from the run's start) and how long it took.
 type Sample = (Duration, Duration);
 
-/// Creates one-result reports back to back until `stop`; returns (start offset, latency) pairs.
+/// Creates one-result reports back to back until `stop`; returns (end offset, latency) pairs.
 async fn small_creates(store: Arc<dyn Store>, stop: Arc<AtomicBool>, t0: Instant) -> Vec<Sample> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -38,15 +43,23 @@ async fn small_creates(store: Arc<dyn Store>, stop: Arc<AtomicBool>, t0: Instant
         let w = report(POLR, "small", &format!("s-{i}"));
         let started = Instant::now();
         store.create(w).await.expect("small create");
-        out.push((started - t0, started.elapsed()));
+        out.push((t0.elapsed(), started.elapsed()));
         i += 1;
     }
     out
 }
 
-fn describe(what: &str, mut lat: Vec<Duration>) {
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn describe(what: &str, samples: &[Sample], from: Duration, to: Duration) {
+    let mut lat: Vec<Duration> = samples
+        .iter()
+        .filter(|(end, _)| *end >= from && *end <= to)
+        .map(|s| s.1)
+        .collect();
     lat.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     match (lat.get(lat.len() / 2), lat.last()) {
         (Some(p50), Some(max)) => println!(
             "{what}: {} small creates, median {:.1} ms, max {:.1} ms",
@@ -59,35 +72,50 @@ fn describe(what: &str, mut lat: Vec<Duration>) {
 }
 
 async fn run(store: Arc<dyn Store>, n: usize) {
-    let t = Instant::now();
-    let w = large(n);
-    let bytes = w.body.to_string().len();
-    store.create(w).await.expect("large create");
-    println!(
-        "created {n} results ({bytes} bytes of JSON) in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     let creates = tokio::spawn(small_creates(Arc::clone(&store), Arc::clone(&stop), t0));
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let delete_at = t0.elapsed();
-    let t = Instant::now();
+    let pause = || tokio::time::sleep(Duration::from_secs(1));
+    pause().await;
+    // (what, started, answered, window after the answer)
+    let mut ops = Vec::new();
+
+    let w = large(n, "pass");
+    let bytes = w.body.to_string().len();
+    let started = t0.elapsed();
+    let created = store.create(w).await.expect("large create");
+    ops.push(("create", started, t0.elapsed(), Duration::from_secs(1)));
+    println!("{n} results, {bytes} bytes of JSON");
+    pause().await;
+
+    let started = t0.elapsed();
+    store
+        .update(large(n, "fail"), created.revision)
+        .await
+        .expect("large update");
+    ops.push(("update", started, t0.elapsed(), Duration::from_secs(1)));
+    pause().await;
+
+    let started = t0.elapsed();
     store
         .delete(&ObjectKey::new(POLR, "big", "large"), Preconditions::default())
         .await
         .expect("delete");
-    println!("delete answered in {:.1} ms", t.elapsed().as_secs_f64() * 1000.0);
+    ops.push(("delete", started, t0.elapsed(), Duration::from_secs(3)));
     tokio::time::sleep(Duration::from_secs(3)).await;
+
     stop.store(true, Ordering::Relaxed);
     let samples = creates.await.expect("creates");
-    let (before, during): (Vec<Sample>, Vec<Sample>) =
-        samples.into_iter().partition(|(at, lat)| *at + *lat < delete_at);
-    describe("before the delete", before.iter().map(|s| s.1).collect());
-    describe(
-        "from the delete on (3 s after its answer)",
-        during.iter().map(|s| s.1).collect(),
-    );
+    describe("before", &samples, Duration::ZERO, ops[0].1);
+    for (what, started, answered, after) in ops {
+        println!("{what} answered in {:.1} ms", ms(answered - started));
+        describe(
+            &format!("  during the {what}"),
+            &samples,
+            started,
+            answered + after,
+        );
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -61,7 +61,7 @@ pub enum Error {
     /// The disk holding the database is full (SQLITE_FULL, ENOSPC, PostgreSQL SQLSTATE 53100).
     /// Not transient: retrying does not help until space is freed.
     #[error("disk full: {0}")]
-    DiskFull(String),
+    DiskFull(#[source] Cause),
     /// The store is at or over its configured quota (`--store-quota-bytes`); writes that grow
     /// it are refused until deletes or compaction bring it back under.
     #[error("store size {size} bytes is at or over the quota of {quota} bytes")]
@@ -221,6 +221,11 @@ impl Error {
     /// [`Error::Internal`] with this cause.
     pub fn internal(cause: impl Into<Cause>) -> Self {
         Error::Internal(cause.into())
+    }
+
+    /// [`Error::DiskFull`] with this cause.
+    pub fn disk_full(cause: impl Into<Cause>) -> Self {
+        Error::DiskFull(cause.into())
     }
 }
 

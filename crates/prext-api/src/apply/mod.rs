@@ -256,10 +256,25 @@ pub fn record_update(def: &ResourceDef, old: Option<&Value>, new: &mut Value, ma
         managed = old.map(Managed::decode).unwrap_or_default();
     }
     let empty = Value::Object(Map::new());
-    let diff = merge::compare(def, old.unwrap_or(&empty), new);
-    let changed = diff.changed();
-    let lost = changed.union(&diff.removed);
-    managed.entries_mut().for_each(|e| e.release(&lost));
+    let merge::Comparison {
+        added,
+        modified,
+        removed,
+    } = merge::compare(def, old.unwrap_or(&empty), new);
+    // A create only adds, and most objects have one manager: no set is copied needlessly.
+    let changed = if modified.is_empty() {
+        added
+    } else {
+        added.union(&modified)
+    };
+    if !managed.is_empty() {
+        let lost = if removed.is_empty() {
+            std::borrow::Cow::Borrowed(&changed)
+        } else {
+            std::borrow::Cow::Owned(changed.union(&removed))
+        };
+        managed.entries_mut().for_each(|e| e.release(&lost));
+    }
     if !changed.is_empty() {
         match managed.find_mut(manager, UPDATE, &api_version) {
             Some(entry) => {

@@ -70,7 +70,7 @@ impl Registry {
                 {
                     return Err(Error::modified(target));
                 }
-                replacement(target, current, merged, opts, None, &mut warnings)
+                replacement(target, current, &live, merged, opts, None, &mut warnings)
             })
             .await?;
         Ok(written(outcome, warnings))

@@ -13,11 +13,13 @@ use super::guaranteed_update::{Action, Loop, OnConflict, Outcome};
 use super::strategy::{admit, check_finalizers, check_identity, object_write, parse_stored};
 use super::{Error, ObjectRef, Patch, Registry, Result, WriteOptions, Written};
 
-/// What replacing `current` with `new` comes to. `record` names the manager of a non-apply
-/// write, whose changed fields it then owns (apply has set `managedFields` itself).
+/// What replacing `current` (whose body, parsed once by the caller, is `old`) with `new`
+/// comes to. `record` names the manager of a non-apply write, whose changed fields it then
+/// owns (apply has set `managedFields` itself).
 pub(crate) fn replacement(
     target: &ObjectRef,
     current: &StoredObject,
+    old: &Value,
     mut new: Value,
     opts: &WriteOptions,
     record: Option<&str>,
@@ -25,8 +27,7 @@ pub(crate) fn replacement(
 ) -> Result<Action> {
     let def = target.def;
     check_identity(def, &mut new, target.namespace.as_deref(), &target.name)?;
-    let old = parse_stored(current)?;
-    meta::prepare_update(&old, &mut new).map_err(|e| match e {
+    meta::prepare_update(old, &mut new).map_err(|e| match e {
         meta::UpdateError::UidMismatch { new, stored } => Error::Precondition {
             def,
             name: target.name.clone(),
@@ -41,18 +42,18 @@ pub(crate) fn replacement(
     if let Some(manager) = record {
         apply::record_update(
             def,
-            Some(&old),
+            Some(old),
             &mut new,
             manager,
             &meta::format_time(jiff::Timestamp::now()),
         );
     }
-    check_finalizers(def, &old, &new)?;
+    check_finalizers(def, old, &new)?;
     meta::metadata_mut(&mut new)?.insert(
         "resourceVersion".into(),
         Value::String(current.revision.to_string()),
     );
-    if new == old {
+    if new == *old {
         // A no-op update writes nothing and keeps the resourceVersion.
         return Ok(Action::Keep);
     }
@@ -115,7 +116,16 @@ impl Registry {
                 let new = new
                     .take()
                     .ok_or_else(|| Status::internal("an update was decided twice"))?;
-                replacement(target, current, new, opts, Some(opts.manager()), &mut warnings)
+                let old = parse_stored(current)?;
+                replacement(
+                    target,
+                    current,
+                    &old,
+                    new,
+                    opts,
+                    Some(opts.manager()),
+                    &mut warnings,
+                )
             })
             .await?;
         Ok(written(outcome, warnings))
@@ -154,7 +164,9 @@ impl Registry {
         let outcome = self
             .guaranteed_update(target, how, |current| {
                 let current = current.ok_or_else(|| Error::not_found(target))?;
-                let mut obj = parse_stored(current)?;
+                // Parsed once: the patch applies to a copy, the original is what it replaces.
+                let old = parse_stored(current)?;
+                let mut obj = old.clone();
                 match patch {
                     Patch::Json(p) => {
                         prext_api::limits::patch::apply_json_patch(&mut obj, p, meta::MAX_BODY_BYTES)?
@@ -168,7 +180,15 @@ impl Registry {
                 if pinned.is_some_and(|rv| rv != current.revision.to_string()) {
                     return Err(Error::modified(target));
                 }
-                replacement(target, current, obj, opts, Some(opts.manager()), &mut warnings)
+                replacement(
+                    target,
+                    current,
+                    &old,
+                    obj,
+                    opts,
+                    Some(opts.manager()),
+                    &mut warnings,
+                )
             })
             .await?;
         Ok(written(outcome, warnings))

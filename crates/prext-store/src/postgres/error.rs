@@ -62,11 +62,12 @@ pub(crate) fn is_connection_error(e: &tokio_postgres::Error) -> bool {
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let message = format!("postgres: {} (SQLSTATE {})", db.message(), db.code().code());
-        if db.code() == &tokio_postgres::error::SqlState::DISK_FULL {
-            return Error::DiskFull(message);
-        }
+        let disk_full = db.code() == &tokio_postgres::error::SqlState::DISK_FULL;
         let transient = is_transient_state(db.code());
         let cause = Cause::with_source(message, e);
+        if disk_full {
+            return Error::DiskFull(cause);
+        }
         return if transient {
             Error::Unavailable(cause)
         } else {

@@ -8,7 +8,9 @@
 //! - [`backup`]: online backup and offline restore (with a revision jump) of a database;
 //! - [`writer`] and [`ops`]: the single writer thread with group commit, and the SQL of each
 //!   write; [`prepared`]: what of a write is done before it reaches the writer (JSON, derived
-//!   rows); [`result_rows`]: the writes of a report's result rows;
+//!   rows); [`result_rows`]: the writes of a report's result rows; [`purge`] and [`staging`]:
+//!   a large delete's rows removed, and a large create's or update's rows written, in chunks
+//!   between other writes;
 //! - [`reader`] and [`select`]: the read-only connection pool, snapshot list streams, and
 //!   selectors lowered to SQL;
 //! - [`results`]: result queries and summaries (the `results.prext.io` API); [`statistics`]:
@@ -38,6 +40,7 @@ mod results;
 mod schema;
 mod select;
 mod size;
+mod staging;
 mod statistics;
 mod writer;
 
@@ -344,11 +347,12 @@ impl Store for SqliteStore {
     }
 }
 
-/// Maps a SQLite error (kept as the cause's source): transient conditions (busy, locked, I/O, full disk, ...) are
-/// [`Error::Unavailable`]; anything else is a bug or corruption, [`Error::Internal`].
+/// Maps a SQLite error (kept as the cause's source): a full disk is [`Error::DiskFull`];
+/// transient conditions (busy, locked, I/O, ...) are [`Error::Unavailable`]; anything else is
+/// a bug or corruption, [`Error::Internal`].
 pub(crate) fn db_error(e: rusqlite::Error) -> Error {
     if is_disk_full(&e) {
-        return Error::DiskFull(format!("sqlite: {e}"));
+        return Error::DiskFull(Cause::with_source(format!("sqlite: {e}"), e));
     }
     match e.sqlite_error_code() {
         Some(
@@ -402,7 +406,11 @@ mod tests {
             assert!(matches!(db_error(failure(code)), Error::Unavailable(_)), "{code}");
         }
         // A full disk is not transient: its own error, answered 507 by the server.
-        assert!(matches!(db_error(failure(ffi::SQLITE_FULL)), Error::DiskFull(_)));
+        match db_error(failure(ffi::SQLITE_FULL)) {
+            // The driver's error stays the cause's source, as for the other kinds.
+            Error::DiskFull(cause) => assert!(std::error::Error::source(&cause).is_some(), "{cause}"),
+            other => panic!("SQLITE_FULL: want DiskFull, got {other:?}"),
+        }
         for code in [ffi::SQLITE_CORRUPT, ffi::SQLITE_CONSTRAINT, ffi::SQLITE_MISMATCH] {
             assert!(matches!(db_error(failure(code)), Error::Internal(_)), "{code}");
         }

@@ -19,6 +19,7 @@ use super::db_error;
 use super::prepared::Prepared;
 use super::purge;
 use super::result_rows;
+use super::staging;
 use crate::findings_index::ResultsFlag;
 use crate::stamp::{StampError, Unstamped};
 use crate::write::{self, CurrentRow};
@@ -129,25 +130,34 @@ fn object_params<'a>(
     ]
 }
 
-/// Stores a new object; returns it and the size of its body.
-pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResult<(StoredObject, usize)> {
+/// Stores a new object; returns it and the size of its body. `staged`: the id under which its
+/// result rows were already written (see `staging.rs`), else they are written here.
+pub(crate) fn create(
+    conn: &Connection,
+    obj: Prepared,
+    revision: i64,
+    staged: Option<i64>,
+) -> OpResult<(StoredObject, usize)> {
     let body = obj.head.body.stamp(revision);
     let labels = &obj.labels;
+    let mut values = object_params(&obj, &revision, &body).to_vec();
+    values.push(&staged);
     // The check and the first write in one statement: it fails on the taken key having
     // written nothing.
     let inserted = conn
         .prepare_cached(
-            // The id: SQLite's own choice (one above the largest), but above every deleted
-            // report whose result rows await their purge too (see `purge.rs`).
+            // The id: the staged rows', else SQLite's own choice (one above the largest), but
+            // above every report whose result rows await their purge or their switch too (see
+            // `purge.rs`, `staging.rs`).
             "INSERT INTO objects (id, resource, namespace, name, uid, revision, created, labels,
                  deleting, summary_pass, summary_fail, summary_warn, summary_error, summary_skip,
                  scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body,
                  results_digest)
-             VALUES ((SELECT max(coalesce((SELECT max(id) FROM objects), 0),
-                                 coalesce((SELECT max(object_id) FROM purges), 0)) + 1), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+             VALUES (coalesce(?21, (SELECT max(coalesce((SELECT max(id) FROM objects), 0),
+                                 coalesce((SELECT max(object_id) FROM purges), 0)) + 1)), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
                  ?20)",
         )?
-        .execute(object_params(&obj, &revision, &body));
+        .execute(&values[..]);
     let id = match inserted {
         Ok(_) => conn.last_insert_rowid(),
         Err(e) if is_unique_violation(&e) => {
@@ -162,7 +172,13 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
         Err(e) => return Err(e.into()),
     };
     // Written: from here on only storage errors.
-    result_rows::insert(conn, id, &obj)?;
+    match staged {
+        Some(_) => {
+            result_rows::insert_counts(conn, id, &obj)?;
+            staging::switched(conn, id)?;
+        }
+        None => result_rows::insert(conn, id, &obj)?,
+    }
     // The newest change of a key keeps no body: it is the object's (see `keep_superseded`).
     append_change(
         conn,
@@ -186,12 +202,14 @@ pub(crate) fn create(conn: &Connection, obj: Prepared, revision: i64) -> OpResul
     ))
 }
 
-/// Replaces an object written at `expected`; returns it and the size of its body.
+/// Replaces an object written at `expected`; returns it and the size of its body. `staged`:
+/// the id under which its new result rows were already written (see `staging.rs`).
 pub(crate) fn update(
     conn: &Connection,
     obj: Prepared,
     expected: i64,
     revision: i64,
+    staged: Option<i64>,
 ) -> OpResult<(StoredObject, usize)> {
     let cur = write::accept_update(&obj.head.uid, expected, current(conn, &obj.head.key)?)
         .map_err(OpError::Rejected)?;
@@ -199,18 +217,43 @@ pub(crate) fn update(
     let body = obj.head.body.stamp(revision);
     let labels = &obj.labels;
     keep_superseded(conn, cur.id, cur.revision)?;
-    // The parameters of the INSERT of `create`; the row is found by its key (and uid).
-    conn.prepare_cached(
-        "UPDATE objects SET revision = ?5, created = ?6, labels = ?7, deleting = ?8,
-             summary_pass = ?9, summary_fail = ?10, summary_warn = ?11, summary_error = ?12,
-             summary_skip = ?13, scope_api_version = ?14, scope_kind = ?15, scope_namespace = ?16,
-             scope_name = ?17, scope_uid = ?18, body = ?19, results_digest = ?20
-         WHERE resource = ?1 AND namespace = ?2 AND name = ?3 AND uid = ?4",
-    )?
-    .execute(object_params(&obj, &revision, &body))?;
+    if let Some(id) = staged {
+        // The report moves to the staged rows' id, in the statement that rewrites its row;
+        // its old rows are purged like a deleted report's (their counts go first: they
+        // reference the old id).
+        purge::detach(conn, cur.id, revision)?;
+        conn.prepare_cached("DELETE FROM result_counts WHERE object_id = ?1")?
+            .execute([cur.id])?;
+        let mut values = object_params(&obj, &revision, &body).to_vec();
+        values.push(&id);
+        conn.prepare_cached(
+            "UPDATE objects SET id = ?21, revision = ?5, created = ?6, labels = ?7, deleting = ?8,
+                 summary_pass = ?9, summary_fail = ?10, summary_warn = ?11, summary_error = ?12,
+                 summary_skip = ?13, scope_api_version = ?14, scope_kind = ?15,
+                 scope_namespace = ?16, scope_name = ?17, scope_uid = ?18, body = ?19,
+                 results_digest = ?20
+             WHERE resource = ?1 AND namespace = ?2 AND name = ?3 AND uid = ?4",
+        )?
+        .execute(&values[..])?;
+    } else {
+        // The parameters of the INSERT of `create`; the row is found by its key (and uid).
+        conn.prepare_cached(
+            "UPDATE objects SET revision = ?5, created = ?6, labels = ?7, deleting = ?8,
+                 summary_pass = ?9, summary_fail = ?10, summary_warn = ?11, summary_error = ?12,
+                 summary_skip = ?13, scope_api_version = ?14, scope_kind = ?15,
+                 scope_namespace = ?16, scope_name = ?17, scope_uid = ?18, body = ?19,
+                 results_digest = ?20
+             WHERE resource = ?1 AND namespace = ?2 AND name = ?3 AND uid = ?4",
+        )?
+        .execute(object_params(&obj, &revision, &body))?;
+    }
     // Rows derived from the same results as last time are left as they are (and the findings
     // indexer then only marks the report's findings seen).
-    let flag = if cur.results_digest.as_deref() != Some(&obj.head.results_digest[..]) {
+    let flag = if let Some(id) = staged {
+        result_rows::insert_counts(conn, id, &obj)?;
+        staging::switched(conn, id)?;
+        ResultsFlag::rewritten(obj.has_findings())
+    } else if cur.results_digest.as_deref() != Some(&obj.head.results_digest[..]) {
         result_rows::remove(conn, cur.id)?;
         result_rows::insert(conn, cur.id, &obj)?;
         ResultsFlag::rewritten(obj.has_findings())

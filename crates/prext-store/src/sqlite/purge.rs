@@ -12,6 +12,11 @@
 //! [`pending`] in their read transaction and join `objects` while anything awaits a purge.
 //! Why a new report never meets them: while an id is listed in `purges`, `create` takes an id
 //! above it (`ops::create`), so no new row shares the leftover rows' `object_id`.
+//!
+//! `purges` also lists, with a negative revision ([`STAGING`]), the id under which a large
+//! write's result rows are being staged (`staging.rs`): readers treat those rows as they treat
+//! a purge's, the purge leaves them alone, and a restart hands them to the purge
+//! ([`Purger::open`]): the write they belonged to was never acknowledged.
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -20,6 +25,9 @@ pub(crate) const INLINE_ROWS: i64 = 2_000;
 
 /// Result rows (with their numeric properties) removed per purge transaction.
 pub(crate) const CHUNK_ROWS: i64 = 2_000;
+
+/// The `purges.revision` of an id whose rows are being staged, not purged.
+pub(crate) const STAGING: i64 = -1;
 
 /// Removes the result rows of the report `id`, deleted at `revision` (run in the delete's
 /// transaction, before its `objects` row goes): at once when they are few, else by listing the
@@ -48,13 +56,19 @@ pub(crate) fn pending(conn: &Connection) -> rusqlite::Result<bool> {
         .query_row([], |r| r.get(0))
 }
 
+/// Whether some rows await the purge itself (not a staging id).
+fn purgeable(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM purges WHERE revision >= 0)")?
+        .query_row([], |r| r.get(0))
+}
+
 /// Removes up to `chunk` result rows (and their numeric properties) of the first report in
 /// `purges`, in its own transaction; the report leaves `purges` with its last rows. Returns
 /// whether anything is left to purge.
 pub(crate) fn step(conn: &mut Connection, chunk: i64) -> rusqlite::Result<bool> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let Some(id) = tx
-        .prepare_cached("SELECT object_id FROM purges ORDER BY object_id LIMIT 1")?
+        .prepare_cached("SELECT object_id FROM purges WHERE revision >= 0 ORDER BY object_id LIMIT 1")?
         .query_row([], |r| r.get::<_, i64>(0))
         .optional()?
     else {
@@ -84,7 +98,7 @@ pub(crate) fn step(conn: &mut Connection, chunk: i64) -> rusqlite::Result<bool> 
             }
         }
     }
-    let more = pending(&tx)?;
+    let more = purgeable(&tx)?;
     tx.commit()?;
     Ok(more)
 }
@@ -97,9 +111,16 @@ pub(crate) struct Purger {
 }
 
 impl Purger {
-    /// Starts with what an earlier run left in `purges`.
+    /// Starts with what an earlier run left in `purges`, rows staged for a write that never
+    /// switched to them included.
     pub(crate) fn open(conn: &Connection) -> Purger {
-        let pending = pending(conn).unwrap_or_else(|e| {
+        if let Err(e) = conn
+            .prepare_cached("UPDATE purges SET revision = 0 WHERE revision < 0")
+            .and_then(|mut s| s.execute([]))
+        {
+            tracing::warn!(error = %e, "cannot hand staged result rows to the purge");
+        }
+        let pending = purgeable(conn).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot read the pending purges");
             false
         });
@@ -114,7 +135,7 @@ impl Purger {
     /// After a committed batch: a delete in it may have listed a report.
     pub(crate) fn committed(&mut self, conn: &Connection) {
         if !self.pending {
-            self.pending = pending(conn).unwrap_or(false);
+            self.pending = purgeable(conn).unwrap_or(false);
         }
     }
 

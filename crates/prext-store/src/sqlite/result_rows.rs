@@ -6,10 +6,20 @@
 use prext_api::report::Subject;
 use rusqlite::{params, Connection};
 
-use super::prepared::Prepared;
+use super::prepared::{Prepared, PreparedResult};
 
 /// Writes the result rows, numbers and counts of the report `object_id`, which has none.
 pub(crate) fn insert(conn: &Connection, object_id: i64, p: &Prepared) -> rusqlite::Result<()> {
+    insert_rows(conn, object_id, &p.results)?;
+    insert_counts(conn, object_id, p)
+}
+
+/// Writes `results` (a report's or a slice of them) and their numbers under `object_id`.
+pub(crate) fn insert_rows(
+    conn: &Connection,
+    object_id: i64,
+    results: &[PreparedResult],
+) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO results (object_id, idx, policy, rule, result, severity, category, source, scored,
              timestamp, message, properties, resources, subject_api_version, subject_kind,
@@ -18,7 +28,7 @@ pub(crate) fn insert(conn: &Connection, object_id: i64, p: &Prepared) -> rusqlit
     )?;
     let mut numbers = conn
         .prepare_cached("INSERT INTO result_numbers (object_id, idx, key, value) VALUES (?1, ?2, ?3, ?4)")?;
-    for r in &p.results {
+    for r in results {
         let Subject {
             api_version,
             kind,
@@ -50,6 +60,11 @@ pub(crate) fn insert(conn: &Connection, object_id: i64, p: &Prepared) -> rusqlit
             numbers.execute(params![object_id, r.index, key, value])?;
         }
     }
+    Ok(())
+}
+
+/// Writes the per-report counts (`result_counts`) of the report `object_id`.
+pub(crate) fn insert_counts(conn: &Connection, object_id: i64, p: &Prepared) -> rusqlite::Result<()> {
     let mut counts = conn.prepare_cached(
         "INSERT INTO result_counts (object_id, result, severity, source, n) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;

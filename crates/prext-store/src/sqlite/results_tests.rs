@@ -82,7 +82,7 @@ pub(super) fn db(rows: &[Row<'_>]) -> Connection {
         }
     }
     for (revision, (ns, report, rows)) in (1..).zip(reports) {
-        ops::create(&conn, prepared(ns, report, &rows), revision).expect("create");
+        ops::create(&conn, prepared(ns, report, &rows), revision, None).expect("create");
     }
     conn
 }
@@ -377,7 +377,7 @@ fn numbers_follow_their_results() {
     let rows_b: &[Row<'_>] = &[("b", "r1", 0, "p3", "warn", Some("low"), Some("n/a"), Some(20))];
     // Created at revisions 1 (a/r1) and 3 (b/r1).
     for (revision, (ns, rows, expected)) in (100..).zip([("a", rows_a, 1), ("b", rows_b, 3)]) {
-        ops::update(&conn, prepared(ns, "r1", rows), expected, revision).expect("update");
+        ops::update(&conn, prepared(ns, "r1", rows), expected, revision, None).expect("update");
     }
     assert_eq!(numbers(&conn), 1);
     counts_agree(&conn);
@@ -385,7 +385,7 @@ fn numbers_follow_their_results() {
     let before: i64 = conn
         .query_row("SELECT count(*) FROM results", [], |r| r.get(0))
         .expect("count");
-    ops::update(&conn, prepared("a", "r1", rows_a), 100, 102).expect("update");
+    ops::update(&conn, prepared("a", "r1", rows_a), 100, 102, None).expect("update");
     let after: i64 = conn
         .query_row("SELECT count(*) FROM results", [], |r| r.get(0))
         .expect("count");

@@ -26,6 +26,7 @@ use super::db_error;
 use super::ops::{self, OpError};
 use super::prepared::Prepared;
 use super::purge::Purger;
+use super::staging::{self, Stager};
 use super::statistics::Statistics;
 pub(crate) use crate::write::{Limits, Reply};
 use crate::{Error, Result};
@@ -46,17 +47,25 @@ pub(crate) fn run(
 ) {
     let mut statistics = Statistics::open(&conn, *published.borrow());
     let mut purger = Purger::open(&conn);
+    let mut stager = Stager::default();
     loop {
-        // A deleted report's rows are removed a chunk at a time: while no request waits, and
-        // after every batch (see `purge.rs`).
-        let first = if purger.pending() {
+        // A large write's rows are written and a deleted report's removed a chunk at a time:
+        // while no request waits, and after every batch (see `staging.rs`, `purge.rs`).
+        let first = if purger.pending() || stager.busy() {
             match rx.try_recv() {
                 Ok(first) => first,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    purger.step(&mut conn);
+                    chunk(&mut conn, &mut stager, &mut purger, &published, &mut statistics);
                     continue;
                 }
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    // Staged writes are finished: their callers wait (a purge may wait for
+                    // the next start).
+                    while stager.busy() {
+                        chunk(&mut conn, &mut stager, &mut purger, &published, &mut statistics);
+                    }
+                    break;
+                }
             }
         } else {
             match rx.blocking_recv() {
@@ -65,7 +74,7 @@ pub(crate) fn run(
             }
         };
         let started = Instant::now();
-        let (answers, revision) = batch(&mut conn, first, &mut rx, limits);
+        let (answers, revision) = batch(&mut conn, first, &mut rx, limits, &mut stager);
         if let Some(revision) = revision {
             published.send_replace(revision);
         }
@@ -78,9 +87,7 @@ pub(crate) fn run(
             statistics.committed(&conn, revision);
             purger.committed(&conn);
         }
-        if purger.pending() {
-            purger.step(&mut conn);
-        }
+        chunk(&mut conn, &mut stager, &mut purger, &published, &mut statistics);
         tracing::trace!(ops = n, elapsed = ?started.elapsed(), ?revision, "write batch");
     }
     checkpointer.stop();
@@ -89,6 +96,30 @@ pub(crate) fn run(
     }
     if let Err((_, e)) = conn.close() {
         tracing::warn!(error = %e, "closing the writer connection failed");
+    }
+}
+
+/// One step of the work done in chunks between batches: of the first staged write (answered
+/// when it is its switch), else of the purge.
+fn chunk(
+    conn: &mut Connection,
+    stager: &mut Stager,
+    purger: &mut Purger,
+    published: &watch::Sender<i64>,
+    statistics: &mut Statistics,
+) {
+    if stager.busy() {
+        if let Some(done) = stager.step(conn) {
+            if let Some(revision) = done.revision {
+                published.send_replace(revision);
+                statistics.committed(conn, revision);
+            }
+            // The caller may have gone away; the write stands regardless.
+            let _ = done.reply.send(done.answer);
+            purger.committed(conn);
+        }
+    } else if purger.pending() {
+        purger.step(conn);
     }
 }
 
@@ -101,6 +132,7 @@ fn batch(
     first: Request,
     rx: &mut mpsc::Receiver<Request>,
     limits: Limits,
+    stager: &mut Stager,
 ) -> (Answers, Option<i64>) {
     let mut answers: Answers = Vec::new();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -124,6 +156,15 @@ fn batch(
     let mut next = Some(first);
     let mut failure: Option<Error> = None;
     while let Some(req) = next.take() {
+        // A large write is taken aside, to be written in chunks (an error deciding it leaves
+        // it here).
+        if staging::wanted(&tx, &req.op).unwrap_or(false) {
+            stager.push(req);
+            if answers.len() < limits.ops && bytes < limits.bytes {
+                next = rx.try_recv().ok();
+            }
+            continue;
+        }
         match apply(&tx, req.op, revision + 1) {
             Ok((reply, size, consumed)) => {
                 if consumed {
@@ -177,9 +218,9 @@ fn batch(
 /// module documentation), and a storage error abandons the whole transaction.
 fn apply(tx: &rusqlite::Transaction<'_>, op: Op, revision: i64) -> Result<(Reply, usize, bool), OpError> {
     match op {
-        Op::Create(obj) => ops::create(tx, obj, revision).map(|(o, n)| (Reply::Object(o), n, true)),
+        Op::Create(obj) => ops::create(tx, obj, revision, None).map(|(o, n)| (Reply::Object(o), n, true)),
         Op::Update(obj, expected) => {
-            ops::update(tx, obj, expected, revision).map(|(o, n)| (Reply::Object(o), n, true))
+            ops::update(tx, obj, expected, revision, None).map(|(o, n)| (Reply::Object(o), n, true))
         }
         Op::Delete(key, pre) => {
             ops::delete(tx, key, &pre, revision).map(|(o, n)| (Reply::Object(o), n, true))

@@ -59,10 +59,17 @@ fn run_batch(conn: &mut Connection, ops: Vec<Op>) -> Vec<Result<Reply>> {
         ops: 256,
         bytes: 1 << 24,
     };
-    let (answers, _) = batch(conn, first, &mut rx, limits);
+    let mut stager = super::Stager::default();
+    let (answers, _) = batch(conn, first, &mut rx, limits, &mut stager);
     assert!(rx.try_recv().is_err(), "the whole queue went into one batch");
     for (reply, answer) in answers {
         reply.send(answer).expect("receiver alive");
+    }
+    // Large writes taken aside are staged and switched to, as the writer does between batches.
+    while stager.busy() {
+        if let Some(done) = stager.step(conn) {
+            done.reply.send(done.answer).expect("receiver alive");
+        }
     }
     receivers
         .into_iter()

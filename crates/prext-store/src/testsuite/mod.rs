@@ -29,6 +29,7 @@ mod findings;
 pub mod fixtures;
 mod hostile;
 mod large_deletes;
+mod large_writes;
 mod list;
 mod postgres;
 mod results;
@@ -46,6 +47,7 @@ pub use durability::{
 pub use findings::findings_follow_writes;
 pub use hostile::{deletes_next_to_large_results, property_keys_are_data};
 pub use large_deletes::large_deletes_are_incremental;
+pub use large_writes::large_writes_are_whole;
 pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
 pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
 pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};
@@ -154,6 +156,7 @@ pub const CHECKS: &[Check] = &[
     Check::Database("large_deletes_are_incremental", |d| {
         Box::pin(large_deletes_are_incremental(d))
     }),
+    Check::Database("large_writes_are_whole", |d| Box::pin(large_writes_are_whole(d))),
 ];
 
 /// Runs every check, each on a fresh database from `new_database`. Needs a multi-threaded
