@@ -6,8 +6,9 @@
 //! ([`OpError::Rejected`]: not found, conflict, ...) or return a [`Write`]: everything the
 //! statements need, the body already stamped with its revision. Nothing is written until then,
 //! so a refused request never leaves a trace. [`Write::execute`] then sends the object's
-//! statements (object row, result rows, change-log row) without waiting between them:
-//! tokio-postgres pipelines the queries polled together and the server runs them in order. The
+//! statements (object row, result rows, change-log row: one statement for a create, one plus
+//! the result rows for an update) without waiting between them: tokio-postgres pipelines the
+//! queries polled together and the server runs them in order. The
 //! writer's fast path sends the writes of a whole batch in one flight; its careful path wraps
 //! each write in a savepoint ([`in_savepoint`]) so that a write the database itself refuses (bad
 //! data) is refused alone. [`OpError::Storage`] means the database failed and the whole batch is
@@ -189,13 +190,29 @@ where
     ))))
 }
 
-/// The object parameters of [`INSERT_OBJECT_WITH_RESULTS`] (`$1` to `$21`); the row is found by
-/// its key (the uid checked again).
-const UPDATE_OBJECT: &str = "UPDATE objects SET revision = $6, created = $7, labels = $8, deleting = $9,
-         summary_pass = $10, summary_fail = $11, summary_warn = $12, summary_error = $13,
-         summary_skip = $14, scope_api_version = $15, scope_kind = $16, scope_namespace = $17,
-         scope_name = $18, scope_uid = $19, body = $20, results_digest = $21
-     WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4 AND uid = $5";
+/// An update in one statement: the superseded body (of the object `$22`, written at `$23`)
+/// copied into its change (see [`KEEP_SUPERSEDED`]), the object row replaced (the parameters of
+/// [`INSERT_OBJECT_WITH_RESULTS`], `$1` to `$21`; found by its key, the uid checked again) and
+/// its change-log row (`MODIFIED`, no body) appended with the write's time `$24` and results
+/// flag `$25`. The change's labels are the new row's and its previous labels the old row's:
+/// every part of the statement sees the rows as they were before it, so neither is parsed
+/// again.
+const UPDATE_OBJECT: &str = "WITH old AS (SELECT body, labels FROM objects WHERE id = $22),
+     kept AS (
+         UPDATE changes c SET body = old.body FROM old
+         WHERE c.cluster = $1 AND c.revision = $23 AND c.body IS NULL),
+     o AS (
+         UPDATE objects SET revision = $6, created = $7, labels = $8, deleting = $9,
+             summary_pass = $10, summary_fail = $11, summary_warn = $12, summary_error = $13,
+             summary_skip = $14, scope_api_version = $15, scope_kind = $16, scope_namespace = $17,
+             scope_name = $18, scope_uid = $19, body = $20, results_digest = $21
+         WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4 AND uid = $5
+         RETURNING cluster, resource, namespace, name, revision, labels)
+     INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels,
+         prev_labels, written_at, results_flag)
+     SELECT o.cluster, o.revision, 'MODIFIED', o.resource, o.namespace, o.name, NULL, o.labels,
+            old.labels, $24::bigint, $25::smallint
+     FROM o, old";
 
 const CLEAR_RESULTS: &str = "DELETE FROM results WHERE object_id = $1";
 
@@ -383,13 +400,6 @@ impl Write<'_> {
         cluster: &str,
         st: &Statements,
     ) -> Result<(), tokio_postgres::Error> {
-        let k = self.key;
-        let event = self.event.as_str();
-        // The newest change of a key keeps no body: it is the object's (see KEEP_SUPERSEDED).
-        let body = match self.target {
-            Target::Remove { .. } => Some(self.body.as_str()),
-            Target::Insert(_) | Target::Replace { .. } => None,
-        };
         // For the findings indexer: the write's time and what it did to the result rows.
         let written_at = crate::findings::now_ms();
         let flag: Option<i16> = match &self.target {
@@ -401,28 +411,17 @@ impl Write<'_> {
             Target::Remove { .. } => None,
         }
         .map(|f| f.as_i64() as i16);
-        let change: [&(dyn ToSql + Sync); 11] = [
-            &cluster,
-            &self.revision,
-            &event,
-            &k.resource,
-            &k.namespace,
-            &k.name,
-            &body,
-            &*self.labels,
-            &self.prev_labels,
-            &written_at,
-            &flag,
-        ];
 
         match &self.target {
             Target::Insert(p) => {
+                // The object, its result rows and its change in one statement.
                 let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
                 params.extend(p.results.params());
+                params.extend([&written_at as &(dyn ToSql + Sync), &flag]);
+                // Sent in this order: the counts find the report the first statement wrote.
                 futures::try_join!(
                     async { tx.execute(&st.insert, &params).await },
-                    self.write_stats(tx, cluster, st, p, true),
-                    async { tx.execute(&st.change, &change).await }
+                    self.write_stats(tx, cluster, st, p, true)
                 )?;
             }
             Target::Replace {
@@ -452,17 +451,30 @@ impl Write<'_> {
                         false => Ok(0),
                     }
                 };
-                // Sent in this order: the superseded body is copied before it is replaced.
-                futures::try_join!(
-                    async { tx.execute(&st.superseded, &[&cluster, id, superseded]).await },
-                    async { tx.execute(&st.update, &self.object_params(&cluster, p)).await },
-                    clear,
-                    results,
-                    self.write_stats(tx, cluster, st, p, *rewrite),
-                    async { tx.execute(&st.change, &change).await }
-                )?;
+                let update = async {
+                    let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
+                    params.extend([id as &(dyn ToSql + Sync), superseded, &written_at, &flag]);
+                    tx.execute(&st.update, &params).await
+                };
+                // Sent in this order: the old rows (and counts) go before the new ones come.
+                futures::try_join!(update, clear, results, self.write_stats(tx, cluster, st, p, *rewrite))?;
             }
             Target::Remove { id, superseded } => {
+                let k = self.key;
+                // A delete's change keeps the last body, stamped with the delete's revision.
+                let change: [&(dyn ToSql + Sync); 11] = [
+                    &cluster,
+                    &self.revision,
+                    &self.event.as_str(),
+                    &k.resource,
+                    &k.namespace,
+                    &k.name,
+                    &self.body,
+                    &*self.labels,
+                    &self.prev_labels,
+                    &written_at,
+                    &flag,
+                ];
                 // The first result rows go now, the rest (if any) in chunks later (`purge.rs`).
                 let inline = purge::INLINE_ROWS;
                 futures::try_join!(

@@ -68,6 +68,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "result_stats",
         sql: include_str!("migrations/0009_result_stats.sql"),
     },
+    Migration {
+        version: 10,
+        name: "write_cost",
+        sql: include_str!("migrations/0010_write_cost.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
@@ -184,7 +189,7 @@ mod tests {
     fn migrations_are_ordered_and_start_at_one() {
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version + 1 == w[1].version));
-        assert_eq!(latest_version(), 9);
+        assert_eq!(latest_version(), 10);
     }
 
     #[test]

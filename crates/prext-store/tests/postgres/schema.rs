@@ -27,7 +27,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
         "every migration applied exactly once"
     );
     // Debian's PostgreSQL has LZ4: migration 3 switched the bodies to it.
@@ -64,7 +64,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(applied, 9);
+    assert_eq!(applied, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -447,7 +447,8 @@ async fn version_3_change_logs_upgrade_in_place() {
              DELETE FROM schema_migrations WHERE version = 7;
              DELETE FROM schema_migrations WHERE version = 8;
              DROP TABLE result_counts, result_numbers;
-             DELETE FROM schema_migrations WHERE version = 9;",
+             DELETE FROM schema_migrations WHERE version = 9;
+             DELETE FROM schema_migrations WHERE version = 10;",
         )
         .await
         .expect("version 3 state");
@@ -498,7 +499,8 @@ async fn version_7_databases_get_the_result_filter_indexes() {
              CREATE INDEX results_subject ON results (subject_namespace, subject_kind, subject_name, cluster);
              DELETE FROM schema_migrations WHERE version = 8;
              DROP TABLE result_counts, result_numbers;
-             DELETE FROM schema_migrations WHERE version = 9;",
+             DELETE FROM schema_migrations WHERE version = 9;
+             DELETE FROM schema_migrations WHERE version = 10;",
         )
         .await
         .expect("version 7 state");
@@ -607,7 +609,8 @@ async fn version_8_databases_get_counts_and_numbers_as_the_writer_writes_them() 
     admin
         .batch_execute(
             "DROP TABLE result_counts, result_numbers;
-             DELETE FROM schema_migrations WHERE version = 9;",
+             DELETE FROM schema_migrations WHERE version = 9;
+             DELETE FROM schema_migrations WHERE version = 10;",
         )
         .await
         .expect("version 8 state");
