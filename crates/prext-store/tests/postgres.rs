@@ -4,6 +4,8 @@
 //!
 //! Needs the PostgreSQL server binaries (`initdb`, `pg_ctl`); see docs/postgres.md.
 
+#[path = "postgres/covering_indexes.rs"]
+mod covering_indexes;
 #[path = "postgres/findings.rs"]
 mod findings;
 #[path = "postgres/indexer.rs"]

@@ -101,8 +101,21 @@ impl Sql {
 
 /// The filter of `cluster`'s results as conditions; returns the cluster's placeholder.
 pub(super) fn lower(sql: &mut Sql, cluster: &str, filter: &ResultFilter) -> String {
+    lower_rows(sql, cluster, filter, true)
+}
+
+/// [`lower`] for a statement that joins `objects AS o` when `report`, else reads the result
+/// rows alone: then a deleted report's rows still awaiting their purge are left out by the
+/// `purges` list (purge.rs: a report's rows outlive its `objects` row only while it is listed
+/// there, both changed in the same transactions).
+pub(super) fn lower_rows(sql: &mut Sql, cluster: &str, filter: &ResultFilter, report: bool) -> String {
     let c = sql.bind(cluster.to_owned(), "text");
-    sql.push(format!("o.cluster = {c} AND r.cluster = {c}"));
+    match report {
+        true => sql.push(format!("o.cluster = {c} AND r.cluster = {c}")),
+        false => sql.push(format!(
+            "r.cluster = {c} AND NOT EXISTS (SELECT 1 FROM purges AS p WHERE p.object_id = r.object_id)"
+        )),
+    }
     if let Some(ns) = &filter.namespace {
         let n = sql.bind(clean(ns), "text");
         sql.push(format!("o.namespace = {n}"));

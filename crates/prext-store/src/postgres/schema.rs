@@ -73,6 +73,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "write_cost",
         sql: include_str!("migrations/0010_write_cost.sql"),
     },
+    Migration {
+        version: 11,
+        name: "covering_result_indexes",
+        sql: include_str!("migrations/0011_covering_result_indexes.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
@@ -189,7 +194,7 @@ mod tests {
     fn migrations_are_ordered_and_start_at_one() {
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version + 1 == w[1].version));
-        assert_eq!(latest_version(), 10);
+        assert_eq!(latest_version(), 11);
     }
 
     #[test]

@@ -27,7 +27,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
         "every migration applied exactly once"
     );
     // Debian's PostgreSQL has LZ4: migration 3 switched the bodies to it.
@@ -64,7 +64,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(applied, 10);
+    assert_eq!(applied, 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,7 +448,8 @@ async fn version_3_change_logs_upgrade_in_place() {
              DELETE FROM schema_migrations WHERE version = 8;
              DROP TABLE result_counts, result_numbers;
              DELETE FROM schema_migrations WHERE version = 9;
-             DELETE FROM schema_migrations WHERE version = 10;",
+             DELETE FROM schema_migrations WHERE version = 10;
+             DELETE FROM schema_migrations WHERE version = 11;",
         )
         .await
         .expect("version 3 state");
@@ -500,7 +501,8 @@ async fn version_7_databases_get_the_result_filter_indexes() {
              DELETE FROM schema_migrations WHERE version = 8;
              DROP TABLE result_counts, result_numbers;
              DELETE FROM schema_migrations WHERE version = 9;
-             DELETE FROM schema_migrations WHERE version = 10;",
+             DELETE FROM schema_migrations WHERE version = 10;
+             DELETE FROM schema_migrations WHERE version = 11;",
         )
         .await
         .expect("version 7 state");
@@ -610,7 +612,8 @@ async fn version_8_databases_get_counts_and_numbers_as_the_writer_writes_them() 
         .batch_execute(
             "DROP TABLE result_counts, result_numbers;
              DELETE FROM schema_migrations WHERE version = 9;
-             DELETE FROM schema_migrations WHERE version = 10;",
+             DELETE FROM schema_migrations WHERE version = 10;
+             DELETE FROM schema_migrations WHERE version = 11;",
         )
         .await
         .expect("version 8 state");

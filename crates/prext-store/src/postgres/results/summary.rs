@@ -4,12 +4,33 @@
 //! As on SQLite, a nullable column's empty value is grouped with its missing value, and the
 //! groups come out ordered by their keys byte-wise, missing values first.
 
-use super::{column, counts, lower, missing_counter, Sql};
+use super::{column, counts, lower_rows, missing_counter, Sql};
 use crate::postgres::error::pg_error;
 use crate::results::{
-    GroupPage, GroupRank, GroupsPage, RankedGroup, ResultColumn, Summary, SummaryQuery, SummaryRow,
+    Condition, GroupPage, GroupRank, GroupsPage, RankedGroup, ResultColumn, Summary, SummaryQuery, SummaryRow,
 };
+use crate::rows::on_report;
 use crate::Result;
+
+/// Whether the result rows matching `q`'s filter and grouping need their report's columns:
+/// when they do not, statements read `results` alone (no join to `objects`), so that grouping
+/// by a result-row column can be an index-only scan (docs/postgres.md).
+fn needs_report(q: &SummaryQuery) -> bool {
+    q.filter.namespace.is_some()
+        || q.group_by.iter().any(|c| on_report(*c))
+        || q.filter.conditions.iter().any(|c| match c {
+            Condition::In(col, _) | Condition::NotIn(col, _) => on_report(*col),
+            _ => false,
+        })
+}
+
+/// ` FROM …` of the result rows, with the report when `report`.
+fn rows_from(report: bool) -> &'static str {
+    match report {
+        true => " FROM results AS r JOIN objects AS o ON o.id = r.object_id",
+        false => " FROM results AS r",
+    }
+}
 
 /// Counts `cluster`'s matching results per group.
 pub(crate) async fn summarize(
@@ -29,11 +50,9 @@ pub(crate) async fn summarize(
         let from_where = counts::from_where(&mut sql, &c, &q.filter, &q.group_by);
         (c, from_where, "coalesce(sum(c.n), 0)::bigint")
     } else {
-        let c = lower(&mut sql, cluster, &q.filter);
-        let from_where = format!(
-            " FROM results AS r JOIN objects AS o ON o.id = r.object_id{}",
-            sql.where_sql()
-        );
+        let report = needs_report(q);
+        let c = lower_rows(&mut sql, cluster, &q.filter, report);
+        let from_where = format!("{}{}", rows_from(report), sql.where_sql());
         (c, from_where, "count(*)")
     };
     let keys: Vec<String> = q
@@ -104,6 +123,8 @@ struct Source {
     from_where: String,
     /// The group of a row (a missing value as `""`).
     key: String,
+    /// The result row's column of the group (`None` over the counts).
+    col: Option<&'static str>,
     /// Whether the rows are the per-report counts.
     counted: bool,
     /// What a row counts for, its result and its severity.
@@ -119,6 +140,7 @@ impl Source {
         Some(Source {
             from_where: counts::from_where(sql, c, &q.filter, cols),
             key: key.to_owned(),
+            col: None,
             counted: true,
             n: "c.n",
             result: "c.result",
@@ -126,10 +148,11 @@ impl Source {
         })
     }
 
-    fn rows(filter_where: &str, col: ResultColumn) -> Source {
+    fn rows(from: &str, filter_where: &str, col: ResultColumn) -> Source {
         Source {
-            from_where: format!(" FROM results AS r JOIN objects AS o ON o.id = r.object_id{filter_where}"),
+            from_where: format!("{from}{filter_where}"),
             key: format!("coalesce({}, '')", column(col).0),
+            col: Some(column(col).0),
             counted: false,
             n: "1",
             result: "r.result",
@@ -176,11 +199,12 @@ async fn paged(
     };
     let mut sql = Sql::default();
     let all_counted = counts::answer(&q.filter, &q.group_by);
+    let report = needs_report(q);
     let (c, filter) = if all_counted {
         // Nothing reads the result rows: bind only what the counts use.
         (sql.bind(cluster.to_owned(), "text"), String::new())
     } else {
-        let c = lower(&mut sql, cluster, &q.filter);
+        let c = lower_rows(&mut sql, cluster, &q.filter, report);
         let filter = sql.where_sql();
         (c, filter)
     };
@@ -188,12 +212,12 @@ async fn paged(
         true => Source::counts(&mut sql, &c, q, &[*first]),
         false => None,
     }
-    .unwrap_or_else(|| Source::rows(&filter, *first));
+    .unwrap_or_else(|| Source::rows(rows_from(report), &filter, *first));
     let s_src = match all_counted {
         true => Source::counts(&mut sql, &c, q, &q.group_by),
         false => None,
     }
-    .unwrap_or_else(|| Source::rows(&filter, *first));
+    .unwrap_or_else(|| Source::rows(rows_from(report), &filter, *first));
     let key = g_src.key.clone();
     let measure = g_src.measure(&mut sql, &page.rank);
     let mut cursor = String::new();
@@ -263,15 +287,27 @@ async fn paged(
     };
     let rest_select: String = (0..rest.len()).map(|i| format!(", s.k{i}")).collect();
     let rest_group: String = (0..rest.len()).map(|i| format!(", {}", i + 2)).collect();
+    let (s_key, s_n, s_from_where) = (&s_src.key, s_src.n, &s_src.from_where);
+    let s_cte = match s_src.col {
+        // The page's groups' rows through the column itself (its index: `coalesce(col, '')`
+        // is no indexed expression), a missing value's rows only when the page has the
+        // group `""`; a value `""` is in the first branch.
+        Some(col) => format!(
+            "s AS (SELECT u.k{rest_select_u}, sum(u.n)::bigint AS n FROM (\
+             SELECT {s_key} AS k{rest_keys}, {s_n} AS n{s_from_where} AND {col} IN (SELECT g.g FROM g) \
+             UNION ALL SELECT {s_key} AS k{rest_keys}, {s_n} AS n{s_from_where} AND {col} IS NULL \
+             AND EXISTS (SELECT 1 FROM g WHERE g.g = '')) AS u GROUP BY 1{rest_group})",
+            rest_select_u = (0..rest.len()).map(|i| format!(", u.k{i}")).collect::<String>(),
+        ),
+        None => format!(
+            "s AS (SELECT {s_key} AS k{rest_keys}, sum({s_n})::bigint AS n{s_from_where} \
+             AND {s_key} IN (SELECT g.g FROM g) GROUP BY 1{rest_group})"
+        ),
+    };
     let statement = format!(
-        "WITH m AS (SELECT revision FROM meta WHERE cluster = {c}), {g_cte}, \
-         s AS (SELECT {s_key} AS k{rest_keys}, sum({s_n})::bigint AS n{s_from_where} \
-               AND {s_key} IN (SELECT g.g FROM g) GROUP BY 1{rest_group}) \
+        "WITH m AS (SELECT revision FROM meta WHERE cluster = {c}), {g_cte}, {s_cte} \
          SELECT m.revision, g.g, g.v, s.n{rest_select} FROM m LEFT JOIN g ON true \
          LEFT JOIN s ON s.k = g.g ORDER BY {out_order}",
-        s_key = s_src.key,
-        s_n = s_src.n,
-        s_from_where = s_src.from_where,
     );
     let rows = client
         .query(statement.as_str(), &sql.param_refs())

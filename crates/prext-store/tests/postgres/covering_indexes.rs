@@ -1,0 +1,92 @@
+//! Schema version 11 (result indexes that cover top-N summaries) on a database version 10 left.
+
+use prext_store::results::{GroupPage, GroupRank, ResultColumn, ResultFilter, SummaryQuery};
+use prext_store::testsuite::{fixtures, TempPostgres};
+use prext_store::Store;
+
+/// Migration 11 on a database version 10 left: the two result indexes end with the columns
+/// summaries group by (same names, same leading columns, no index added), and a top-N page of
+/// policies counts the results written before exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_10_databases_widen_the_result_indexes() {
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    let store = db.open_postgres().await;
+    for (ns, name, results) in [
+        ("a", "r1", [("p", "fail"), ("q", "pass")]),
+        ("a", "r2", [("p", "fail"), ("q", "fail")]),
+        ("b", "r1", [("p", "pass"), ("r", "fail")]),
+    ] {
+        let mut w = fixtures::report(fixtures::POLR, ns, name);
+        fixtures::set_results(&mut w, &results);
+        fixtures::reindex(&mut w);
+        fixtures::create(&*store, w).await;
+    }
+    store.close().await;
+
+    // Back to what version 10 left.
+    let admin = db.analyst_client().await;
+    admin
+        .batch_execute(
+            "DROP INDEX results_result_severity;
+             CREATE INDEX results_result_severity ON results (result, severity, cluster);
+             DROP INDEX results_policy_rule;
+             CREATE INDEX results_policy_rule ON results (policy, rule, cluster);
+             DELETE FROM schema_migrations WHERE version = 11;",
+        )
+        .await
+        .expect("version 10 state");
+
+    let store = db.open_postgres().await;
+    let indexes: Vec<(String, String)> = admin
+        .query(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'results' ORDER BY indexname",
+            &[],
+        )
+        .await
+        .expect("pg_indexes")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let names: Vec<&str> = indexes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "results_pkey",
+            "results_policy_rule",
+            "results_result_severity",
+            "results_severity",
+            "results_subject",
+            "results_subject_uid"
+        ]
+    );
+    let def = |name: &str| &indexes.iter().find(|(n, _)| n == name).expect("index").1;
+    assert!(
+        def("results_result_severity").ends_with("(result, severity, cluster, policy)"),
+        "{}",
+        def("results_result_severity")
+    );
+    assert!(
+        def("results_policy_rule").ends_with("(policy, rule, cluster, result, severity)"),
+        "{}",
+        def("results_policy_rule")
+    );
+
+    let top = store
+        .summarize_results(SummaryQuery {
+            filter: ResultFilter::default(),
+            group_by: vec![ResultColumn::Policy],
+            page: Some(GroupPage {
+                rank: GroupRank::Result("fail".into()),
+                limit: 2,
+                after: None,
+            }),
+        })
+        .await
+        .expect("top policies");
+    let page = top.page.expect("a page");
+    let ranked: Vec<(&str, u64)> = page.groups.iter().map(|g| (g.group.as_str(), g.value)).collect();
+    assert_eq!(ranked, [("p", 2), ("q", 1)]);
+    assert!(page.more, "r is on the next page");
+    store.close().await;
+}
