@@ -104,17 +104,13 @@ pub(super) fn lower(sql: &mut Sql, cluster: &str, filter: &ResultFilter) -> Stri
     lower_rows(sql, cluster, filter, true)
 }
 
-/// [`lower`] for a statement that joins `objects AS o` when `report`, else reads the result
-/// rows alone: then a deleted report's rows still awaiting their purge are left out by the
-/// `purges` list (purge.rs: a report's rows outlive its `objects` row only while it is listed
-/// there, both changed in the same transactions).
+/// [`lower`], with the report's cluster tested only when `report` (the statement joins
+/// `objects AS o`); else the result rows' own cluster only.
 pub(super) fn lower_rows(sql: &mut Sql, cluster: &str, filter: &ResultFilter, report: bool) -> String {
     let c = sql.bind(cluster.to_owned(), "text");
     match report {
         true => sql.push(format!("o.cluster = {c} AND r.cluster = {c}")),
-        false => sql.push(format!(
-            "r.cluster = {c} AND NOT EXISTS (SELECT 1 FROM purges AS p WHERE p.object_id = r.object_id)"
-        )),
+        false => sql.push(format!("r.cluster = {c}")),
     }
     if let Some(ns) = &filter.namespace {
         let n = sql.bind(clean(ns), "text");

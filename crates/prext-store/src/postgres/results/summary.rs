@@ -24,12 +24,27 @@ fn needs_report(q: &SummaryQuery) -> bool {
         })
 }
 
-/// ` FROM …` of the result rows, with the report when `report`.
-fn rows_from(report: bool) -> &'static str {
-    match report {
-        true => " FROM results AS r JOIN objects AS o ON o.id = r.object_id",
-        false => " FROM results AS r",
+/// ` FROM … WHERE …` of `cluster`'s result rows matching `q`'s filter, and the cluster's
+/// placeholder. With no report column in the question, the rows are read without their
+/// report, so that a grouping reads the result indexes alone (index-only scans): unless
+/// a deleted report's rows are awaiting their purge in the cluster (`purges`, purge.rs: a
+/// report's rows outlive its `objects` row only while it is listed there, both changed in the
+/// same transactions). Both branches are in the statement, behind one-time filters on
+/// `purges`, so the choice is made in the statement's snapshot.
+fn rows_source(sql: &mut Sql, cluster: &str, q: &SummaryQuery) -> (String, String) {
+    const JOIN: &str = " FROM results AS r JOIN objects AS o ON o.id = r.object_id";
+    if needs_report(q) {
+        let c = lower_rows(sql, cluster, &q.filter, true);
+        return (c, format!("{JOIN}{}", sql.where_sql()));
     }
+    let c = lower_rows(sql, cluster, &q.filter, false);
+    let conds = sql.where_sql();
+    let purging = format!("EXISTS (SELECT 1 FROM purges WHERE cluster = {c})");
+    let from_where = format!(
+        " FROM (SELECT r.* FROM results AS r{conds} AND NOT {purging} \
+         UNION ALL SELECT r.* {JOIN}{conds} AND o.cluster = {c} AND {purging}) AS r WHERE true"
+    );
+    (c, from_where)
 }
 
 /// Counts `cluster`'s matching results per group.
@@ -50,9 +65,7 @@ pub(crate) async fn summarize(
         let from_where = counts::from_where(&mut sql, &c, &q.filter, &q.group_by);
         (c, from_where, "coalesce(sum(c.n), 0)::bigint")
     } else {
-        let report = needs_report(q);
-        let c = lower_rows(&mut sql, cluster, &q.filter, report);
-        let from_where = format!("{}{}", rows_from(report), sql.where_sql());
+        let (c, from_where) = rows_source(&mut sql, cluster, q);
         (c, from_where, "count(*)")
     };
     let keys: Vec<String> = q
@@ -148,9 +161,9 @@ impl Source {
         })
     }
 
-    fn rows(from: &str, filter_where: &str, col: ResultColumn) -> Source {
+    fn rows(from_where: &str, col: ResultColumn) -> Source {
         Source {
-            from_where: format!("{from}{filter_where}"),
+            from_where: from_where.to_owned(),
             key: format!("coalesce({}, '')", column(col).0),
             col: Some(column(col).0),
             counted: false,
@@ -199,25 +212,22 @@ async fn paged(
     };
     let mut sql = Sql::default();
     let all_counted = counts::answer(&q.filter, &q.group_by);
-    let report = needs_report(q);
-    let (c, filter) = if all_counted {
+    let (c, rows_from_where) = if all_counted {
         // Nothing reads the result rows: bind only what the counts use.
         (sql.bind(cluster.to_owned(), "text"), String::new())
     } else {
-        let c = lower_rows(&mut sql, cluster, &q.filter, report);
-        let filter = sql.where_sql();
-        (c, filter)
+        rows_source(&mut sql, cluster, q)
     };
     let g_src = match counts::answer(&q.filter, &[*first]) {
         true => Source::counts(&mut sql, &c, q, &[*first]),
         false => None,
     }
-    .unwrap_or_else(|| Source::rows(rows_from(report), &filter, *first));
+    .unwrap_or_else(|| Source::rows(&rows_from_where, *first));
     let s_src = match all_counted {
         true => Source::counts(&mut sql, &c, q, &q.group_by),
         false => None,
     }
-    .unwrap_or_else(|| Source::rows(rows_from(report), &filter, *first));
+    .unwrap_or_else(|| Source::rows(&rows_from_where, *first));
     let key = g_src.key.clone();
     let measure = g_src.measure(&mut sql, &page.rank);
     let mut cursor = String::new();
@@ -294,7 +304,7 @@ async fn paged(
         // group `""`; a value `""` is in the first branch.
         Some(col) => format!(
             "s AS (SELECT u.k{rest_select_u}, sum(u.n)::bigint AS n FROM (\
-             SELECT {s_key} AS k{rest_keys}, {s_n} AS n{s_from_where} AND {col} IN (SELECT g.g FROM g) \
+             SELECT {s_key} AS k{rest_keys}, {s_n} AS n{s_from_where} AND {col} = ANY (ARRAY(SELECT g.g FROM g)) \
              UNION ALL SELECT {s_key} AS k{rest_keys}, {s_n} AS n{s_from_where} AND {col} IS NULL \
              AND EXISTS (SELECT 1 FROM g WHERE g.g = '')) AS u GROUP BY 1{rest_group})",
             rest_select_u = (0..rest.len()).map(|i| format!(", u.k{i}")).collect::<String>(),
