@@ -47,6 +47,22 @@ fn rows_source(sql: &mut Sql, cluster: &str, q: &SummaryQuery) -> (String, Strin
     (c, from_where)
 }
 
+/// Whether a grouping column has few values whatever the size (results, severities, sources,
+/// categories, kinds), so that counting every group by result and severity in one pass is
+/// small.
+fn few_values(col: ResultColumn) -> bool {
+    matches!(
+        col,
+        ResultColumn::Result
+            | ResultColumn::Severity
+            | ResultColumn::Source
+            | ResultColumn::Category
+            | ResultColumn::SubjectKind
+            | ResultColumn::SubjectApiVersion
+            | ResultColumn::Resource
+    )
+}
+
 /// Counts `cluster`'s matching results per group.
 pub(crate) async fn summarize(
     client: &deadpool_postgres::Object,
@@ -161,6 +177,19 @@ impl Source {
         })
     }
 
+    /// The one-pass counts `t` (see `paged`).
+    fn grouped() -> Source {
+        Source {
+            from_where: " FROM t WHERE true".to_owned(),
+            key: "t.g".to_owned(),
+            col: None,
+            counted: true,
+            n: "t.n",
+            result: "t.res",
+            severity: "t.sev",
+        }
+    }
+
     fn rows(from_where: &str, col: ResultColumn) -> Source {
         Source {
             from_where: from_where.to_owned(),
@@ -228,6 +257,35 @@ async fn paged(
         false => None,
     }
     .unwrap_or_else(|| Source::rows(&rows_from_where, *first));
+    let row_rest_keys: String = rest
+        .iter()
+        .enumerate()
+        .map(|(i, col)| match column(*col) {
+            (c, true) => format!(", nullif({c}, '') AS k{i}"),
+            (c, false) => format!(", {c} AS k{i}"),
+        })
+        .collect();
+    // A grouping column of few values over the result rows: one pass counts each group by the
+    // other columns, result and severity (`t`), and both the ranking and the page's breakdown
+    // are read from it, instead of a pass to rank and one for the page's groups (which, for
+    // a group holding most rows, reads most rows again).
+    let one_pass = !g_src.counted && !s_src.counted && few_values(*first);
+    let mut t_cte = String::new();
+    let (g_src, s_src) = if one_pass {
+        let group: Vec<String> = (1..=rest.len() + 3).map(|i| i.to_string()).collect();
+        t_cte = format!(
+            "t AS MATERIALIZED (SELECT {} AS g{row_rest_keys}, {} AS res, {} AS sev, \
+             count(*)::bigint AS n{} GROUP BY {}), ",
+            g_src.key,
+            g_src.result,
+            g_src.severity,
+            g_src.from_where,
+            group.join(", ")
+        );
+        (Source::grouped(), Source::grouped())
+    } else {
+        (g_src, s_src)
+    };
     let key = g_src.key.clone();
     let measure = g_src.measure(&mut sql, &page.rank);
     let mut cursor = String::new();
@@ -279,16 +337,11 @@ async fn paged(
         }
         _ => format!("g AS ({})", ranked("")),
     };
-    let rest_keys: String = rest
-        .iter()
-        .enumerate()
-        .map(|(i, col)| match column(*col) {
-            (c, true) => format!(", nullif({c}, '') AS k{i}"),
-            (c, false) => format!(", {c} AS k{i}"),
-        })
-        .collect();
-    let rest_keys = if !s_src.counted {
-        rest_keys
+    let g_cte = format!("{t_cte}{g_cte}");
+    let rest_keys = if one_pass {
+        (0..rest.len()).map(|i| format!(", t.k{i} AS k{i}")).collect()
+    } else if !s_src.counted {
+        row_rest_keys
     } else {
         rest.iter()
             .enumerate()
