@@ -20,6 +20,7 @@
 //! fails fast with [`Error::Unavailable`]; the pools and the `LISTEN` connection recover by
 //! themselves when it is back.
 
+mod compact;
 mod config;
 mod error;
 mod findings;
@@ -34,6 +35,7 @@ mod result_rows;
 mod results;
 mod schema;
 mod select;
+mod staging;
 mod statistics;
 mod tls;
 mod writer;

@@ -42,6 +42,9 @@ impl From<tokio_postgres::Error> for OpError {
 
 type OpResult<T> = std::result::Result<T, OpError>;
 
+/// Compaction's step, run by the writer's careful path like the writes here.
+pub(crate) use super::compact::compact_step;
+
 /// The row of an existing object that writes check against.
 pub(crate) struct Current {
     id: i64,
@@ -268,6 +271,15 @@ enum Target<'a> {
     },
     /// The row `id`, written at `superseded`, removed with its results.
     Remove { id: i64, superseded: i64 },
+    /// A new row with the id `id` whose results are written already, inserted by `insert`
+    /// (`staging.rs`), replacing the row `replaced` (its id, and the revision it was written
+    /// at) whose results go to the purge as a deleted report's.
+    Staged {
+        id: i64,
+        replaced: Option<(i64, i64)>,
+        p: &'a Prepared,
+        insert: tokio_postgres::Statement,
+    },
 }
 
 /// An accepted write: the statements to send and the object they leave behind.
@@ -379,12 +391,14 @@ impl Write<'_> {
         // The newest change of a key keeps no body: it is the object's (see KEEP_SUPERSEDED).
         let body = match self.target {
             Target::Remove { .. } => Some(self.body.as_str()),
-            Target::Insert(_) | Target::Replace { .. } => None,
+            Target::Insert(_) | Target::Replace { .. } | Target::Staged { .. } => None,
         };
         // For the findings indexer: the write's time and what it did to the result rows.
         let written_at = crate::findings::now_ms();
         let flag: Option<i16> = match &self.target {
-            Target::Insert(p) => Some(ResultsFlag::rewritten(p.results.has_findings())),
+            Target::Insert(p) | Target::Staged { p, .. } => {
+                Some(ResultsFlag::rewritten(p.results.has_findings()))
+            }
             Target::Replace { p, rewrite, .. } => Some(match rewrite {
                 true => ResultsFlag::rewritten(p.results.has_findings()),
                 false => ResultsFlag::Kept,
@@ -457,8 +471,60 @@ impl Write<'_> {
                     async { tx.execute(&st.change, &change).await }
                 )?;
             }
+            Target::Staged {
+                id,
+                replaced,
+                p,
+                insert,
+            } => {
+                let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
+                params.push(id);
+                let insert = async { tx.execute(insert, &params).await };
+                let change = async { tx.execute(&st.change, &change).await };
+                let Some((old, superseded)) = replaced else {
+                    futures::try_join!(insert, change)?;
+                    return Ok(());
+                };
+                // The replaced row leaves as a deleted report's (its results purged), its body
+                // copied into its change first; then the new row takes the key.
+                let inline = purge::INLINE_ROWS;
+                futures::try_join!(
+                    async { tx.execute(&st.superseded, &[&cluster, old, superseded]).await },
+                    async { tx.execute(&st.clear_first, &[old, &inline]).await },
+                    async {
+                        let detach: [&(dyn ToSql + Sync); 4] = [old, &cluster, &self.revision, &inline];
+                        tx.execute(&st.detach, &detach).await
+                    },
+                    async { tx.execute(&st.remove, &[old]).await },
+                    insert,
+                    change
+                )?;
+            }
         }
         Ok(())
+    }
+
+    /// The same write with its result rows written already under the object id `id`
+    /// (`staging.rs`): a create inserts its row with that id by `insert`, an update replaces
+    /// its row by that one. A delete is returned unchanged.
+    pub(crate) fn staged(self, id: i64, insert: tokio_postgres::Statement) -> Self {
+        let (replaced, p) = match self.target {
+            Target::Insert(p) => (None, p),
+            Target::Replace {
+                id: old,
+                superseded,
+                p,
+                ..
+            } => (Some((old, superseded)), p),
+            _ => return self,
+        };
+        let target = Target::Staged {
+            id,
+            replaced,
+            p,
+            insert,
+        };
+        Write { target, ..self }
     }
 
     /// The object parameters of [`INSERT_OBJECT_WITH_RESULTS`] and [`UPDATE_OBJECT`].
@@ -502,53 +568,4 @@ impl Write<'_> {
             size,
         )
     }
-}
-
-/// One step of compaction: drops up to `batch` change rows at or below `newest - keep`, and
-/// never one the findings indexer has not applied yet (above its cursor). `compacted` is the
-/// current compaction point. Returns the point reached and whether it is the target.
-pub(crate) async fn compact_step(
-    tx: &Transaction<'_>,
-    cluster: &str,
-    newest: i64,
-    compacted: i64,
-    keep: i64,
-    batch: usize,
-) -> OpResult<(i64, bool)> {
-    let indexed: i64 = tx
-        .query_opt(
-            "SELECT revision FROM findings_cursor WHERE cluster = $1",
-            &[&cluster],
-        )
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?
-        .unwrap_or(compacted);
-    let target = newest.saturating_sub(keep.max(0)).min(indexed);
-    if target <= compacted {
-        return Ok((compacted, true));
-    }
-    let batch = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
-    // The first row beyond this batch, if the batch does not reach the target.
-    let beyond: Option<i64> = tx
-        .query_opt(
-            "SELECT revision FROM changes WHERE cluster = $1 AND revision <= $2
-             ORDER BY revision LIMIT 1 OFFSET $3",
-            &[&cluster, &target, &batch],
-        )
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-    let point = beyond.map_or(target, |r| r - 1);
-    tx.execute(
-        "DELETE FROM changes WHERE cluster = $1 AND revision > $2 AND revision <= $3",
-        &[&cluster, &compacted, &point],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE meta SET compacted_revision = $2 WHERE cluster = $1",
-        &[&cluster, &point],
-    )
-    .await?;
-    Ok((point, point == target))
 }
