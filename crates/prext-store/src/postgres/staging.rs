@@ -21,7 +21,9 @@
 //!    then `COMMIT`, the revision published and the request answered.
 //!
 //! Revisions are still taken under the counter lock, so they stay gap-free and visible in
-//! commit order; the counter lock is held for the small final part only. At most
+//! commit order; the counter lock is held for the small final part only. An update's old
+//! result rows are then removed by the writer's purge, a chunk between batches as after a
+//! delete ([`Stager::replaced`]). At most
 //! [`CONCURRENT`] staged writes run at once (each holds a pooled connection); the writer task
 //! waits for those in flight before it stops.
 
@@ -29,14 +31,15 @@ use std::sync::Arc;
 
 use deadpool_postgres::{Object, Transaction};
 use futures::future::try_join_all;
-use tokio::sync::Semaphore;
+use futures::FutureExt;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_postgres::IsolationLevel;
 
 use super::error::{pool_error, timed_out};
 use super::ops::{self, OpError};
 use super::publish;
-use super::purge::{self, Purger};
+use super::purge;
 use super::result_rows::INSERT_RESULTS;
 use super::writer::{self, commit, Failure, Op, Reply, Request, Writer};
 use crate::write::Prepare;
@@ -73,6 +76,8 @@ fn wanted(op: &Op) -> bool {
 pub(crate) struct Stager {
     tasks: JoinSet<()>,
     permits: Arc<Semaphore>,
+    /// Notified when a staged update has committed: its old result rows await the purge.
+    replaced: Arc<Notify>,
 }
 
 impl Stager {
@@ -80,6 +85,7 @@ impl Stager {
         Stager {
             tasks: JoinSet::new(),
             permits: Arc::new(Semaphore::new(CONCURRENT)),
+            replaced: Arc::new(Notify::new()),
         }
     }
 
@@ -93,12 +99,26 @@ impl Stager {
         *requests = rest;
         for req in staged {
             let (writer, permits) = (Arc::clone(writer), Arc::clone(&self.permits));
+            let replaced = Arc::clone(&self.replaced);
             self.tasks.spawn(async move {
                 // The semaphore is never closed.
                 let _permit = permits.acquire_owned().await;
-                run(&writer, req).await;
+                if run(&writer, req).await {
+                    replaced.notify_one();
+                }
             });
         }
+    }
+
+    /// Completes when a staged update has replaced result rows since the last call (or
+    /// [`Stager::take_replaced`]): the writer's purge has work.
+    pub(crate) async fn replaced(&self) {
+        self.replaced.notified().await;
+    }
+
+    /// Whether a staged update has replaced result rows since the last call.
+    pub(crate) fn take_replaced(&self) -> bool {
+        self.replaced.notified().now_or_never().is_some()
     }
 
     /// Waits for the staged writes in flight.
@@ -107,8 +127,9 @@ impl Stager {
     }
 }
 
-/// Writes one staged request, answers it, then removes the result rows it replaced.
-async fn run(writer: &Writer, req: Request) {
+/// Writes one staged request and answers it; returns whether it handed result rows to the
+/// purge.
+async fn run(writer: &Writer, req: Request) -> bool {
     let mut attempt = 0;
     let outcome = loop {
         match try_once(writer, &req.op).await {
@@ -130,14 +151,7 @@ async fn run(writer: &Writer, req: Request) {
     };
     // The caller may have gone away; the write stands regardless.
     let _ = req.reply.send(answer);
-    if replaced {
-        let mut purger = Purger::new();
-        while purger.pending() {
-            purger
-                .step(&writer.pool, &writer.cluster, writer.batch_timeout)
-                .await;
-        }
-    }
+    replaced
 }
 
 /// The answer (and whether the write replaced a report's result rows), or why the write was

@@ -179,7 +179,13 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => None,
                 },
-                false => rx.recv().await,
+                false => tokio::select! {
+                    next = rx.recv() => next,
+                    () = stager.replaced() => {
+                        purger.deleted();
+                        continue;
+                    }
+                },
             };
             match next {
                 Some(first) => pending.push_back(first),
@@ -235,6 +241,9 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
                     let _ = req.reply.send(Err(duplicate(&e)));
                 }
             }
+        }
+        if stager.take_replaced() {
+            purger.deleted();
         }
         if purger.pending() {
             purger
