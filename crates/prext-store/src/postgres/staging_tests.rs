@@ -130,3 +130,41 @@ async fn a_staged_create_refused_at_the_lock_leaves_no_rows() {
     assert_eq!(hold::count("taken"), 0, "nothing staged committed");
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_update_refused_at_the_lock_keeps_the_report() {
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    let store = db.open().await;
+    let first = fixtures::create(&*store, report("raced", 3)).await;
+    let gate = hold::gate("raced");
+    let large = tokio::spawn({
+        let store = std::sync::Arc::clone(&store);
+        async move {
+            store
+                .update(report("raced", STAGE_ROWS + 1_000), first.revision)
+                .await
+        }
+    });
+    within("the staged rows", gate.reached.acquire())
+        .await
+        .expect("gate open")
+        .forget();
+    // Another update from the same revision commits first: the staged one is a conflict.
+    let small = within("a small update", store.update(report("raced", 2), first.revision))
+        .await
+        .expect("small update while a large one is staging");
+    gate.release.add_permits(1);
+    let refused = within("the large update", large).await.expect("task");
+    assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
+    let stored = store.get(&small.key).await.expect("get").expect("exists");
+    assert_eq!(stored.revision, small.revision);
+    let n = fixtures::body_json(&stored)["results"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(n, 2);
+    // The staged rows were rolled back; the first version's rows were replaced inline.
+    assert_eq!(db.stored_result_rows().await, 2);
+    assert_eq!(hold::count("raced"), 0, "nothing staged committed");
+    store.close().await;
+}
