@@ -23,8 +23,9 @@
 //! Revisions are still taken under the counter lock, so they stay gap-free and visible in
 //! commit order; the counter lock is held for the small final part only. An update's old
 //! result rows are then removed by the writer's purge, a chunk between batches as after a
-//! delete ([`Stager::replaced`]). At most
-//! [`CONCURRENT`] staged writes run at once (each holds a pooled connection); the writer task
+//! delete ([`Stager::replaced`]). At most [`CONCURRENT`] staged writes run at once (each
+//! holds a pooled connection) and [`IN_FLIGHT`] are taken (a flood of large writes makes the
+//! writer task wait for one of them rather than hold them all in memory); the writer task
 //! waits for those in flight before it stops.
 
 use std::sync::Arc;
@@ -53,6 +54,10 @@ const CHUNK_ROWS: usize = 5_000;
 
 /// Staged writes running at once.
 const CONCURRENT: usize = 2;
+
+/// Staged writes running or waiting to run: past this, the writer task waits for one to
+/// finish before it takes another (each holds its prepared report in memory).
+const IN_FLIGHT: usize = 8;
 
 /// A staged write's object row: the parameters of `INSERT_OBJECT_WITH_RESULTS`' object (`$1`
 /// to `$21`) and the staged id (`$22`).
@@ -90,7 +95,7 @@ impl Stager {
     }
 
     /// Takes the writes to stage out of `requests` and starts them.
-    pub(crate) fn take(&mut self, writer: &Arc<Writer>, requests: &mut Vec<Request>) {
+    pub(crate) async fn take(&mut self, writer: &Arc<Writer>, requests: &mut Vec<Request>) {
         while self.tasks.try_join_next().is_some() {}
         if !requests.iter().any(|r| wanted(&r.op)) {
             return;
@@ -98,6 +103,9 @@ impl Stager {
         let (staged, rest): (Vec<Request>, Vec<Request>) = requests.drain(..).partition(|r| wanted(&r.op));
         *requests = rest;
         for req in staged {
+            while self.tasks.len() >= IN_FLIGHT {
+                self.tasks.join_next().await;
+            }
             let (writer, permits) = (Arc::clone(writer), Arc::clone(&self.permits));
             let replaced = Arc::clone(&self.replaced);
             self.tasks.spawn(async move {

@@ -168,3 +168,29 @@ async fn a_staged_update_refused_at_the_lock_keeps_the_report() {
     assert_eq!(hold::count("raced"), 0, "nothing staged committed");
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_large_writes_than_run_at_once_all_commit() {
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    let store = db.open().await;
+    // More than IN_FLIGHT at once: the writer waits for some before it takes the others.
+    let n = super::IN_FLIGHT + 3;
+    let writes = (0..n).map(|i| store.create(report(&format!("many-{i}"), STAGE_ROWS + 1)));
+    let smalls = (0..n).map(|i| store.create(report(&format!("small-{i}"), 1)));
+    let (large, small) = within("the writes", async {
+        futures::join!(
+            futures::future::join_all(writes),
+            futures::future::join_all(smalls)
+        )
+    })
+    .await;
+    for w in large.into_iter().chain(small) {
+        w.expect("write");
+    }
+    let want = n * (STAGE_ROWS + 1) + n;
+    assert_eq!(db.stored_result_rows().await, want as u64);
+    let staged: usize = (0..n).map(|i| hold::count(&format!("many-{i}"))).sum();
+    assert_eq!(staged, n, "every large create was staged");
+    store.close().await;
+}

@@ -195,7 +195,7 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
         let started = Instant::now();
         let mut requests = take_batch(&mut pending, &mut rx, writer.limits.ops);
         // Large creates and updates run beside the batches (see `staging.rs`).
-        stager.take(&writer, &mut requests);
+        stager.take(&writer, &mut requests).await;
         if requests.is_empty() {
             continue;
         }
