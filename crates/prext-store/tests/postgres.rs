@@ -16,6 +16,8 @@ mod replicas;
 mod schema;
 #[path = "postgres/tls.rs"]
 mod tls;
+#[path = "postgres/write_cost.rs"]
+mod write_cost;
 
 use std::time::Duration;
 

@@ -27,6 +27,10 @@ const PENDING: &str = "SELECT c.revision, c.event, c.resource, c.namespace, c.na
      WHERE c.cluster = $1 AND c.revision > $2 AND c.revision <= $3
      ORDER BY c.revision LIMIT $4";
 
+const COUNTER: &str = "SELECT revision FROM meta WHERE cluster = $1";
+
+const ADVANCE: &str = "UPDATE findings_cursor SET revision = $2 WHERE cluster = $1";
+
 const APPLY: &str = "SELECT prext_index_change($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// What one step did.
@@ -50,14 +54,23 @@ struct Pending {
 pub(crate) async fn step(pool: &Pool, cluster: &str) -> Result<Step> {
     let mut client = pool.get().await.map_err(pool_error)?;
     let tx = client.transaction().await.map_err(pg_error)?;
-    let Some(row) = tx.query_opt(LOCK_CURSOR, &[&cluster]).await.map_err(pg_error)? else {
+    // Prepared once per connection: a step runs after almost every write batch, and parsing
+    // and planning its statements each time cost more than running them.
+    let (lock, counter, pending, advance) = futures::try_join!(
+        tx.prepare_cached(LOCK_CURSOR),
+        tx.prepare_cached(COUNTER),
+        tx.prepare_cached(PENDING),
+        tx.prepare_cached(ADVANCE)
+    )
+    .map_err(pg_error)?;
+    let Some(row) = tx.query_opt(&lock, &[&cluster]).await.map_err(pg_error)? else {
         return Ok(Step::Busy);
     };
     let from: i64 = row.try_get(0).map_err(pg_error)?;
     // Revisions become visible in commit order (the counter row is locked by every write), so
     // every change up to the counter read here is visible to the next statement.
     let target: i64 = tx
-        .query_one("SELECT revision FROM meta WHERE cluster = $1", &[&cluster])
+        .query_one(&counter, &[&cluster])
         .await
         .map_err(pg_error)?
         .try_get(0)
@@ -67,7 +80,7 @@ pub(crate) async fn step(pool: &Pool, cluster: &str) -> Result<Step> {
     }
     let limit = i64::try_from(INDEX_BATCH).unwrap_or(i64::MAX);
     let rows = tx
-        .query(PENDING, &[&cluster, &from, &target, &limit])
+        .query(&pending, &[&cluster, &from, &target, &limit])
         .await
         .map_err(pg_error)?;
     let mut pending = Vec::with_capacity(rows.len());
@@ -121,12 +134,9 @@ pub(crate) async fn step(pool: &Pool, cluster: &str) -> Result<Step> {
     }))
     .await
     .map_err(pg_error)?;
-    tx.execute(
-        "UPDATE findings_cursor SET revision = $2 WHERE cluster = $1",
-        &[&cluster, &reached],
-    )
-    .await
-    .map_err(pg_error)?;
+    tx.execute(&advance, &[&cluster, &reached])
+        .await
+        .map_err(pg_error)?;
     tx.commit().await.map_err(pg_error)?;
     Ok(Step::Indexed(reached, done))
 }

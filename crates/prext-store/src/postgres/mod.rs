@@ -32,6 +32,7 @@ mod prepared;
 mod purge;
 mod reader;
 mod result_rows;
+mod result_stats;
 mod results;
 mod schema;
 mod select;

@@ -6,8 +6,9 @@
 //! ([`OpError::Rejected`]: not found, conflict, ...) or return a [`Write`]: everything the
 //! statements need, the body already stamped with its revision. Nothing is written until then,
 //! so a refused request never leaves a trace. [`Write::execute`] then sends the object's
-//! statements (object row, result rows, change-log row) without waiting between them:
-//! tokio-postgres pipelines the queries polled together and the server runs them in order. The
+//! statements (object row, result rows, change-log row: one statement for a create, one plus
+//! the result rows for an update) without waiting between them: tokio-postgres pipelines the
+//! queries polled together and the server runs them in order. The
 //! writer's fast path sends the writes of a whole batch in one flight; its careful path wraps
 //! each write in a savepoint ([`in_savepoint`]) so that a write the database itself refuses (bad
 //! data) is refused alone. [`OpError::Storage`] means the database failed and the whole batch is
@@ -25,6 +26,7 @@ use super::error::pg_error;
 use super::prepared::Prepared;
 use super::purge;
 use super::result_rows::{INSERT_OBJECT_WITH_RESULTS, INSERT_RESULTS};
+use super::result_stats;
 use crate::findings_index::ResultsFlag;
 use crate::stamp::{StampError, Unstamped};
 use crate::write::{self, CurrentRow};
@@ -191,13 +193,29 @@ where
     ))))
 }
 
-/// The object parameters of [`INSERT_OBJECT_WITH_RESULTS`] (`$1` to `$21`); the row is found by
-/// its key (the uid checked again).
-const UPDATE_OBJECT: &str = "UPDATE objects SET revision = $6, created = $7, labels = $8, deleting = $9,
-         summary_pass = $10, summary_fail = $11, summary_warn = $12, summary_error = $13,
-         summary_skip = $14, scope_api_version = $15, scope_kind = $16, scope_namespace = $17,
-         scope_name = $18, scope_uid = $19, body = $20, results_digest = $21
-     WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4 AND uid = $5";
+/// An update in one statement: the superseded body (of the object `$22`, written at `$23`)
+/// copied into its change (see [`KEEP_SUPERSEDED`]), the object row replaced (the parameters of
+/// [`INSERT_OBJECT_WITH_RESULTS`], `$1` to `$21`; found by its key, the uid checked again) and
+/// its change-log row (`MODIFIED`, no body) appended with the write's time `$24` and results
+/// flag `$25`. The change's labels are the new row's and its previous labels the old row's:
+/// every part of the statement sees the rows as they were before it, so neither is parsed
+/// again.
+const UPDATE_OBJECT: &str = "WITH old AS (SELECT body, labels FROM objects WHERE id = $22),
+     kept AS (
+         UPDATE changes c SET body = old.body FROM old
+         WHERE c.cluster = $1 AND c.revision = $23 AND c.body IS NULL),
+     o AS (
+         UPDATE objects SET revision = $6, created = $7, labels = $8, deleting = $9,
+             summary_pass = $10, summary_fail = $11, summary_warn = $12, summary_error = $13,
+             summary_skip = $14, scope_api_version = $15, scope_kind = $16, scope_namespace = $17,
+             scope_name = $18, scope_uid = $19, body = $20, results_digest = $21
+         WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4 AND uid = $5
+         RETURNING cluster, resource, namespace, name, revision, labels)
+     INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels,
+         prev_labels, written_at, results_flag)
+     SELECT o.cluster, o.revision, 'MODIFIED', o.resource, o.namespace, o.name, NULL, o.labels,
+            old.labels, $24::bigint, $25::smallint
+     FROM o, old";
 
 const CLEAR_RESULTS: &str = "DELETE FROM results WHERE object_id = $1";
 
@@ -228,10 +246,16 @@ pub(crate) struct Statements {
     superseded: tokio_postgres::Statement,
     clear_first: tokio_postgres::Statement,
     detach: tokio_postgres::Statement,
+    stats: tokio_postgres::Statement,
+    clear_stats: tokio_postgres::Statement,
 }
 
 impl Statements {
     pub(crate) async fn prepare(tx: &Transaction<'_>) -> Result<Statements, tokio_postgres::Error> {
+        let (stats, clear_stats) = futures::try_join!(
+            tx.prepare_cached(result_stats::INSERT_STATS),
+            tx.prepare_cached(result_stats::CLEAR_STATS),
+        )?;
         let (insert, update, clear, remove, results, change, superseded, clear_first, detach) = futures::try_join!(
             tx.prepare_cached(INSERT_OBJECT_WITH_RESULTS),
             tx.prepare_cached(UPDATE_OBJECT),
@@ -253,6 +277,8 @@ impl Statements {
             superseded,
             clear_first,
             detach,
+            stats,
+            clear_stats,
         })
     }
 }
@@ -271,9 +297,9 @@ enum Target<'a> {
     },
     /// The row `id`, written at `superseded`, removed with its results.
     Remove { id: i64, superseded: i64 },
-    /// A new row with the id `id` whose results are written already, inserted by `insert`
-    /// (`staging.rs`), replacing the row `replaced` (its id, and the revision it was written
-    /// at) whose results go to the purge as a deleted report's.
+    /// A new row with the id `id` whose results, counts and numbers are written already,
+    /// inserted by `insert` (`staging.rs`), replacing the row `replaced` (its id, and the
+    /// revision it was written at) whose results go to the purge as a deleted report's.
     Staged {
         id: i64,
         replaced: Option<(i64, i64)>,
@@ -386,13 +412,6 @@ impl Write<'_> {
         cluster: &str,
         st: &Statements,
     ) -> Result<(), tokio_postgres::Error> {
-        let k = self.key;
-        let event = self.event.as_str();
-        // The newest change of a key keeps no body: it is the object's (see KEEP_SUPERSEDED).
-        let body = match self.target {
-            Target::Remove { .. } => Some(self.body.as_str()),
-            Target::Insert(_) | Target::Replace { .. } | Target::Staged { .. } => None,
-        };
         // For the findings indexer: the write's time and what it did to the result rows.
         let written_at = crate::findings::now_ms();
         let flag: Option<i16> = match &self.target {
@@ -406,27 +425,18 @@ impl Write<'_> {
             Target::Remove { .. } => None,
         }
         .map(|f| f.as_i64() as i16);
-        let change: [&(dyn ToSql + Sync); 11] = [
-            &cluster,
-            &self.revision,
-            &event,
-            &k.resource,
-            &k.namespace,
-            &k.name,
-            &body,
-            &*self.labels,
-            &self.prev_labels,
-            &written_at,
-            &flag,
-        ];
 
         match &self.target {
             Target::Insert(p) => {
+                // The object, its result rows and its change in one statement.
                 let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
                 params.extend(p.results.params());
-                futures::try_join!(async { tx.execute(&st.insert, &params).await }, async {
-                    tx.execute(&st.change, &change).await
-                })?;
+                params.extend([&written_at as &(dyn ToSql + Sync), &flag]);
+                // Sent in this order: the counts find the report the first statement wrote.
+                futures::try_join!(
+                    async { tx.execute(&st.insert, &params).await },
+                    self.write_stats(tx, cluster, st, p, true)
+                )?;
             }
             Target::Replace {
                 id,
@@ -444,25 +454,52 @@ impl Write<'_> {
                 };
                 let clear = async {
                     match rewrite {
-                        true => tx.execute(&st.clear, &[id]).await,
+                        true => {
+                            let all = i32::MAX;
+                            let (n, _) =
+                                futures::try_join!(async { tx.execute(&st.clear, &[id]).await }, async {
+                                    tx.execute(&st.clear_stats, &[id, &all]).await
+                                })?;
+                            Ok(n)
+                        }
                         false => Ok(0),
                     }
                 };
-                // Sent in this order: the superseded body is copied before it is replaced.
+                let update = async {
+                    let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
+                    params.extend([id as &(dyn ToSql + Sync), superseded, &written_at, &flag]);
+                    tx.execute(&st.update, &params).await
+                };
+                // Sent in this order: the old rows (and counts) go before the new ones come.
                 futures::try_join!(
-                    async { tx.execute(&st.superseded, &[&cluster, id, superseded]).await },
-                    async { tx.execute(&st.update, &self.object_params(&cluster, p)).await },
+                    update,
                     clear,
                     results,
-                    async { tx.execute(&st.change, &change).await }
+                    self.write_stats(tx, cluster, st, p, *rewrite)
                 )?;
             }
             Target::Remove { id, superseded } => {
+                let k = self.key;
+                // A delete's change keeps the last body, stamped with the delete's revision.
+                let change: [&(dyn ToSql + Sync); 11] = [
+                    &cluster,
+                    &self.revision,
+                    &self.event.as_str(),
+                    &k.resource,
+                    &k.namespace,
+                    &k.name,
+                    &self.body,
+                    &*self.labels,
+                    &self.prev_labels,
+                    &written_at,
+                    &flag,
+                ];
                 // The first result rows go now, the rest (if any) in chunks later (`purge.rs`).
                 let inline = purge::INLINE_ROWS;
                 futures::try_join!(
                     async { tx.execute(&st.superseded, &[&cluster, id, superseded]).await },
                     async { tx.execute(&st.clear_first, &[id, &inline]).await },
+                    async { tx.execute(&st.clear_stats, &[id, &inline]).await },
                     async {
                         let detach: [&(dyn ToSql + Sync); 4] = [id, &cluster, &self.revision, &inline];
                         tx.execute(&st.detach, &detach).await
@@ -477,6 +514,21 @@ impl Write<'_> {
                 p,
                 insert,
             } => {
+                let k = self.key;
+                // The newest change of a key keeps no body: it is the object's.
+                let change: [&(dyn ToSql + Sync); 11] = [
+                    &cluster,
+                    &self.revision,
+                    &self.event.as_str(),
+                    &k.resource,
+                    &k.namespace,
+                    &k.name,
+                    &None::<&str>,
+                    &*self.labels,
+                    &self.prev_labels,
+                    &written_at,
+                    &flag,
+                ];
                 let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
                 params.push(id);
                 let insert = async { tx.execute(insert, &params).await };
@@ -491,6 +543,7 @@ impl Write<'_> {
                 futures::try_join!(
                     async { tx.execute(&st.superseded, &[&cluster, old, superseded]).await },
                     async { tx.execute(&st.clear_first, &[old, &inline]).await },
+                    async { tx.execute(&st.clear_stats, &[old, &inline]).await },
                     async {
                         let detach: [&(dyn ToSql + Sync); 4] = [old, &cluster, &self.revision, &inline];
                         tx.execute(&st.detach, &detach).await
@@ -504,9 +557,9 @@ impl Write<'_> {
         Ok(())
     }
 
-    /// The same write with its result rows written already under the object id `id`
-    /// (`staging.rs`): a create inserts its row with that id by `insert`, an update replaces
-    /// its row by that one. A delete is returned unchanged.
+    /// The same write with its result rows, counts and numbers written already under the
+    /// object id `id` (`staging.rs`): a create inserts its row with that id by `insert`, an
+    /// update replaces its row by that one. A delete is returned unchanged.
     pub(crate) fn staged(self, id: i64, insert: tokio_postgres::Statement) -> Self {
         let (replaced, p) = match self.target {
             Target::Insert(p) => (None, p),
@@ -525,6 +578,24 @@ impl Write<'_> {
             insert,
         };
         Write { target, ..self }
+    }
+
+    /// Writes the report's counts and numbers (after its result rows) when `rewrite`.
+    async fn write_stats(
+        &self,
+        tx: &Transaction<'_>,
+        cluster: &str,
+        st: &Statements,
+        p: &Prepared,
+        rewrite: bool,
+    ) -> Result<u64, tokio_postgres::Error> {
+        if !rewrite || p.stats.is_empty() {
+            return Ok(0);
+        }
+        let k = self.key;
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&cluster, &k.resource, &k.namespace, &k.name];
+        params.extend(p.stats.params());
+        tx.execute(&st.stats, &params).await
     }
 
     /// The object parameters of [`INSERT_OBJECT_WITH_RESULTS`] and [`UPDATE_OBJECT`].

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::ops::OpError;
 use super::result_rows::ResultColumns;
+use super::result_stats::ResultStats;
 use crate::prepared::ObjectHead;
 use crate::{ObjectWrite, Result};
 
@@ -21,6 +22,8 @@ pub(crate) struct Prepared {
     /// `metadata.labels` as a JSON object.
     pub(crate) labels: Value,
     pub(crate) results: ResultColumns,
+    /// The report's counts and numeric properties (`result_stats.rs`).
+    pub(crate) stats: ResultStats,
 }
 
 impl crate::write::Prepare for Prepared {
@@ -41,11 +44,13 @@ impl Prepared {
             OpError::Rejected(e) => e,
             OpError::Storage(e) => super::error::pg_error(e),
         })?;
+        let stats = ResultStats::new(&rows);
         let labels = Value::Object(labels.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
         Ok(Prepared {
             head,
             labels,
             results,
+            stats,
         })
     }
 }

@@ -103,6 +103,9 @@ async fn step(pool: &Pool, cluster: &str, chunk: i64) -> crate::Result<bool> {
         )
         .await
         .map_err(pg_error)?;
+    tx.execute(super::result_stats::PURGE_NUMBERS, &[&id])
+        .await
+        .map_err(pg_error)?;
     if removed < u64::try_from(chunk).unwrap_or(u64::MAX) {
         tx.execute("DELETE FROM purges WHERE object_id = $1", &[&id])
             .await

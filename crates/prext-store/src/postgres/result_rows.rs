@@ -40,9 +40,10 @@ pub(crate) const INSERT_RESULTS: &str = concat!(
     " AS u"
 );
 
-/// A new object row (the parameters of `ops::INSERT_OBJECT`, `$1` to `$21`) and its result
-/// rows (`$22` on) in one statement: the result rows take the object's new id without a
-/// lookup.
+/// A create in one statement: the object row (the parameters of `ops::UPDATE_OBJECT`, `$1` to
+/// `$21`), its result rows (`$22` to `$38`), which take the object's new id without a lookup,
+/// and its change-log row (`ADDED`, no body: see `ops::KEEP_SUPERSEDED`), whose labels are the
+/// row's own (not parsed a second time), with the write's time `$39` and results flag `$40`.
 pub(crate) const INSERT_OBJECT_WITH_RESULTS: &str = concat!(
     "WITH o AS (",
     "INSERT INTO objects (cluster, resource, namespace, name, uid, revision, created, labels, deleting,
@@ -50,14 +51,19 @@ pub(crate) const INSERT_OBJECT_WITH_RESULTS: &str = concat!(
          scope_kind, scope_namespace, scope_name, scope_uid, body, results_digest)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
              $21)
-     RETURNING id, cluster) ",
-    "INSERT INTO results (",
+     RETURNING id, cluster, resource, namespace, name, revision, labels), ",
+    "r AS (INSERT INTO results (",
     result_columns!(),
     ") SELECT o.id, o.cluster, u.* FROM o, ",
     "unnest($22::integer[], $23::text[], $24::text[], $25::text[], $26::text[], $27::text[],
             $28::text[], $29::boolean[], $30::bigint[], $31::text[], $32::jsonb[], $33::jsonb[],
             $34::text[], $35::text[], $36::text[], $37::text[], $38::text[])",
-    " AS u"
+    " AS u) ",
+    "INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels,
+         prev_labels, written_at, results_flag)
+     SELECT o.cluster, o.revision, 'ADDED', o.resource, o.namespace, o.name, NULL, o.labels, NULL,
+            $39::bigint, $40::smallint
+     FROM o"
 );
 
 /// A report's results as column arrays. PostgreSQL text cannot hold NUL characters, so they

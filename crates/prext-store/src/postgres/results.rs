@@ -17,6 +17,7 @@ use crate::results::{
 };
 use crate::Result;
 
+mod counts;
 mod summary;
 pub(crate) use summary::summarize;
 
@@ -50,11 +51,6 @@ const RECORD_COLUMNS: &str = "o.namespace, o.resource, o.name, o.uid, o.revision
      r.policy, r.rule, r.result, r.severity, r.category, r.source, r.scored, r.\"timestamp\", \
      r.message, r.properties::text AS properties, r.resources::text AS resources, \
      r.subject_api_version, r.subject_kind, r.subject_namespace, r.subject_name, r.subject_uid";
-
-/// A JSON number as SQLite's `json_valid` accepts it, with JSON whitespace around. The
-/// exponent is limited to four digits so that the cast to `numeric` cannot overflow.
-const NUMBER_PATTERN: &str =
-    "^[ \\t\\n\\r]*-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]{1,4})?[ \\t\\n\\r]*$";
 
 pub(super) use crate::rows::result_column as column;
 
@@ -188,29 +184,25 @@ fn property_condition(sql: &mut Sql, key: &str, test: &PropertyTest) {
                 sql.push("false");
                 return;
             }
-            let op = match op {
-                Compare::Greater => ">",
-                Compare::GreaterOrEqual => ">=",
-                Compare::Less => "<",
-                Compare::LessOrEqual => "<=",
-            };
-            // The bound's shortest exact decimal, so the comparison is not rounded.
-            let bound = if bound.is_finite() {
-                bound.to_string()
-            } else if *bound > 0.0 {
-                "Infinity".to_owned()
-            } else {
-                "-Infinity".to_owned()
-            };
-            let b = format!("{}::numeric", sql.bind(bound, "text"));
-            let p = sql.bind(NUMBER_PATTERN.to_owned(), "text");
-            // The nested CASE keeps the cast from ever seeing text that is not a number.
+            let op = compare_sql(*op);
+            // The numeric properties, as on SQLite (`result_stats.rs`): a range of
+            // `result_numbers_key_value`, joined to the result row by its key.
+            let b = sql.bind(*bound, "float8");
             sql.push(format!(
-                "(CASE WHEN jsonb_typeof(r.properties -> {k}) = 'number' \
-                   THEN (r.properties -> {k})::numeric \
-                 WHEN {value} ~ {p} THEN btrim({value}, E' \\t\\n\\r')::numeric END) {op} {b}"
+                "EXISTS (SELECT 1 FROM result_numbers AS n WHERE n.object_id = r.object_id \
+                 AND n.idx = r.idx AND n.key = {k} AND n.value {op} {b})"
             ));
         }
+    }
+}
+
+/// The SQL operator of a numeric comparison.
+fn compare_sql(op: Compare) -> &'static str {
+    match op {
+        Compare::Greater => ">",
+        Compare::GreaterOrEqual => ">=",
+        Compare::Less => "<",
+        Compare::LessOrEqual => "<=",
     }
 }
 
@@ -271,11 +263,16 @@ pub(crate) async fn query(
     };
     let from = " FROM results AS r JOIN objects AS o ON o.id = r.object_id";
     let (count_cte, count_join, total_sql) = if q.count {
-        (
-            format!(", t AS (SELECT count(*) AS n{from}{filter_where})"),
-            " CROSS JOIN t",
-            "t.n",
-        )
+        let counted = if counts::answer(&q.filter, &[]) {
+            // From the per-report counts: a few rows per report.
+            let from_where = counts::from_where(&mut sql, &c, &q.filter, &[]);
+            format!("SELECT coalesce(sum(c.n), 0)::bigint AS n{from_where}")
+        } else if let Some(counted) = counts::numbers_count(&mut sql, &c, &q.filter) {
+            counted
+        } else {
+            format!("SELECT count(*) AS n{from}{filter_where}")
+        };
+        (format!(", t AS ({counted})"), " CROSS JOIN t", "t.n")
     } else {
         (String::new(), "", "NULL::bigint")
     };

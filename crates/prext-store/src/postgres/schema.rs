@@ -63,6 +63,16 @@ const MIGRATIONS: &[Migration] = &[
         name: "result_filter_indexes",
         sql: include_str!("migrations/0008_result_filter_indexes.sql"),
     },
+    Migration {
+        version: 9,
+        name: "result_stats",
+        sql: include_str!("migrations/0009_result_stats.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "write_cost",
+        sql: include_str!("migrations/0010_write_cost.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
@@ -179,7 +189,7 @@ mod tests {
     fn migrations_are_ordered_and_start_at_one() {
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version + 1 == w[1].version));
-        assert_eq!(latest_version(), 8);
+        assert_eq!(latest_version(), 10);
     }
 
     #[test]

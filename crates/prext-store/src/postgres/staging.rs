@@ -8,7 +8,8 @@
 //!    so that a create of a taken key or an update from a stale revision is refused before
 //!    anything is written;
 //! 2. a fresh object id is taken (`nextval` of the `objects` id sequence) and the result rows
-//!    are inserted under it, [`CHUNK_ROWS`] rows per statement, the statements pipelined.
+//!    are inserted under it, [`CHUNK_ROWS`] rows per statement, with the report's counts and
+//!    numbers (`result_stats.rs`), the statements pipelined.
 //!    Nothing is locked that other writes need: uncommitted rows are invisible to everyone
 //!    (and queries reach result rows through their report's `objects` row, which does not
 //!    exist yet); a rollback or a crash removes them;
@@ -68,6 +69,14 @@ const INSERT_OBJECT: &str =
      OVERRIDING SYSTEM VALUE
      VALUES ($22, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
              $19, $20, $21)";
+
+/// The report's counts and numbers (`result_stats::INSERT_STATS`' arrays, `$3` on) under the
+/// staged id `$1` of cluster `$2`.
+const INSERT_STATS: &str =
+    "WITH c AS (INSERT INTO result_counts (object_id, cluster, result, severity, source, n)
+         SELECT $1, $2, u.* FROM unnest($3::text[], $4::text[], $5::text[], $6::integer[]) AS u)
+     INSERT INTO result_numbers (object_id, idx, key, value)
+     SELECT $1, u.* FROM unnest($7::integer[], $8::text[], $9::float8[]) AS u";
 
 /// Whether `op` is staged: a create or update with more than [`STAGE_ROWS`] results.
 fn wanted(op: &Op) -> bool {
@@ -236,7 +245,8 @@ async fn write(
         .try_get(0)
         .map_err(Failure::before_commit)?;
     let rows = async {
-        let stmt = tx.prepare_cached(INSERT_RESULTS).await?;
+        let (stmt, stats) =
+            futures::try_join!(tx.prepare_cached(INSERT_RESULTS), tx.prepare_cached(INSERT_STATS))?;
         let n = p.results.len();
         let chunks = (0..n).step_by(CHUNK_ROWS).map(|start| {
             let slice = p.results.slice(start..(start + CHUNK_ROWS).min(n));
@@ -247,7 +257,15 @@ async fn write(
                 tx.execute(stmt, &params).await
             }
         });
-        try_join_all(chunks).await.map(|_| ())
+        let stats = async {
+            if p.stats.is_empty() {
+                return Ok(0);
+            }
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&id, &cluster];
+            params.extend(p.stats.params());
+            tx.execute(&stats, &params).await
+        };
+        futures::try_join!(try_join_all(chunks), stats).map(|_| ())
     };
     if let Err(e) = ops::in_savepoint(tx, rows).await {
         return refused(e);

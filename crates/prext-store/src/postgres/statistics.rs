@@ -40,7 +40,7 @@ impl Statistics {
             let started = std::time::Instant::now();
             let outcome = match pool.get().await {
                 Ok(client) => client
-                    .batch_execute("ANALYZE objects, results")
+                    .batch_execute("ANALYZE objects, results, result_counts, result_numbers")
                     .await
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),

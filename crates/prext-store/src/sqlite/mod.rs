@@ -33,6 +33,7 @@ mod indexer_tests;
 mod lock;
 mod ops;
 mod prepared;
+pub(crate) use prepared::number;
 mod purge;
 mod reader;
 mod result_rows;

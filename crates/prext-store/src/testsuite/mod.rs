@@ -32,6 +32,7 @@ mod large_deletes;
 mod large_writes;
 mod list;
 mod postgres;
+mod result_stats;
 mod results;
 mod sqlite;
 mod summary_pages;
@@ -50,6 +51,7 @@ pub use large_deletes::large_deletes_are_incremental;
 pub use large_writes::large_writes_are_whole;
 pub use list::{field_selectors, label_selectors, list_order_and_scope, list_snapshot, pagination};
 pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
+pub use result_stats::result_stats_follow_writes;
 pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};
 pub use sqlite::TempSqlite;
 pub use summary_pages::result_summary_pages;
@@ -188,6 +190,9 @@ pub const RESULT_CHECKS: &[Check] = &[
         Box::pin(result_queries_follow_writes(s))
     }),
     Check::Store("property_keys_are_data", |s| Box::pin(property_keys_are_data(s))),
+    Check::Store("result_stats_follow_writes", |s| {
+        Box::pin(result_stats_follow_writes(s))
+    }),
 ];
 
 /// Runs every result-query check, each on a fresh database from `new_database`.

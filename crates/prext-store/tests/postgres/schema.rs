@@ -27,7 +27,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
         "every migration applied exactly once"
     );
     // Debian's PostgreSQL has LZ4: migration 3 switched the bodies to it.
@@ -64,7 +64,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(applied, 8);
+    assert_eq!(applied, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,7 +445,10 @@ async fn version_3_change_logs_upgrade_in_place() {
              DELETE FROM schema_migrations WHERE version = 6;
              DROP TABLE purges;
              DELETE FROM schema_migrations WHERE version = 7;
-             DELETE FROM schema_migrations WHERE version = 8;",
+             DELETE FROM schema_migrations WHERE version = 8;
+             DROP TABLE result_counts, result_numbers;
+             DELETE FROM schema_migrations WHERE version = 9;
+             DELETE FROM schema_migrations WHERE version = 10;",
         )
         .await
         .expect("version 3 state");
@@ -494,7 +497,10 @@ async fn version_7_databases_get_the_result_filter_indexes() {
         .batch_execute(
             "DROP INDEX results_subject;
              CREATE INDEX results_subject ON results (subject_namespace, subject_kind, subject_name, cluster);
-             DELETE FROM schema_migrations WHERE version = 8;",
+             DELETE FROM schema_migrations WHERE version = 8;
+             DROP TABLE result_counts, result_numbers;
+             DELETE FROM schema_migrations WHERE version = 9;
+             DELETE FROM schema_migrations WHERE version = 10;",
         )
         .await
         .expect("version 7 state");
@@ -526,5 +532,90 @@ async fn version_7_databases_get_the_result_filter_indexes() {
         .expect("count")
         .get(0);
     assert_eq!(found, 1);
+    store.close().await;
+}
+
+/// Migration 9 on a database version 8 left: the per-report counts and numeric properties are
+/// computed from the result rows, exactly as the writer computes them for new reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_8_databases_get_counts_and_numbers_as_the_writer_writes_them() {
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    let store = db.open_postgres().await;
+    let mut w = fixtures::report(fixtures::POLR, "ns", "a");
+    fixtures::set_results(
+        &mut w,
+        &[("p", "fail"), ("q", "pass"), ("r", "fail"), ("s", "warn")],
+    );
+    w.body["results"][0]["severity"] = json!("high");
+    w.body["results"][0]["properties"] = json!({"score": "9.8", "lead": "08", "exp": "1e3", "n": " -2.5 "});
+    w.body["results"][1]["properties"] = json!({"score": "0", "text": "high"});
+    w.body["results"][2]["source"] = json!("trivy");
+    w.body["results"][2]["properties"] = json!({"score": "1.25e-2", "plus": "+1", "dot": ".5"});
+    fixtures::reindex(&mut w);
+    fixtures::create(&*store, w).await;
+    let gone = fixtures::create(&*store, fixtures::report(fixtures::POLR, "ns", "b")).await;
+    store
+        .delete(&gone.key, prext_store::Preconditions::default())
+        .await
+        .expect("delete");
+    fixtures::create(&*store, fixtures::report(fixtures::CPOLR, "", "c")).await;
+    store.close().await;
+
+    let admin = db.analyst_client().await;
+    let counts =
+        "SELECT object_id, cluster, result, severity, source, n FROM result_counts ORDER BY 1, 3, 4, 5";
+    let numbers = "SELECT object_id, idx, key, value FROM result_numbers ORDER BY 1, 2, 3";
+    let rows = |sql: &'static str| {
+        let admin = &admin;
+        async move {
+            admin
+                .query(sql, &[])
+                .await
+                .expect(sql)
+                .iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| match r.columns()[i].type_().name() {
+                            "int8" => r.get::<_, i64>(i).to_string(),
+                            "int4" => r.get::<_, i32>(i).to_string(),
+                            "float8" => r.get::<_, f64>(i).to_string(),
+                            _ => r.get::<_, String>(i),
+                        })
+                        .collect::<Vec<String>>()
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let (written_counts, written_numbers) = (rows(counts).await, rows(numbers).await);
+    assert!(written_counts.iter().any(|r| r[2] == "fail" && r[3] == "high"));
+    let written: Vec<(&str, &str)> = written_numbers
+        .iter()
+        .map(|r| (r[2].as_str(), r[3].as_str()))
+        .filter(|(k, _)| *k != "index")
+        .collect();
+    assert_eq!(
+        written,
+        [
+            ("exp", "1000"),
+            ("n", "-2.5"),
+            ("score", "9.8"),
+            ("score", "0"),
+            ("score", "0.0125")
+        ]
+    );
+
+    // Back to what version 8 left.
+    admin
+        .batch_execute(
+            "DROP TABLE result_counts, result_numbers;
+             DELETE FROM schema_migrations WHERE version = 9;
+             DELETE FROM schema_migrations WHERE version = 10;",
+        )
+        .await
+        .expect("version 8 state");
+    let store = db.open_postgres().await;
+    assert_eq!(rows(counts).await, written_counts, "the migration's counts");
+    assert_eq!(rows(numbers).await, written_numbers, "the migration's numbers");
     store.close().await;
 }
