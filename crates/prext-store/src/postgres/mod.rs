@@ -22,6 +22,7 @@
 
 mod compact;
 mod config;
+mod current;
 mod error;
 mod findings;
 mod findings_read;
