@@ -457,7 +457,12 @@ impl Write<'_> {
                     tx.execute(&st.update, &params).await
                 };
                 // Sent in this order: the old rows (and counts) go before the new ones come.
-                futures::try_join!(update, clear, results, self.write_stats(tx, cluster, st, p, *rewrite))?;
+                futures::try_join!(
+                    update,
+                    clear,
+                    results,
+                    self.write_stats(tx, cluster, st, p, *rewrite)
+                )?;
             }
             Target::Remove { id, superseded } => {
                 let k = self.key;
