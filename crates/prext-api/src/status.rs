@@ -265,6 +265,29 @@ impl Status {
         )
     }
 
+    /// 414: an HTTP/1.1 request line whose URI is longer than `limit` bytes, the most the
+    /// server's HTTP parser reads. kube-apiserver (Go) would read up to 1 MiB of head; prext's
+    /// parser stops at 65,534 bytes of URI. No reason of Kubernetes' own exists for this code.
+    pub fn uri_too_long(limit: usize) -> Self {
+        Self::failure(
+            414,
+            "",
+            format!(
+                "the request URI is longer than {limit} bytes, the most this server reads; \
+                 send long selectors in several requests"
+            ),
+        )
+    }
+
+    /// 431 answered by the HTTP parser itself: the request head is over `limit` bytes.
+    pub fn head_too_large(limit: usize) -> Self {
+        Self::failure(
+            431,
+            "",
+            format!("the request's URI and header fields are larger than {limit} bytes"),
+        )
+    }
+
     pub fn expired(message: impl Into<String>) -> Self {
         Self::failure(410, reason::EXPIRED, message)
     }

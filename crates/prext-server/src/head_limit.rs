@@ -9,9 +9,8 @@
 //! field count ([`HYPER_MAX_FIELDS`], 100 by default) is raised to as many fields as fit in
 //! [`HYPER_HEAD_BYTES`]: the byte limit is the one that applies. One of hyper's limits stays
 //! below kube's: an HTTP/1.1 URI over 65,534 bytes (hard-coded in hyper's parser, which
-//! answers it before any service sees the request) gets hyper's empty 414. Answering it with a
-//! `Status` would mean parsing HTTP/1.1 a second time in front of hyper (request boundaries,
-//! bodies, pipelining) or rewriting hyper's output; neither is worth a second parser.
+//! answers it before any service sees the request); hyper's answer to it, and to a head over
+//! its buffer, gets a `Status` body in [`crate::bare_errors`].
 
 use axum::extract::Request;
 use axum::middleware::Next;

@@ -13,6 +13,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod auth;
+pub mod bare_errors;
 pub mod compaction;
 pub mod config;
 pub mod connections;

@@ -423,7 +423,7 @@ async fn serve_connection(
     });
     let connection = ctx
         .builder
-        .serve_connection_with_upgrades(TokioIo::new(tls), service);
+        .serve_connection_with_upgrades(TokioIo::new(crate::bare_errors::StatusBodies::new(tls)), service);
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,

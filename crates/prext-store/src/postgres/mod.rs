@@ -20,7 +20,9 @@
 //! fails fast with [`Error::Unavailable`]; the pools and the `LISTEN` connection recover by
 //! themselves when it is back.
 
+mod compact;
 mod config;
+mod current;
 mod error;
 mod findings;
 mod findings_read;
@@ -35,6 +37,7 @@ mod result_stats;
 mod results;
 mod schema;
 mod select;
+mod staging;
 mod statistics;
 mod tls;
 mod writer;

@@ -12,7 +12,10 @@
 //! writer's fast path sends the writes of a whole batch in one flight; its careful path wraps
 //! each write in a savepoint ([`in_savepoint`]) so that a write the database itself refuses (bad
 //! data) is refused alone. [`OpError::Storage`] means the database failed and the whole batch is
-//! abandoned.
+//! abandoned. A large create or update has its result rows written beforehand under a fresh
+//! id, outside the counter lock (`staging.rs`): [`Write::staged`] leaves it the object row,
+//! the change and the replaced report's removal to send. The current rows and compaction's
+//! step are in `current.rs` and `compact.rs`.
 
 use std::borrow::Cow;
 
@@ -29,7 +32,7 @@ use super::result_rows::{INSERT_OBJECT_WITH_RESULTS, INSERT_RESULTS};
 use super::result_stats;
 use crate::findings_index::ResultsFlag;
 use crate::stamp::{StampError, Unstamped};
-use crate::write::{self, CurrentRow};
+use crate::write;
 use crate::{Error, EventType, ObjectKey, Preconditions, StoredObject};
 
 /// Why one write did not happen (the shared [`write::OpError`]). A storage error keeps the
@@ -44,109 +47,10 @@ impl From<tokio_postgres::Error> for OpError {
 
 type OpResult<T> = std::result::Result<T, OpError>;
 
-/// The row of an existing object that writes check against.
-pub(crate) struct Current {
-    id: i64,
-    uid: String,
-    revision: i64,
-    labels: Value,
-    deleting: bool,
-    /// The digest of the object's result rows as written (NULL before schema version 3).
-    results_digest: Option<Vec<u8>>,
-    /// Only read for deletes.
-    body: Option<String>,
-}
-
-impl CurrentRow for Current {
-    fn uid(&self) -> &str {
-        &self.uid
-    }
-    fn revision(&self) -> i64 {
-        self.revision
-    }
-    fn deleting(&self) -> bool {
-        self.deleting
-    }
-}
-
-impl Current {
-    fn from_row(row: &tokio_postgres::Row, first: usize) -> Result<Current, tokio_postgres::Error> {
-        Ok(Current {
-            id: row.try_get(first)?,
-            uid: row.try_get(first + 1)?,
-            revision: row.try_get(first + 2)?,
-            labels: row.try_get(first + 3)?,
-            deleting: row.try_get(first + 4)?,
-            results_digest: row.try_get(first + 5)?,
-            body: row.try_get(first + 6)?,
-        })
-    }
-}
-
-const CURRENT: &str = "SELECT id, uid, revision, labels, deleting, results_digest, CASE WHEN $5 THEN body END
-     FROM objects
-     WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4";
-
-/// The current row of one object (`body` only when asked: deletes need it).
-pub(crate) async fn current(
-    tx: &Transaction<'_>,
-    cluster: &str,
-    key: &ObjectKey,
-    body: bool,
-) -> Result<Option<Current>, tokio_postgres::Error> {
-    let stmt = tx.prepare_cached(CURRENT).await?;
-    let row = tx
-        .query_opt(
-            &stmt,
-            &[&cluster, &key.resource, &key.namespace, &key.name, &body],
-        )
-        .await?;
-    row.map(|r| Current::from_row(&r, 0)).transpose()
-}
-
-/// One index probe per key: a plain join lets the planner pick a hash join over the whole
-/// table while it is small or its statistics stale, and costs more to plan on every run.
-const CURRENTS: &str = "SELECT k.i, o.id, o.uid, o.revision, o.labels, o.deleting, o.results_digest,
-            CASE WHEN k.body THEN o.body END
-     FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[])
-              WITH ORDINALITY AS k(resource, namespace, name, body, i)
-     CROSS JOIN LATERAL (
-         SELECT * FROM objects
-         WHERE cluster = $1 AND resource = k.resource AND namespace = k.namespace AND name = k.name
-         LIMIT 1
-     ) AS o";
-
-/// The current rows of many objects in one statement, in the order of `keys` (`true` beside a
-/// key asks for its body).
-pub(crate) async fn currents(
-    tx: &Transaction<'_>,
-    cluster: &str,
-    keys: &[(&ObjectKey, bool)],
-) -> Result<Vec<Option<Current>>, tokio_postgres::Error> {
-    let column = |f: fn(&ObjectKey) -> &str| keys.iter().map(|(k, _)| f(k)).collect::<Vec<_>>();
-    let bodies: Vec<bool> = keys.iter().map(|(_, b)| *b).collect();
-    let stmt = tx.prepare_cached(CURRENTS).await?;
-    let rows = tx
-        .query(
-            &stmt,
-            &[
-                &cluster,
-                &column(|k| &k.resource),
-                &column(|k| &k.namespace),
-                &column(|k| &k.name),
-                &bodies,
-            ],
-        )
-        .await?;
-    let mut found: Vec<Option<Current>> = keys.iter().map(|_| None).collect();
-    for row in rows {
-        let i: i64 = row.try_get(0)?;
-        if let Some(slot) = usize::try_from(i - 1).ok().and_then(|i| found.get_mut(i)) {
-            *slot = Some(Current::from_row(&row, 1)?);
-        }
-    }
-    Ok(found)
-}
+/// Compaction's step, run by the writer's careful path like the writes here.
+pub(crate) use super::compact::compact_step;
+/// The current rows writes are checked against.
+pub(crate) use super::current::{current, currents, Current};
 
 /// Whether a statement failed because the database refused the data (a bad value, a violated
 /// constraint), rather than because the database failed.
@@ -294,6 +198,15 @@ enum Target<'a> {
     },
     /// The row `id`, written at `superseded`, removed with its results.
     Remove { id: i64, superseded: i64 },
+    /// A new row with the id `id` whose results, counts and numbers are written already,
+    /// inserted by `insert` (`staging.rs`), replacing the row `replaced` (its id, and the
+    /// revision it was written at) whose results go to the purge as a deleted report's.
+    Staged {
+        id: i64,
+        replaced: Option<(i64, i64)>,
+        p: &'a Prepared,
+        insert: tokio_postgres::Statement,
+    },
 }
 
 /// An accepted write: the statements to send and the object they leave behind.
@@ -403,7 +316,9 @@ impl Write<'_> {
         // For the findings indexer: the write's time and what it did to the result rows.
         let written_at = crate::findings::now_ms();
         let flag: Option<i16> = match &self.target {
-            Target::Insert(p) => Some(ResultsFlag::rewritten(p.results.has_findings())),
+            Target::Insert(p) | Target::Staged { p, .. } => {
+                Some(ResultsFlag::rewritten(p.results.has_findings()))
+            }
             Target::Replace { p, rewrite, .. } => Some(match rewrite {
                 true => ResultsFlag::rewritten(p.results.has_findings()),
                 false => ResultsFlag::Kept,
@@ -457,7 +372,12 @@ impl Write<'_> {
                     tx.execute(&st.update, &params).await
                 };
                 // Sent in this order: the old rows (and counts) go before the new ones come.
-                futures::try_join!(update, clear, results, self.write_stats(tx, cluster, st, p, *rewrite))?;
+                futures::try_join!(
+                    update,
+                    clear,
+                    results,
+                    self.write_stats(tx, cluster, st, p, *rewrite)
+                )?;
             }
             Target::Remove { id, superseded } => {
                 let k = self.key;
@@ -489,8 +409,76 @@ impl Write<'_> {
                     async { tx.execute(&st.change, &change).await }
                 )?;
             }
+            Target::Staged {
+                id,
+                replaced,
+                p,
+                insert,
+            } => {
+                let k = self.key;
+                // The newest change of a key keeps no body: it is the object's.
+                let change: [&(dyn ToSql + Sync); 11] = [
+                    &cluster,
+                    &self.revision,
+                    &self.event.as_str(),
+                    &k.resource,
+                    &k.namespace,
+                    &k.name,
+                    &None::<&str>,
+                    &*self.labels,
+                    &self.prev_labels,
+                    &written_at,
+                    &flag,
+                ];
+                let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
+                params.push(id);
+                let insert = async { tx.execute(insert, &params).await };
+                let change = async { tx.execute(&st.change, &change).await };
+                let Some((old, superseded)) = replaced else {
+                    futures::try_join!(insert, change)?;
+                    return Ok(());
+                };
+                // The replaced row leaves as a deleted report's (its results purged), its body
+                // copied into its change first; then the new row takes the key.
+                let inline = purge::INLINE_ROWS;
+                futures::try_join!(
+                    async { tx.execute(&st.superseded, &[&cluster, old, superseded]).await },
+                    async { tx.execute(&st.clear_first, &[old, &inline]).await },
+                    async { tx.execute(&st.clear_stats, &[old, &inline]).await },
+                    async {
+                        let detach: [&(dyn ToSql + Sync); 4] = [old, &cluster, &self.revision, &inline];
+                        tx.execute(&st.detach, &detach).await
+                    },
+                    async { tx.execute(&st.remove, &[old]).await },
+                    insert,
+                    change
+                )?;
+            }
         }
         Ok(())
+    }
+
+    /// The same write with its result rows, counts and numbers written already under the
+    /// object id `id` (`staging.rs`): a create inserts its row with that id by `insert`, an
+    /// update replaces its row by that one. A delete is returned unchanged.
+    pub(crate) fn staged(self, id: i64, insert: tokio_postgres::Statement) -> Self {
+        let (replaced, p) = match self.target {
+            Target::Insert(p) => (None, p),
+            Target::Replace {
+                id: old,
+                superseded,
+                p,
+                ..
+            } => (Some((old, superseded)), p),
+            _ => return self,
+        };
+        let target = Target::Staged {
+            id,
+            replaced,
+            p,
+            insert,
+        };
+        Write { target, ..self }
     }
 
     /// Writes the report's counts and numbers (after its result rows) when `rewrite`.
@@ -552,53 +540,4 @@ impl Write<'_> {
             size,
         )
     }
-}
-
-/// One step of compaction: drops up to `batch` change rows at or below `newest - keep`, and
-/// never one the findings indexer has not applied yet (above its cursor). `compacted` is the
-/// current compaction point. Returns the point reached and whether it is the target.
-pub(crate) async fn compact_step(
-    tx: &Transaction<'_>,
-    cluster: &str,
-    newest: i64,
-    compacted: i64,
-    keep: i64,
-    batch: usize,
-) -> OpResult<(i64, bool)> {
-    let indexed: i64 = tx
-        .query_opt(
-            "SELECT revision FROM findings_cursor WHERE cluster = $1",
-            &[&cluster],
-        )
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?
-        .unwrap_or(compacted);
-    let target = newest.saturating_sub(keep.max(0)).min(indexed);
-    if target <= compacted {
-        return Ok((compacted, true));
-    }
-    let batch = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
-    // The first row beyond this batch, if the batch does not reach the target.
-    let beyond: Option<i64> = tx
-        .query_opt(
-            "SELECT revision FROM changes WHERE cluster = $1 AND revision <= $2
-             ORDER BY revision LIMIT 1 OFFSET $3",
-            &[&cluster, &target, &batch],
-        )
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-    let point = beyond.map_or(target, |r| r - 1);
-    tx.execute(
-        "DELETE FROM changes WHERE cluster = $1 AND revision > $2 AND revision <= $3",
-        &[&cluster, &compacted, &point],
-    )
-    .await?;
-    tx.execute(
-        "UPDATE meta SET compacted_revision = $2 WHERE cluster = $1",
-        &[&cluster, &point],
-    )
-    .await?;
-    Ok((point, point == target))
 }

@@ -142,8 +142,68 @@ impl ResultColumns {
         self.idx.is_empty()
     }
 
+    /// How many results the report has.
+    pub(crate) fn len(&self) -> usize {
+        self.idx.len()
+    }
+
+    /// The rows `range` of the column arrays, for [`INSERT_RESULTS`] in several statements.
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> ResultSlice<'_> {
+        let r = range;
+        ResultSlice {
+            idx: &self.idx[r.clone()],
+            text: self.text.each_ref().map(|c| &c[r.clone()]),
+            scored: &self.scored[r.clone()],
+            timestamp: &self.timestamp[r.clone()],
+            message: &self.message[r.clone()],
+            properties: &self.properties[r.clone()],
+            resources: &self.resources[r.clone()],
+            subject: self.subject.each_ref().map(|c| &c[r.clone()]),
+        }
+    }
+
     /// The column arrays, in the order of the `unnest` of [`INSERT_RESULTS`] and
     /// [`INSERT_OBJECT_WITH_RESULTS`].
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 17] {
+        let [policy, rule, result, severity, category, source] = &self.text;
+        let [s_api, s_kind, s_ns, s_name, s_uid] = &self.subject;
+        [
+            &self.idx,
+            policy,
+            rule,
+            result,
+            severity,
+            category,
+            source,
+            &self.scored,
+            &self.timestamp,
+            &self.message,
+            &self.properties,
+            &self.resources,
+            s_api,
+            s_kind,
+            s_ns,
+            s_name,
+            s_uid,
+        ]
+    }
+}
+
+/// Some rows of a [`ResultColumns`] (see [`ResultColumns::slice`]).
+#[derive(Debug)]
+pub(crate) struct ResultSlice<'a> {
+    idx: &'a [i32],
+    text: [&'a [Option<String>]; 6],
+    scored: &'a [Option<bool>],
+    timestamp: &'a [Option<i64>],
+    message: &'a [Option<String>],
+    properties: &'a [Value],
+    resources: &'a [Value],
+    subject: [&'a [Option<String>]; 5],
+}
+
+impl ResultSlice<'_> {
+    /// The column arrays, as [`ResultColumns::params`] gives them.
     pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 17] {
         let [policy, rule, result, severity, category, source] = &self.text;
         let [s_api, s_kind, s_ns, s_name, s_uid] = &self.subject;

@@ -36,6 +36,7 @@ use super::ops::{self, Current, OpError};
 use super::prepared::Prepared;
 use super::publish;
 use super::purge::Purger;
+use super::staging::Stager;
 use super::statistics::Statistics;
 pub(crate) use crate::write::{Limits, Reply};
 use crate::{Error, ObjectKey, Result};
@@ -49,7 +50,7 @@ pub(crate) type Op = crate::write::Op<Prepared>;
 pub(crate) type Request = crate::write::Request<Prepared>;
 
 /// Checks an op against its object's current row (not for compaction).
-fn plan(op: &Op, cur: Option<Current>, revision: i64) -> Result<ops::Write<'_>, OpError> {
+pub(super) fn plan(op: &Op, cur: Option<Current>, revision: i64) -> Result<ops::Write<'_>, OpError> {
     match op {
         Op::Create(obj) => ops::plan_create(obj, cur, revision),
         Op::Update(obj, expected) => ops::plan_update(obj, *expected, cur, revision),
@@ -71,22 +72,22 @@ pub(crate) struct Writer {
 }
 
 /// Retries of a batch that failed before its commit.
-const RETRIES: usize = 3;
+pub(super) const RETRIES: usize = 3;
 
 /// How a batch failed.
-struct Failure {
-    error: Error,
+pub(super) struct Failure {
+    pub(super) error: Error,
     /// Nothing was committed and running the batch again may work.
-    retry: bool,
+    pub(super) retry: bool,
     /// The connection is unusable (lost, or abandoned mid-statement): do not pool it again.
-    discard: bool,
+    pub(super) discard: bool,
     /// The database refused one write's data: run the batch again on the careful path.
-    careful: bool,
+    pub(super) careful: bool,
 }
 
 impl Failure {
     /// A failure before `COMMIT` was sent.
-    fn before_commit(e: tokio_postgres::Error) -> Failure {
+    pub(super) fn before_commit(e: tokio_postgres::Error) -> Failure {
         let lost = is_connection_error(&e);
         let retry = lost || e.code().is_some_and(is_retryable_state);
         Failure {
@@ -158,6 +159,8 @@ fn take_batch(
 
 /// Runs until every sender is dropped and the queue is drained.
 pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
+    let writer = Arc::new(writer);
+    let mut stager = Stager::new();
     let mut pending: VecDeque<Request> = VecDeque::new();
     let mut statistics = Statistics::new(*writer.published.borrow());
     let mut purger = Purger::new();
@@ -176,7 +179,13 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => None,
                 },
-                false => rx.recv().await,
+                false => tokio::select! {
+                    next = rx.recv() => next,
+                    () = stager.replaced() => {
+                        purger.deleted();
+                        continue;
+                    }
+                },
             };
             match next {
                 Some(first) => pending.push_back(first),
@@ -185,6 +194,11 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
         }
         let started = Instant::now();
         let mut requests = take_batch(&mut pending, &mut rx, writer.limits.ops);
+        // Large creates and updates run beside the batches (see `staging.rs`).
+        stager.take(&writer, &mut requests).await;
+        if requests.is_empty() {
+            continue;
+        }
         let mut careful = requests.iter().any(|r| r.op.key().is_none());
         let mut attempt = 0;
         let outcome = loop {
@@ -228,12 +242,16 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
                 }
             }
         }
+        if stager.take_replaced() {
+            purger.deleted();
+        }
         if purger.pending() {
             purger
                 .step(&writer.pool, &writer.cluster, writer.batch_timeout)
                 .await;
         }
     }
+    stager.finish().await;
 }
 
 impl Writer {
@@ -280,7 +298,7 @@ impl Writer {
     }
 
     /// Locks the counter row; returns the newest revision and the compaction point.
-    async fn lock(&self, tx: &Transaction<'_>) -> Result<(i64, i64), Failure> {
+    pub(super) async fn lock(&self, tx: &Transaction<'_>) -> Result<(i64, i64), Failure> {
         let cluster = self.cluster.as_str();
         let stmt = tx
             .prepare_cached("SELECT revision, compacted_revision FROM meta WHERE cluster = $1 FOR UPDATE")
@@ -304,7 +322,11 @@ impl Writer {
     }
 
     /// Stores the newest revision and queues the notification (delivered at commit).
-    async fn bump(&self, tx: &Transaction<'_>, revision: i64) -> Result<(), tokio_postgres::Error> {
+    pub(super) async fn bump(
+        &self,
+        tx: &Transaction<'_>,
+        revision: i64,
+    ) -> Result<(), tokio_postgres::Error> {
         let cluster = self.cluster.as_str();
         let payload = format!("{cluster}:{revision}");
         let (bump, notify) = futures::try_join!(
@@ -422,7 +444,7 @@ impl Writer {
 }
 
 /// Commits; a lost connection at this point leaves the outcome unknown.
-async fn commit(tx: Transaction<'_>) -> Result<(), Failure> {
+pub(super) async fn commit(tx: Transaction<'_>) -> Result<(), Failure> {
     tx.commit().await.map_err(|e| {
         // A refusal from the server means it rolled back; a lost connection means the
         // outcome is unknown, and the batch must not be run twice.

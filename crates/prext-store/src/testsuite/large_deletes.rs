@@ -127,8 +127,9 @@ async fn only_live_results(store: &dyn Store, reports: &[&str], n: usize) {
     );
 }
 
-/// Waits (generously) until the database holds exactly `want` result rows.
-async fn rows_settle(db: &dyn TestDatabase, want: u64, what: &str) {
+/// Waits (generously) until the database holds exactly `want` result rows (a purge or a
+/// staging runs between other writes, so rows leave the database after the write's answer).
+pub(super) async fn rows_settle(db: &dyn TestDatabase, want: u64, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let held = db.stored_result_rows().await;

@@ -7,11 +7,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::fixtures::{self, create, POLR};
+use super::large_deletes::rows_settle;
 use super::TestDatabase;
 use crate::results::{Condition, ResultColumn, ResultFilter, ResultQuery, SummaryQuery};
 use crate::{Error, ObjectKey, ObjectWrite, Store};
@@ -72,22 +72,6 @@ async fn rows_alone(store: &dyn Store) -> u64 {
         .await
         .expect("result query");
     page.total.unwrap_or_default()
-}
-
-/// Waits (generously) until the database holds exactly `want` result rows.
-async fn rows_settle(db: &dyn TestDatabase, want: u64, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let held = db.stored_result_rows().await;
-        if held == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: the database holds {held} result rows, want {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A large report is created, refused, updated (every result changed) and raced for while a

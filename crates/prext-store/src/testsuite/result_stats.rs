@@ -2,7 +2,8 @@
 //! properties) stay equal to the result rows through every kind of write: counts
 //! (`count=true`), numeric property filters, summaries and top-N pages agree with the test's
 //! own computation over the live results after creates, updates that change the results,
-//! relabels that keep them, deletes, and a delete large enough to be incremental (checked
+//! relabels that keep them, deletes, a large report rewritten (written in steps on SQLite and
+//! beside the writer on PostgreSQL), and a delete large enough to be incremental (checked
 //! whether or not its purge has run).
 //!
 //! This check is listed in [`super::RESULT_CHECKS`].
@@ -246,6 +247,12 @@ pub async fn result_stats_follow_writes(store: &dyn Store) {
     // A delete large enough to be incremental, then writes while its purge may be pending.
     let large = create(store, numbered("m", "large", LARGE, 2)).await;
     agree(store, "large report created").await;
+    // Every result rewritten (a backend may write a large report's rows in several steps).
+    let large = store
+        .update(numbered("m", "large", LARGE + 100, 5), large.revision)
+        .await
+        .expect("update large");
+    agree(store, "large report rewritten").await;
     store
         .delete(&large.key, Preconditions::default())
         .await

@@ -185,16 +185,7 @@ async fn analyst_tables_and_read_only_role() {
         .expect("properties")
         .get(0);
     assert_eq!(prop, "1");
-    let indexes: Vec<String> = analyst
-        .query(
-            "SELECT indexname FROM pg_indexes WHERE tablename = 'results' ORDER BY indexname",
-            &[],
-        )
-        .await
-        .expect("pg_indexes")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let indexes = index_names(&analyst, "results").await;
     assert_eq!(
         indexes,
         [
@@ -621,4 +612,18 @@ async fn version_8_databases_get_counts_and_numbers_as_the_writer_writes_them() 
     assert_eq!(rows(counts).await, written_counts, "the migration's counts");
     assert_eq!(rows(numbers).await, written_numbers, "the migration's numbers");
     store.close().await;
+}
+
+/// The names of `table`'s indexes, sorted.
+pub(crate) async fn index_names(client: &tokio_postgres::Client, table: &str) -> Vec<String> {
+    client
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = $1 ORDER BY indexname",
+            &[&table],
+        )
+        .await
+        .expect("pg_indexes")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }

@@ -36,16 +36,7 @@ async fn version_9_databases_drop_the_unsearched_indexes() {
         .expect("version 9 state");
 
     let store = db.open_postgres().await;
-    let indexes: Vec<String> = admin
-        .query(
-            "SELECT indexname FROM pg_indexes WHERE tablename = 'objects' ORDER BY indexname",
-            &[],
-        )
-        .await
-        .expect("pg_indexes")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let indexes = super::schema::index_names(&admin, "objects").await;
     assert_eq!(
         indexes,
         [
