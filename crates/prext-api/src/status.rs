@@ -279,12 +279,15 @@ impl Status {
         )
     }
 
-    /// 431 answered by the HTTP parser itself: the request head is over `limit` bytes.
-    pub fn head_too_large(limit: usize) -> Self {
+    /// 431 answered by the HTTP parser itself: the request head is over `limit` bytes or has
+    /// more than `fields` header fields.
+    pub fn head_too_large(limit: usize, fields: usize) -> Self {
         Self::failure(
             431,
             "",
-            format!("the request's URI and header fields are larger than {limit} bytes"),
+            format!(
+                "the request's URI and header fields are larger than {limit} bytes, or more than {fields} header fields"
+            ),
         )
     }
 

@@ -2,7 +2,8 @@
 //!
 //! hyper refuses some heads before any service sees the request: a URI over 65,534 bytes
 //! (hard-coded in hyper's parser and the `http` crate's `Uri`) with `414 URI Too Long`, and a
-//! head over its read buffer ([`crate::head_limit::HYPER_HEAD_BYTES`]) with `431`, each with
+//! head over its read buffer ([`crate::head_limit::HYPER_HEAD_BYTES`]) or with more than
+//! [`crate::head_limit::HYPER_MAX_FIELDS`] header fields with `431`, each with
 //! an empty body, and then closes the connection. Every refusal of prext is a Kubernetes
 //! `Status`, so [`StatusBodies`], wrapped around each connection's stream, recognizes exactly
 //! such an automatic response when hyper writes it and writes the same status line with a
@@ -49,7 +50,10 @@ fn replacement(head: &[u8]) -> Option<Vec<u8>> {
     let status = if head.starts_with(b"HTTP/1.1 414 ") {
         Status::uri_too_long(HYPER_MAX_URI_BYTES)
     } else if head.starts_with(b"HTTP/1.1 431 ") {
-        Status::head_too_large(crate::head_limit::HYPER_HEAD_BYTES)
+        Status::head_too_large(
+            crate::head_limit::HYPER_HEAD_BYTES,
+            crate::head_limit::HYPER_MAX_FIELDS,
+        )
     } else {
         return None;
     };

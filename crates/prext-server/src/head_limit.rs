@@ -5,12 +5,11 @@
 //! secure_serving.go`): a head over 1 MiB is refused 431, the URI counting as part of it.
 //! prext enforces the same limit here, where the refusal can be a `Status`, and configures
 //! hyper's own limits ([`HYPER_HEAD_BYTES`], in `tls.rs`) a little above it, so that hyper's
-//! bare answers only meet heads beyond those. Go counts bytes, not fields, so hyper's HTTP/1.1
-//! field count ([`HYPER_MAX_FIELDS`], 100 by default) is raised to as many fields as fit in
-//! [`HYPER_HEAD_BYTES`]: the byte limit is the one that applies. One of hyper's limits stays
-//! below kube's: an HTTP/1.1 URI over 65,534 bytes (hard-coded in hyper's parser, which
-//! answers it before any service sees the request); hyper's answer to it, and to a head over
-//! its buffer, gets a `Status` body in [`crate::bare_errors`].
+//! bare answers only meet heads beyond those. Two of hyper's limits stay below kube's: the
+//! number of HTTP/1.1 header fields ([`HYPER_MAX_FIELDS`], its default 100; Go counts only
+//! bytes: see there why), and an HTTP/1.1 URI over 65,534 bytes (hard-coded in hyper's
+//! parser). hyper refuses those before any service sees the request; its answers to them, and
+//! to a head over its buffer, get a `Status` body in [`crate::bare_errors`].
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -24,14 +23,13 @@ pub const MAX_HEAD_BYTES: usize = 1 << 20;
 /// [`MAX_HEAD_BYTES`], so that heads between the two are answered by [`check`].
 pub const HYPER_HEAD_BYTES: usize = MAX_HEAD_BYTES + 64 * 1024;
 
-/// hyper's limit on the number of HTTP/1.1 header fields: as many as fit in
-/// [`HYPER_HEAD_BYTES`] (the shortest field, `a:` and CRLF, is 4 bytes). hyper reserves room
-/// for this many per parse on the heap (64 bytes each, about 17 MiB, untouched beyond the
-/// fields present and freed when the head is parsed): with mimalloc, the `prext` binary's
-/// allocator, that costs about 2 µs per head (0.1 µs up to 8,192 fields), measured on hyper's
-/// parse alone; glibc's malloc, which gives such blocks back to the system at each free, about
-/// 15 µs.
-pub const HYPER_MAX_FIELDS: usize = HYPER_HEAD_BYTES / 4;
+/// hyper's limit on the number of HTTP/1.1 header fields, its default: up to this many are
+/// parsed on the stack. Go has no such limit, but raising it makes hyper reserve room for that
+/// many fields on the heap at every request head (as many as fit in [`HYPER_HEAD_BYTES`]:
+/// 17 MiB per parse, which turned a 0.4 ms get into 9.5 ms in `prext-bench`), and no
+/// Kubernetes client sends more than a few dozen. A head with more fields gets hyper's 431,
+/// with a `Status` body ([`crate::bare_errors`]).
+pub const HYPER_MAX_FIELDS: usize = 100;
 
 /// Bytes of the head as sent on HTTP/1.1: `METHOD URI HTTP/1.1\r\n` and `name: value\r\n`
 /// per field (HTTP/2 sends less; the same count applies).

@@ -288,11 +288,7 @@ pub async fn serve_with(
     // Heads up to `head_limit::MAX_HEAD_BYTES` are served or refused with a Status by prext's
     // own layer; hyper's limits sit a little above it (see `head_limit.rs`).
     let head = crate::head_limit::HYPER_HEAD_BYTES;
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .max_buf_size(head)
-        .max_headers(crate::head_limit::HYPER_MAX_FIELDS);
+    builder.http1().timer(TokioTimer::new()).max_buf_size(head);
     builder
         .http2()
         .timer(TokioTimer::new())
