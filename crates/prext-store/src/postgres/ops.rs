@@ -330,8 +330,9 @@ impl Write<'_> {
         match &self.target {
             Target::Insert(p) => {
                 // The object, its result rows and its change in one statement.
+                let rows = p.results.all();
                 let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
-                params.extend(p.results.params());
+                params.extend(rows.params());
                 params.extend([&written_at as &(dyn ToSql + Sync), &flag]);
                 // Sent in this order: the counts find the report the first statement wrote.
                 futures::try_join!(
@@ -349,8 +350,9 @@ impl Write<'_> {
                     if !*rewrite || p.results.is_empty() {
                         return Ok(0);
                     }
+                    let rows = p.results.all();
                     let mut params: Vec<&(dyn ToSql + Sync)> = vec![id, &cluster];
-                    params.extend(p.results.params());
+                    params.extend(rows.params());
                     tx.execute(&st.results, &params).await
                 };
                 let clear = async {
@@ -380,21 +382,9 @@ impl Write<'_> {
                 )?;
             }
             Target::Remove { id, superseded } => {
-                let k = self.key;
                 // A delete's change keeps the last body, stamped with the delete's revision.
-                let change: [&(dyn ToSql + Sync); 11] = [
-                    &cluster,
-                    &self.revision,
-                    &self.event.as_str(),
-                    &k.resource,
-                    &k.namespace,
-                    &k.name,
-                    &self.body,
-                    &*self.labels,
-                    &self.prev_labels,
-                    &written_at,
-                    &flag,
-                ];
+                let (event, body): (_, &(dyn ToSql + Sync)) = (self.event.as_str(), &self.body);
+                let change = self.change_params(&cluster, &event, body, &written_at, &flag);
                 // The first result rows go now, the rest (if any) in chunks later (`purge.rs`).
                 let inline = purge::INLINE_ROWS;
                 futures::try_join!(
@@ -415,21 +405,9 @@ impl Write<'_> {
                 p,
                 insert,
             } => {
-                let k = self.key;
                 // The newest change of a key keeps no body: it is the object's.
-                let change: [&(dyn ToSql + Sync); 11] = [
-                    &cluster,
-                    &self.revision,
-                    &self.event.as_str(),
-                    &k.resource,
-                    &k.namespace,
-                    &k.name,
-                    &None::<&str>,
-                    &*self.labels,
-                    &self.prev_labels,
-                    &written_at,
-                    &flag,
-                ];
+                let event = self.event.as_str();
+                let change = self.change_params(&cluster, &event, &None::<&str>, &written_at, &flag);
                 let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
                 params.push(id);
                 let insert = async { tx.execute(insert, &params).await };
@@ -497,6 +475,32 @@ impl Write<'_> {
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&cluster, &k.resource, &k.namespace, &k.name];
         params.extend(p.stats.params());
         tx.execute(&st.stats, &params).await
+    }
+
+    /// The parameters of the change statement: the write's key, revision and event, `body`
+    /// (none for the newest change of a key: it is the object's), labels, time and results flag.
+    fn change_params<'p>(
+        &'p self,
+        cluster: &'p &str,
+        event: &'p &'static str,
+        body: &'p (dyn ToSql + Sync),
+        written_at: &'p i64,
+        flag: &'p Option<i16>,
+    ) -> [&'p (dyn ToSql + Sync); 11] {
+        let k = self.key;
+        [
+            cluster,
+            &self.revision,
+            event,
+            &k.resource,
+            &k.namespace,
+            &k.name,
+            body,
+            &*self.labels,
+            &self.prev_labels,
+            written_at,
+            flag,
+        ]
     }
 
     /// The object parameters of [`INSERT_OBJECT_WITH_RESULTS`] and [`UPDATE_OBJECT`].

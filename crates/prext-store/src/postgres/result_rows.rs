@@ -162,30 +162,10 @@ impl ResultColumns {
         }
     }
 
-    /// The column arrays, in the order of the `unnest` of [`INSERT_RESULTS`] and
-    /// [`INSERT_OBJECT_WITH_RESULTS`].
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 17] {
-        let [policy, rule, result, severity, category, source] = &self.text;
-        let [s_api, s_kind, s_ns, s_name, s_uid] = &self.subject;
-        [
-            &self.idx,
-            policy,
-            rule,
-            result,
-            severity,
-            category,
-            source,
-            &self.scored,
-            &self.timestamp,
-            &self.message,
-            &self.properties,
-            &self.resources,
-            s_api,
-            s_kind,
-            s_ns,
-            s_name,
-            s_uid,
-        ]
+    /// All the rows, whose [`ResultSlice::params`] are the column arrays in the order of the
+    /// `unnest` of [`INSERT_RESULTS`] and [`INSERT_OBJECT_WITH_RESULTS`].
+    pub(crate) fn all(&self) -> ResultSlice<'_> {
+        self.slice(0..self.len())
     }
 }
 
@@ -203,7 +183,8 @@ pub(crate) struct ResultSlice<'a> {
 }
 
 impl ResultSlice<'_> {
-    /// The column arrays, as [`ResultColumns::params`] gives them.
+    /// The column arrays, in the order of the `unnest` of [`INSERT_RESULTS`] and
+    /// [`INSERT_OBJECT_WITH_RESULTS`].
     pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 17] {
         let [policy, rule, result, severity, category, source] = &self.text;
         let [s_api, s_kind, s_ns, s_name, s_uid] = &self.subject;

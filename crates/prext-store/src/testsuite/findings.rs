@@ -205,6 +205,12 @@ async fn step(
     key: &ObjectKey,
     write: Option<(ObjectWrite, &[(&str, &str)])>,
 ) {
+    // Each write in a millisecond of its own, so that the model can tell the writes' times
+    // apart (the windows below are in milliseconds; two quick writes could share one).
+    let last = model.writes.last().map_or(i64::MIN, |w| w.after);
+    while now_ms() <= last {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     let before = now_ms();
     let (revision, now) = match write {
         Some((w, results)) => {
