@@ -100,3 +100,18 @@ pub struct Summary {
     /// For a paged query: the page's groups in order (`rows` holds theirs only).
     pub page: Option<GroupsPage>,
 }
+
+/// The column of a query over the per-report counts (`result_counts`, aliased `c`, joined to
+/// its report `o`), if the counts have it: the same SQL on both backends. Counts keep a
+/// missing result, severity or source as `""`.
+pub(crate) fn counts_column(col: ResultColumn) -> Option<&'static str> {
+    match col {
+        ResultColumn::Namespace => Some("o.namespace"),
+        ResultColumn::Resource => Some("o.resource"),
+        ResultColumn::Report => Some("o.name"),
+        ResultColumn::Result => Some("c.result"),
+        ResultColumn::Severity => Some("c.severity"),
+        ResultColumn::Source => Some("c.source"),
+        _ => None,
+    }
+}

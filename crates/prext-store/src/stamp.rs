@@ -84,10 +84,17 @@ impl Unstamped {
                 write_json(&mut out, value)?;
             }
         }
+        Unstamped::finish(out, at, !top.is_empty())
+    }
+
+    /// Closes the object written into `out` (members written, `{` opened): `at` is where the
+    /// resourceVersion goes, or `None` when no `metadata` member was written, which then is
+    /// appended (after a comma when `members` were written).
+    fn finish(mut out: Vec<u8>, at: Option<usize>, members: bool) -> Result<Unstamped, StampError> {
         let at = match at {
             Some(at) => at,
             None => {
-                if !top.is_empty() {
+                if members {
                     out.push(b',');
                 }
                 out.extend_from_slice(br#""metadata":{"resourceVersion":""#);
@@ -126,21 +133,7 @@ impl Unstamped {
                 out.extend_from_slice(value.get().as_bytes());
             }
         }
-        let at = match at {
-            Some(at) => at,
-            None => {
-                if !top.0.is_empty() {
-                    out.push(b',');
-                }
-                out.extend_from_slice(br#""metadata":{"resourceVersion":""#);
-                let at = out.len();
-                out.extend_from_slice(br#""}"#);
-                at
-            }
-        };
-        out.push(b'}');
-        let text = String::from_utf8(out).map_err(|e| StampError::Serialize(e.to_string()))?;
-        Ok(Unstamped { text, at })
+        Unstamped::finish(out, at, !top.0.is_empty())
     }
 
     /// The body with `metadata.resourceVersion` set to `revision`.

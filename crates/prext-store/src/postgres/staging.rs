@@ -36,9 +36,8 @@ use futures::future::try_join_all;
 use futures::FutureExt;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
-use tokio_postgres::IsolationLevel;
 
-use super::error::{pool_error, timed_out};
+use super::error::timed_out;
 use super::ops::{self, OpError};
 use super::publish;
 use super::purge;
@@ -177,19 +176,9 @@ type Outcome = std::result::Result<Result<(Reply, bool)>, Failure>;
 
 /// One try, on a pooled connection of its own, bounded like a writer's batch.
 async fn try_once(writer: &Writer, op: &Op) -> Outcome {
-    let mut client = writer.pool.get().await.map_err(|e| Failure {
-        error: pool_error(e),
-        retry: false,
-        discard: false,
-        careful: false,
-    })?;
+    let mut client = writer.client().await?;
     let work = async {
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start()
-            .await
-            .map_err(Failure::before_commit)?;
+        let tx = super::writer::begin(&mut client).await?;
         match write(writer, &tx, op).await? {
             Ok((reply, replaced, revision)) => {
                 commit(tx).await?;

@@ -254,23 +254,33 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
     stager.finish().await;
 }
 
+/// Begins a write's READ COMMITTED transaction on `client`.
+pub(super) async fn begin(client: &mut Object) -> Result<Transaction<'_>, Failure> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .map_err(Failure::before_commit)
+}
+
 impl Writer {
-    /// One try at committing `requests` (or, on the fast path, as many as the byte limit lets).
-    async fn attempt(&self, requests: &[Request], careful: bool) -> Result<Done, Failure> {
-        // A failure to connect is not retried: the pool already waited its timeouts.
-        let mut client = self.pool.get().await.map_err(|e| Failure {
+    /// A pooled connection for a write. A failure to connect is not retried: the pool already
+    /// waited its timeouts.
+    pub(super) async fn client(&self) -> Result<Object, Failure> {
+        self.pool.get().await.map_err(|e| Failure {
             error: pool_error(e),
             retry: false,
             discard: false,
             careful: false,
-        })?;
+        })
+    }
+
+    /// One try at committing `requests` (or, on the fast path, as many as the byte limit lets).
+    async fn attempt(&self, requests: &[Request], careful: bool) -> Result<Done, Failure> {
+        let mut client = self.client().await?;
         let work = async {
-            let tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::ReadCommitted)
-                .start()
-                .await
-                .map_err(Failure::before_commit)?;
+            let tx = begin(&mut client).await?;
             let done = if careful {
                 self.careful(&tx, requests).await?
             } else {

@@ -6,19 +6,7 @@
 use super::{clean, clean_all, compare_sql, Sql};
 use crate::results::{Condition, PropertyTest, ResultColumn, ResultFilter};
 
-/// The column of a `result_counts` query (`c`: the counts, `o`: the report), if any. Counts
-/// keep a missing result, severity or source as `""`.
-pub(super) fn column(col: ResultColumn) -> Option<&'static str> {
-    match col {
-        ResultColumn::Namespace => Some("o.namespace"),
-        ResultColumn::Resource => Some("o.resource"),
-        ResultColumn::Report => Some("o.name"),
-        ResultColumn::Result => Some("c.result"),
-        ResultColumn::Severity => Some("c.severity"),
-        ResultColumn::Source => Some("c.source"),
-        _ => None,
-    }
-}
+pub(super) use crate::results::counts_column as column;
 
 /// A grouping key over the counts, a missing value as NULL (as the result rows give it).
 pub(super) fn key(col: ResultColumn) -> Option<String> {

@@ -75,18 +75,7 @@ fn rows(tx: &Connection, q: &SummaryQuery) -> Result<Vec<SummaryRow>> {
     Ok(out)
 }
 
-/// The column of a `result_counts` summary (`c`: the counts, `o`: the report), if any.
-pub(super) fn counts_column(c: ResultColumn) -> Option<&'static str> {
-    match c {
-        ResultColumn::Namespace => Some("o.namespace"),
-        ResultColumn::Resource => Some("o.resource"),
-        ResultColumn::Report => Some("o.name"),
-        ResultColumn::Result => Some("c.result"),
-        ResultColumn::Severity => Some("c.severity"),
-        ResultColumn::Source => Some("c.source"),
-        _ => None,
-    }
-}
+pub(super) use crate::results::counts_column;
 
 /// A summary answered from the per-report counts (`result_counts`), when it groups and
 /// filters only by report columns, result, severity and source: a few rows per report instead of
