@@ -4,8 +4,9 @@
 //!
 //! One-result creates run back to back for the whole run. After 1 s the large report of
 //! RESULTS results (default 50,000; about 2.2 MB of JSON) is created, 1 s later updated with
-//! every result changed, 1 s later deleted (its rows may still be being removed after the
-//! answer, so that window runs 3 s past it). For each of the three it prints its latency and
+//! every result changed, 1 s later replaced by a report of one result ("shrink"; then made
+//! large again), 1 s later deleted (its rows may still be being removed after the
+//! answer, so that window runs 3 s past it). For each (but the update back) it prints its latency and
 //! the small creates' count, median and maximum over its window (the small creates that ended
 //! between its start and 1 s, or 3 s, after its answer), and the same before any of them.
 //! PostgreSQL runs on a throwaway cluster (`initdb` and `pg_ctl` on PATH).
@@ -89,11 +90,25 @@ async fn run(store: Arc<dyn Store>, n: usize) {
     pause().await;
 
     let started = t0.elapsed();
-    store
+    let updated = store
         .update(large(n, "fail"), created.revision)
         .await
         .expect("large update");
     ops.push(("update", started, t0.elapsed(), Duration::from_secs(1)));
+    pause().await;
+
+    // A small update replacing the large report, then the large one back (to delete it).
+    let started = t0.elapsed();
+    let shrunk = store
+        .update(large(1, "fail"), updated.revision)
+        .await
+        .expect("small update");
+    ops.push(("shrink", started, t0.elapsed(), Duration::from_secs(1)));
+    pause().await;
+    store
+        .update(large(n, "pass"), shrunk.revision)
+        .await
+        .expect("large update back");
     pause().await;
 
     let started = t0.elapsed();

@@ -18,6 +18,9 @@ pub(crate) struct Current {
     pub(super) results_digest: Option<Vec<u8>>,
     /// Only read for deletes.
     pub(super) body: Option<String>,
+    /// How many result rows the object has (`result_counts`): an update that replaces many
+    /// hands them to the purge instead of deleting them in the writer's transaction.
+    pub(super) results: i64,
 }
 
 impl CurrentRow for Current {
@@ -42,13 +45,29 @@ impl Current {
             deleting: row.try_get(first + 4)?,
             results_digest: row.try_get(first + 5)?,
             body: row.try_get(first + 6)?,
+            results: row.try_get(first + 7)?,
         })
     }
 }
 
-const CURRENT: &str = "SELECT id, uid, revision, labels, deleting, results_digest, CASE WHEN $5 THEN body END
+/// The object's result rows, counted from its `result_counts` (a few rows, by primary key).
+macro_rules! result_rows {
+    ($id:literal) => {
+        concat!(
+            "(SELECT coalesce(sum(n), 0) FROM result_counts WHERE object_id = ",
+            $id,
+            ")::bigint"
+        )
+    };
+}
+
+const CURRENT: &str = concat!(
+    "SELECT id, uid, revision, labels, deleting, results_digest, CASE WHEN $5 THEN body END, ",
+    result_rows!("objects.id"),
+    "
      FROM objects
-     WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4";
+     WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4"
+);
 
 /// The current row of one object (`body` only when asked: deletes need it).
 pub(crate) async fn current(
@@ -69,15 +88,19 @@ pub(crate) async fn current(
 
 /// One index probe per key: a plain join lets the planner pick a hash join over the whole
 /// table while it is small or its statistics stale, and costs more to plan on every run.
-const CURRENTS: &str = "SELECT k.i, o.id, o.uid, o.revision, o.labels, o.deleting, o.results_digest,
-            CASE WHEN k.body THEN o.body END
+const CURRENTS: &str = concat!(
+    "SELECT k.i, o.id, o.uid, o.revision, o.labels, o.deleting, o.results_digest,
+            CASE WHEN k.body THEN o.body END, ",
+    result_rows!("o.id"),
+    "
      FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[])
               WITH ORDINALITY AS k(resource, namespace, name, body, i)
      CROSS JOIN LATERAL (
          SELECT * FROM objects
          WHERE cluster = $1 AND resource = k.resource AND namespace = k.namespace AND name = k.name
          LIMIT 1
-     ) AS o";
+     ) AS o"
+);
 
 /// The current rows of many objects in one statement, in the order of `keys` (`true` beside a
 /// key asks for its body).

@@ -14,8 +14,11 @@
 //! data) is refused alone. [`OpError::Storage`] means the database failed and the whole batch is
 //! abandoned. A large create or update has its result rows written beforehand under a fresh
 //! id, outside the counter lock (`staging.rs`): [`Write::staged`] leaves it the object row,
-//! the change and the replaced report's removal to send. The current rows and compaction's
-//! step are in `current.rs` and `compact.rs`.
+//! the change and the replaced report's removal to send. A small update of a report with
+//! many result rows moves the report to a fresh id in the same way (its few new rows written
+//! in the batch's flight), so that the old rows go to the purge rather than being deleted
+//! under the counter lock. The current rows and compaction's step are in `current.rs` and
+//! `compact.rs`.
 
 use std::borrow::Cow;
 
@@ -120,6 +123,19 @@ const UPDATE_OBJECT: &str = "WITH old AS (SELECT body, labels FROM objects WHERE
 
 const CLEAR_RESULTS: &str = "DELETE FROM results WHERE object_id = $1";
 
+/// A fresh object id, for rows written before their object row.
+pub(crate) const NEXT_ID: &str = "SELECT nextval(pg_get_serial_sequence('objects', 'id'))";
+
+/// An object row with a given id (`$22`) whose result rows are written in the same
+/// transaction: the parameters of [`INSERT_OBJECT_WITH_RESULTS`]' object (`$1` to `$21`).
+const INSERT_OBJECT_WITH_ID: &str =
+    "INSERT INTO objects (id, cluster, resource, namespace, name, uid, revision, created, labels,
+         deleting, summary_pass, summary_fail, summary_warn, summary_error, summary_skip,
+         scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body, results_digest)
+     OVERRIDING SYSTEM VALUE
+     VALUES ($22, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+             $19, $20, $21)";
+
 const REMOVE_OBJECT: &str = "DELETE FROM objects WHERE id = $1";
 
 /// Copies the body of the object `$2` into its newest change (written at `$3`), which kept
@@ -139,6 +155,7 @@ const INSERT_CHANGE: &str =
 /// The statements of every write, prepared once per connection (then cached).
 pub(crate) struct Statements {
     insert: tokio_postgres::Statement,
+    insert_with_id: tokio_postgres::Statement,
     update: tokio_postgres::Statement,
     clear: tokio_postgres::Statement,
     remove: tokio_postgres::Statement,
@@ -153,9 +170,10 @@ pub(crate) struct Statements {
 
 impl Statements {
     pub(crate) async fn prepare(tx: &Transaction<'_>) -> Result<Statements, tokio_postgres::Error> {
-        let (stats, clear_stats) = futures::try_join!(
+        let (stats, clear_stats, insert_with_id) = futures::try_join!(
             tx.prepare_cached(result_stats::INSERT_STATS),
             tx.prepare_cached(result_stats::CLEAR_STATS),
+            tx.prepare_cached(INSERT_OBJECT_WITH_ID),
         )?;
         let (insert, update, clear, remove, results, change, superseded, clear_first, detach) = futures::try_join!(
             tx.prepare_cached(INSERT_OBJECT_WITH_RESULTS),
@@ -170,6 +188,7 @@ impl Statements {
         )?;
         Ok(Statements {
             insert,
+            insert_with_id,
             update,
             clear,
             remove,
@@ -198,14 +217,21 @@ enum Target<'a> {
     },
     /// The row `id`, written at `superseded`, removed with its results.
     Remove { id: i64, superseded: i64 },
-    /// A new row with the id `id` whose results, counts and numbers are written already,
-    /// inserted by `insert` (`staging.rs`), replacing the row `replaced` (its id, and the
-    /// revision it was written at) whose results go to the purge as a deleted report's.
+    /// A new row with the id `id` whose results, counts and numbers are written already
+    /// (`staging.rs`), replacing the row `replaced` (its id, and the revision it was written
+    /// at) whose results go to the purge as a deleted report's.
     Staged {
         id: i64,
         replaced: Option<(i64, i64)>,
         p: &'a Prepared,
-        insert: tokio_postgres::Statement,
+    },
+    /// The row `id`, written at `superseded`, with more result rows than a delete removes
+    /// inline ([`purge::INLINE_ROWS`]), replaced by a new row under a fresh id with its
+    /// results: the old rows go to the purge as a deleted report's.
+    Move {
+        id: i64,
+        superseded: i64,
+        p: &'a Prepared,
     },
 }
 
@@ -249,13 +275,18 @@ pub(crate) fn plan_update(
 ) -> OpResult<Write<'_>> {
     let cur = write::accept_update(&p.head.uid, expected, cur).map_err(OpError::Rejected)?;
     let rewrite_results = cur.results_digest.as_deref() != Some(&p.head.results_digest[..]);
-    Ok(Write {
-        target: Target::Replace {
-            id: cur.id,
-            superseded: cur.revision,
+    let (id, superseded) = (cur.id, cur.revision);
+    let target = match rewrite_results && cur.results > i64::from(purge::INLINE_ROWS) {
+        true => Target::Move { id, superseded, p },
+        false => Target::Replace {
+            id,
+            superseded,
             p,
             rewrite: rewrite_results,
         },
+    };
+    Ok(Write {
+        target,
         event: EventType::Modified,
         key: &p.head.key,
         uid: p.head.uid.clone(),
@@ -316,7 +347,7 @@ impl Write<'_> {
         // For the findings indexer: the write's time and what it did to the result rows.
         let written_at = crate::findings::now_ms();
         let flag: Option<i16> = match &self.target {
-            Target::Insert(p) | Target::Staged { p, .. } => {
+            Target::Insert(p) | Target::Staged { p, .. } | Target::Move { p, .. } => {
                 Some(ResultsFlag::rewritten(p.results.has_findings()))
             }
             Target::Replace { p, rewrite, .. } => Some(match rewrite {
@@ -399,38 +430,34 @@ impl Write<'_> {
                     async { tx.execute(&st.change, &change).await }
                 )?;
             }
-            Target::Staged {
-                id,
-                replaced,
-                p,
-                insert,
-            } => {
-                // The newest change of a key keeps no body: it is the object's.
-                let event = self.event.as_str();
-                let change = self.change_params(&cluster, &event, &None::<&str>, &written_at, &flag);
-                let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
-                params.push(id);
-                let insert = async { tx.execute(insert, &params).await };
-                let change = async { tx.execute(&st.change, &change).await };
-                let Some((old, superseded)) = replaced else {
-                    futures::try_join!(insert, change)?;
-                    return Ok(());
+            Target::Staged { id, replaced, p } => {
+                let rows = async { Ok(()) };
+                self.insert_replacing(tx, cluster, st, (*id, *replaced), p, rows, &written_at, &flag)
+                    .await?;
+            }
+            Target::Move { id, superseded, p } => {
+                let new: i64 = tx.query_one(NEXT_ID, &[]).await?.try_get(0)?;
+                #[cfg(test)]
+                super::staging::hold::committed(&format!("moved {}", self.key.name));
+                // The new rows, then the counts (found by the key: after the new object row).
+                let rows = async {
+                    let all = p.results.all();
+                    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&new, &cluster];
+                    params.extend(all.params());
+                    futures::try_join!(
+                        async {
+                            match p.results.is_empty() {
+                                true => Ok(0),
+                                false => tx.execute(&st.results, &params).await,
+                            }
+                        },
+                        self.write_stats(tx, cluster, st, p, true)
+                    )
+                    .map(|_| ())
                 };
-                // The replaced row leaves as a deleted report's (its results purged), its body
-                // copied into its change first; then the new row takes the key.
-                let inline = purge::INLINE_ROWS;
-                futures::try_join!(
-                    async { tx.execute(&st.superseded, &[&cluster, old, superseded]).await },
-                    async { tx.execute(&st.clear_first, &[old, &inline]).await },
-                    async { tx.execute(&st.clear_stats, &[old, &inline]).await },
-                    async {
-                        let detach: [&(dyn ToSql + Sync); 4] = [old, &cluster, &self.revision, &inline];
-                        tx.execute(&st.detach, &detach).await
-                    },
-                    async { tx.execute(&st.remove, &[old]).await },
-                    insert,
-                    change
-                )?;
+                let replaced = Some((*id, *superseded));
+                self.insert_replacing(tx, cluster, st, (new, replaced), p, rows, &written_at, &flag)
+                    .await?;
             }
         }
         Ok(())
@@ -439,7 +466,7 @@ impl Write<'_> {
     /// The same write with its result rows, counts and numbers written already under the
     /// object id `id` (`staging.rs`): a create inserts its row with that id by `insert`, an
     /// update replaces its row by that one. A delete is returned unchanged.
-    pub(crate) fn staged(self, id: i64, insert: tokio_postgres::Statement) -> Self {
+    pub(crate) fn staged(self, id: i64) -> Self {
         let (replaced, p) = match self.target {
             Target::Insert(p) => (None, p),
             Target::Replace {
@@ -447,16 +474,73 @@ impl Write<'_> {
                 superseded,
                 p,
                 ..
+            }
+            | Target::Move {
+                id: old,
+                superseded,
+                p,
             } => (Some((old, superseded)), p),
             _ => return self,
         };
-        let target = Target::Staged {
-            id,
-            replaced,
-            p,
-            insert,
-        };
+        let target = Target::Staged { id, replaced, p };
         Write { target, ..self }
+    }
+
+    /// Whether the write hands a replaced report's result rows to the purge.
+    pub(crate) fn replaces_rows(&self) -> bool {
+        matches!(
+            self.target,
+            Target::Move { .. }
+                | Target::Staged {
+                    replaced: Some(_),
+                    ..
+                }
+        )
+    }
+
+    /// Inserts the object row with the id `id` and its change, `rows` sent after them (the
+    /// report's own rows, if not written already); a `replaced` row (its id and the revision
+    /// it was written at) leaves first as a deleted report's, its results to the purge and
+    /// its body copied into its change.
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_replacing(
+        &self,
+        tx: &Transaction<'_>,
+        cluster: &str,
+        st: &Statements,
+        (id, replaced): (i64, Option<(i64, i64)>),
+        p: &Prepared,
+        rows: impl std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+        written_at: &i64,
+        flag: &Option<i16>,
+    ) -> Result<(), tokio_postgres::Error> {
+        // The newest change of a key keeps no body: it is the object's.
+        let event = self.event.as_str();
+        let change = self.change_params(&cluster, &event, &None::<&str>, written_at, flag);
+        let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
+        params.push(&id);
+        let insert = async { tx.execute(&st.insert_with_id, &params).await };
+        let change = async { tx.execute(&st.change, &change).await };
+        let Some((old, superseded)) = replaced else {
+            futures::try_join!(insert, change, rows)?;
+            return Ok(());
+        };
+        // Sent in this order: the replaced row leaves, then the new row takes the key.
+        let inline = purge::INLINE_ROWS;
+        futures::try_join!(
+            async { tx.execute(&st.superseded, &[&cluster, &old, &superseded]).await },
+            async { tx.execute(&st.clear_first, &[&old, &inline]).await },
+            async { tx.execute(&st.clear_stats, &[&old, &inline]).await },
+            async {
+                let detach: [&(dyn ToSql + Sync); 4] = [&old, &cluster, &self.revision, &inline];
+                tx.execute(&st.detach, &detach).await
+            },
+            async { tx.execute(&st.remove, &[&old]).await },
+            insert,
+            change,
+            rows
+        )?;
+        Ok(())
     }
 
     /// Writes the report's counts and numbers (after its result rows) when `rewrite`.

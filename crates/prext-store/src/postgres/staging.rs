@@ -59,16 +59,6 @@ const CONCURRENT: usize = 2;
 /// finish before it takes another (each holds its prepared report in memory).
 const IN_FLIGHT: usize = 8;
 
-/// A staged write's object row: the parameters of `INSERT_OBJECT_WITH_RESULTS`' object (`$1`
-/// to `$21`) and the staged id (`$22`).
-const INSERT_OBJECT: &str =
-    "INSERT INTO objects (id, cluster, resource, namespace, name, uid, revision, created, labels,
-         deleting, summary_pass, summary_fail, summary_warn, summary_error, summary_skip,
-         scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body, results_digest)
-     OVERRIDING SYSTEM VALUE
-     VALUES ($22, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-             $19, $20, $21)";
-
 /// The report's counts and numbers (`result_stats::INSERT_STATS`' arrays, `$3` on) under the
 /// staged id `$1` of cluster `$2`.
 const INSERT_STATS: &str =
@@ -228,7 +218,7 @@ async fn write(
         return refused(e);
     }
     let id: i64 = tx
-        .query_one("SELECT nextval(pg_get_serial_sequence('objects', 'id'))", &[])
+        .query_one(ops::NEXT_ID, &[])
         .await
         .map_err(Failure::before_commit)?
         .try_get(0)
@@ -264,17 +254,16 @@ async fn write(
 
     let (start, _) = writer.lock(tx).await?;
     let revision = start + 1;
-    let (cur, st, insert) = futures::try_join!(
+    let (cur, st) = futures::try_join!(
         ops::current(tx, cluster, key, false),
-        ops::Statements::prepare(tx),
-        tx.prepare_cached(INSERT_OBJECT)
+        ops::Statements::prepare(tx)
     )
     .map_err(Failure::before_commit)?;
     let write = match writer::plan(op, cur, revision) {
-        Ok(w) => w.staged(id, insert),
+        Ok(w) => w.staged(id),
         Err(e) => return refused(e),
     };
-    let replaced = matches!(op, Op::Update(..));
+    let replaced = write.replaces_rows();
     let flight =
         async { futures::try_join!(write.execute(tx, cluster, &st), writer.bump(tx, revision)).map(|_| ()) };
     if let Err(e) = ops::in_savepoint(tx, flight).await {
@@ -297,7 +286,8 @@ fn op_name(op: &Op) -> String {
 }
 
 /// Test hooks: hold a staged write of a given name between staging and locking, and count the
-/// staged writes committed per name.
+/// staged writes committed per name (and, as "moved NAME", the small updates that moved a
+/// large report to a fresh id, `ops.rs`).
 #[cfg(test)]
 pub(crate) mod hold {
     use std::collections::HashMap;
@@ -339,7 +329,7 @@ pub(crate) mod hold {
         }
     }
 
-    pub(super) fn committed(name: &str) {
+    pub(in crate::postgres) fn committed(name: &str) {
         let mut counts = COMMITTED.lock().unwrap_or_else(|e| e.into_inner());
         *counts
             .get_or_insert_with(HashMap::new)

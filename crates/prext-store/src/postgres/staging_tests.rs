@@ -194,3 +194,86 @@ async fn more_large_writes_than_run_at_once_all_commit() {
     assert_eq!(staged, n, "every large create was staged");
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_update_of_a_large_report_leaves_its_rows_to_the_purge() {
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    let store = db.open().await;
+    let large = fixtures::create(&*store, report("shrunk", STAGE_ROWS + 1_000)).await;
+    // A refused small update (stale revision) changes nothing, and moves nothing.
+    let stale = store.update(report("shrunk", 3), large.revision - 1).await;
+    assert!(matches!(stale, Err(Error::Conflict(_))), "{stale:?}");
+    assert_eq!(
+        hold::count("moved shrunk"),
+        0,
+        "the refused update moved the report"
+    );
+    assert_eq!(db.stored_result_rows().await, (STAGE_ROWS + 1_000) as u64);
+    // The small update is written in the writer's batch; the report moves to a fresh id and
+    // its old rows are the purge's, not deleted under the counter lock.
+    let small = within(
+        "the small update",
+        store.update(report("shrunk", 3), large.revision),
+    )
+    .await
+    .expect("small update of a large report");
+    assert!(
+        hold::count("moved shrunk") >= 1,
+        "the update did not move the report"
+    );
+    assert_eq!(hold::count("shrunk"), 1, "only the large create was staged");
+    let stored = store.get(&small.key).await.expect("get").expect("exists");
+    assert_eq!(stored.revision, small.revision);
+    assert_eq!(stored.uid, large.uid, "the same object");
+    let n = fixtures::body_json(&stored)["results"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(n, 3);
+    // The purge removes the old rows in chunks; then only the new rows are left.
+    let client = db.analyst_client().await;
+    within("the purge", async {
+        loop {
+            let rows: i64 = client
+                .query_one("SELECT count(*) FROM results", &[])
+                .await
+                .expect("count results")
+                .get(0);
+            let listed: i64 = client
+                .query_one("SELECT count(*) FROM purges", &[])
+                .await
+                .expect("count purges")
+                .get(0);
+            if rows == 3 && listed == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let (counted, numbers): (i64, i64) = {
+        let row = client
+            .query_one(
+                "SELECT (SELECT coalesce(sum(n), 0) FROM result_counts)::bigint,
+                        (SELECT count(*) FROM result_numbers)",
+                &[],
+            )
+            .await
+            .expect("count stats");
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(counted, 3, "the counts are the new report's");
+    assert_eq!(numbers, 0, "the reports have no numeric properties");
+    // A report of a few rows is updated in place again.
+    let update = store
+        .update(report("shrunk", 2), small.revision)
+        .await
+        .expect("update again");
+    assert_eq!(update.uid, large.uid);
+    assert_eq!(
+        hold::count("moved shrunk"),
+        1,
+        "a report of 3 results is not moved"
+    );
+    store.close().await;
+}

@@ -124,6 +124,8 @@ impl Failure {
 struct Done {
     answers: Vec<Result<Reply>>,
     revision: Option<i64>,
+    /// Whether a write handed a replaced report's result rows to the purge.
+    replaced: bool,
 }
 
 /// Takes the next batch: `pending` first, then whatever is queued, up to `limit` requests and
@@ -220,7 +222,7 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
                 if let Some(revision) = done.revision {
                     publish(&writer.published, revision);
                     statistics.committed(&writer.pool, revision);
-                    if requests.iter().any(|r| matches!(r.op, Op::Delete(..))) {
+                    if done.replaced || requests.iter().any(|r| matches!(r.op, Op::Delete(..))) {
                         purger.deleted();
                     }
                 }
@@ -386,6 +388,9 @@ impl Writer {
                 Err(OpError::Storage(e)) => return Err(Failure::before_commit(e)),
             }
         }
+        let replaced = planned
+            .iter()
+            .any(|p| p.as_ref().is_ok_and(|w| w.replaces_rows()));
         if revision > start {
             let writes = futures::future::try_join_all(
                 planned
@@ -402,6 +407,7 @@ impl Writer {
         Ok(Done {
             answers,
             revision: (revision > start).then_some(revision),
+            replaced,
         })
     }
 
@@ -412,6 +418,7 @@ impl Writer {
             ops::Statements::prepare(tx).await.map_err(Failure::before_commit)
         })?;
         let mut revision = start;
+        let mut replaced = false;
         let mut answers = Vec::with_capacity(requests.len());
         for req in requests {
             let outcome = match (&req.op, req.op.key()) {
@@ -429,6 +436,7 @@ impl Writer {
                             .await
                             .map(|()| {
                                 revision += 1;
+                                replaced |= write.replaces_rows();
                                 Reply::Object(write.into_written().0)
                             }),
                         Err(e) => Err(e),
@@ -449,6 +457,7 @@ impl Writer {
         Ok(Done {
             answers,
             revision: (revision > start).then_some(revision),
+            replaced,
         })
     }
 }
