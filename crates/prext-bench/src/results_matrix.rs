@@ -96,17 +96,86 @@ fn ms(d: &[Duration], p: f64) -> f64 {
     pct(d, p)
 }
 
+/// One case's p50s: its first page of 500 without and with `count=true`.
+struct Timing {
+    label: String,
+    parts: Vec<usize>,
+    page: f64,
+    counted: f64,
+}
+
+/// Prints the pairs slowest against their own filters alone (a pair's p50 over the larger of
+/// its two filters' p50s, page of 500 and with `count=true` apart) and the largest `count=true`
+/// overheads: what a combination costs beyond its parts.
+fn ratios(timings: &[Timing]) {
+    let single = |i: usize| timings.iter().find(|t| t.parts == [i]);
+    let mut rows: Vec<(f64, f64, &Timing)> = timings
+        .iter()
+        .filter(|t| t.parts.len() == 2)
+        .filter_map(|t| {
+            let (a, b) = (single(t.parts[0])?, single(t.parts[1])?);
+            Some((
+                t.page / a.page.max(b.page),
+                t.counted / a.counted.max(b.counted),
+                t,
+            ))
+        })
+        .collect();
+    if !rows.is_empty() {
+        let worst = |rows: &mut Vec<(f64, f64, &Timing)>, counted: bool| {
+            rows.sort_by(|x, y| {
+                let (x, y) = if counted { (x.1, y.1) } else { (x.0, y.0) };
+                y.total_cmp(&x)
+            });
+            let what = if counted { "500 + count" } else { "500" };
+            println!();
+            println!("pairs against the slower of their two filters alone, page of {what} (p50 ratio):");
+            for (page, cnt, t) in rows.iter().take(8) {
+                let (r, p) = if counted { (cnt, t.counted) } else { (page, t.page) };
+                println!("  {r:>6.1}x {p:>8.1}ms  {}", t.label);
+            }
+        };
+        worst(&mut rows, false);
+        worst(&mut rows, true);
+        let over = |f: &dyn Fn(&(f64, f64, &Timing)) -> f64| rows.iter().filter(|r| f(r) > 2.0).count();
+        println!(
+            "  {} of {} pairs over 2x (500), {} over 2x (500 + count)",
+            over(&|r| r.0),
+            rows.len(),
+            over(&|r| r.1)
+        );
+    }
+    let mut overhead: Vec<&Timing> = timings.iter().collect();
+    overhead.sort_by(|a, b| (b.counted - b.page).total_cmp(&(a.counted - a.page)));
+    println!();
+    println!("largest count=true overheads (p50 with count - without):");
+    for t in overhead.iter().take(6) {
+        println!(
+            "  {:>+8.1}ms ({:.1} -> {:.1} ms)  {}",
+            t.counted - t.page,
+            t.page,
+            t.counted,
+            t.label
+        );
+    }
+}
+
 /// Times the matrix and prints one line per filter or pair.
 pub async fn run(prext: &Prext, runs: usize, kyverno_policy: &str, only: &[String]) -> anyhow::Result<()> {
     let all = filters(kyverno_policy);
-    let mut cases: Vec<(String, String)> = all.iter().map(|f| (f.label.to_owned(), query(&[f]))).collect();
+    // (label, query, the filters combined: indexes into `all`)
+    let mut cases: Vec<(String, String, Vec<usize>)> = all
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.label.to_owned(), query(&[f]), vec![i]))
+        .collect();
     for (i, a) in all.iter().enumerate() {
-        for b in &all[i + 1..] {
-            cases.push((format!("{} + {}", a.label, b.label), query(&[a, b])));
+        for (j, b) in all.iter().enumerate().skip(i + 1) {
+            cases.push((format!("{} + {}", a.label, b.label), query(&[a, b]), vec![i, j]));
         }
     }
     let picked = |label: &str| only.is_empty() || only.iter().any(|o| label.contains(o.as_str()));
-    cases.retain(|(label, _)| picked(label));
+    cases.retain(|(label, _, _)| picked(label));
     println!();
     println!(
         "{:<52} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8}",
@@ -121,8 +190,9 @@ pub async fn run(prext: &Prext, runs: usize, kyverno_policy: &str, only: &[Strin
         "smaller"
     );
     let mut worst: Vec<(f64, f64, String)> = Vec::new();
+    let mut timings: Vec<Timing> = Vec::new();
     let mut slower = 0;
-    for (label, q) in &cases {
+    for (label, q, parts) in &cases {
         let url = |limit: usize, count: bool| {
             format!(
                 "{BASE}/policyresults?{q}&limit={limit}{}",
@@ -150,6 +220,12 @@ pub async fn run(prext: &Prext, runs: usize, kyverno_policy: &str, only: &[Strin
             ms(&one, 0.5),
             if smaller_slower { "SLOWER" } else { "ok" }
         );
+        timings.push(Timing {
+            label: label.clone(),
+            parts: parts.clone(),
+            page: ms(&page, 0.5),
+            counted: ms(&counted, 0.5),
+        });
         worst.push((
             ms(&counted, 0.5).max(ms(&page, 0.5)),
             ms(&counted, 0.99).max(ms(&page, 0.99)),
@@ -166,6 +242,7 @@ pub async fn run(prext: &Prext, runs: usize, kyverno_policy: &str, only: &[Strin
     for (p50, p99, label) in worst.iter().take(5) {
         println!("  {p50:>7.1}ms p50 {p99:>7.1}ms p99  {label}");
     }
+    ratios(&timings);
 
     println!();
     println!("{:<72} {:>9} {:>9} {:>7}", "summary page", "p50", "p99", "groups");

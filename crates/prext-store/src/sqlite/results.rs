@@ -78,9 +78,23 @@ struct Lowered {
     needs_report: bool,
     /// Some condition reads the `results` row itself (not only `result_numbers`).
     needs_result: bool,
+    /// The filter names a namespace, a report or a subject ([`anchored`]): those drive.
+    anchored: bool,
 }
 
 impl Lowered {
+    /// How the numeric tests are written when the query is read through the filter's
+    /// indexes: driving from their range, unless a namespace, a report or a subject anchors
+    /// the filter (then a probe per anchored result: reading the whole range first cost
+    /// 16,855 rows for the 4 matches of `report.name` with `property=score>=8`).
+    fn number_form(&self) -> NumberForm {
+        if self.anchored {
+            NumberForm::Probe
+        } else {
+            NumberForm::Drive
+        }
+    }
+
     /// The whole filter as one predicate, numeric tests written in `form`.
     fn predicate(&self, form: NumberForm) -> Predicate {
         let mut p = self.predicate.clone();
@@ -114,9 +128,34 @@ fn lower_live(tx: &Connection, filter: &ResultFilter, indexes: Indexes) -> Resul
     Ok(lowered)
 }
 
+/// Whether the filter names a namespace, reports, subjects by name or subjects by uid (a set
+/// of non-empty values): those few results (a report's, a pod's; a namespace's reports in
+/// order) drive the query, and the indexes of its other conditions are left aside. SQLite's
+/// statistics cannot see that: `sqlite_stat1` gives a policy 3 rows on average (most
+/// policies are CVE ids), so `policy=<a Kyverno policy on 8,000 results>` with a report's
+/// name read those 8,000 rows for none (`plan_tests.rs`).
+fn anchored(filter: &ResultFilter) -> bool {
+    filter.namespace.is_some()
+        || filter.conditions.iter().any(|c| match c {
+            Condition::In(col, values) => {
+                anchor(*col) && !values.is_empty() && values.iter().all(|v| !v.is_empty())
+            }
+            _ => false,
+        })
+}
+
+/// The columns that anchor a filter ([`anchored`]).
+fn anchor(col: ResultColumn) -> bool {
+    matches!(
+        col,
+        ResultColumn::Namespace | ResultColumn::Report | ResultColumn::SubjectName | ResultColumn::SubjectUid
+    )
+}
+
 /// Whether the result row's conditions may use the result indexes. The report-order walk
 /// reads each report's results by primary key: an index on a result column there would be
-/// scanned once per report (`+column` turns index use off for that term).
+/// scanned once per report (`+column` turns index use off for that term). An anchored
+/// filter ([`anchored`]) avoids them for its other conditions too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Indexes {
     Use,
@@ -128,6 +167,7 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
     let mut numbers = Vec::new();
     let mut needs_report = false;
     let mut needs_result = false;
+    let anchored = anchored(filter);
     if let Some(ns) = &filter.namespace {
         p.push("o.namespace = ?", [Value::Text(ns.clone())]);
         needs_report = true;
@@ -138,6 +178,10 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
                 needs_report |= on_report(*col);
                 needs_result |= !on_report(*col);
                 let negated = matches!(c, Condition::NotIn(..));
+                let indexes = match indexes {
+                    Indexes::Use if anchored && !anchor(*col) => Indexes::Avoid,
+                    other => other,
+                };
                 set_condition(&mut p, *col, values, negated, indexes);
             }
             Condition::MessageContains(text) if text.is_empty() => {}
@@ -181,6 +225,7 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
         numbers,
         needs_report,
         needs_result,
+        anchored,
     }
 }
 
@@ -283,7 +328,11 @@ fn from(needs_report: bool) -> &'static str {
 /// test drives the count from its index range; the result and report rows are read only when
 /// another condition needs them.
 fn count(conn: &Connection, lowered: &Lowered, cap: Option<usize>) -> Result<u64> {
-    let (inner, params) = match lowered.numbers.split_first() {
+    let driving = match lowered.number_form() {
+        NumberForm::Drive => lowered.numbers.split_first(),
+        NumberForm::Probe => None,
+    };
+    let (inner, params) = match driving {
         Some((first, rest)) => {
             let mut p = lowered.predicate.clone();
             let mut from = String::from(" FROM result_numbers AS d");
@@ -304,10 +353,10 @@ fn count(conn: &Connection, lowered: &Lowered, cap: Option<usize>) -> Result<u64
             (sql, params)
         }
         None => {
-            let p = &lowered.predicate;
+            let p = lowered.predicate(NumberForm::Probe);
             (
                 format!("SELECT 1{}{}", from(lowered.needs_report), p.where_sql()),
-                p.params.clone(),
+                p.params,
             )
         }
     };
@@ -420,7 +469,7 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
     let mut p = if walk {
         lower(&q.filter, Indexes::Avoid).predicate(NumberForm::Probe)
     } else {
-        lowered.predicate(NumberForm::Drive)
+        lowered.predicate(lowered.number_form())
     };
     if let Some(cursor) = &q.after {
         after(&mut p, q.order, cursor);

@@ -38,11 +38,17 @@ fn skewed() -> Connection {
 }
 
 fn page_plan(conn: &Connection, conditions: Vec<Condition>) -> String {
+    page_plan_in(conn, None, conditions)
+}
+
+/// The plan of a sorted first page of 50, as `query` writes it.
+fn page_plan_in(conn: &Connection, namespace: Option<&str>, conditions: Vec<Condition>) -> String {
     let filter = ResultFilter {
-        namespace: None,
+        namespace: namespace.map(str::to_owned),
         conditions,
     };
-    let p = lower(&filter, Indexes::Use).predicate(NumberForm::Drive);
+    let lowered = lower(&filter, Indexes::Use);
+    let p = lowered.predicate(lowered.number_form());
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM results AS r JOIN objects AS o ON o.id = r.object_id{} ORDER BY {} LIMIT 51",
         p.where_sql(),
@@ -189,4 +195,54 @@ fn a_numeric_property_filter_reads_its_matches_once() {
     assert_eq!(first, "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)", "{page}");
     assert_eq!(page.matches("LIST SUBQUERY").count(), 1, "{page}");
     assert!(!page.contains("SCAN"), "{page}");
+}
+
+/// A report's name, a subject's name or a namespace drives a combined filter. With the
+/// statistics of a large database SQLite started from a policy's index (`sqlite_stat1` gives
+/// a policy 5 rows: most are CVE ids; a Kyverno policy holds 8,000 of 200,000 results) or
+/// from a wide numeric range (`score>=8`: 16,855 rows), and read all of it for a handful of
+/// matches (BENCHMARKS.md, session 6).
+#[test]
+fn a_named_report_subject_or_namespace_drives_the_page() {
+    let conn = skewed();
+    with_large_statistics(&conn);
+    let policy = || Condition::In(ResultColumn::Policy, vec!["CVE-0003".into()]);
+    let score = || Condition::Property {
+        key: "score".into(),
+        test: PropertyTest::Number(Compare::GreaterOrEqual, 8.0),
+    };
+    for anchor in [ResultColumn::Report, ResultColumn::SubjectName] {
+        let plan = page_plan(&conn, vec![policy(), Condition::In(anchor, vec!["r07".into()])]);
+        assert!(!plan.contains("results_policy"), "{anchor:?}: {plan}");
+        assert!(!plan.contains("SCAN r"), "{anchor:?}: {plan}");
+        let plan = page_plan(&conn, vec![score(), Condition::In(anchor, vec!["r07".into()])]);
+        assert!(!plan.contains("result_numbers_key_value"), "{anchor:?}: {plan}");
+        assert!(!plan.contains("SCAN r"), "{anchor:?}: {plan}");
+    }
+    let by_subject = page_plan(
+        &conn,
+        vec![
+            policy(),
+            Condition::In(ResultColumn::SubjectName, vec!["pod-7".into()]),
+        ],
+    );
+    assert!(
+        by_subject.contains("results_subject (subject_name=?)"),
+        "{by_subject}"
+    );
+    for conditions in [vec![policy()], vec![score()]] {
+        let plan = page_plan_in(&conn, Some("ns"), conditions);
+        assert!(plan.starts_with("SEARCH o USING"), "{plan}");
+        assert!(!plan.contains("results_policy"), "{plan}");
+        assert!(!plan.contains("result_numbers_key_value"), "{plan}");
+    }
+    // Not anchored: an empty subject name (missing) keeps the policy's index.
+    let missing = page_plan(
+        &conn,
+        vec![
+            policy(),
+            Condition::In(ResultColumn::SubjectName, vec![String::new()]),
+        ],
+    );
+    assert!(missing.contains("results_policy"), "{missing}");
 }

@@ -6,7 +6,7 @@
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-use super::{column, from, lower_live, on_report, placeholders, texts, Indexes, NumberForm};
+use super::{column, from, lower_live, on_report, placeholders, texts, Indexes};
 use crate::results::{Condition, ResultColumn, ResultFilter, Summary, SummaryQuery, SummaryRow};
 use crate::sqlite::db_error;
 use crate::sqlite::select::Predicate;
@@ -47,7 +47,7 @@ pub(crate) fn summarize(conn: &mut Connection, q: &SummaryQuery) -> Result<Summa
 /// The groups of an unpaged summary.
 fn rows(tx: &Connection, q: &SummaryQuery) -> Result<Vec<SummaryRow>> {
     let lowered = lower_live(tx, &q.filter, Indexes::Use)?;
-    let mut predicate = lowered.predicate(NumberForm::Drive);
+    let mut predicate = lowered.predicate(lowered.number_form());
     let sql = match counts_sql(q) {
         Some((sql, p)) => {
             predicate = p;
