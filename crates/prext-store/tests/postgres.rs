@@ -69,6 +69,31 @@ async fn result_queries_with_clusters_sharing_one_database() {
     .await;
 }
 
+/// Summary pages after the planner statistics are refreshed: a grouping whose column has few
+/// values by the statistics (the rule, the policy here) is counted in one pass over the result
+/// rows (postgres/results/summary.rs), and its pages are checked against the test's own counts
+/// as every other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summary_pages_planned_from_statistics() {
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    let store = db.open_postgres().await;
+    let admin = db.analyst_client().await;
+    testsuite::result_summary_pages_then(store.as_ref(), async {
+        admin.batch_execute("ANALYZE results").await.expect("analyze");
+        let rule = admin
+            .query_one(
+                "SELECT n_distinct FROM pg_stats WHERE tablename = 'results' AND attname = 'rule'",
+                &[],
+            )
+            .await
+            .expect("the rule's statistics");
+        assert!(rule.get::<_, f32>(0) != 0.0, "the rule has distinct values");
+    })
+    .await;
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analyst_views_describe_reports_and_results() {
     let pg = TempPostgres::new().await;

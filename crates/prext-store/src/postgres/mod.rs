@@ -138,9 +138,13 @@ impl PostgresStore {
         pg.keepalives_interval(Duration::from_secs(10));
         pg.keepalives_retries(3);
         let statement_ms = opts.statement_timeout.as_millis().max(1);
+        // No JIT compilation: the summaries over a million result rows are estimated above
+        // `jit_above_cost`, and compiling them took 1.1-1.6 s of 2.7-4.3 s (EXPLAIN ANALYZE,
+        // BENCHMARKS.md) for at most a few percent of their execution. Before the URL's own
+        // options, which may turn it back on.
         let options = match pg.get_options() {
-            Some(existing) => format!("{existing} -c statement_timeout={statement_ms}"),
-            None => format!("-c statement_timeout={statement_ms}"),
+            Some(existing) => format!("-c jit=off {existing} -c statement_timeout={statement_ms}"),
+            None => format!("-c jit=off -c statement_timeout={statement_ms}"),
         };
         pg.options(options);
 

@@ -78,6 +78,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "covering_result_indexes",
         sql: include_str!("migrations/0011_covering_result_indexes.sql"),
     },
+    Migration {
+        version: 12,
+        name: "covering_subject_index",
+        sql: include_str!("migrations/0012_covering_subject_index.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
@@ -194,7 +199,7 @@ mod tests {
     fn migrations_are_ordered_and_start_at_one() {
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version + 1 == w[1].version));
-        assert_eq!(latest_version(), 11);
+        assert_eq!(latest_version(), 12);
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub use postgres::{PostgresTestDatabase, ServerTls, TempPostgres};
 pub use result_stats::result_stats_follow_writes;
 pub use results::{result_filters, result_pages_and_orders, result_queries_follow_writes, result_summaries};
 pub use sqlite::TempSqlite;
-pub use summary_pages::result_summary_pages;
+pub use summary_pages::{result_summary_pages, result_summary_pages_then};
 
 /// One row of a backend's result table, as much of it as the suite checks.
 #[derive(Debug, Clone, PartialEq, Eq)]

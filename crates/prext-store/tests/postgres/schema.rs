@@ -27,7 +27,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .collect();
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
         "every migration applied exactly once"
     );
     // Debian's PostgreSQL has LZ4: migration 3 switched the bodies to it.
@@ -64,7 +64,7 @@ async fn concurrent_startup_runs_migrations_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(applied, 11);
+    assert_eq!(applied, 12);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,7 +440,8 @@ async fn version_3_change_logs_upgrade_in_place() {
              DROP TABLE result_counts, result_numbers;
              DELETE FROM schema_migrations WHERE version = 9;
              DELETE FROM schema_migrations WHERE version = 10;
-             DELETE FROM schema_migrations WHERE version = 11;",
+             DELETE FROM schema_migrations WHERE version = 11;
+             DELETE FROM schema_migrations WHERE version = 12;",
         )
         .await
         .expect("version 3 state");
@@ -493,7 +494,8 @@ async fn version_7_databases_get_the_result_filter_indexes() {
              DROP TABLE result_counts, result_numbers;
              DELETE FROM schema_migrations WHERE version = 9;
              DELETE FROM schema_migrations WHERE version = 10;
-             DELETE FROM schema_migrations WHERE version = 11;",
+             DELETE FROM schema_migrations WHERE version = 11;
+             DELETE FROM schema_migrations WHERE version = 12;",
         )
         .await
         .expect("version 7 state");
@@ -511,7 +513,8 @@ async fn version_7_databases_get_the_result_filter_indexes() {
     };
     let subject = def("results_subject").await.expect("results_subject");
     assert!(
-        subject.contains("(subject_name, subject_namespace, subject_kind, cluster)"),
+        // Migration 12 appends the result and the severity after these.
+        subject.contains("(subject_name, subject_namespace, subject_kind, cluster"),
         "{subject}"
     );
 
@@ -604,7 +607,8 @@ async fn version_8_databases_get_counts_and_numbers_as_the_writer_writes_them() 
             "DROP TABLE result_counts, result_numbers;
              DELETE FROM schema_migrations WHERE version = 9;
              DELETE FROM schema_migrations WHERE version = 10;
-             DELETE FROM schema_migrations WHERE version = 11;",
+             DELETE FROM schema_migrations WHERE version = 11;
+             DELETE FROM schema_migrations WHERE version = 12;",
         )
         .await
         .expect("version 8 state");

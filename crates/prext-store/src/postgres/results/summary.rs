@@ -63,6 +63,32 @@ fn few_values(col: ResultColumn) -> bool {
     )
 }
 
+/// Groups (by the statistics) up to which a result-row column is grouped in one pass like the
+/// columns of [`few_values`]: its one-pass counts (`t` in `paged`) have at most a few dozen rows
+/// per group (result × severity × the other grouping columns), small beside `work_mem`.
+const ONE_PASS_GROUPS: f64 = 2_000.0;
+
+/// The planner's estimate of the number of distinct values of the result rows' column `col`
+/// (`pg_stats`, refreshed as the database grows: statistics.rs), over every cluster; `None`
+/// before the table was first analyzed. A column such as the rule has few values in most
+/// clusters but no bound: the statistics tell which grouping is small.
+async fn distinct_values(client: &deadpool_postgres::Object, col: ResultColumn) -> Result<Option<f64>> {
+    let Some(name) = column(col).0.strip_prefix("r.") else {
+        return Ok(None);
+    };
+    let row = client
+        .query_opt(
+            "SELECT CASE WHEN s.n_distinct >= 0 THEN s.n_distinct::float8 \
+             ELSE -s.n_distinct * greatest(c.reltuples, 0)::float8 END \
+             FROM pg_stats AS s JOIN pg_class AS c ON c.oid = 'results'::regclass \
+             WHERE s.schemaname = current_schema() AND s.tablename = 'results' AND s.attname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok(row.and_then(|r| r.get::<_, Option<f64>>(0)))
+}
+
 /// Counts `cluster`'s matching results per group.
 pub(crate) async fn summarize(
     client: &deadpool_postgres::Object,
@@ -269,7 +295,12 @@ async fn paged(
     // other columns, result and severity (`t`), and both the ranking and the page's breakdown
     // are read from it, instead of a pass to rank and one for the page's groups (which, for
     // a group holding most rows, reads most rows again).
-    let one_pass = !g_src.counted && !s_src.counted && few_values(*first);
+    let one_pass = !g_src.counted
+        && !s_src.counted
+        && (few_values(*first)
+            || distinct_values(client, *first)
+                .await?
+                .is_some_and(|n| n <= ONE_PASS_GROUPS));
     let mut t_cte = String::new();
     let (g_src, s_src) = if one_pass {
         let group: Vec<String> = (1..=rest.len() + 3).map(|i| i.to_string()).collect();
