@@ -5,9 +5,10 @@
 //! each). The last value of a repeated key wins, as in `serde_json::Value`.
 //!
 //! [`decode`] finds them while it builds the body's `Value`, in the one parse the body gets:
-//! a repeated key is one the object being built already holds, and the path is one buffer
-//! grown and cut back as the walk goes down and up, so a body without duplicates costs no
-//! more than `serde_json::from_slice::<Value>`.
+//! a repeated key is one the object being built already holds (one hash lookup per key, the
+//! map's entry). The path is not written while parsing: each level only links its key or
+//! index to its parent's on the stack, and the path is spelled out when a duplicate is found,
+//! so a body without duplicates costs about what `serde_json::from_slice::<Value>` does.
 
 use std::fmt;
 
@@ -29,10 +30,9 @@ pub fn decode(body: &[u8], find_duplicates: bool) -> Result<(Value, Vec<String>)
         return serde_json::from_slice(body).map(|v| (v, Vec::new()));
     }
     let mut found = Vec::new();
-    let mut path = String::new();
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = Build {
-        path: &mut path,
+        at: &Step::Root,
         found: &mut found,
     }
     .deserialize(&mut de)?;
@@ -40,10 +40,52 @@ pub fn decode(body: &[u8], find_duplicates: bool) -> Result<(Value, Vec<String>)
     Ok((value, found))
 }
 
-/// Builds one JSON value at `path`, recording repeated keys of every object in it. `path` is
-/// the same buffer all the way down: each level appends its step and cuts it off again.
+/// Where a value being built is: a member of its parent object, an item of its parent list,
+/// or the body itself. Linked on the stack, parent first.
+enum Step<'p> {
+    Root,
+    Key(&'p str, &'p Step<'p>),
+    Index(usize, &'p Step<'p>),
+}
+
+impl Step<'_> {
+    /// The path in kube's notation: keys joined with `.`, indexes in brackets
+    /// (`results[0].policy`).
+    fn path(&self) -> String {
+        let mut steps = Vec::new();
+        let mut at = self;
+        loop {
+            match at {
+                Step::Root => break,
+                Step::Key(_, parent) | Step::Index(_, parent) => {
+                    steps.push(at);
+                    at = parent;
+                }
+            }
+        }
+        let mut out = String::new();
+        for step in steps.into_iter().rev() {
+            match step {
+                Step::Key(key, _) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                }
+                Step::Index(i, _) => {
+                    use fmt::Write;
+                    let _ = write!(out, "[{i}]");
+                }
+                Step::Root => {}
+            }
+        }
+        out
+    }
+}
+
+/// Builds one JSON value at `at`, recording repeated keys of every object in it.
 struct Build<'a> {
-    path: &'a mut String,
+    at: &'a Step<'a>,
     found: &'a mut Vec<String>,
 }
 
@@ -63,37 +105,45 @@ impl<'de> Visitor<'de> for Build<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        use serde_json::map::Entry;
         let mut out = Map::new();
-        let base = self.path.len();
         while let Some(key) = map.next_key::<String>()? {
-            if base > 0 {
-                self.path.push('.');
+            // A repeated key keeps its place and takes the last value, as `Map::insert` does.
+            let entry = out.entry(key);
+            let value = {
+                let (key, repeated) = match &entry {
+                    Entry::Occupied(e) => (e.key(), true),
+                    Entry::Vacant(e) => (e.key(), false),
+                };
+                let at = Step::Key(key, self.at);
+                if repeated {
+                    self.found.push(format!("duplicate field \"{}\"", at.path()));
+                }
+                map.next_value_seed(Build {
+                    at: &at,
+                    found: &mut *self.found,
+                })?
+            };
+            match entry {
+                Entry::Occupied(mut e) => {
+                    e.insert(value);
+                }
+                Entry::Vacant(e) => {
+                    e.insert(value);
+                }
             }
-            self.path.push_str(&key);
-            if out.contains_key(&key) {
-                self.found.push(format!("duplicate field \"{}\"", self.path));
-            }
-            let value = map.next_value_seed(Build {
-                path: &mut *self.path,
-                found: &mut *self.found,
-            })?;
-            self.path.truncate(base);
-            out.insert(key, value);
         }
         Ok(Value::Object(out))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        let base = self.path.len();
         loop {
-            use fmt::Write;
-            let _ = write!(self.path, "[{}]", out.len());
+            let at = Step::Index(out.len(), self.at);
             let next = seq.next_element_seed(Build {
-                path: &mut *self.path,
+                at: &at,
                 found: &mut *self.found,
             })?;
-            self.path.truncate(base);
             match next {
                 Some(v) => out.push(v),
                 None => break,
@@ -146,6 +196,18 @@ mod tests {
                 "duplicate field \"summary\"",
             ]
         );
+    }
+
+    #[test]
+    fn paths_are_spelled_only_for_duplicates_at_any_depth() {
+        let body = br#"[{"x":1,"x":2},{"a":[[{"b":1,"b":2}],{"c":{"d":0,"d":0}}]}]"#;
+        let expected = vec![
+            "duplicate field \"[0].x\"",
+            "duplicate field \"[1].a[0][0].b\"",
+            "duplicate field \"[1].a[1].c.d\"",
+        ];
+        assert_eq!(duplicate_fields(body), expected);
+        assert_eq!(reference(body), expected);
     }
 
     #[test]

@@ -17,6 +17,12 @@
 //! index (`strategy::object_write`), and the serialization a store does in the caller's task
 //! (`Unstamped::new`, the results digest, the stamp). The response of a JSON create is the
 //! stamped body itself (nothing is rendered).
+//!
+//! Then each created object is updated the way `prext-bench` updates it (a PUT of the same
+//! report with one more label, based on its resourceVersion) through the stages of
+//! `handlers::write::update` and `Registry::update`: decoding, the stored object parsed,
+//! `update::replacement` (identity, `BeforeUpdate`, validation, managedFields against the
+//! stored object, the no-op comparison), and the same store write and serialization.
 
 // `Status` is the error of every stage, as in the library.
 #![allow(clippy::result_large_err)]
@@ -25,11 +31,14 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use prext_api::meta::{self, BodyFormat};
+use prext_api::ResourceDef;
 use prext_server::decode;
-use prext_server::registry::strategy::{object_write, resource_version_set};
+use prext_server::registry::strategy::{
+    admit, check_finalizers, check_identity, object_write, parse_stored, resource_version_set,
+};
 use prext_server::registry::{create, FieldValidation, WriteOptions};
 use prext_store::stamp::Unstamped;
-use prext_store::ObjectKey;
+use prext_store::{ObjectKey, StoredObject};
 use serde_json::Value;
 
 /// CPU nanoseconds this thread has run (the first field of `schedstat`).
@@ -179,7 +188,9 @@ fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
     });
     stages.push(("store: serialize, digest, stamp", t));
-    std::hint::black_box((writes, stamped));
+    std::hint::black_box(writes);
+
+    let updates = update_stages(def, &namespace, &opts, &stamped)?;
 
     let total: u64 = stages.iter().map(|(_, t)| t).sum();
     let per = |ns: u64| ns as f64 / n as f64 / 1000.0;
@@ -193,6 +204,16 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!("{:<48} {:>10.1}", "total", per(total));
+    let update_total: u64 = updates.iter().map(|(_, t)| t).sum();
+    println!("{:<48} {:>10} {:>8}", "update stage", "µs/update", "share");
+    for (name, t) in &updates {
+        println!(
+            "{name:<48} {:>10.1} {:>7.0}%",
+            per(*t),
+            *t as f64 * 100.0 / update_total.max(1) as f64
+        );
+    }
+    println!("{:<48} {:>10.1}", "update total", per(update_total));
     println!(
         "{:<48} {:>10.1}",
         "baseline: from_slice::<Value> + to_vec",
@@ -204,4 +225,102 @@ fn main() -> anyhow::Result<()> {
         total as f64 / baseline.max(1) as f64
     );
     Ok(())
+}
+
+/// The stages of an update of each of `stored` (stamped create answers) by a body with one
+/// more label, based on its resourceVersion: what `update::replacement` does, step by step.
+fn update_stages(
+    def: &'static ResourceDef,
+    namespace: &str,
+    opts: &WriteOptions,
+    stored: &[Bytes],
+) -> anyhow::Result<Vec<(&'static str, u64)>> {
+    const REVISION: i64 = 12345;
+    let current: Vec<StoredObject> = stored
+        .iter()
+        .map(|body| {
+            let v: Value = serde_json::from_slice(body)?;
+            let name = meta::meta_str(&v, "name").unwrap_or("").to_string();
+            Ok(StoredObject {
+                key: ObjectKey::new(def.group_resource(), namespace, name),
+                uid: meta::meta_str(&v, "uid").unwrap_or("").to_string(),
+                revision: REVISION,
+                body: body.clone(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    // The PUT body: the report as the client has it (no server-set metadata but the
+    // resourceVersion), with one more label.
+    let bodies: Vec<Bytes> = current
+        .iter()
+        .map(|c| {
+            let mut v: Value = serde_json::from_slice(&c.body)?;
+            if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+                for f in ["uid", "creationTimestamp", "generation", "managedFields"] {
+                    m.remove(f);
+                }
+            }
+            v["metadata"]["labels"]["bench/updated"] = Value::from("true");
+            Ok(Bytes::from(serde_json::to_vec(&v)?))
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    let mut stages: Vec<(&str, u64)> = Vec::new();
+    let (decoded, t) = timed(|| {
+        bodies
+            .iter()
+            .map(|b| decode::body_with_duplicates(b, BodyFormat::Json, opts.field_validation))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let decoded = decoded.map_err(|s| anyhow::anyhow!("{}", s.message))?;
+    stages.push(("update: decode (+ duplicate keys)", t));
+
+    let (olds, t) = timed(|| current.iter().map(parse_stored).collect::<Result<Vec<_>, _>>());
+    let olds = olds.map_err(|s| anyhow::anyhow!("{}", s.message))?;
+    stages.push(("update: stored object parsed", t));
+
+    let now = meta::format_time(jiff::Timestamp::now());
+    let (replaced, t) = timed(|| {
+        decoded
+            .into_iter()
+            .zip(&olds)
+            .zip(&current)
+            .map(|((d, old), cur)| {
+                let mut new = d.value;
+                let opts = WriteOptions {
+                    duplicates: d.duplicates,
+                    ..opts.clone()
+                };
+                check_identity(def, &mut new, Some(namespace), &cur.key.name)?;
+                meta::prepare_update(old, &mut new)
+                    .map_err(|e| prext_api::status::Status::bad_request(e.to_string()))?;
+                let warnings = admit(def, &mut new, opts.field_validation, &opts.duplicates)?;
+                prext_api::apply::record_update(def, Some(old), &mut new, opts.manager(), &now);
+                check_finalizers(def, old, &new)?;
+                meta::metadata_mut(&mut new)?
+                    .insert("resourceVersion".into(), Value::String(cur.revision.to_string()));
+                if new == *old {
+                    return Err(prext_api::status::Status::internal("the update changed nothing"));
+                }
+                std::hint::black_box(warnings);
+                Ok(object_write(def, &cur.key, new))
+            })
+            .collect::<Result<Vec<_>, prext_api::status::Status>>()
+    });
+    let writes = replaced.map_err(|s| anyhow::anyhow!("{}", s.message))?;
+    stages.push(("update: replacement (checks, validation, managedFields)", t));
+
+    let (stamped, t) = timed(|| {
+        writes
+            .iter()
+            .map(|w| {
+                std::hint::black_box(w.index.results_digest());
+                let body = Unstamped::new(&w.body).unwrap_or_else(|e| panic!("{e}"));
+                Bytes::from(body.stamp(REVISION + 1))
+            })
+            .collect::<Vec<_>>()
+    });
+    stages.push(("update: serialize, digest, stamp", t));
+    std::hint::black_box((olds, stamped));
+    Ok(stages)
 }

@@ -246,6 +246,26 @@ impl FieldSet {
         self.0.iter()
     }
 
+    /// Adds every path of `other` (moved, not copied); `true` if any was new.
+    pub fn absorb(&mut self, other: FieldSet) -> bool {
+        let before = self.0.len();
+        self.0.extend(other.0);
+        self.0.len() != before
+    }
+
+    /// Removes every path of `other` in place; `true` if any was there.
+    pub fn remove_all(&mut self, other: &FieldSet) -> bool {
+        let before = self.0.len();
+        if other.0.len() < before {
+            for path in &other.0 {
+                self.0.remove(path);
+            }
+        } else {
+            self.0.retain(|path| !other.0.contains(path));
+        }
+        self.0.len() != before
+    }
+
     /// The paths in either set.
     pub fn union(&self, other: &FieldSet) -> FieldSet {
         FieldSet(self.0.union(&other.0).cloned().collect())
@@ -374,6 +394,21 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn in_place_union_and_difference_match_the_copying_ones(
+            a in proptest::collection::vec(proptest::collection::vec(arb_element(), 1..3), 0..8),
+            b in proptest::collection::vec(proptest::collection::vec(arb_element(), 1..3), 0..8),
+        ) {
+            let a: FieldSet = a.into_iter().map(Path::new).collect();
+            let b: FieldSet = b.into_iter().map(Path::new).collect();
+            let mut absorbed = a.clone();
+            prop_assert_eq!(absorbed.absorb(b.clone()), !b.difference(&a).is_empty());
+            prop_assert_eq!(absorbed, a.union(&b));
+            let mut removed = a.clone();
+            prop_assert_eq!(removed.remove_all(&b), !a.intersection(&b).is_empty());
+            prop_assert_eq!(removed, a.difference(&b));
+        }
 
         #[test]
         fn fields_v1_round_trips(paths in proptest::collection::vec(proptest::collection::vec(arb_element(), 1..4), 0..8)) {

@@ -100,14 +100,23 @@ impl Entry {
         }
     }
 
-    /// Gives up ownership of `lost`.
-    pub fn release(&mut self, lost: &FieldSet) {
-        if let Some(fields) = &self.fields {
-            let kept = fields.difference(lost);
-            if kept.len() != fields.len() {
-                self.fields = Some(kept);
+    /// Takes ownership of `more` too (an entry this module did not understand then owns
+    /// `more` alone).
+    pub fn own(&mut self, more: FieldSet) {
+        match &mut self.fields {
+            Some(fields) => self.dirty |= fields.absorb(more),
+            None => {
+                self.fields = Some(more);
                 self.dirty = true;
             }
+        }
+    }
+
+    /// Gives up ownership of `lost` (in place: most writes release a few fields of a few
+    /// entries, or none).
+    pub fn release(&mut self, lost: &FieldSet) {
+        if let Some(fields) = &mut self.fields {
+            self.dirty |= fields.remove_all(lost);
         }
     }
 

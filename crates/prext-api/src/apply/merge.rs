@@ -164,23 +164,22 @@ pub(crate) fn compare(def: &ResourceDef, old: &Value, new: &Value) -> Comparison
         n.retain(|_, node| !matches!(node, Node::Leaf(Value::Null)));
         n
     };
-    let (old, new) = (present(old), present(new));
+    let (mut old, new) = (present(old), present(new));
     let mut out = Comparison::default();
-    for (path, node) in &new {
-        match (old.get(path), node) {
+    // The paths move into the sets (what is left of `old` is what was removed).
+    for (path, node) in new {
+        match (old.remove(&path), node) {
             (None, _) => {
-                out.added.insert(path.clone());
+                out.added.insert(path);
             }
             (Some(Node::Leaf(a)), Node::Leaf(b)) if a == b => {}
             (Some(Node::Container { .. }), Node::Container { .. }) => {}
             (Some(_), _) => {
-                out.modified.insert(path.clone());
+                out.modified.insert(path);
             }
         }
     }
-    for path in old.keys().filter(|p| !new.contains_key(*p)) {
-        out.removed.insert(path.clone());
-    }
+    out.removed = old.into_keys().collect();
     out
 }
 

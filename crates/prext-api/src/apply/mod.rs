@@ -278,8 +278,7 @@ pub fn record_update(def: &ResourceDef, old: Option<&Value>, new: &mut Value, ma
     if !changed.is_empty() {
         match managed.find_mut(manager, UPDATE, &api_version) {
             Some(entry) => {
-                let owned = entry.fields.clone().unwrap_or_default().union(&changed);
-                entry.set_fields(owned);
+                entry.own(changed);
                 entry.touch(now);
             }
             None => managed.push(Entry::new(manager, UPDATE, &api_version, changed, now)),
