@@ -85,9 +85,10 @@ struct Pending {
 }
 
 /// Reads up to `limit` changes in `(cursor, target]`, fewer once the bodies read pass
-/// `bytes` ([`INDEX_BATCH_BYTES`]), and derives their actions row by row: a body is parsed straight from
-/// SQLite's row and dropped at once, so a step holds one body and the findings of the batch,
-/// not every body of it. Returns them and whether the batch was cut short (more may follow).
+/// `bytes` ([`INDEX_BATCH_BYTES`]), and derives their actions row by row: a body is parsed
+/// straight from SQLite's row and dropped at once, so a step holds one body and the findings
+/// of the batch, not every body of it. Returns them and whether the batch was cut short (more
+/// may follow).
 fn pending(
     conn: &Connection,
     cursor: i64,
