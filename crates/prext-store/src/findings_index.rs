@@ -29,6 +29,11 @@ pub const INDEX_WAIT: Duration = Duration::from_secs(10);
 /// Changes applied per indexer transaction.
 pub const INDEX_BATCH: usize = 2000;
 
+/// Bytes of bodies read per indexer transaction (SQLite; the batch ends with the change that
+/// passes it). A burst of 197 KB reports from 16 clients leaves the indexer tens of changes
+/// behind; at up to [`INDEX_BATCH`] changes a step would hold all their findings at once.
+pub const INDEX_BATCH_BYTES: usize = 4 << 20;
+
 /// What a write did to its report's result rows, stored with its change (`results_flag`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ResultsFlag {

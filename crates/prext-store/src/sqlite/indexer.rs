@@ -2,8 +2,9 @@
 //! records findings off the write path.
 //!
 //! It runs on a connection of its own. Each step reads up to [`INDEX_BATCH`] changes above
-//! the cursor in a read snapshot and derives their findings from the bodies (JSON parsing,
-//! the expensive part, holds no lock), then applies them in one `IMMEDIATE` transaction that
+//! the cursor (fewer once their bodies pass [`INDEX_BATCH_BYTES`]) in a read snapshot and
+//! derives their findings from the bodies row by row (JSON parsing, the expensive part,
+//! holds no lock), then applies them in one `IMMEDIATE` transaction that
 //! also moves the cursor, so the single writer is held only for the SQL. It wakes on every
 //! revision the writer publishes, publishes the cursor it reached on `indexed` (which findings
 //! reads wait on), and stops once the writer has stopped and every change is applied.
@@ -15,7 +16,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::watch;
 
 use super::{db_error, findings};
-use crate::findings_index::{action, Action, INDEX_BATCH};
+use crate::findings_index::{action, Action, INDEX_BATCH, INDEX_BATCH_BYTES};
 use crate::{ObjectKey, Result};
 
 /// A running indexer thread.
@@ -49,7 +50,7 @@ fn run(mut conn: Connection, mut published: watch::Receiver<i64>, indexed: &watc
     loop {
         // Seen before the step: a revision published during it wakes the next wait.
         published.borrow_and_update();
-        match step(&mut conn, INDEX_BATCH) {
+        match step(&mut conn, INDEX_BATCH, INDEX_BATCH_BYTES) {
             Ok((cursor, done)) => {
                 indexed.send_replace(cursor);
                 if !done {
@@ -83,8 +84,18 @@ struct Pending {
     action: Action,
 }
 
-/// Reads up to `limit` changes in `(cursor, target]` and derives their actions.
-fn pending(conn: &Connection, cursor: i64, target: i64, limit: usize) -> Result<Vec<Pending>> {
+/// Reads up to `limit` changes in `(cursor, target]`, fewer once the bodies read pass
+/// `bytes` ([`INDEX_BATCH_BYTES`]), and derives their actions row by row: a body is parsed
+/// straight from SQLite's row and dropped at once, so a step holds one body and the findings
+/// of the batch, not every body of it. Returns them and whether the batch was cut short (more
+/// may follow).
+fn pending(
+    conn: &Connection,
+    cursor: i64,
+    target: i64,
+    limit: usize,
+    bytes: usize,
+) -> Result<(Vec<Pending>, bool)> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT c.revision, c.event, c.resource, c.namespace, c.name, c.written_at,
@@ -98,35 +109,39 @@ fn pending(conn: &Connection, cursor: i64, target: i64, limit: usize) -> Result<
              ORDER BY c.revision LIMIT ?3",
         )
         .map_err(db_error)?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = stmt
-        .query_map(params![cursor, target, limit], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                ObjectKey::new(
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                ),
-                r.get::<_, Option<i64>>(5)?,
-                r.get::<_, Option<i64>>(6)?,
-                r.get::<_, Option<String>>(7)?,
-            ))
-        })
-        .map_err(db_error)?
-        .collect::<rusqlite::Result<Vec<_>>>()
+    let mut rows = stmt
+        .query(params![cursor, target, i64::try_from(limit).unwrap_or(i64::MAX)])
         .map_err(db_error)?;
-    rows.into_iter()
-        .map(|(revision, event, key, at, flag, body)| {
-            Ok(Pending {
-                revision,
-                action: action(&key.resource, &event, flag, body.as_deref())?,
-                at: at.unwrap_or_else(crate::findings::now_ms),
-                key,
-            })
-        })
-        .collect()
+    let (mut out, mut read) = (Vec::new(), 0usize);
+    while let Some(r) = rows.next().map_err(db_error)? {
+        let key = ObjectKey::new(
+            r.get::<_, String>(2).map_err(db_error)?,
+            r.get::<_, String>(3).map_err(db_error)?,
+            r.get::<_, String>(4).map_err(db_error)?,
+        );
+        let body = r.get_ref(7).map_err(db_error)?.as_str_or_null().map_err(|e| {
+            crate::Error::internal(format!("a stored body of {} is not text: {e}", key.resource))
+        })?;
+        read += body.map_or(0, str::len);
+        let event =
+            r.get_ref(1).map_err(db_error)?.as_str().map_err(|e| {
+                crate::Error::internal(format!("a change of {} has no event: {e}", key.resource))
+            })?;
+        let flag = r.get::<_, Option<i64>>(6).map_err(db_error)?;
+        out.push(Pending {
+            revision: r.get(0).map_err(db_error)?,
+            action: action(&key.resource, event, flag, body)?,
+            at: r
+                .get::<_, Option<i64>>(5)
+                .map_err(db_error)?
+                .unwrap_or_else(crate::findings::now_ms),
+            key,
+        });
+        if out.len() >= limit || read >= bytes {
+            return Ok((out, true));
+        }
+    }
+    Ok((out, false))
 }
 
 /// Applies the changes in order.
@@ -154,10 +169,10 @@ fn set_cursor(conn: &Connection, revision: i64) -> rusqlite::Result<()> {
     .map(drop)
 }
 
-/// One step: applies up to `limit` changes above the cursor. Returns the cursor reached and
-/// whether it is the newest committed revision.
-pub(crate) fn step(conn: &mut Connection, limit: usize) -> Result<(i64, bool)> {
-    let (from, target, changes) = {
+/// One step: applies up to `limit` changes above the cursor, fewer once their bodies pass
+/// `bytes`. Returns the cursor reached and whether it is the newest committed revision.
+pub(crate) fn step(conn: &mut Connection, limit: usize, bytes: usize) -> Result<(i64, bool)> {
+    let (from, target, changes, more) = {
         let tx = conn.transaction().map_err(db_error)?;
         let from = cursor(&tx).map_err(db_error)?;
         let target: i64 = tx
@@ -166,12 +181,12 @@ pub(crate) fn step(conn: &mut Connection, limit: usize) -> Result<(i64, bool)> {
         if target <= from {
             return Ok((from, true));
         }
-        let changes = pending(&tx, from, target, limit)?;
-        (from, target, changes)
+        let (changes, more) = pending(&tx, from, target, limit, bytes)?;
+        (from, target, changes, more)
     };
-    let done = changes.len() < limit;
-    let reached = match (done, changes.last()) {
-        (false, Some(last)) => last.revision,
+    let done = !more;
+    let reached = match (more, changes.last()) {
+        (true, Some(last)) => last.revision,
         _ => target,
     };
     let tx = conn
@@ -193,10 +208,10 @@ pub(crate) fn step(conn: &mut Connection, limit: usize) -> Result<(i64, bool)> {
 pub(crate) fn finish(conn: &Connection, target: i64, to: i64) -> Result<()> {
     let mut from = cursor(conn).map_err(db_error)?;
     while from < target {
-        let changes = pending(conn, from, target, INDEX_BATCH)?;
+        let (changes, more) = pending(conn, from, target, INDEX_BATCH, INDEX_BATCH_BYTES)?;
         apply(conn, &changes).map_err(db_error)?;
         from = match changes.last() {
-            Some(last) if changes.len() == INDEX_BATCH => last.revision,
+            Some(last) if more => last.revision,
             _ => target,
         };
     }

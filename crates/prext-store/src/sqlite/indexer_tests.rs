@@ -137,6 +137,51 @@ async fn the_indexer_rebuilds_the_same_findings_from_its_cursor() {
     store.close().await;
 }
 
+/// Steps cut short by their bodies' bytes (here: one body each) apply the same findings as
+/// one step of the whole log, and only the last one reports the log done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_cut_short_by_body_bytes_index_the_same_findings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("prext.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default()).expect("open");
+    let indexed = timeline(&store).await;
+    let revision = store.revision().await.expect("revision");
+    store.close().await;
+    let mut conn = db(&path);
+    conn.execute_batch(
+        "DELETE FROM findings; DELETE FROM finding_carriers; UPDATE findings_cursor SET revision = 0;",
+    )
+    .expect("forget the findings");
+    let mut steps = Vec::new();
+    loop {
+        let (cursor, done) = indexer::step(&mut conn, 100, 1).expect("step");
+        steps.push(cursor);
+        if done {
+            break;
+        }
+        assert!(steps.len() < 10, "the cursor moves on: {steps:?}");
+    }
+    // Three writes carry failing rows and so a body (a, b, the rewrite of a): each ends a
+    // step; the relabel (rows kept) and the delete follow the last body in the final step.
+    assert_eq!(steps, vec![1, 2, 3, revision], "cursor after each step");
+    drop(conn);
+    let store = SqliteStore::open(&path, SqliteOptions::default()).expect("reopen");
+    let rebuilt = all_findings(&store).await;
+    let key = |f: &Finding| {
+        (
+            f.policy.clone(),
+            f.result.clone(),
+            f.resolved_revision,
+            f.report.clone(),
+        )
+    };
+    assert_eq!(
+        rebuilt.iter().map(key).collect::<Vec<_>>(),
+        indexed.iter().map(key).collect::<Vec<_>>()
+    );
+    store.close().await;
+}
+
 #[test]
 fn compaction_stops_at_the_cursor() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -159,7 +204,10 @@ fn compaction_stops_at_the_cursor() {
     let (point, _) = ops::compact_step(&conn, 0, 100).unwrap_or_else(|_| panic!("compact"));
     assert_eq!(point, 2);
     // The indexer applies the rest (a delete of a report that carried nothing).
-    assert_eq!(indexer::step(&mut conn, 100).expect("step"), (3, true));
+    assert_eq!(
+        indexer::step(&mut conn, 100, crate::findings_index::INDEX_BATCH_BYTES).expect("step"),
+        (3, true)
+    );
 }
 
 /// A restore applies what the copy's indexer had not applied yet before it drops the change
