@@ -195,25 +195,8 @@ fn main() -> anyhow::Result<()> {
     let total: u64 = stages.iter().map(|(_, t)| t).sum();
     let per = |ns: u64| ns as f64 / n as f64 / 1000.0;
     println!("{} creates of {size} bytes ({})", n, path.display());
-    println!("{:<48} {:>10} {:>8}", "stage", "µs/create", "share");
-    for (name, t) in &stages {
-        println!(
-            "{name:<48} {:>10.1} {:>7.0}%",
-            per(*t),
-            *t as f64 * 100.0 / total.max(1) as f64
-        );
-    }
-    println!("{:<48} {:>10.1}", "total", per(total));
-    let update_total: u64 = updates.iter().map(|(_, t)| t).sum();
-    println!("{:<48} {:>10} {:>8}", "update stage", "µs/update", "share");
-    for (name, t) in &updates {
-        println!(
-            "{name:<48} {:>10.1} {:>7.0}%",
-            per(*t),
-            *t as f64 * 100.0 / update_total.max(1) as f64
-        );
-    }
-    println!("{:<48} {:>10.1}", "update total", per(update_total));
+    print_stages(("stage", "µs/create", "total"), &stages, n);
+    print_stages(("update stage", "µs/update", "update total"), &updates, n);
     println!(
         "{:<48} {:>10.1}",
         "baseline: from_slice::<Value> + to_vec",
@@ -323,4 +306,19 @@ fn update_stages(
     stages.push(("update: serialize, digest, stamp", t));
     std::hint::black_box((olds, stamped));
     Ok(stages)
+}
+
+/// Prints each stage's µs per operation (`n` of them) and share of the total, then the total.
+fn print_stages((title, unit, total_name): (&str, &str, &str), stages: &[(&str, u64)], n: usize) {
+    let total: u64 = stages.iter().map(|(_, t)| t).sum();
+    let per = |ns: u64| ns as f64 / n as f64 / 1000.0;
+    println!("{title:<48} {unit:>10} {:>8}", "share");
+    for (name, t) in stages {
+        println!(
+            "{name:<48} {:>10.1} {:>7.0}%",
+            per(*t),
+            *t as f64 * 100.0 / total.max(1) as f64
+        );
+    }
+    println!("{total_name:<48} {:>10.1}", per(total));
 }

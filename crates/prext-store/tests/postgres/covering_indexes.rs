@@ -125,16 +125,7 @@ async fn version_11_databases_widen_the_subject_index() {
         .expect("version 11 state");
 
     let store = db.open_postgres().await;
-    let indexes: Vec<String> = admin
-        .query(
-            "SELECT indexname FROM pg_indexes WHERE tablename = 'results' ORDER BY indexname",
-            &[],
-        )
-        .await
-        .expect("pg_indexes")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let indexes = super::schema::index_names(&admin, "results").await;
     assert_eq!(indexes.len(), 6, "no index added: {indexes:?}");
     let def: String = admin
         .query_one(
