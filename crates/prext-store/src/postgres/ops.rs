@@ -486,11 +486,13 @@ impl Write<'_> {
         Write { target, ..self }
     }
 
-    /// Whether the write hands a replaced report's result rows to the purge.
-    pub(crate) fn replaces_rows(&self) -> bool {
+    /// Whether the write leaves result rows to the purge: a deleted report's, or a replaced
+    /// report's (moved or staged).
+    pub(crate) fn leaves_rows_to_purge(&self) -> bool {
         matches!(
             self.target,
-            Target::Move { .. }
+            Target::Remove { .. }
+                | Target::Move { .. }
                 | Target::Staged {
                     replaced: Some(_),
                     ..

@@ -263,7 +263,7 @@ async fn write(
         Ok(w) => w.staged(id),
         Err(e) => return refused(e),
     };
-    let replaced = write.replaces_rows();
+    let replaced = write.leaves_rows_to_purge();
     let flight =
         async { futures::try_join!(write.execute(tx, cluster, &st), writer.bump(tx, revision)).map(|_| ()) };
     if let Err(e) = ops::in_savepoint(tx, flight).await {

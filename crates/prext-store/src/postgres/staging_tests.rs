@@ -22,6 +22,15 @@ fn report(name: &str, n: usize) -> ObjectWrite {
     w
 }
 
+/// The rows of `table`.
+async fn rows_in(client: &tokio_postgres::Client, table: &str) -> i64 {
+    client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap_or_else(|e| panic!("count {table}: {e}"))
+        .get(0)
+}
+
 /// Waits for `f`, failing the test (rather than hanging it) after a generous deadline.
 async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(120), f)
@@ -115,17 +124,9 @@ async fn a_staged_create_refused_at_the_lock_leaves_no_rows() {
     assert_eq!(stored.revision, small.revision);
     assert_eq!(db.stored_result_rows().await, 1);
     let client = db.analyst_client().await;
-    let listed: i64 = client
-        .query_one("SELECT count(*) FROM purges", &[])
-        .await
-        .expect("count purges")
-        .get(0);
+    let listed: i64 = rows_in(&client, "purges").await;
     assert_eq!(listed, 0, "nothing to purge");
-    let rows: i64 = client
-        .query_one("SELECT count(*) FROM results", &[])
-        .await
-        .expect("count results")
-        .get(0);
+    let rows: i64 = rows_in(&client, "results").await;
     assert_eq!(rows, 1, "the staged rows were rolled back");
     assert_eq!(hold::count("taken"), 0, "nothing staged committed");
     store.close().await;
@@ -234,16 +235,8 @@ async fn a_small_update_of_a_large_report_leaves_its_rows_to_the_purge() {
     let client = db.analyst_client().await;
     within("the purge", async {
         loop {
-            let rows: i64 = client
-                .query_one("SELECT count(*) FROM results", &[])
-                .await
-                .expect("count results")
-                .get(0);
-            let listed: i64 = client
-                .query_one("SELECT count(*) FROM purges", &[])
-                .await
-                .expect("count purges")
-                .get(0);
+            let rows: i64 = rows_in(&client, "results").await;
+            let listed: i64 = rows_in(&client, "purges").await;
             if rows == 3 && listed == 0 {
                 break;
             }

@@ -124,8 +124,8 @@ impl Failure {
 struct Done {
     answers: Vec<Result<Reply>>,
     revision: Option<i64>,
-    /// Whether a write handed a replaced report's result rows to the purge.
-    replaced: bool,
+    /// Whether a write left result rows to the purge (a delete, a replaced report).
+    purge: bool,
 }
 
 /// Takes the next batch: `pending` first, then whatever is queued, up to `limit` requests and
@@ -222,7 +222,7 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
                 if let Some(revision) = done.revision {
                     publish(&writer.published, revision);
                     statistics.committed(&writer.pool, revision);
-                    if done.replaced || requests.iter().any(|r| matches!(r.op, Op::Delete(..))) {
+                    if done.purge {
                         purger.deleted();
                     }
                 }
@@ -388,9 +388,9 @@ impl Writer {
                 Err(OpError::Storage(e)) => return Err(Failure::before_commit(e)),
             }
         }
-        let replaced = planned
+        let purge = planned
             .iter()
-            .any(|p| p.as_ref().is_ok_and(|w| w.replaces_rows()));
+            .any(|p| p.as_ref().is_ok_and(|w| w.leaves_rows_to_purge()));
         if revision > start {
             let writes = futures::future::try_join_all(
                 planned
@@ -407,7 +407,7 @@ impl Writer {
         Ok(Done {
             answers,
             revision: (revision > start).then_some(revision),
-            replaced,
+            purge,
         })
     }
 
@@ -418,7 +418,7 @@ impl Writer {
             ops::Statements::prepare(tx).await.map_err(Failure::before_commit)
         })?;
         let mut revision = start;
-        let mut replaced = false;
+        let mut purge = false;
         let mut answers = Vec::with_capacity(requests.len());
         for req in requests {
             let outcome = match (&req.op, req.op.key()) {
@@ -436,7 +436,7 @@ impl Writer {
                             .await
                             .map(|()| {
                                 revision += 1;
-                                replaced |= write.replaces_rows();
+                                purge |= write.leaves_rows_to_purge();
                                 Reply::Object(write.into_written().0)
                             }),
                         Err(e) => Err(e),
@@ -457,7 +457,7 @@ impl Writer {
         Ok(Done {
             answers,
             revision: (revision > start).then_some(revision),
-            replaced,
+            purge,
         })
     }
 }

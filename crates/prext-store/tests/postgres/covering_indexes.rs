@@ -33,8 +33,7 @@ async fn version_10_databases_widen_the_result_indexes() {
              CREATE INDEX results_result_severity ON results (result, severity, cluster);
              DROP INDEX results_policy_rule;
              CREATE INDEX results_policy_rule ON results (policy, rule, cluster);
-             DELETE FROM schema_migrations WHERE version = 11;
-             DELETE FROM schema_migrations WHERE version = 12;",
+             DELETE FROM schema_migrations WHERE version >= 11;",
         )
         .await
         .expect("version 10 state");
@@ -119,7 +118,7 @@ async fn version_11_databases_widen_the_subject_index() {
         .batch_execute(
             "DROP INDEX results_subject;
              CREATE INDEX results_subject ON results (subject_name, subject_namespace, subject_kind, cluster);
-             DELETE FROM schema_migrations WHERE version = 12;",
+             DELETE FROM schema_migrations WHERE version >= 12;",
         )
         .await
         .expect("version 11 state");

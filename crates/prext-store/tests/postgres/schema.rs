@@ -423,7 +423,6 @@ async fn version_3_change_logs_upgrade_in_place() {
              WHERE o.cluster = c.cluster AND o.resource = c.resource AND o.namespace = c.namespace
                AND o.name = c.name AND o.revision = c.revision AND c.body IS NULL;
              ALTER TABLE changes ALTER COLUMN body SET NOT NULL;
-             DELETE FROM schema_migrations WHERE version = 5;
              -- And without what version 6 added, so that both run again.
              ALTER TABLE changes DROP COLUMN written_at, DROP COLUMN results_flag;
              DROP TABLE findings_cursor;
@@ -433,15 +432,9 @@ async fn version_3_change_logs_upgrade_in_place() {
                  PRIMARY KEY (object_id, finding_id));
              CREATE FUNCTION prext_record_findings(text, bigint, bigint, bigint) RETURNS void
                  LANGUAGE sql AS 'SELECT';
-             DELETE FROM schema_migrations WHERE version = 6;
              DROP TABLE purges;
-             DELETE FROM schema_migrations WHERE version = 7;
-             DELETE FROM schema_migrations WHERE version = 8;
              DROP TABLE result_counts, result_numbers;
-             DELETE FROM schema_migrations WHERE version = 9;
-             DELETE FROM schema_migrations WHERE version = 10;
-             DELETE FROM schema_migrations WHERE version = 11;
-             DELETE FROM schema_migrations WHERE version = 12;",
+             DELETE FROM schema_migrations WHERE version >= 5;",
         )
         .await
         .expect("version 3 state");
@@ -490,12 +483,8 @@ async fn version_7_databases_get_the_result_filter_indexes() {
         .batch_execute(
             "DROP INDEX results_subject;
              CREATE INDEX results_subject ON results (subject_namespace, subject_kind, subject_name, cluster);
-             DELETE FROM schema_migrations WHERE version = 8;
              DROP TABLE result_counts, result_numbers;
-             DELETE FROM schema_migrations WHERE version = 9;
-             DELETE FROM schema_migrations WHERE version = 10;
-             DELETE FROM schema_migrations WHERE version = 11;
-             DELETE FROM schema_migrations WHERE version = 12;",
+             DELETE FROM schema_migrations WHERE version >= 8;",
         )
         .await
         .expect("version 7 state");
@@ -605,10 +594,7 @@ async fn version_8_databases_get_counts_and_numbers_as_the_writer_writes_them() 
     admin
         .batch_execute(
             "DROP TABLE result_counts, result_numbers;
-             DELETE FROM schema_migrations WHERE version = 9;
-             DELETE FROM schema_migrations WHERE version = 10;
-             DELETE FROM schema_migrations WHERE version = 11;
-             DELETE FROM schema_migrations WHERE version = 12;",
+             DELETE FROM schema_migrations WHERE version >= 9;",
         )
         .await
         .expect("version 8 state");

@@ -29,9 +29,7 @@ async fn version_9_databases_drop_the_unsearched_indexes() {
              ALTER TABLE results ALTER COLUMN properties SET STATISTICS -1,
                                  ALTER COLUMN resources SET STATISTICS -1;
              ALTER TABLE objects ALTER COLUMN body SET STATISTICS -1;
-             DELETE FROM schema_migrations WHERE version = 10;
-             DELETE FROM schema_migrations WHERE version = 11;
-             DELETE FROM schema_migrations WHERE version = 12;",
+             DELETE FROM schema_migrations WHERE version >= 10;",
         )
         .await
         .expect("version 9 state");
