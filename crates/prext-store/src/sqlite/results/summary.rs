@@ -19,6 +19,10 @@ pub(crate) fn summarize(conn: &mut Connection, q: &SummaryQuery) -> Result<Summa
     let revision: i64 = tx
         .query_row("SELECT revision FROM meta WHERE id = 1", [], |r| r.get(0))
         .map_err(db_error)?;
+    // A grouping of few values: counted once, ranked and broken down from those counts.
+    if let Some((rows, page)) = super::onepass::summarize(&tx, q, q.page.as_ref())? {
+        return Ok(Summary { revision, rows, page });
+    }
     let Some(page) = &q.page else {
         return Ok(Summary {
             revision,
