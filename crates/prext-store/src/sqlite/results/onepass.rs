@@ -169,6 +169,23 @@ fn summarize_within(
     Ok(Some(answer(entries, rest.len(), page)))
 }
 
+/// The rows of a page's groups (`q` is filtered to them) counted by the tally instead of a
+/// `GROUP BY`, which sorts every row of those groups (the 603,136 results of the 500 largest
+/// policies: 0.31 s of CPU to group, 0.08 s to read). `None` when a grouping column is the
+/// report's or the counts outgrow [`MAX_ENTRIES`].
+pub(super) fn page_rows(tx: &Connection, q: &SummaryQuery) -> Result<Option<Vec<SummaryRow>>> {
+    let Some((&first, rest)) = q.group_by.split_first() else {
+        return Ok(None);
+    };
+    if q.group_by.iter().any(|c| on_report(*c)) {
+        return Ok(None);
+    }
+    let Some(entries) = tally(tx, q, first, rest, MAX_ENTRIES)? else {
+        return Ok(None);
+    };
+    Ok(Some(answer(entries, rest.len(), None).0))
+}
+
 /// Runs the pass; `None` on overflow.
 fn tally(
     tx: &Connection,

@@ -120,3 +120,50 @@ fn the_pass_reads_a_covering_index_and_sorts_nothing() {
     );
     assert!(!p.contains("TEMP B-TREE"), "{p}");
 }
+
+/// The breakdown of a page of policies searches each policy's entries of the covering index
+/// and sorts nothing; its rows are the `GROUP BY`'s.
+#[test]
+fn a_pages_breakdown_is_tallied_from_its_groups_index_entries() {
+    let conn = small();
+    let q = SummaryQuery {
+        filter: ResultFilter {
+            namespace: None,
+            conditions: vec![Condition::In(
+                ResultColumn::Policy,
+                vec!["p1".into(), "p3".into()],
+            )],
+        },
+        group_by: vec![ResultColumn::Policy, ResultColumn::Result, ResultColumn::Severity],
+        page: None,
+    };
+    let (sql, params) = tally_sql(
+        &conn,
+        &q,
+        ResultColumn::Policy,
+        &[ResultColumn::Result, ResultColumn::Severity],
+        MAX_ENTRIES,
+    )
+    .expect("sql");
+    let p = plan(&conn, &sql, &params);
+    assert!(
+        p.contains("COVERING INDEX results_policy_rule_result_severity (policy=?)"),
+        "{p}"
+    );
+    assert!(!p.contains("TEMP B-TREE"), "{p}");
+    let rows: Vec<(Vec<Option<String>>, u64)> = page_rows(&conn, &q)
+        .expect("rows")
+        .expect("tallied")
+        .into_iter()
+        .map(|r| (r.keys, r.count))
+        .collect();
+    let text = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        rows,
+        [
+            (vec![text("p1"), text("fail"), text("critical")], 1),
+            (vec![text("p1"), text("fail"), text("high")], 2),
+            (vec![text("p3"), text("warn"), text("low")], 1),
+        ]
+    );
+}
