@@ -69,8 +69,8 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 10,
-        name: "result_severity_policy",
-        sql: include_str!("migrations/0010_result_severity_policy.sql"),
+        name: "subject_result_severity",
+        sql: include_str!("migrations/0010_subject_result_severity.sql"),
     },
 ];
 

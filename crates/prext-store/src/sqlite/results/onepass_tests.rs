@@ -167,3 +167,30 @@ fn a_pages_breakdown_is_tallied_from_its_groups_index_entries() {
         ]
     );
 }
+
+/// Grouped by the subject's kind, the pass reads `results_subject`, which holds the kind, the
+/// result and the severity since schema 10, instead of the whole table.
+#[test]
+fn a_pass_by_subject_kind_reads_the_subject_index() {
+    let conn = small();
+    crate::sqlite::results::top::tests::with_benchmark_statistics(&conn);
+    let q = SummaryQuery {
+        filter: ResultFilter::default(),
+        group_by: vec![
+            ResultColumn::SubjectKind,
+            ResultColumn::Result,
+            ResultColumn::Severity,
+        ],
+        page: None,
+    };
+    let (sql, params) = tally_sql(
+        &conn,
+        &q,
+        ResultColumn::SubjectKind,
+        &[ResultColumn::Result, ResultColumn::Severity],
+        MAX_ENTRIES,
+    )
+    .expect("sql");
+    let p = plan(&conn, &sql, &params);
+    assert!(p.contains("SCAN r USING COVERING INDEX results_subject"), "{p}");
+}

@@ -94,13 +94,15 @@ fn ranked(tx: &Connection, sql: &str, params: &[Value], limit: usize) -> Result<
 }
 
 /// The named groups of a page ranked by a result (or a result × severity cell) over the
-/// result rows, read from the rows with that result only, when those fill the page: a group
+/// result rows, counted over the rows with that result only, when those fill the page: a group
 /// without any ranks after every group with some, so the first `limit + 1` of them are the
-/// page's (and show that more follow). Those rows are an index range of
-/// `results_result_severity` (result, severity, policy): "the 10 policies with the most
-/// critical failures" reads the 5 % of the rows that are critical failures, not every row
-/// ([`super::plan_tests`]). `None` when the page needs the groups without any (fewer with
-/// some than the page holds, or a page after them), or the filter has its own anchor.
+/// page's (and show that more follow). The rows are still read in the group's index order
+/// (by policy: `results_policy_rule_result_severity`, which holds the result and severity), but
+/// only the groups with such results are counted and sorted: "the 10 policies with the most
+/// critical failures" sorts the few thousand policies with some, not all 100,000 (0.19 → 0.06 s
+/// of CPU at 1,000,000 results, `top_tests.rs`). `None` when the page needs the groups
+/// without any (fewer with some than the page holds, or a page after them), or the filter has
+/// its own anchor.
 fn leaders(tx: &Connection, s: &Source, page: &GroupPage, limit: usize) -> Result<Option<Vec<RankedGroup>>> {
     let Some((sql, params)) = leaders_sql(s, page, limit) else {
         return Ok(None);
@@ -122,9 +124,11 @@ fn leaders_sql(s: &Source, page: &GroupPage, limit: usize) -> Option<(String, Ve
     let key = &s.key;
     let mut p = s.predicate.clone();
     p.push(format!("{key} <> ''"), []);
-    p.push("r.result = ?", [Value::Text(result.clone())]);
+    // `+`: tested on each row of the group's index, not searched in `results_result_severity`
+    // (which does not hold the group: a table lookup per row).
+    p.push("+r.result = ?", [Value::Text(result.clone())]);
     if let Some(sev) = severity {
-        p.push("r.severity = ?", [Value::Text(sev.clone())]);
+        p.push("+r.severity = ?", [Value::Text(sev.clone())]);
     }
     let mut params: Vec<Value> = p.params.clone();
     let mut having = String::new();
@@ -134,10 +138,8 @@ fn leaders_sql(s: &Source, page: &GroupPage, limit: usize) -> Option<(String, Ve
         params.extend([v.clone(), v, Value::Text(c.group.clone())]);
     }
     params.push(Value::Integer(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
-    // `+key`: grouped with a sort, so that the planner reads the range rather than walk an
-    // index in the group's order (every row).
     let sql = format!(
-        "SELECT +{key} AS g, count(*) AS v{}{} GROUP BY +{key}{having} ORDER BY v DESC, g LIMIT ?",
+        "SELECT {key} AS g, count(*) AS v{}{} GROUP BY {key}{having} ORDER BY v DESC, g LIMIT ?",
         s.from,
         p.where_sql(),
     );
@@ -233,4 +235,4 @@ pub(crate) fn rank(tx: &Connection, q: &SummaryQuery, page: &GroupPage) -> Resul
 
 #[cfg(test)]
 #[path = "top_tests.rs"]
-mod tests;
+pub(super) mod tests;
