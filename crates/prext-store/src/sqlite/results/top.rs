@@ -27,8 +27,9 @@ struct Source {
     n: &'static str,
     from: &'static str,
     predicate: Predicate,
-    /// The filter names a namespace, a report or a subject, which drive the query.
-    anchored: bool,
+    /// [`leaders`] may rank the page: the groups are counted from the result rows and no
+    /// namespace, report or subject of the filter drives the query.
+    leaders: bool,
 }
 
 fn source(tx: &Connection, q: &SummaryQuery) -> Result<Option<Source>> {
@@ -43,7 +44,7 @@ fn source(tx: &Connection, q: &SummaryQuery) -> Result<Option<Source>> {
             n: "c.n",
             from: counts_from(needs_report || on_report(col)),
             predicate,
-            anchored: true,
+            leaders: false,
         }));
     }
     let lowered = lower_live(tx, &q.filter, Indexes::Use)?;
@@ -54,7 +55,7 @@ fn source(tx: &Connection, q: &SummaryQuery) -> Result<Option<Source>> {
         n: "1",
         from: from(lowered.needs_report || on_report(col)),
         predicate: lowered.predicate(lowered.number_form()),
-        anchored: lowered.anchored,
+        leaders: !lowered.anchored,
     }))
 }
 
@@ -118,7 +119,7 @@ fn leaders_sql(s: &Source, page: &GroupPage, limit: usize) -> Option<(String, Ve
         GroupRank::Cell(r, sev) => (r, Some(sev)),
         GroupRank::Key | GroupRank::Total => return None,
     };
-    if s.anchored || page.after.as_ref().is_some_and(|c| c.value == 0) {
+    if !s.leaders || page.after.as_ref().is_some_and(|c| c.value == 0) {
         return None;
     }
     let key = &s.key;
