@@ -7,8 +7,8 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use super::{from, placeholders, texts, Lowered};
-use crate::sqlite::select::Predicate;
 use crate::sqlite::db_error;
+use crate::sqlite::select::Predicate;
 use crate::Result;
 
 /// Most index rows counted per numeric range to find the narrowest ([`narrowest_first`]).
