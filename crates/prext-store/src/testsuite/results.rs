@@ -284,6 +284,11 @@ pub(super) fn filters() -> Vec<ResultFilter> {
                 In(C::Severity, s(&["high", "critical"])),
             ],
         },
+        // A source with a message test (the scan is narrowed to the source's reports).
+        ResultFilter {
+            namespace: None,
+            conditions: vec![MessageContains("A".into()), In(C::Source, s(&["trivy"]))],
+        },
         // Conditions that contradict each other (answered without SQL), and some that only
         // look alike.
         ResultFilter {

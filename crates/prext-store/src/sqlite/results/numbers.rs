@@ -68,14 +68,27 @@ pub(super) enum NumberForm {
 pub(super) struct Reports<'a>(pub(super) &'a [Vec<String>]);
 
 impl Reports<'_> {
+    /// `{alias}.object_id IN (the reports holding results of these sources)`.
+    fn condition(alias: &str, sources: &[String]) -> String {
+        format!(
+            "{alias}.object_id IN (SELECT c.object_id FROM result_counts AS c WHERE c.source IN ({}))",
+            placeholders(sources.len())
+        )
+    }
+
     /// Appends ` AND {alias}.object_id IN (…)` per source set.
     pub(super) fn push(&self, sql: &mut String, params: &mut Vec<Value>, alias: &str) {
         for sources in self.0 {
-            sql.push_str(&format!(
-                " AND {alias}.object_id IN (SELECT c.object_id FROM result_counts AS c WHERE c.source IN ({}))",
-                placeholders(sources.len())
-            ));
+            sql.push_str(" AND ");
+            sql.push_str(&Self::condition(alias, sources));
             params.extend(texts(sources));
+        }
+    }
+
+    /// Adds `{alias}.object_id IN (…)` per source set to `p`.
+    pub(super) fn narrow(&self, p: &mut Predicate, alias: &str) {
+        for sources in self.0 {
+            p.push(Self::condition(alias, sources), texts(sources));
         }
     }
 }

@@ -308,3 +308,22 @@ fn the_narrowest_of_two_numeric_ranges_drives() {
         assert_eq!(plan.matches("result_numbers_key_value").count(), 1, "{plan}");
     }
 }
+
+/// A message test has no index; with a source, only the results of the reports holding that
+/// source are read (their per-report counts, a list read once), not every result row:
+/// `message~openssl` with `source=kube-bench` read all 1,000,000 messages (BENCHMARKS.md,
+/// session 7).
+#[test]
+fn a_source_narrows_a_message_scan_to_its_reports() {
+    let conn = skewed();
+    with_large_statistics(&conn);
+    let plan = page_plan(
+        &conn,
+        vec![
+            Condition::MessageContains("openssl".into()),
+            Condition::In(ResultColumn::Source, vec!["kube-bench".into()]),
+        ],
+    );
+    assert!(plan.contains("LIST SUBQUERY"), "{plan}");
+    assert!(!plan.contains("SCAN r"), "{plan}");
+}
