@@ -93,7 +93,8 @@ struct Args {
     /// The password file of `--store-url`.
     #[arg(long)]
     store_password_file: Option<std::path::PathBuf>,
-    /// Result matrix: time only the cases whose label contains one of these (comma-separated).
+    /// Result matrix: time only the cases whose label contains one of these (comma-separated;
+    /// `=LABEL` for exactly that case).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }

@@ -174,7 +174,15 @@ pub async fn run(prext: &Prext, runs: usize, kyverno_policy: &str, only: &[Strin
             cases.push((format!("{} + {}", a.label, b.label), query(&[a, b]), vec![i, j]));
         }
     }
-    let picked = |label: &str| only.is_empty() || only.iter().any(|o| label.contains(o.as_str()));
+    // `--only` terms pick the cases whose label contains them; a term starting with `=` picks
+    // the case of exactly that label (one filter alone, without its pairs).
+    let picked = |label: &str| {
+        only.is_empty()
+            || only.iter().any(|o| match o.strip_prefix('=') {
+                Some(exact) => label == exact,
+                None => label.contains(o.as_str()),
+            })
+    };
     cases.retain(|(label, _, _)| picked(label));
     println!();
     println!(

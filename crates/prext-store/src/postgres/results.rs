@@ -255,6 +255,20 @@ pub(crate) async fn query(
     cluster: &str,
     q: &ResultQuery,
 ) -> Result<ResultPage> {
+    if crate::results::matches_nothing(&q.filter) {
+        // No result can match: the snapshot's revision only.
+        let row = client
+            .query_opt("SELECT revision FROM meta WHERE cluster = $1::text", &[&cluster])
+            .await
+            .map_err(pg_error)?
+            .ok_or_else(|| missing_counter(cluster))?;
+        return Ok(ResultPage {
+            revision: row.try_get(0).map_err(pg_error)?,
+            items: Vec::new(),
+            more: false,
+            total: q.count.then_some(0),
+        });
+    }
     let mut sql = Sql::default();
     let c = lower(&mut sql, cluster, &q.filter);
     let filter_where = sql.where_sql();
@@ -263,7 +277,10 @@ pub(crate) async fn query(
     }
     let page_where = sql.where_sql();
     let limit = q.limit.clamp(1, MAX_PAGE);
-    let l = sql.bind(i64::try_from(limit + 1).unwrap_or(i64::MAX), "bigint");
+    let l = sql.bind(
+        i64::try_from(plan_limit(&q.filter, limit) + 1).unwrap_or(i64::MAX),
+        "bigint",
+    );
     let (lead, dir) = lead(q.order);
     let (inner_lead, outer_lead) = if q.order == ResultOrder::Report {
         (String::new(), String::new())
@@ -271,6 +288,7 @@ pub(crate) async fn query(
         (format!("{lead} {dir}, "), format!("p.sort_key {dir}, "))
     };
     let from = " FROM results AS r JOIN objects AS o ON o.id = r.object_id";
+    let cap = sql.bind(i64::try_from(SORT_THRESHOLD + 1).unwrap_or(i64::MAX), "bigint");
     let (count_cte, count_join, total_sql) = if q.count {
         let counted = if counts::answer(&q.filter, &[]) {
             // From the per-report counts: a few rows per report.
@@ -278,8 +296,36 @@ pub(crate) async fn query(
             format!("SELECT coalesce(sum(c.n), 0)::bigint AS n{from_where}")
         } else if let Some(counted) = counts::numbers_count(&mut sql, &c, &q.filter) {
             counted
-        } else {
+        } else if needs_report(&q.filter) {
             format!("SELECT count(*) AS n{from}{filter_where}")
+        } else {
+            // The result rows alone while no deleted report's rows await their purge (the
+            // join keeps those out): the filter's indexes may then answer the count without
+            // reading the rows for their report (`policy=<a Kyverno policy>`, 40,000 of
+            // 1,000,000 results: 466 → 12 ms in EXPLAIN ANALYZE, an index-only scan).
+            let mut bare = Sql {
+                conditions: Vec::new(),
+                params: std::mem::take(&mut sql.params),
+            };
+            lower_rows(&mut bare, cluster, &q.filter, false);
+            let bare_where = bare.where_sql();
+            sql.params = bare.params;
+            format!(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM purges WHERE cluster = {c}) \
+                 THEN (SELECT count(*){from}{filter_where}) \
+                 ELSE (SELECT count(*) FROM results AS r{bare_where}) END AS n"
+            )
+        };
+        // A first page's probe (`few`, below) holds every match when it holds fewer than its
+        // cap: then it is the count, and the filter is not read a second time (a pair with no
+        // match read the 83,498 rows of `score>=8` for the page and again for its count).
+        // The other branch runs only when needed (a subquery in CASE is evaluated lazily).
+        let counted = match q.after {
+            None => format!(
+                "SELECT CASE WHEN (SELECT count(*) FROM few) < {cap} THEN (SELECT count(*) FROM few) \
+                 ELSE (SELECT n FROM ({counted}) AS all_matches) END AS n"
+            ),
+            Some(_) => counted,
         };
         (format!(", t AS ({counted})"), " CROSS JOIN t", "t.n")
     } else {
@@ -290,11 +336,10 @@ pub(crate) async fn query(
     // LIMIT tempts the planner to walk every report in order hoping to meet matches early,
     // which reads them all when the filter matches a few results (a smaller page slower than
     // a larger one). The branch not taken is gated by a one-time filter and never runs.
-    let cap = sql.bind(i64::try_from(SORT_THRESHOLD + 1).unwrap_or(i64::MAX), "bigint");
     let order = format!("ORDER BY {inner_lead}o.namespace, o.name, o.resource, r.idx LIMIT {l}");
     let statement = format!(
-        "WITH m AS (SELECT revision FROM meta WHERE cluster = {c}){count_cte}, \
-         few AS MATERIALIZED (SELECT r.object_id, r.idx{from}{page_where} LIMIT {cap}), \
+        "WITH m AS (SELECT revision FROM meta WHERE cluster = {c}), \
+         few AS MATERIALIZED (SELECT r.object_id, r.idx{from}{page_where} LIMIT {cap}){count_cte}, \
          p AS ((SELECT {RECORD_COLUMNS}, {lead} AS sort_key FROM few AS f \
                 JOIN results AS r ON r.object_id = f.object_id AND r.idx = f.idx \
                 JOIN objects AS o ON o.id = r.object_id \
@@ -323,6 +368,33 @@ pub(crate) async fn query(
         more: page.more,
         total: page.total,
     })
+}
+
+/// Whether the filter tests a column of the report (its namespace, resource or name).
+fn needs_report(filter: &ResultFilter) -> bool {
+    filter.namespace.is_some()
+        || filter.conditions.iter().any(|c| match c {
+            Condition::In(col, _) | Condition::NotIn(col, _) => crate::rows::on_report(*col),
+            _ => false,
+        })
+}
+
+/// The `LIMIT` the page statement is planned and run with (the page is cut to `limit` rows
+/// when read). A message test is a substring scan whose selectivity the planner can only
+/// guess: with a small `LIMIT` it chose to walk every report in order hoping to meet matches
+/// early, which reads them all when the other conditions leave few (`message~openssl` pairs:
+/// a page of 1 or 50 slower than one of 500). Such a filter is read with the same plan for
+/// every page up to [`SORT_THRESHOLD`] rows.
+fn plan_limit(filter: &ResultFilter, limit: usize) -> usize {
+    let guessed = filter
+        .conditions
+        .iter()
+        .any(|c| matches!(c, Condition::MessageContains(text) if !text.is_empty()));
+    if guessed {
+        limit.max(SORT_THRESHOLD)
+    } else {
+        limit
+    }
 }
 
 /// A page read by `WITH m AS (counter) … SELECT m.revision, total, p.* FROM m LEFT JOIN p`:

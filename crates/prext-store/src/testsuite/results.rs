@@ -268,6 +268,72 @@ pub(super) fn filters() -> Vec<ResultFilter> {
                 prop("pkg", PropertyTest::In(s(&["openssl"]))),
             ],
         },
+        // A source with a numeric range (the range is narrowed to the source's reports).
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                In(C::Source, s(&["trivy"])),
+                prop("score", PropertyTest::Number(Compare::GreaterOrEqual, 8.0)),
+            ],
+        },
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                prop("score", PropertyTest::Number(Compare::Greater, 4.0)),
+                In(C::Source, s(&["kyverno", "nobody"])),
+                In(C::Severity, s(&["high", "critical"])),
+            ],
+        },
+        // A source with a message test (the scan is narrowed to the source's reports).
+        ResultFilter {
+            namespace: None,
+            conditions: vec![MessageContains("A".into()), In(C::Source, s(&["trivy"]))],
+        },
+        // Conditions that contradict each other (answered without SQL), and some that only
+        // look alike.
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                In(C::Severity, s(&["critical"])),
+                In(C::Severity, s(&["medium", "low"])),
+            ],
+        },
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                In(C::Severity, s(&["high", "critical"])),
+                NotIn(C::Severity, s(&["high", "critical"])),
+            ],
+        },
+        ResultFilter {
+            namespace: Some("a".into()),
+            conditions: vec![In(C::Namespace, s(&["b"]))],
+        },
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                prop("score", PropertyTest::Number(Compare::GreaterOrEqual, 8.0)),
+                prop("score", PropertyTest::Number(Compare::Less, 8.0)),
+            ],
+        },
+        ResultFilter {
+            namespace: None,
+            conditions: vec![Index(0), Index(1)],
+        },
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                In(C::Severity, s(&["high", "critical"])),
+                NotIn(C::Severity, s(&["critical"])),
+            ],
+        },
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                prop("score", PropertyTest::Number(Compare::GreaterOrEqual, 8.0)),
+                prop("score", PropertyTest::Number(Compare::LessOrEqual, 8.0)),
+            ],
+        },
     ]
 }
 

@@ -247,3 +247,84 @@ fn a_named_report_subject_or_namespace_drives_the_page() {
     );
     assert!(missing.contains("results_policy"), "{missing}");
 }
+
+/// A source narrows a driving numeric range to the reports holding results of that source
+/// (their per-report counts, read once as a list) before any result row is read: no result
+/// index has the source, and `score>=8` with `source=kube-bench` read the 83,498 rows of the
+/// range and their result rows for none (1,000,000 results, BENCHMARKS.md, session 7).
+#[test]
+fn a_source_narrows_a_numeric_range_to_its_reports() {
+    let conn = skewed();
+    with_large_statistics(&conn);
+    let plan = page_plan(
+        &conn,
+        vec![
+            Condition::In(ResultColumn::Source, vec!["kube-bench".into()]),
+            Condition::Property {
+                key: "score".into(),
+                test: PropertyTest::Number(Compare::GreaterOrEqual, 8.0),
+            },
+        ],
+    );
+    assert!(plan.contains("result_numbers_key_value"), "{plan}");
+    // The reports' list is built once from the counts (a subquery of its own, not a probe
+    // per row of the range).
+    assert_eq!(plan.matches("LIST SUBQUERY").count(), 2, "{plan}");
+    assert!(
+        plan.lines()
+            .any(|l| l == "SCAN c" || l.starts_with("SEARCH c USING")),
+        "{plan}"
+    );
+    assert!(!plan.contains("SCAN r"), "{plan}");
+}
+
+/// Of two numeric tests only the narrower range drives, whatever the order they were written
+/// in; the other is probed per row of it. Both used to drive: `score>=9.9` with `score>=8`
+/// read the 83,498 rows of the wider range for the 7,938 of the narrower (0.77 s at
+/// 1,000,000 results, BENCHMARKS.md, session 7).
+#[test]
+fn the_narrowest_of_two_numeric_ranges_drives() {
+    let conn = skewed();
+    with_large_statistics(&conn);
+    let score = |bound: f64| Condition::Property {
+        key: "score".into(),
+        test: PropertyTest::Number(Compare::GreaterOrEqual, bound),
+    };
+    for conditions in [vec![score(1.0), score(9.0)], vec![score(9.0), score(1.0)]] {
+        let filter = ResultFilter {
+            namespace: None,
+            conditions,
+        };
+        let lowered = lower_live(&conn, &filter, Indexes::Use).expect("lower");
+        let bounds: Vec<f64> = lowered.numbers.iter().map(|n| n.bound).collect();
+        assert_eq!(bounds, [9.0, 1.0], "{filter:?}");
+        let p = lowered.predicate(lowered.number_form());
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM results AS r JOIN objects AS o ON o.id = r.object_id{} ORDER BY {} LIMIT 51",
+            p.where_sql(),
+            sorted_order_by(ResultOrder::Report)
+        );
+        let plan = plan(&conn, &sql, &p.params);
+        assert_eq!(plan.matches("LIST SUBQUERY").count(), 1, "{plan}");
+        assert_eq!(plan.matches("result_numbers_key_value").count(), 1, "{plan}");
+    }
+}
+
+/// A message test has no index; with a source, only the results of the reports holding that
+/// source are read (their per-report counts, a list read once), not every result row:
+/// `message~openssl` with `source=kube-bench` read all 1,000,000 messages (BENCHMARKS.md,
+/// session 7).
+#[test]
+fn a_source_narrows_a_message_scan_to_its_reports() {
+    let conn = skewed();
+    with_large_statistics(&conn);
+    let plan = page_plan(
+        &conn,
+        vec![
+            Condition::MessageContains("openssl".into()),
+            Condition::In(ResultColumn::Source, vec!["kube-bench".into()]),
+        ],
+    );
+    assert!(plan.contains("LIST SUBQUERY"), "{plan}");
+    assert!(!plan.contains("SCAN r"), "{plan}");
+}
