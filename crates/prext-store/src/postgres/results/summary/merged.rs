@@ -1,0 +1,130 @@
+//! The ranking of policies by a result (× severity) count without hashing every policy: "the
+//! ten policies with most high/critical failures" over 1,000,000 results counts ~170,000 rows
+//! into ~100,000 policies. Hashed, that aggregate spills to disk (`work_mem`; the planner
+//! cannot estimate the groups of an expression) and is most of the statement's time.
+//!
+//! `results_result_severity` is `(result, severity, cluster, policy)`: for one result, one
+//! severity and the cluster, its entries come in policy order. The ranking reads one such range
+//! per severity, merges them in policy order (`Merge Append`), counts each policy as it streams
+//! past (`GroupAggregate`: no hash table, no sort) and keeps the page's groups with a top-N sort.
+//! The planner prefers a hash over the merged ranges whatever their size (it estimates 200
+//! groups over a `UNION ALL`), so the statement runs in a read-only transaction with
+//! `enable_hashagg` and parallel workers off for it alone ([`SETTINGS`]).
+//!
+//! It serves a ranking by a result or a cell of the policies (the first grouping column) when
+//! the filter names no report column, names the severities (the ranges to read) and does not
+//! test the result; other filter conditions are tested on each range's rows. Rows with no
+//! policy (or `""`) are the group `""`, counted apart. While a deleted report's rows await
+//! their purge (`purges`, see `rows_source`) the ranking is the general one, behind one-time
+//! filters as there.
+
+use super::super::{clean, lower_rows, Sql};
+use crate::results::{Condition, GroupRank, ResultColumn, ResultFilter, SummaryQuery};
+
+/// The settings of the transaction that runs a merged ranking (`SET LOCAL`: they end with it).
+pub(super) const SETTINGS: &str =
+    "SET LOCAL enable_hashagg = off; SET LOCAL max_parallel_workers_per_gather = 0";
+
+/// A merged ranking's plan: the result it counts, the severities (one range each) and the
+/// filter's other conditions.
+pub(super) struct Merged {
+    result: String,
+    severities: Vec<String>,
+    rest: ResultFilter,
+}
+
+impl Merged {
+    /// The merged ranking of `q`'s page ranked by `rank`, if it can serve it (see the module).
+    pub(super) fn plan(q: &SummaryQuery, rank: &GroupRank) -> Option<Merged> {
+        if q.group_by.first() != Some(&ResultColumn::Policy) || q.filter.namespace.is_some() {
+            return None;
+        }
+        let (result, mut severities) = match rank {
+            GroupRank::Result(r) => (r, None),
+            GroupRank::Cell(r, s) if !s.is_empty() => (r, Some(vec![clean(s)])),
+            _ => return None,
+        };
+        if result.is_empty() {
+            return None;
+        }
+        let mut rest = q.filter.clone();
+        rest.conditions.clear();
+        for condition in &q.filter.conditions {
+            match condition {
+                Condition::In(ResultColumn::Severity, values) => {
+                    if values.iter().any(String::is_empty) {
+                        return None; // Also the rows without a severity: no range of their own.
+                    }
+                    let listed: Vec<String> = values.iter().map(|v| clean(v)).collect();
+                    severities = Some(match severities {
+                        None => listed,
+                        Some(s) => s.into_iter().filter(|v| listed.contains(v)).collect(),
+                    });
+                }
+                Condition::NotIn(ResultColumn::Severity, values) => {
+                    let s = severities.as_mut()?;
+                    s.retain(|v| !values.iter().any(|n| clean(n) == *v));
+                }
+                Condition::In(col, _) | Condition::NotIn(col, _) if crate::rows::on_report(*col) => {
+                    return None
+                }
+                Condition::In(ResultColumn::Result, _) | Condition::NotIn(ResultColumn::Result, _) => {
+                    return None
+                }
+                other => rest.conditions.push(other.clone()),
+            }
+        }
+        let mut severities = severities?;
+        severities.sort();
+        severities.dedup();
+        if severities.is_empty() {
+            return None;
+        }
+        Some(Merged {
+            result: result.clone(),
+            severities,
+            rest,
+        })
+    }
+
+    /// The ranked groups `(g, v)` of the page, best first, at most `l` (a placeholder): those
+    /// with a count above 0 only. `after` is the cursor's condition on `x.g` / `x.v` (or
+    /// `true`); `general` the general ranking of the same groups, which this one stands for
+    /// unless a purge is pending in the cluster `c`.
+    pub(super) fn ranking(
+        &self,
+        sql: &mut Sql,
+        cluster: &str,
+        after: &str,
+        general: &str,
+        l: &str,
+    ) -> String {
+        // The filter's other conditions, without the report (no report column in the question).
+        let saved = std::mem::take(&mut sql.conditions);
+        let c = lower_rows(sql, cluster, &self.rest, false);
+        let conds = std::mem::replace(&mut sql.conditions, saved).join(" AND ");
+        let not_purging = format!("NOT EXISTS (SELECT 1 FROM purges WHERE cluster = {c})");
+        let r = sql.bind(self.result.clone(), "text");
+        let ranges: Vec<String> = self
+            .severities
+            .iter()
+            .map(|s| {
+                let s = sql.bind(s.clone(), "text");
+                format!(
+                    "(SELECT r.policy FROM results AS r WHERE {conds} AND r.result = {r} AND r.severity = {s} \
+                     AND r.policy > '' AND {not_purging} ORDER BY r.policy)"
+                )
+            })
+            .collect();
+        let all = sql.bind(self.severities.clone(), "text[]");
+        format!(
+            "SELECT x.g, x.v FROM (\
+             SELECT r.policy AS g, count(*)::bigint AS v FROM ({}) AS r GROUP BY 1 \
+             UNION ALL SELECT '' AS g, count(*)::bigint AS v FROM results AS r WHERE {conds} \
+             AND r.result = {r} AND r.severity = ANY ({all}) AND (r.policy IS NULL OR r.policy = '') \
+             AND {not_purging} HAVING count(*) > 0 \
+             UNION ALL ({general})) AS x WHERE {after} ORDER BY x.v DESC, x.g COLLATE \"C\" LIMIT {l}",
+            ranges.join(" UNION ALL ")
+        )
+    }
+}
