@@ -404,7 +404,20 @@ async fn paged(
     let rest_select: String = (0..rest.len()).map(|i| format!(", s.k{i}")).collect();
     let rest_group: String = (0..rest.len()).map(|i| format!(", {}", i + 2)).collect();
     let (s_key, s_n, s_from_where) = (&s_src.key, s_src.n, &s_src.from_where);
+    let mut rv_cte = String::new();
+    let breakdown = match (&merged, s_src.col) {
+        (Some(m), Some(_)) if rest == [ResultColumn::Result, ResultColumn::Severity] => {
+            m.breakdown(&mut sql, s_from_where)
+        }
+        _ => None,
+    };
     let s_cte = match s_src.col {
+        // A policy ranking's breakdown by result and severity (merged.rs).
+        Some(_) if breakdown.is_some() => {
+            let (rv, s) = breakdown.unwrap_or_default();
+            rv_cte = rv;
+            s
+        }
         // The policies' rows group by group (a lateral subquery: a range of
         // `(policy, rule, cluster, result, severity)` each, whose few counts are aggregated
         // apart, instead of one sort of every row of the page's groups), a missing value's rows
@@ -441,7 +454,7 @@ async fn paged(
         ),
     };
     let statement = format!(
-        "WITH m AS (SELECT revision FROM meta WHERE cluster = {c}), {g_cte}, {s_cte} \
+        "WITH RECURSIVE m AS (SELECT revision FROM meta WHERE cluster = {c}), {rv_cte}{g_cte}, {s_cte} \
          SELECT m.revision, g.g, g.v, s.n{rest_select} FROM m LEFT JOIN g ON true \
          LEFT JOIN s ON s.k = g.g ORDER BY {out_order}",
     );

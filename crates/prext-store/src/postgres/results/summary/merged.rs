@@ -30,6 +30,8 @@ pub(super) const SETTINGS: &str =
 pub(super) struct Merged {
     result: String,
     severities: Vec<String>,
+    /// The severities the filter admits, when it lists them (the breakdown's ranges).
+    admitted: Option<Vec<String>>,
     rest: ResultFilter,
 }
 
@@ -39,11 +41,13 @@ impl Merged {
         if q.group_by.first() != Some(&ResultColumn::Policy) || q.filter.namespace.is_some() {
             return None;
         }
-        let (result, mut severities) = match rank {
+        let (result, cell) = match rank {
             GroupRank::Result(r) => (r, None),
-            GroupRank::Cell(r, s) if !s.is_empty() => (r, Some(vec![clean(s)])),
+            GroupRank::Cell(r, s) if !s.is_empty() => (r, Some(clean(s))),
             _ => return None,
         };
+        // The severities the filter admits, if it lists them.
+        let mut severities: Option<Vec<String>> = None;
         if result.is_empty() {
             return None;
         }
@@ -74,17 +78,54 @@ impl Merged {
                 other => rest.conditions.push(other.clone()),
             }
         }
-        let mut severities = severities?;
-        severities.sort();
-        severities.dedup();
+        let admitted = severities.map(|mut s| {
+            s.sort();
+            s.dedup();
+            s
+        });
+        let severities = match (&cell, &admitted) {
+            (Some(c), Some(a)) => a.iter().filter(|s| *s == c).cloned().collect(),
+            (Some(c), None) => vec![c.clone()],
+            (None, Some(a)) => a.clone(),
+            (None, None) => return None,
+        };
         if severities.is_empty() {
             return None;
         }
         Some(Merged {
             result: result.clone(),
             severities,
+            admitted,
             rest,
         })
+    }
+
+    /// The counts `s (k, k0, k1, n)` by result and severity of the page's groups `g` (the
+    /// grouping is policy, result, severity): a count of one range of
+    /// `(result, severity, cluster, policy)` for each group, result and severity, the results
+    /// found by skipping through the index (`rv`, recursive: a few lookups), instead of every
+    /// row of the group's policies read and sorted. `rows` is ` FROM … WHERE …` of the
+    /// filter's rows (`rows_source`). Returns the CTEs, the recursive `rv` first.
+    /// Only when the filter lists the severities (else `None`: the group's rows of every
+    /// severity count).
+    pub(super) fn breakdown(&self, sql: &mut Sql, rows: &str) -> Option<(String, String)> {
+        let all = sql.bind(self.admitted.clone()?, "text[]");
+        let rv = "rv (v) AS (SELECT min(result) FROM results UNION ALL \
+                  SELECT (SELECT min(r.result) FROM results AS r WHERE r.result > rv.v) FROM rv WHERE rv.v IS NOT NULL), "
+            .to_owned();
+        let s = format!(
+            "s AS (SELECT b.k, b.k0, b.k1, sum(b.n)::bigint AS n FROM (\
+             SELECT g.g AS k, nullif(rv.v, '') AS k0, sv.s AS k1, \
+             (SELECT count(*){rows} AND r.result = rv.v AND r.severity = sv.s AND r.policy = g.g) AS n \
+             FROM g, rv, unnest({all}) AS sv (s) WHERE rv.v IS NOT NULL \
+             UNION ALL SELECT g.g, NULL, sv.s, \
+             (SELECT count(*){rows} AND r.result IS NULL AND r.severity = sv.s AND r.policy = g.g) \
+             FROM g, unnest({all}) AS sv (s) \
+             UNION ALL SELECT g.g, nullif(x.result, ''), x.severity, 1 FROM g CROSS JOIN LATERAL (\
+             SELECT r.result, r.severity{rows} AND r.policy IS NULL AND g.g = '') AS x\
+             ) AS b WHERE b.n > 0 GROUP BY 1, 2, 3)"
+        );
+        Some((rv, s))
     }
 
     /// The ranked groups `(g, v)` of the page, best first, at most `l` (a placeholder): those
