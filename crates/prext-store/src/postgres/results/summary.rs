@@ -407,7 +407,7 @@ async fn paged(
     let mut rv_cte = String::new();
     let breakdown = match (&merged, s_src.col) {
         (Some(m), Some(_)) if rest == [ResultColumn::Result, ResultColumn::Severity] => {
-            m.breakdown(&mut sql, s_from_where)
+            Some(m.breakdown(&mut sql, s_from_where))
         }
         _ => None,
     };

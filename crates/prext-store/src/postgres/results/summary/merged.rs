@@ -102,30 +102,46 @@ impl Merged {
 
     /// The counts `s (k, k0, k1, n)` by result and severity of the page's groups `g` (the
     /// grouping is policy, result, severity): a count of one range of
-    /// `(result, severity, cluster, policy)` for each group, result and severity, the results
-    /// found by skipping through the index (`rv`, recursive: a few lookups), instead of every
-    /// row of the group's policies read and sorted. `rows` is ` FROM … WHERE …` of the
-    /// filter's rows (`rows_source`). Returns the CTEs, the recursive `rv` first.
-    /// Only when the filter lists the severities (else `None`: the group's rows of every
-    /// severity count).
-    pub(super) fn breakdown(&self, sql: &mut Sql, rows: &str) -> Option<(String, String)> {
-        let all = sql.bind(self.admitted.clone()?, "text[]");
-        let rv = "rv (v) AS (SELECT min(result) FROM results UNION ALL \
-                  SELECT (SELECT min(r.result) FROM results AS r WHERE r.result > rv.v) FROM rv WHERE rv.v IS NOT NULL), "
-            .to_owned();
+    /// `(result, severity, cluster, policy)` for each group, result and severity, instead of
+    /// every row of the group's policies read and sorted. The results (`rv`), and the
+    /// severities unless the filter lists them (`sv`), are found by skipping through the
+    /// indexes (recursive: a few lookups each); rows without a result or a policy are read
+    /// apart (a range each). `rows` is ` FROM … WHERE …` of the filter's rows
+    /// (`rows_source`). Returns the recursive CTEs and `s`.
+    pub(super) fn breakdown(&self, sql: &mut Sql, rows: &str) -> (String, String) {
+        let count = |cond: &str| format!("(SELECT count(*){rows} AND {cond} AND r.policy = g.g)");
+        let (sv_cte, sv_from, no_severity) = match &self.admitted {
+            Some(a) => {
+                let listed = sql.bind(a.clone(), "text[]");
+                (String::new(), format!("unnest({listed}) AS sv (s)"), String::new())
+            }
+            None => (
+                "sv (s) AS (SELECT min(severity) FROM results UNION ALL SELECT \
+                 (SELECT min(r.severity) FROM results AS r WHERE r.severity > sv.s) FROM sv WHERE sv.s IS NOT NULL), "
+                    .to_owned(),
+                "sv".to_owned(),
+                format!(
+                    " UNION ALL SELECT g.g, nullif(rv.v, ''), NULL, {} FROM g, rv WHERE rv.v IS NOT NULL",
+                    count("r.result = rv.v AND r.severity IS NULL")
+                ),
+            ),
+        };
+        let ctes = format!(
+            "rv (v) AS (SELECT min(result) FROM results UNION ALL \
+             SELECT (SELECT min(r.result) FROM results AS r WHERE r.result > rv.v) FROM rv WHERE rv.v IS NOT NULL), {sv_cte}"
+        );
         let s = format!(
             "s AS (SELECT b.k, b.k0, b.k1, sum(b.n)::bigint AS n FROM (\
-             SELECT g.g AS k, nullif(rv.v, '') AS k0, sv.s AS k1, \
-             (SELECT count(*){rows} AND r.result = rv.v AND r.severity = sv.s AND r.policy = g.g) AS n \
-             FROM g, rv, unnest({all}) AS sv (s) WHERE rv.v IS NOT NULL \
-             UNION ALL SELECT g.g, NULL, sv.s, \
-             (SELECT count(*){rows} AND r.result IS NULL AND r.severity = sv.s AND r.policy = g.g) \
-             FROM g, unnest({all}) AS sv (s) \
-             UNION ALL SELECT g.g, nullif(x.result, ''), x.severity, 1 FROM g CROSS JOIN LATERAL (\
+             SELECT g.g AS k, nullif(rv.v, '') AS k0, nullif(sv.s, '') AS k1, {} AS n \
+             FROM g, rv, {sv_from} WHERE rv.v IS NOT NULL AND sv.s IS NOT NULL{no_severity} \
+             UNION ALL SELECT g.g, NULL, nullif(x.severity, ''), 1 FROM g CROSS JOIN LATERAL (\
+             SELECT r.severity{rows} AND r.result IS NULL AND r.policy = g.g) AS x \
+             UNION ALL SELECT g.g, nullif(x.result, ''), nullif(x.severity, ''), 1 FROM g CROSS JOIN LATERAL (\
              SELECT r.result, r.severity{rows} AND r.policy IS NULL AND g.g = '') AS x\
-             ) AS b WHERE b.n > 0 GROUP BY 1, 2, 3)"
+             ) AS b WHERE b.n > 0 GROUP BY 1, 2, 3)",
+            count("r.result = rv.v AND r.severity = sv.s"),
         );
-        Some((rv, s))
+        (ctes, s)
     }
 
     /// The ranked groups `(g, v)` of the page, best first, at most `l` (a placeholder): those
