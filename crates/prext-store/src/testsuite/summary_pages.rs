@@ -14,13 +14,18 @@ use crate::results::{
 use crate::Store;
 
 /// Beside the shared reports: failures without a policy (the group `""`, from a missing policy
-/// and from `""`), and more of the severities the policy rankings read range by range.
+/// and from `""`), more of the severities the policy rankings read range by range, and
+/// warnings of five policies, one without a severity (no range of `(result, severity, …)` of
+/// its own).
 async fn load_without_policies(store: &dyn Store) {
     let mut w = fixtures::report(POLR, "b", "nameless");
     let result = |policy: Option<&str>, result: &str, severity: &str| {
-        let mut r = json!({"source": "kyverno", "rule": "r", "result": result, "severity": severity});
+        let mut r = json!({"source": "kyverno", "rule": "r", "result": result});
         if let Some(p) = policy {
             r["policy"] = json!(p);
+        }
+        if !severity.is_empty() {
+            r["severity"] = json!(severity);
         }
         r
     };
@@ -31,6 +36,11 @@ async fn load_without_policies(store: &dyn Store) {
         result(Some("p3"), "fail", "critical"),
         result(Some("p3"), "fail", "medium"),
         result(Some("p4"), "fail", "high"),
+        result(Some("p3"), "warn", "medium"),
+        result(Some("p4"), "warn", "high"),
+        result(Some("p5"), "warn", ""),
+        result(Some("p6"), "warn", "low"),
+        result(Some("p7"), "warn", "high"),
     ]);
     fixtures::reindex(&mut w);
     create(store, w).await;
@@ -107,6 +117,8 @@ pub async fn result_summary_pages_then(store: &dyn Store, between: impl std::fut
         GroupRank::Total,
         GroupRank::Result("fail".into()),
         GroupRank::Cell("fail".into(), "high".into()),
+        // A warning has no severity (every failure has one).
+        GroupRank::Result("warn".into()),
     ];
     let columns = [
         ResultColumn::Namespace,

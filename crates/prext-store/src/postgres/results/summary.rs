@@ -309,6 +309,10 @@ async fn paged(
         true => None,
         false => Merged::plan(q, &page.rank),
     };
+    let merged = match merged {
+        Some(mut m) => m.look_up(client).await?.then_some(m),
+        None => None,
+    };
     let mut t_cte = String::new();
     let (g_src, s_src) = if one_pass {
         let group: Vec<String> = (1..=rest.len() + 3).map(|i| i.to_string()).collect();
@@ -370,16 +374,13 @@ async fn paged(
             };
             let cell = g_src.cell(&mut sql, r, sev);
             let gc = match &merged {
-                Some(m) => {
-                    let purging = format!(" AND EXISTS (SELECT 1 FROM purges WHERE cluster = {c})");
-                    m.ranking(
-                        &mut sql,
-                        cluster,
-                        &after,
-                        &ranked(&format!(" AND {cell}{purging}")),
-                        &l,
-                    )
-                }
+                Some(m) => m.ranking(
+                    &mut sql,
+                    cluster,
+                    &after,
+                    &|gate: &str| ranked(&format!(" AND {cell} AND {gate}")),
+                    &l,
+                ),
                 None => ranked(&format!(" AND {cell}")),
             };
             format!(

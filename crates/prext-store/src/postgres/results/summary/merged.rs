@@ -24,7 +24,9 @@
 //! and sorted were as long as the ranking.
 
 use super::super::{clean, lower_rows, Sql};
+use crate::postgres::error::pg_error;
 use crate::results::{Condition, GroupRank, ResultColumn, ResultFilter, SummaryQuery};
+use crate::Result;
 
 /// The settings of the transaction that runs a merged ranking (`SET LOCAL`: they end with it).
 pub(super) const SETTINGS: &str =
@@ -37,6 +39,9 @@ pub(super) struct Merged {
     severities: Vec<String>,
     /// The severities the filter admits, when it lists them (the breakdown's ranges).
     admitted: Option<Vec<String>>,
+    /// Whether `severities` are those of the result in the index (the filter lists none:
+    /// [`Merged::look_up`]), so that the statement checks that no row has another.
+    found: bool,
     rest: ResultFilter,
 }
 
@@ -92,17 +97,43 @@ impl Merged {
             (Some(c), Some(a)) => a.iter().filter(|s| *s == c).cloned().collect(),
             (Some(c), None) => vec![c.clone()],
             (None, Some(a)) => a.clone(),
-            (None, None) => return None,
+            (None, None) => Vec::new(),
         };
-        if severities.is_empty() {
+        let found = cell.is_none() && admitted.is_none();
+        if severities.is_empty() && !found {
             return None;
         }
         Some(Merged {
             result: result.clone(),
             severities,
             admitted,
+            found,
             rest,
         })
+    }
+
+    /// When the filter lists no severity: the severities of the result's rows, in the index's
+    /// order, found by skipping through `(result, severity, …)` (a lookup per value, every
+    /// cluster). `false` when there are none (nothing to merge).
+    pub(super) async fn look_up(&mut self, client: &deadpool_postgres::Object) -> Result<bool> {
+        if !self.found {
+            return Ok(true);
+        }
+        let rows = client
+            .query(
+                "WITH RECURSIVE sv (s) AS (SELECT min(severity) FROM results WHERE result = $1 \
+                 UNION ALL SELECT (SELECT min(r.severity) FROM results AS r WHERE r.result = $1 \
+                 AND r.severity > sv.s) FROM sv WHERE sv.s IS NOT NULL) SELECT s FROM sv WHERE s IS NOT NULL",
+                &[&self.result],
+            )
+            .await
+            .map_err(pg_error)?;
+        self.severities = rows
+            .iter()
+            .map(|r| r.try_get::<_, String>(0))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(pg_error)?;
+        Ok(!self.severities.is_empty())
     }
 
     /// The counts `s (k, k0, k1, n)` by result and severity of the page's groups `g` (the
@@ -151,27 +182,51 @@ impl Merged {
 
     /// The ranked groups `(g, v)` of the page, best first, at most `l` (a placeholder): those
     /// with a count above 0 only. `after` is the cursor's condition on `x.g` / `x.v` (or
-    /// `true`); `general` the general ranking of the same groups, which this one stands for
-    /// unless a purge is pending in the cluster `c`.
+    /// `true`); `general` the general ranking of the same groups with a further condition,
+    /// which stands for this one while a purge is pending in the cluster, or when severities
+    /// were looked up and a row of the result has another (written since, or none).
     pub(super) fn ranking(
         &self,
         sql: &mut Sql,
         cluster: &str,
         after: &str,
-        general: &str,
+        general: &dyn Fn(&str) -> String,
         l: &str,
     ) -> String {
         // The filter's other conditions, without the report (no report column in the question).
         let saved = std::mem::take(&mut sql.conditions);
         let c = lower_rows(sql, cluster, &self.rest, false);
         let conds = std::mem::replace(&mut sql.conditions, saved).join(" AND ");
-        let not_purging = format!("NOT EXISTS (SELECT 1 FROM purges WHERE cluster = {c})");
         let r = sql.bind(self.result.clone(), "text");
-        let ranges: Vec<String> = self
+        let placeholders: Vec<String> = self
             .severities
             .iter()
+            .map(|s| sql.bind(s.clone(), "text"))
+            .collect();
+        let mut not_purging = format!("NOT EXISTS (SELECT 1 FROM purges WHERE cluster = {c})");
+        if self.found {
+            // No row of the result outside the severities found, in their gaps (index ranges).
+            let mut gaps = vec!["r.severity IS NULL".to_owned()];
+            let mut below = None;
+            for s in &placeholders {
+                gaps.push(match below {
+                    None => format!("r.severity < {s}"),
+                    Some(b) => format!("(r.severity > {b} AND r.severity < {s})"),
+                });
+                below = Some(s);
+            }
+            if let Some(b) = below {
+                gaps.push(format!("r.severity > {b}"));
+            }
+            not_purging = format!(
+                "{not_purging} AND NOT EXISTS (SELECT 1 FROM results AS r WHERE r.cluster = {c} \
+                 AND r.result = {r} AND ({}))",
+                gaps.join(" OR ")
+            );
+        }
+        let ranges: Vec<String> = placeholders
+            .iter()
             .map(|s| {
-                let s = sql.bind(s.clone(), "text");
                 format!(
                     "(SELECT r.policy FROM results AS r WHERE {conds} AND r.result = {r} AND r.severity = {s} \
                      AND r.policy > '' AND {not_purging} ORDER BY r.policy)"
@@ -185,8 +240,9 @@ impl Merged {
              UNION ALL SELECT '' AS g, count(*)::bigint AS v FROM results AS r WHERE {conds} \
              AND r.result = {r} AND r.severity = ANY ({all}) AND (r.policy IS NULL OR r.policy = '') \
              AND {not_purging} HAVING count(*) > 0 \
-             UNION ALL ({general})) AS x WHERE {after} ORDER BY x.v DESC, x.g COLLATE \"C\" LIMIT {l}",
-            ranges.join(" UNION ALL ")
+             UNION ALL ({})) AS x WHERE {after} ORDER BY x.v DESC, x.g COLLATE \"C\" LIMIT {l}",
+            ranges.join(" UNION ALL "),
+            general(&format!("NOT ({not_purging})")),
         )
     }
 }
