@@ -12,8 +12,9 @@
 //! `enable_hashagg` and parallel workers off for it alone ([`SETTINGS`]).
 //!
 //! It serves a ranking by a result or a cell of the policies (the first grouping column) when
-//! the filter names no report column, names the severities (the ranges to read) and does not
-//! test the result; other filter conditions are tested on each range's rows. Rows with no
+//! the filter names no report column and does not test the result; the severities to read are
+//! the filter's list, else the result's own, looked up first ([`Merged::look_up`]) and checked
+//! complete in the statement; other filter conditions are tested on each range's rows. Rows with no
 //! policy (or `""`) are the group `""`, counted apart. While a deleted report's rows await
 //! their purge (`purges`, see `rows_source`) the ranking is the general one, behind one-time
 //! filters as there.
