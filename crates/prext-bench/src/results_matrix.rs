@@ -261,6 +261,10 @@ pub async fn run(prext: &Prext, runs: usize, kyverno_policy: &str, only: &[Strin
             format!("{BASE}/resultsummaries?groupBy=policy&labelSelector={sev}&sort=fail&limit=10"),
         ),
         (
+            "top 10 policies by failures".to_owned(),
+            format!("{BASE}/resultsummaries?groupBy=policy&sort=fail&limit=10"),
+        ),
+        (
             "top 10 policies by fail.critical".to_owned(),
             format!("{BASE}/resultsummaries?groupBy=policy&sort=fail.critical&limit=10"),
         ),

@@ -94,10 +94,16 @@ impl std::fmt::Debug for PostgresStore {
 /// one turned out to be dead (e.g. PostgreSQL restarted since it was last used), and within
 /// the store's client-side time limit.
 macro_rules! read {
-    ($self:ident, $what:expr, |$client:ident| $body:expr) => {{
+    ($self:ident, $what:expr, |mut $client:ident| $body:expr) => {
+        read!(@ $self, $what, (mut) $client, $body)
+    };
+    ($self:ident, $what:expr, |$client:ident| $body:expr) => {
+        read!(@ $self, $what, () $client, $body)
+    };
+    (@ $self:ident, $what:expr, ($($mutable:tt)?) $client:ident, $body:expr) => {{
         let mut retried = false;
         loop {
-            let $client = $self.client().await?;
+            let $($mutable)? $client = $self.client().await?;
             match tokio::time::timeout($self.op_timeout, $body).await {
                 Ok(Err(Error::Unavailable(_))) if !retried && $client.is_closed() => retried = true,
                 Ok(outcome) => break outcome,
@@ -401,8 +407,8 @@ impl Store for PostgresStore {
     }
 
     async fn summarize_results(&self, query: SummaryQuery) -> Result<Summary> {
-        read!(self, "a result summary", |c| results::summarize(
-            &c,
+        read!(self, "a result summary", |mut c| results::summarize(
+            &mut c,
             &self.cluster,
             &query
         ))

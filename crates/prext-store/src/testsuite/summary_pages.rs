@@ -4,9 +4,76 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::json;
+
+use super::fixtures::{self, create, POLR};
 use super::results::{everything, filters, load, matches, value};
-use crate::results::{GroupCursor, GroupPage, GroupRank, ResultColumn, ResultRecord, SummaryQuery};
+use crate::results::{
+    Condition, GroupCursor, GroupPage, GroupRank, ResultColumn, ResultFilter, ResultRecord, SummaryQuery,
+};
 use crate::Store;
+
+/// Beside the shared reports: failures without a policy (the group `""`, from a missing policy
+/// and from `""`), more of the severities the policy rankings read range by range, and
+/// warnings of five policies, one without a severity (no range of `(result, severity, …)` of
+/// its own).
+async fn load_without_policies(store: &dyn Store) {
+    let mut w = fixtures::report(POLR, "b", "nameless");
+    let result = |policy: Option<&str>, result: &str, severity: &str| {
+        let mut r = json!({"source": "kyverno", "rule": "r", "result": result});
+        if let Some(p) = policy {
+            r["policy"] = json!(p);
+        }
+        if !severity.is_empty() {
+            r["severity"] = json!(severity);
+        }
+        r
+    };
+    w.body["results"] = json!([
+        result(None, "fail", "high"),
+        result(Some(""), "fail", "critical"),
+        result(None, "pass", "critical"),
+        result(Some("p3"), "fail", "critical"),
+        result(Some("p3"), "fail", "medium"),
+        result(Some("p4"), "fail", "high"),
+        result(Some("p3"), "warn", "medium"),
+        result(Some("p4"), "warn", "high"),
+        result(Some("p5"), "warn", ""),
+        result(Some("p6"), "warn", "low"),
+        result(Some("p7"), "warn", "high"),
+    ]);
+    fixtures::reindex(&mut w);
+    create(store, w).await;
+}
+
+/// Filters on the severities (each listed severity is an index range of a policy ranking on
+/// PostgreSQL: postgres/results/summary/merged.rs), with other conditions beside.
+fn severity_filters() -> Vec<ResultFilter> {
+    use Condition::*;
+    use ResultColumn as C;
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    vec![
+        ResultFilter {
+            namespace: None,
+            conditions: vec![In(C::Severity, s(&["high", "critical"]))],
+        },
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                In(C::Severity, s(&["critical", "high", "medium"])),
+                NotIn(C::Severity, s(&["medium"])),
+                In(C::Source, s(&["kyverno"])),
+            ],
+        },
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                In(C::Severity, s(&["critical", "low"])),
+                In(C::Severity, s(&["critical"])),
+            ],
+        },
+    ]
+}
 
 /// `(result, severity) → count` per group, a missing value as `""`.
 type Groups = BTreeMap<String, BTreeMap<(String, String), u64>>;
@@ -42,6 +109,7 @@ pub async fn result_summary_pages(store: &dyn Store) {
 /// plans chosen from them (e.g. a grouping of few values counted in one pass) are checked too.
 pub async fn result_summary_pages_then(store: &dyn Store, between: impl std::future::Future<Output = ()>) {
     load(store).await;
+    load_without_policies(store).await;
     between.await;
     let all = everything(store).await;
     let ranks = [
@@ -49,6 +117,8 @@ pub async fn result_summary_pages_then(store: &dyn Store, between: impl std::fut
         GroupRank::Total,
         GroupRank::Result("fail".into()),
         GroupRank::Cell("fail".into(), "high".into()),
+        // A warning has no severity (every failure has one).
+        GroupRank::Result("warn".into()),
     ];
     let columns = [
         ResultColumn::Namespace,
@@ -59,7 +129,7 @@ pub async fn result_summary_pages_then(store: &dyn Store, between: impl std::fut
         ResultColumn::SubjectKind,
         ResultColumn::Resource,
     ];
-    for filter in filters().into_iter().take(6) {
+    for filter in filters().into_iter().take(6).chain(severity_filters()) {
         for col in columns {
             let want = groups(all.iter().filter(|r| matches(&filter, r)), col);
             for rank in &ranks {

@@ -11,6 +11,9 @@ use crate::results::{
 };
 use crate::rows::on_report;
 use crate::Result;
+use merged::Merged;
+
+mod merged;
 
 /// Whether the result rows matching `q`'s filter and grouping need their report's columns:
 /// when they do not, statements read `results` alone (no join to `objects`), so that grouping
@@ -91,7 +94,7 @@ async fn distinct_values(client: &deadpool_postgres::Object, col: ResultColumn) 
 
 /// Counts `cluster`'s matching results per group.
 pub(crate) async fn summarize(
-    client: &deadpool_postgres::Object,
+    client: &mut deadpool_postgres::Object,
     cluster: &str,
     q: &SummaryQuery,
 ) -> Result<Summary> {
@@ -257,7 +260,7 @@ impl Source {
 /// Groupings and filters over the report's columns, result, severity and source are counted
 /// from the per-report counts.
 async fn paged(
-    client: &deadpool_postgres::Object,
+    client: &mut deadpool_postgres::Object,
     cluster: &str,
     q: &SummaryQuery,
     page: &GroupPage,
@@ -301,6 +304,15 @@ async fn paged(
             || distinct_values(client, *first)
                 .await?
                 .is_some_and(|n| n <= ONE_PASS_GROUPS));
+    // A ranking of policies by a result (× severity) merged from index ranges (merged.rs).
+    let merged = match one_pass || g_src.counted || needs_report(q) {
+        true => None,
+        false => Merged::plan(q, &page.rank),
+    };
+    let merged = match merged {
+        Some(mut m) => m.look_up(client).await?.then_some(m),
+        None => None,
+    };
     let mut t_cte = String::new();
     let (g_src, s_src) = if one_pass {
         let group: Vec<String> = (1..=rest.len() + 3).map(|i| i.to_string()).collect();
@@ -321,6 +333,7 @@ async fn paged(
     let measure = g_src.measure(&mut sql, &page.rank);
     let mut cursor = String::new();
     let mut having = String::new();
+    let mut after = "true".to_owned();
     match (&page.rank, &page.after) {
         (GroupRank::Key, Some(a)) => {
             let g = sql.bind(a.group.clone(), "text");
@@ -330,6 +343,7 @@ async fn paged(
             let v = sql.bind(i64::try_from(a.value).unwrap_or(i64::MAX), "bigint");
             let g = sql.bind(a.group.clone(), "text");
             having = format!(" HAVING ({measure} < {v} OR ({measure} = {v} AND {key} COLLATE \"C\" > {g}))");
+            after = format!("(x.v < {v} OR (x.v = {v} AND x.g COLLATE \"C\" > {g}))");
         }
         (_, None) => {}
     }
@@ -359,10 +373,19 @@ async fn paged(
                 _ => None,
             };
             let cell = g_src.cell(&mut sql, r, sev);
+            let gc = match &merged {
+                Some(m) => m.ranking(
+                    &mut sql,
+                    cluster,
+                    &after,
+                    &|gate: &str| ranked(&format!(" AND {cell} AND {gate}")),
+                    &l,
+                ),
+                None => ranked(&format!(" AND {cell}")),
+            };
             format!(
-                "gc AS ({}), g AS (SELECT * FROM gc WHERE (SELECT count(*) FROM gc) >= {l} \
+                "gc AS ({gc}), g AS (SELECT * FROM gc WHERE (SELECT count(*) FROM gc) >= {l} \
                  UNION ALL ({}))",
-                ranked(&format!(" AND {cell}")),
                 ranked(&format!(" AND (SELECT count(*) FROM gc) < {l}")),
             )
         }
@@ -382,10 +405,43 @@ async fn paged(
     let rest_select: String = (0..rest.len()).map(|i| format!(", s.k{i}")).collect();
     let rest_group: String = (0..rest.len()).map(|i| format!(", {}", i + 2)).collect();
     let (s_key, s_n, s_from_where) = (&s_src.key, s_src.n, &s_src.from_where);
+    let mut rv_cte = String::new();
+    let breakdown = match (&merged, s_src.col) {
+        (Some(m), Some(_)) if rest == [ResultColumn::Result, ResultColumn::Severity] => {
+            Some(m.breakdown(&mut sql, s_from_where))
+        }
+        _ => None,
+    };
     let s_cte = match s_src.col {
-        // The page's groups' rows through the column itself (its index: `coalesce(col, '')`
-        // is no indexed expression), a missing value's rows only when the page has the
-        // group `""`; a value `""` is in the first branch.
+        // A policy ranking's breakdown by result and severity (merged.rs).
+        Some(_) if breakdown.is_some() => {
+            let (rv, s) = breakdown.unwrap_or_default();
+            rv_cte = rv;
+            s
+        }
+        // The policies' rows group by group (a lateral subquery: a range of
+        // `(policy, rule, cluster, result, severity)` each, whose few counts are aggregated
+        // apart, instead of one sort of every row of the page's groups), a missing value's rows
+        // only for the group `""`; a value `""` is in the first branch.
+        Some(col) if *first == ResultColumn::Policy => format!(
+            "s AS (SELECT g.g AS k{rest_select_x}, x.n FROM g CROSS JOIN LATERAL (\
+             SELECT {rest_select_u}sum(u.n)::bigint AS n FROM (\
+             SELECT {s_n} AS n{rest_keys}{s_from_where} AND {col} = g.g \
+             UNION ALL SELECT {s_n} AS n{rest_keys}{s_from_where} AND {col} IS NULL AND g.g = '') AS u\
+             {u_group}) AS x)",
+            rest_select_x = (0..rest.len()).map(|i| format!(", x.k{i}")).collect::<String>(),
+            rest_select_u = (0..rest.len()).map(|i| format!("u.k{i}, ")).collect::<String>(),
+            u_group = match rest.len() {
+                0 => " HAVING count(*) > 0".to_owned(),
+                n => format!(
+                    " GROUP BY {}",
+                    (1..=n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            },
+        ),
+        // The page's groups' rows through the column itself (its index, if any:
+        // `coalesce(col, '')` is no indexed expression), a missing value's rows only when the
+        // page has the group `""`; a value `""` is in the first branch.
         Some(col) => format!(
             "s AS (SELECT u.k{rest_select_u}, sum(u.n)::bigint AS n FROM (\
              SELECT {s_key} AS k{rest_keys}, {s_n} AS n{s_from_where} AND {col} = ANY (ARRAY(SELECT g.g FROM g)) \
@@ -399,14 +455,31 @@ async fn paged(
         ),
     };
     let statement = format!(
-        "WITH m AS (SELECT revision FROM meta WHERE cluster = {c}), {g_cte}, {s_cte} \
+        "WITH RECURSIVE m AS (SELECT revision FROM meta WHERE cluster = {c}), {rv_cte}{g_cte}, {s_cte} \
          SELECT m.revision, g.g, g.v, s.n{rest_select} FROM m LEFT JOIN g ON true \
          LEFT JOIN s ON s.k = g.g ORDER BY {out_order}",
     );
-    let rows = client
-        .query(statement.as_str(), &sql.param_refs())
-        .await
-        .map_err(pg_error)?;
+    let rows = match merged {
+        None => client
+            .query(statement.as_str(), &sql.param_refs())
+            .await
+            .map_err(pg_error)?,
+        Some(_) => {
+            let tx = client
+                .build_transaction()
+                .read_only(true)
+                .start()
+                .await
+                .map_err(pg_error)?;
+            tx.batch_execute(merged::SETTINGS).await.map_err(pg_error)?;
+            let rows = tx
+                .query(statement.as_str(), &sql.param_refs())
+                .await
+                .map_err(pg_error)?;
+            tx.commit().await.map_err(pg_error)?;
+            rows
+        }
+    };
     let first_row = rows.first().ok_or_else(|| missing_counter(cluster))?;
     let revision: i64 = first_row.try_get(0).map_err(pg_error)?;
     let mut groups: Vec<RankedGroup> = Vec::new();
