@@ -53,7 +53,7 @@ impl std::fmt::Debug for IdleSettings {
 /// The default idle period: long enough that a client pausing between requests does not
 /// make the server drop caches it will need again at once, short enough that a server
 /// done with a burst is small again within seconds.
-pub const DEFAULT_AFTER: Duration = Duration::from_secs(3);
+pub const DEFAULT_AFTER: Duration = Duration::from_secs(2);
 
 /// The count of requests started, shared by the layer and the idle task.
 #[derive(Debug, Default)]
