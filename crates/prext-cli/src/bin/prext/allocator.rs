@@ -10,14 +10,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use mimalloc::MiMalloc;
 
 /// Blocks of at least this many bytes come from the C library's allocator, the rest from
-/// mimalloc. mimalloc places blocks of 10-84 KiB in 512 KiB pages and blocks up to 512 KiB
-/// in 4 MiB pages, and returns a page to the kernel only once all its blocks are free, so a
-/// burst of 197 KB reports left pages resident that a few blocks still used. glibc maps a
-/// block of [`MMAP_FROM`] or more on its own (unmapped when freed) and returns the free
-/// pages between smaller ones on `malloc_trim` ([`release`]). Measured in BENCHMARKS.md
-/// ("Idle memory after 197 KB reports, session 7"): peak 50 → 42 MiB, and 39-42 → 32 MiB
-/// after 10 s idle even without the idle release.
-const LARGE_FROM: usize = 32 * 1024;
+/// mimalloc. mimalloc places blocks of 10-84 KiB in 512 KiB pages and larger ones, up to
+/// 512 KiB, in 4 MiB pages, and returns a page to the kernel only once all its blocks are
+/// free, so a burst of 197 KB reports left pages resident that a few blocks still used.
+/// glibc maps a block of [`MMAP_FROM`] or more on its own (unmapped when freed) and returns
+/// the free pages between smaller ones on `malloc_trim` ([`release`]). From 64 KiB, no block
+/// goes to mimalloc's 4 MiB pages. Measured in BENCHMARKS.md ("Idle memory after 197 KB
+/// reports, session 7"): peak 50 → 41 MiB, and 39-42 → 32 MiB after 10 s idle even without
+/// the idle release (32, 64 and 128 KiB measured alike there).
+const LARGE_FROM: usize = 64 * 1024;
 
 /// [`LARGE_FROM`], or what `PREXT_LARGE_ALLOC_FROM` sets at the start of `main` (0: every
 /// block from mimalloc). Changed only then, before any block that large exists, so that a
@@ -120,11 +121,14 @@ pub(crate) fn configure() {
         LARGE.store(if from == 0 { usize::MAX } else { from }, Ordering::Relaxed);
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    mmap_large_blocks();
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        mmap_large_blocks();
+    }
     purge_promptly();
 }
 
-/// glibc maps blocks of [`MMAP_FROM`] bytes and more on their own.
+/// glibc maps blocks of [`MMAP_FROM`] bytes and more on their own (glibc's own
+/// `MALLOC_MMAP_THRESHOLD_` variable still wins).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn mmap_large_blocks() {
