@@ -21,8 +21,8 @@ use mimalloc::MiMalloc;
 const LARGE_FROM: usize = 64 * 1024;
 
 /// [`LARGE_FROM`], or what `PREXT_LARGE_ALLOC_FROM` sets at the start of `main` (0: every
-/// block from mimalloc). Changed only then, before any block that large exists, so that a
-/// block is always freed by the allocator that gave it.
+/// block from mimalloc; at least 16 KiB). Changed only then, before any block that large
+/// exists, so that a block is always freed by the allocator that gave it.
 static LARGE: AtomicUsize = AtomicUsize::new(LARGE_FROM);
 
 #[inline]
@@ -118,7 +118,14 @@ pub(crate) fn configure() {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
     {
-        LARGE.store(if from == 0 { usize::MAX } else { from }, Ordering::Relaxed);
+        // Never below 16 KiB: what the standard library allocated before `main` is smaller
+        // and must still be freed by mimalloc.
+        let from = if from == 0 {
+            usize::MAX
+        } else {
+            from.max(16 * 1024)
+        };
+        LARGE.store(from, Ordering::Relaxed);
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
