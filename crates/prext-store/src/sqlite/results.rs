@@ -540,8 +540,10 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRecord> {
     })
 }
 
+mod onepass;
 mod summary;
 mod top;
+pub(crate) use onepass::register as register_tally;
 pub(crate) use summary::summarize;
 
 #[cfg(test)]

@@ -67,6 +67,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "subject_name_first",
         sql: include_str!("migrations/0009_subject_name_first.sql"),
     },
+    Migration {
+        version: 10,
+        name: "subject_result_severity",
+        sql: include_str!("migrations/0010_subject_result_severity.sql"),
+    },
 ];
 
 /// The schema version this build writes.
@@ -130,8 +135,10 @@ pub(crate) fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connect
     Ok(conn)
 }
 
-/// SQL functions the selector lowering relies on (see `select.rs`).
+/// SQL functions the selector lowering (see `select.rs`) and the one-pass summaries
+/// (`results/onepass.rs`) rely on.
 pub(crate) fn register_functions(conn: &Connection) -> Result<()> {
+    super::results::register_tally(conn).map_err(db_error)?;
     // `prext_label_int(v)`: the label value as an integer the way apimachinery parses it for
     // `>`/`<` (strconv.ParseInt base 10), NULL when it is not one.
     conn.create_scalar_function(

@@ -1,7 +1,8 @@
 //! Summaries: counts of the matching results grouped by columns. Groupings and filters over
 //! the report's columns, result, severity and source read the per-report counts
 //! (`result_counts`, a few rows per report, written with them); anything else groups the result
-//! rows (by policy through its covering index).
+//! rows (by policy through its covering index). A grouping of few values, and the breakdown of
+//! a page's groups, are counted by a tally in one pass rather than sorted ([`super::onepass`]).
 
 use rusqlite::types::Value;
 use rusqlite::Connection;
@@ -19,6 +20,10 @@ pub(crate) fn summarize(conn: &mut Connection, q: &SummaryQuery) -> Result<Summa
     let revision: i64 = tx
         .query_row("SELECT revision FROM meta WHERE id = 1", [], |r| r.get(0))
         .map_err(db_error)?;
+    // A grouping of few values: counted once, ranked and broken down from those counts.
+    if let Some((rows, page)) = super::onepass::summarize(&tx, q, q.page.as_ref())? {
+        return Ok(Summary { revision, rows, page });
+    }
     let Some(page) = &q.page else {
         return Ok(Summary {
             revision,
@@ -33,7 +38,15 @@ pub(crate) fn summarize(conn: &mut Connection, q: &SummaryQuery) -> Result<Summa
             only.page = None;
             let keys = groups.groups.iter().map(|g| g.group.clone()).collect();
             only.filter.conditions.push(Condition::In(*col, keys));
-            rows(&tx, &only)?
+            // A page of up to a thousand groups has a few thousand counts: tallied, not sorted.
+            let tallied = match (counts_sql(&only), groups.groups.len() <= 1_000) {
+                (None, true) => super::onepass::page_rows(&tx, &only)?,
+                _ => None,
+            };
+            match tallied {
+                Some(rows) => rows,
+                None => rows(&tx, &only)?,
+            }
         }
         _ => Vec::new(),
     };
