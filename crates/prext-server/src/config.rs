@@ -37,6 +37,8 @@ pub struct Config {
     pub store_disk_reserve_bytes: u64,
     /// Serving certificate, authentication and authorization (kube's delegated-auth flags).
     pub auth: AuthConfig,
+    /// Memory released once the server is idle ([`crate::idle`]).
+    pub idle: crate::idle::IdleSettings,
 }
 
 impl Config {
@@ -58,6 +60,7 @@ impl Config {
             store_quota_bytes: 0,
             store_disk_reserve_bytes: crate::disk_reserve::DEFAULT_BYTES,
             auth: AuthConfig::default(),
+            idle: crate::idle::IdleSettings::default(),
         }
     }
 

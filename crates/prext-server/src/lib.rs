@@ -24,6 +24,7 @@ pub mod fanout;
 pub mod handlers;
 pub mod head_limit;
 pub mod history;
+pub mod idle;
 pub mod metrics;
 pub mod negotiate;
 pub mod panic;

@@ -283,6 +283,9 @@ impl Store for QuotaStore {
     async fn size_bytes(&self) -> Result<Option<u64>> {
         self.inner.size_bytes().await
     }
+    async fn release_memory(&self) {
+        self.inner.release_memory().await
+    }
     async fn close(&self) {
         self.inner.close().await
     }

@@ -1,5 +1,5 @@
 //! Startup and shutdown: PKI and kubeconfig, the store, the listener, background
-//! compaction, the ready line, and a graceful drain on shutdown.
+//! compaction, memory released when idle, the ready line, and a graceful drain on shutdown.
 
 use std::sync::Arc;
 
@@ -83,7 +83,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         namespaces: security.namespaces.clone(),
         store_metrics,
     });
-    let app = router::router(state).layer(axum::Extension(security.auth.clone()));
+    let activity = Arc::new(crate::idle::Activity::default());
+    let app = router::router(state)
+        .layer(axum::Extension(security.auth.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            activity.clone(),
+            crate::idle::touch,
+        ));
 
     let retention = crate::compaction::Retention {
         revisions: config.history_revisions,
@@ -101,6 +107,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         shutdown.clone(),
     ));
 
+    let idle = tokio::spawn(crate::idle::run(
+        store.clone(),
+        activity,
+        config.idle.clone(),
+        shutdown.clone(),
+    ));
+
     tracing::info!(url = %url, kubeconfig = %kubeconfig, "prext is ready");
     let options = tls::ServeOptions {
         shutdown_grace: config.shutdown_grace,
@@ -112,6 +125,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     shutdown.cancel();
     let _ = compaction.await;
     let _ = history.await;
+    let _ = idle.await;
     store.close().await;
     tracing::info!("prext stopped");
     served

@@ -398,6 +398,10 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Gives back memory held only for speed (page caches, idle connections) while the server
+    /// is idle; later calls work as before, the first ones a little slower. Default: nothing.
+    async fn release_memory(&self) {}
+
     /// Flushes and closes; later calls fail with [`Error::Unavailable`].
     async fn close(&self);
 

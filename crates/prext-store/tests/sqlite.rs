@@ -401,3 +401,48 @@ async fn rows_staged_before_a_crash_are_purged_at_start() {
     assert_eq!(listed, 0, "nothing left listed");
     store.close().await;
 }
+
+/// Releasing memory (the server does it when idle) empties the connections' page caches and
+/// changes nothing the store answers; it may come between writes, and after close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_caches_leave_the_store_working() {
+    let db = TempSqlite::new();
+    let store: Arc<SqliteStore> = db.open_sqlite().await;
+    fill(&*store, 20).await;
+    // The writer and the indexer answer the ask between their work: it completes.
+    tokio::time::timeout(Duration::from_secs(30), store.release_memory())
+        .await
+        .expect("the writer and the indexer emptied their caches");
+    // Asks while writes go on.
+    let writes = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move { write_load(&store, 1, 5).await }
+    });
+    for _ in 0..5 {
+        tokio::time::timeout(Duration::from_secs(30), store.release_memory())
+            .await
+            .expect("release during writes");
+    }
+    writes.await.expect("writes");
+    let o = fixtures::create(&*store, fixtures::report(fixtures::POLR, "ns", "after")).await;
+    store.release_memory().await;
+    let got = store
+        .get(&ObjectKey::new(fixtures::POLR, "ns", "after"))
+        .await
+        .expect("get")
+        .expect("the report written before the release");
+    assert_eq!(got.revision, o.revision);
+    let list = store
+        .list(ListOptions {
+            resource: fixtures::POLR.into(),
+            ..ListOptions::default()
+        })
+        .await
+        .expect("list");
+    let (objects, _) = fixtures::collect(list).await;
+    assert_eq!(objects.len(), 20 + 8 * 5 + 1);
+    store.close().await;
+    tokio::time::timeout(Duration::from_secs(30), store.release_memory())
+        .await
+        .expect("a release after close returns");
+}

@@ -11,80 +11,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use prext_cli::{backup, migrate};
 use tokio_util::sync::CancellationToken;
 
-/// mimalloc instead of glibc's malloc: a request builds and drops thousands of small JSON
-/// values, many of them freed on another thread (the store's writer) than the one that
-/// allocated them, where glibc spends a fifth of the CPU of a write in `malloc`, `free` and
-/// `malloc_consolidate`.
+/// mimalloc instead of glibc's malloc for small blocks: a request builds and drops thousands
+/// of small JSON values, many of them freed on another thread (the store's writer) than the
+/// one that allocated them, where glibc spends a fifth of the CPU of a write in `malloc`,
+/// `free` and `malloc_consolidate`. Large blocks go to glibc ([`allocator::Split`]).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: allocator::Split = allocator::Split;
 
-/// mimalloc's options, set once at start-up before any other thread exists.
-mod allocator {
-    use std::ffi::{c_int, c_long};
-
-    /// `mi_option_purge_delay` of mimalloc v3's `mi_option_t` (include/mimalloc.h; the
-    /// version libmimalloc-sys builds unless its `v2` feature is on): default 1000 ms.
-    const PURGE_DELAY: c_int = 15;
-    /// `mi_option_page_full_retain` of the same enum: default 2 (empty pages kept per size
-    /// class and thread).
-    const PAGE_FULL_RETAIN: c_int = 36;
-
-    /// The options set, each with the variable that overrides it: (option, value, variable).
-    const SETTINGS: [(c_int, c_long, &str); 2] = [
-        (PURGE_DELAY, 0, "MIMALLOC_PURGE_DELAY"),
-        (PAGE_FULL_RETAIN, 0, "MIMALLOC_PAGE_FULL_RETAIN"),
-    ];
-
-    extern "C" {
-        fn mi_option_set(option: c_int, value: c_long);
-        #[cfg(test)]
-        fn mi_option_get(option: c_int) -> c_long;
-    }
-
-    /// Returns freed memory to the kernel as soon as a page of the heap is empty: a purge
-    /// delay of 0 instead of 1000 ms, and no empty pages kept per thread. With the defaults
-    /// a page is only purged when the thread owning it allocates again, so the workers that
-    /// served a burst of 197 KB reports go idle holding 10-15 MB of empty pages
-    /// (BENCHMARKS.md, "Idle RSS"; the CPU cost measured there too). The
-    /// `MIMALLOC_PURGE_DELAY` and `MIMALLOC_PAGE_FULL_RETAIN` variables still win.
-    #[allow(unsafe_code)]
-    pub(crate) fn purge_promptly() {
-        for (option, value, variable) in SETTINGS {
-            if std::env::var_os(variable).is_some() {
-                continue;
-            }
-            // SAFETY: `mi_option_set` is mimalloc's own C function (linked by
-            // libmimalloc-sys, the global allocator's), taking an option index and a value:
-            // the indexes are those of the mimalloc version built (the test below checks
-            // their defaults there), and 0 is a valid value of both. Options are plain static
-            // variables, not thread safe: this runs first in `main`, before the runtime
-            // starts any thread.
-            unsafe { mi_option_set(option, value) }
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        /// The indexes name the options: their v3 defaults (mimalloc's src/options.c), 1000
-        /// being that of no other option.
-        #[test]
-        #[allow(unsafe_code)]
-        fn option_indexes_are_mimallocs() {
-            for (option, default, variable) in [
-                (PURGE_DELAY, 1000, "MIMALLOC_PURGE_DELAY"),
-                (PAGE_FULL_RETAIN, 2, "MIMALLOC_PAGE_FULL_RETAIN"),
-            ] {
-                if std::env::var_os(variable).is_some() {
-                    continue;
-                }
-                // SAFETY: reads one option of the mimalloc linked in (see `purge_promptly`).
-                assert_eq!(unsafe { mi_option_get(option) }, default, "{variable}");
-            }
-        }
-    }
-}
+#[path = "prext/allocator.rs"]
+mod allocator;
 
 #[derive(Parser)]
 #[command(
@@ -166,6 +101,10 @@ struct ServeArgs {
     /// Seconds a connection may stay open without a request in flight (watches are never idle).
     #[arg(long, default_value_t = 90)]
     idle_connection_timeout_seconds: u64,
+    /// Seconds without a new request after which page caches and the allocator's free memory
+    /// are given back to the system (0: never).
+    #[arg(long, default_value_t = prext_server::idle::DEFAULT_AFTER.as_secs())]
+    idle_memory_release_seconds: u64,
     /// Connections served before idle ones are closed to make room for new clients (default:
     /// derived from the open-file limit, which is raised to its hard limit at start-up).
     #[arg(long)]
@@ -235,11 +174,20 @@ async fn shutdown_signal(token: CancellationToken) {
 }
 
 fn main() -> std::process::ExitCode {
-    allocator::purge_promptly();
-    run()
+    allocator::configure();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(allocator::collect_if_asked)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("prext: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
-#[tokio::main]
 async fn run() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -266,6 +214,10 @@ async fn run() -> std::process::ExitCode {
             config.store_quota_bytes = args.store_quota_bytes;
             config.store_disk_reserve_bytes = args.store_disk_reserve_bytes;
             config.auth = args.auth.into_config();
+            config.idle = prext_server::idle::IdleSettings {
+                after: Duration::from_secs(args.idle_memory_release_seconds),
+                hook: Some(std::sync::Arc::new(allocator::release)),
+            };
             let token = CancellationToken::new();
             tokio::spawn(shutdown_signal(token.clone()));
             match prext_server::run(config, token).await {

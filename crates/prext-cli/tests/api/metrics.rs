@@ -79,3 +79,45 @@ async fn request_store_and_watch_metrics() {
     }
     assert_eq!(open, Some(0.0));
 }
+
+/// Once no request has started for `--idle-memory-release-seconds`, the server empties the
+/// store's page caches and returns the allocator's free pages (timed as the store operation
+/// `release_memory`), then serves as before.
+#[tokio::test]
+async fn memory_is_released_when_idle_and_the_server_keeps_serving() {
+    let server = TestServer::start_with(&["--idle-memory-release-seconds", "1"]);
+    let client = server.client().await;
+    create(&client, POLR, "idle", "one", &[]).await;
+    let released = "prext_store_operation_duration_seconds_count{operation=\"release_memory\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        // A scrape is a request too: the pause between two is the idle time (over twice
+        // the idle period, so that one whole period passes without a request).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let text = get(&client, "/metrics").await.expect(200).text();
+        if sample_value(&text, released).is_some_and(|n| n >= 1.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no release while idle: {text}"
+        );
+    }
+    create(&client, POLR, "idle", "two", &[]).await;
+    let one = get(&client, &POLR.item(Some("idle"), "one"))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(one["metadata"]["name"], "one");
+    let list = get(&client, &POLR.collection(Some("idle")))
+        .await
+        .expect(200)
+        .json();
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["one", "two"]);
+}

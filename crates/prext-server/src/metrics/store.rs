@@ -170,6 +170,11 @@ impl Store for MeteredStore {
     async fn size_bytes(&self) -> Result<Option<u64>> {
         timed!(self, "size_bytes", self.inner.size_bytes())
     }
+    async fn release_memory(&self) {
+        let started = Instant::now();
+        self.inner.release_memory().await;
+        self.metrics.record("release_memory", started, &Ok(()));
+    }
     async fn close(&self) {
         self.inner.close().await
     }

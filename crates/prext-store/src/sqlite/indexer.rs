@@ -15,6 +15,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::watch;
 
+use super::release::Asked;
 use super::{db_error, findings};
 use crate::findings_index::{action, Action, INDEX_BATCH, INDEX_BATCH_BYTES};
 use crate::{ObjectKey, Result};
@@ -32,10 +33,11 @@ impl Indexer {
         conn: Connection,
         published: watch::Receiver<i64>,
         indexed: watch::Sender<i64>,
+        release: Asked,
     ) -> std::io::Result<Indexer> {
         let thread = std::thread::Builder::new()
             .name("prext-sqlite-indexer".into())
-            .spawn(move || run(conn, published, &indexed))?;
+            .spawn(move || run(conn, published, &indexed, release))?;
         Ok(Indexer { thread })
     }
 
@@ -45,7 +47,12 @@ impl Indexer {
     }
 }
 
-fn run(mut conn: Connection, mut published: watch::Receiver<i64>, indexed: &watch::Sender<i64>) {
+fn run(
+    mut conn: Connection,
+    mut published: watch::Receiver<i64>,
+    indexed: &watch::Sender<i64>,
+    mut release: Asked,
+) {
     let mut stopping = false;
     loop {
         // Seen before the step: a revision published during it wakes the next wait.
@@ -69,7 +76,7 @@ fn run(mut conn: Connection, mut published: watch::Receiver<i64>, indexed: &watc
                 continue;
             }
         }
-        if futures::executor::block_on(published.changed()).is_err() {
+        if release.wait(&conn, published.changed()).is_err() {
             // The writer has stopped: apply what it committed last, then stop.
             stopping = true;
         }

@@ -16,7 +16,8 @@
 //! - [`results`]: result queries and summaries (the `results.prext.io` API); [`statistics`]:
 //!   the planner statistics the writer keeps in step with the data;
 //! - [`indexer`] and [`findings`]: the findings indexer thread that follows the change log, and
-//!   its SQL; [`findings_read`]: findings reads, which wait for the indexer.
+//!   its SQL; [`findings_read`]: findings reads, which wait for the indexer;
+//! - [`release`]: the connections' page caches emptied while the server is idle.
 //!
 //! No call blocks the async runtime: writes are queued to the writer thread and awaited on a
 //! oneshot; reads run on blocking threads.
@@ -36,6 +37,7 @@ mod prepared;
 pub(crate) use prepared::number;
 mod purge;
 mod reader;
+mod release;
 mod result_rows;
 mod results;
 mod schema;
@@ -115,6 +117,8 @@ pub struct SqliteStore {
     /// The findings indexer's cursor, and its thread (`None` once closed).
     indexed: watch::Receiver<i64>,
     indexer: Mutex<Option<Indexer>>,
+    /// Asks the writer and the indexer to empty their page caches.
+    release: [release::Asker; 2],
     lock: Mutex<Option<DbLock>>,
     compact_batch: usize,
 }
@@ -168,10 +172,12 @@ impl SqliteStore {
             .map_err(db_error)
             .map_err(context)?;
         let (indexed_tx, indexed) = watch::channel(cursor);
-        let indexer = Indexer::start(indexer_conn, published.clone(), indexed_tx)
+        let (release_indexer, indexer_release) = release::channel();
+        let indexer = Indexer::start(indexer_conn, published.clone(), indexed_tx, indexer_release)
             .map_err(|e| Error::internal(format!("cannot start the findings indexer thread: {e}")))?;
         let (writer, rx) = WriteQueue::new(opts.queue, "SQLite");
         let (done_tx, done_rx) = oneshot::channel();
+        let (release_writer, writer_release) = release::channel();
         let limits = Limits {
             ops: opts.batch_ops.max(1),
             bytes: opts.batch_bytes.max(1),
@@ -179,7 +185,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("prext-sqlite-writer".into())
             .spawn(move || {
-                writer::run(conn, rx, published_tx, limits, checkpointer);
+                writer::run(conn, rx, published_tx, limits, checkpointer, writer_release);
                 let _ = done_tx.send(());
             })
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
@@ -193,6 +199,7 @@ impl SqliteStore {
             published,
             indexed,
             indexer: Mutex::new(Some(indexer)),
+            release: [release_writer, release_indexer],
             lock: Mutex::new(Some(lock)),
             compact_batch: opts.compact_batch.max(1),
         })
@@ -329,6 +336,15 @@ impl Store for SqliteStore {
         self.readers
             .read(move |conn| results::summarize(conn, &query))
             .await
+    }
+
+    async fn release_memory(&self) {
+        let readers = Arc::clone(&self.readers);
+        let pooled = tokio::task::spawn_blocking(move || readers.release_memory());
+        for thread in &self.release {
+            thread.ask().await;
+        }
+        let _ = pooled.await;
     }
 
     async fn close(&self) {

@@ -103,6 +103,14 @@ impl Readers {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
+    /// Empties the page caches of the pooled connections (those in use keep theirs).
+    pub(crate) fn release_memory(&self) {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        for conn in idle.iter() {
+            super::release::shrink(conn);
+        }
+    }
+
     fn lease(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Result<Lease> {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed_error());

@@ -26,6 +26,7 @@ use super::db_error;
 use super::ops::{self, OpError};
 use super::prepared::Prepared;
 use super::purge::Purger;
+use super::release::Asked;
 use super::staging::{self, Stager};
 use super::statistics::Statistics;
 pub(crate) use crate::write::{Limits, Reply};
@@ -44,6 +45,7 @@ pub(crate) fn run(
     published: watch::Sender<i64>,
     limits: Limits,
     checkpointer: Checkpointer,
+    mut release: Asked,
 ) {
     let mut statistics = Statistics::open(&conn, *published.borrow());
     let mut purger = Purger::open(&conn);
@@ -68,7 +70,8 @@ pub(crate) fn run(
                 }
             }
         } else {
-            match rx.blocking_recv() {
+            // Waiting: the moment to empty the page cache when asked (`release.rs`).
+            match release.wait(&conn, rx.recv()) {
                 Some(first) => first,
                 None => break,
             }
