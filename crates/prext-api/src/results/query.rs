@@ -55,6 +55,22 @@ impl ResultColumn {
         ResultColumn::SubjectName,
         ResultColumn::SubjectUid,
     ];
+
+    /// Whether the column holds a handful of values in any cluster (results, severities,
+    /// sources, categories, subject kinds and API versions), so that counting every group by
+    /// result and severity in one pass is small whatever the number of results. The
+    /// backends' summaries add the columns whose size they know otherwise.
+    pub fn has_few_values(self) -> bool {
+        matches!(
+            self,
+            ResultColumn::Result
+                | ResultColumn::Severity
+                | ResultColumn::Source
+                | ResultColumn::Category
+                | ResultColumn::SubjectKind
+                | ResultColumn::SubjectApiVersion
+        )
+    }
 }
 
 /// A numeric comparison operator.

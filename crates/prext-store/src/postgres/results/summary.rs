@@ -50,20 +50,11 @@ fn rows_source(sql: &mut Sql, cluster: &str, q: &SummaryQuery) -> (String, Strin
     (c, from_where)
 }
 
-/// Whether a grouping column has few values whatever the size (results, severities, sources,
-/// categories, kinds), so that counting every group by result and severity in one pass is
-/// small.
+/// Whether a grouping column has few values whatever the size
+/// ([`ResultColumn::has_few_values`], and the report's kind), so that counting every group by
+/// result and severity in one pass is small.
 fn few_values(col: ResultColumn) -> bool {
-    matches!(
-        col,
-        ResultColumn::Result
-            | ResultColumn::Severity
-            | ResultColumn::Source
-            | ResultColumn::Category
-            | ResultColumn::SubjectKind
-            | ResultColumn::SubjectApiVersion
-            | ResultColumn::Resource
-    )
+    col.has_few_values() || col == ResultColumn::Resource
 }
 
 /// Groups (by the statistics) up to which a result-row column is grouped in one pass like the

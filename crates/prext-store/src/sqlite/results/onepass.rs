@@ -29,19 +29,10 @@ pub(super) const MAX_ENTRIES: usize = 20_000;
 /// The message `prext_tally` stops with when its counts outgrow their bound.
 const OVERFLOW: &str = "prext_tally: too many groups";
 
-/// Whether a grouping column has few values in any cluster (results, severities, sources,
-/// categories, subject kinds and API versions) or in most (the rule): worth one pass.
+/// Whether a grouping column has few values in any cluster
+/// ([`ResultColumn::has_few_values`]) or in most (the rule): worth one pass.
 fn few_values(col: ResultColumn) -> bool {
-    matches!(
-        col,
-        ResultColumn::Result
-            | ResultColumn::Severity
-            | ResultColumn::Source
-            | ResultColumn::Category
-            | ResultColumn::Rule
-            | ResultColumn::SubjectKind
-            | ResultColumn::SubjectApiVersion
-    )
+    col.has_few_values() || col == ResultColumn::Rule
 }
 
 /// The counts of one pass: each distinct tuple of the aggregate's arguments after the first

@@ -5,17 +5,13 @@ use rusqlite::Connection;
 use super::*;
 use crate::results::{Condition, GroupCursor, ResultFilter};
 use crate::sqlite::results::tests::{db, plan, Row};
+use crate::sqlite::results::top::tests::SMALL;
 use crate::sqlite::schema::register_functions;
 
 fn small() -> Connection {
-    let rows: Vec<Row<'_>> = vec![
-        ("a", "r1", 0, "p1", "fail", Some("high"), None, None),
-        ("a", "r1", 1, "p2", "pass", None, None, None),
-        ("a", "r2", 0, "p1", "fail", Some("critical"), None, None),
-        ("b", "r1", 0, "p3", "warn", Some("low"), None, None),
-        ("b", "r1", 1, "p1", "fail", Some("high"), None, None),
-        ("", "c1", 0, "p4", "error", Some("medium"), None, None),
-    ];
+    // The top-N tests' five results and a cluster-scoped report's error.
+    let mut rows: Vec<Row<'_>> = SMALL.to_vec();
+    rows.push(("", "c1", 0, "p4", "error", Some("medium"), None, None));
     let conn = db(&rows);
     register_functions(&conn).expect("functions");
     conn

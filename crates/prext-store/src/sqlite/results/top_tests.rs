@@ -25,15 +25,18 @@ pub(in crate::sqlite::results) fn with_benchmark_statistics(conn: &Connection) {
     .expect("statistics");
 }
 
+/// Five results of three reports in two namespaces: failures of two severities, a pass
+/// without one, a warning (also the start of the one-pass summaries' tests).
+pub(in crate::sqlite::results) const SMALL: [Row<'static>; 5] = [
+    ("a", "r1", 0, "p1", "fail", Some("high"), None, None),
+    ("a", "r1", 1, "p2", "pass", None, None, None),
+    ("a", "r2", 0, "p1", "fail", Some("critical"), None, None),
+    ("b", "r1", 0, "p3", "warn", Some("low"), None, None),
+    ("b", "r1", 1, "p1", "fail", Some("high"), None, None),
+];
+
 fn small() -> Connection {
-    let rows: Vec<Row<'_>> = vec![
-        ("a", "r1", 0, "p1", "fail", Some("high"), None, None),
-        ("a", "r1", 1, "p2", "pass", None, None, None),
-        ("a", "r2", 0, "p1", "fail", Some("critical"), None, None),
-        ("b", "r1", 0, "p3", "warn", Some("low"), None, None),
-        ("b", "r1", 1, "p1", "fail", Some("high"), None, None),
-    ];
-    let conn = db(&rows);
+    let conn = db(&SMALL);
     with_benchmark_statistics(&conn);
     conn
 }
