@@ -27,16 +27,15 @@ async fn version_10_databases_widen_the_result_indexes() {
 
     // Back to what version 10 left.
     let admin = db.analyst_client().await;
-    admin
-        .batch_execute(
-            "DROP INDEX results_result_severity;
+    super::schema::forget_versions_from(
+        &admin,
+        11,
+        "DROP INDEX results_result_severity;
              CREATE INDEX results_result_severity ON results (result, severity, cluster);
              DROP INDEX results_policy_rule;
-             CREATE INDEX results_policy_rule ON results (policy, rule, cluster);
-             DELETE FROM schema_migrations WHERE version >= 11;",
-        )
-        .await
-        .expect("version 10 state");
+             CREATE INDEX results_policy_rule ON results (policy, rule, cluster);",
+    )
+    .await;
 
     let store = db.open_postgres().await;
     let indexes: Vec<(String, String)> = admin
@@ -114,14 +113,13 @@ async fn version_11_databases_widen_the_subject_index() {
 
     // Back to what version 11 left.
     let admin = db.analyst_client().await;
-    admin
-        .batch_execute(
-            "DROP INDEX results_subject;
-             CREATE INDEX results_subject ON results (subject_name, subject_namespace, subject_kind, cluster);
-             DELETE FROM schema_migrations WHERE version >= 12;",
-        )
-        .await
-        .expect("version 11 state");
+    super::schema::forget_versions_from(
+        &admin,
+        12,
+        "DROP INDEX results_subject;
+             CREATE INDEX results_subject ON results (subject_name, subject_namespace, subject_kind, cluster);",
+    )
+    .await;
 
     let store = db.open_postgres().await;
     let indexes = super::schema::index_names(&admin, "results").await;

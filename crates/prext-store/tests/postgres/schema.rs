@@ -417,9 +417,10 @@ async fn version_3_change_logs_upgrade_in_place() {
 
     // Back to what version 3 left: every body in the log, the column NOT NULL.
     let admin = db.analyst_client().await;
-    admin
-        .batch_execute(
-            "UPDATE changes c SET body = o.body FROM objects o
+    forget_versions_from(
+        &admin,
+        5,
+        "UPDATE changes c SET body = o.body FROM objects o
              WHERE o.cluster = c.cluster AND o.resource = c.resource AND o.namespace = c.namespace
                AND o.name = c.name AND o.revision = c.revision AND c.body IS NULL;
              ALTER TABLE changes ALTER COLUMN body SET NOT NULL;
@@ -433,11 +434,9 @@ async fn version_3_change_logs_upgrade_in_place() {
              CREATE FUNCTION prext_record_findings(text, bigint, bigint, bigint) RETURNS void
                  LANGUAGE sql AS 'SELECT';
              DROP TABLE purges;
-             DROP TABLE result_counts, result_numbers;
-             DELETE FROM schema_migrations WHERE version >= 5;",
-        )
-        .await
-        .expect("version 3 state");
+             DROP TABLE result_counts, result_numbers;",
+    )
+    .await;
 
     let store = db.open_postgres().await;
     assert_eq!(
@@ -479,15 +478,14 @@ async fn version_7_databases_get_the_result_filter_indexes() {
 
     // Back to what version 7 left.
     let admin = db.analyst_client().await;
-    admin
-        .batch_execute(
-            "DROP INDEX results_subject;
+    forget_versions_from(
+        &admin,
+        8,
+        "DROP INDEX results_subject;
              CREATE INDEX results_subject ON results (subject_namespace, subject_kind, subject_name, cluster);
-             DROP TABLE result_counts, result_numbers;
-             DELETE FROM schema_migrations WHERE version >= 8;",
-        )
-        .await
-        .expect("version 7 state");
+             DROP TABLE result_counts, result_numbers;",
+    )
+    .await;
 
     let store = db.open_postgres().await;
     let def = |name: &'static str| {
@@ -591,13 +589,7 @@ async fn version_8_databases_get_counts_and_numbers_as_the_writer_writes_them() 
     );
 
     // Back to what version 8 left.
-    admin
-        .batch_execute(
-            "DROP TABLE result_counts, result_numbers;
-             DELETE FROM schema_migrations WHERE version >= 9;",
-        )
-        .await
-        .expect("version 8 state");
+    forget_versions_from(&admin, 9, "DROP TABLE result_counts, result_numbers;").await;
     let store = db.open_postgres().await;
     assert_eq!(rows(counts).await, written_counts, "the migration's counts");
     assert_eq!(rows(numbers).await, written_numbers, "the migration's numbers");
@@ -616,4 +608,16 @@ pub(crate) async fn index_names(client: &tokio_postgres::Client, table: &str) ->
         .iter()
         .map(|r| r.get(0))
         .collect()
+}
+
+/// Puts a database back to an earlier version: runs `sql` (undoing what the later migrations
+/// changed), then forgets the migrations from `first` on, so that opening the store runs them
+/// again.
+pub(crate) async fn forget_versions_from(admin: &tokio_postgres::Client, first: i64, sql: &str) {
+    admin
+        .batch_execute(&format!(
+            "{sql}\nDELETE FROM schema_migrations WHERE version >= {first};"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("back before version {first}: {e}"));
 }

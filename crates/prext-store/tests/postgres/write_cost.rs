@@ -22,17 +22,16 @@ async fn version_9_databases_drop_the_unsearched_indexes() {
 
     // Back to what version 9 left.
     let admin = db.analyst_client().await;
-    admin
-        .batch_execute(
-            "CREATE INDEX objects_namespace ON objects (cluster, namespace, resource);
+    super::schema::forget_versions_from(
+        &admin,
+        10,
+        "CREATE INDEX objects_namespace ON objects (cluster, namespace, resource);
              CREATE INDEX objects_scope ON objects (cluster, scope_kind, scope_namespace, scope_name);
              ALTER TABLE results ALTER COLUMN properties SET STATISTICS -1,
                                  ALTER COLUMN resources SET STATISTICS -1;
-             ALTER TABLE objects ALTER COLUMN body SET STATISTICS -1;
-             DELETE FROM schema_migrations WHERE version >= 10;",
-        )
-        .await
-        .expect("version 9 state");
+             ALTER TABLE objects ALTER COLUMN body SET STATISTICS -1;",
+    )
+    .await;
 
     let store = db.open_postgres().await;
     let indexes = super::schema::index_names(&admin, "objects").await;
