@@ -14,6 +14,11 @@
 //! already copied by this thread, copies the rest with nothing appended meanwhile, and the
 //! next write resets the WAL. The WAL stays bounded as before, at a fraction of the writer's
 //! old cost.
+//!
+//! On a full disk the writer holds the checkpoints ([`Checkpointer::hold`]) until a write
+//! commits again: a checkpoint grows the database file by the pages it copies back, and run
+//! right after the disk reserve was released (`prext_server::disk_reserve`) it took the
+//! space the deletes that free room need for their WAL frames.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,6 +35,7 @@ const INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     stop: Arc<AtomicBool>,
+    held: Arc<AtomicBool>,
     thread: JoinHandle<()>,
 }
 
@@ -38,11 +44,18 @@ impl Checkpointer {
     /// the writer's published revisions.
     pub(crate) fn start(conn: Connection, published: watch::Receiver<i64>) -> std::io::Result<Checkpointer> {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let held = Arc::new(AtomicBool::new(false));
+        let (flag, hold) = (Arc::clone(&stop), Arc::clone(&held));
         let thread = std::thread::Builder::new()
             .name("prext-sqlite-checkpointer".into())
-            .spawn(move || run(&conn, &published, &flag))?;
-        Ok(Checkpointer { stop, thread })
+            .spawn(move || run(&conn, &published, &flag, &hold))?;
+        Ok(Checkpointer { stop, held, thread })
+    }
+
+    /// Holds the checkpoints (`true`: a write found the disk full) or lets them run again
+    /// (`false`: a write committed); the commits seen meanwhile are checkpointed then.
+    pub(crate) fn hold(&self, held: bool) {
+        self.held.store(held, Ordering::Relaxed);
     }
 
     /// Stops the thread and waits for it (a checkpoint in progress completes first).
@@ -53,12 +66,12 @@ impl Checkpointer {
     }
 }
 
-fn run(conn: &Connection, published: &watch::Receiver<i64>, stop: &AtomicBool) {
+fn run(conn: &Connection, published: &watch::Receiver<i64>, stop: &AtomicBool, held: &AtomicBool) {
     let mut seen = *published.borrow();
     while !stop.load(Ordering::Relaxed) {
         std::thread::park_timeout(INTERVAL);
         let newest = *published.borrow();
-        if newest == seen || stop.load(Ordering::Relaxed) {
+        if newest == seen || stop.load(Ordering::Relaxed) || held.load(Ordering::Relaxed) {
             continue;
         }
         seen = newest;

@@ -80,6 +80,10 @@ pub(crate) fn run(
         let (answers, revision) = batch(&mut conn, first, &mut rx, limits, &mut stager);
         if let Some(revision) = revision {
             published.send_replace(revision);
+            checkpointer.hold(false);
+        } else if answers.iter().any(|(_, a)| matches!(a, Err(Error::DiskFull(_)))) {
+            // The space the disk reserve frees is for the deletes' WAL frames first.
+            checkpointer.hold(true);
         }
         let n = answers.len();
         for (reply, answer) in answers {
