@@ -70,7 +70,7 @@ async fn migrations_run_once_across_reopens() {
         .expect("schema_migrations");
     assert_eq!(
         versions,
-        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12],
         "every migration applied exactly once"
     );
     let (journal, fk): (String, i64) = (
@@ -128,15 +128,25 @@ async fn analyst_tables_hold_the_index() {
     assert_eq!(row.1, r#"{"app.kubernetes.io/managed-by":"kyverno"}"#);
     assert_eq!((row.2, row.3), (8, 2), "the summary as written, not recounted");
     assert_eq!((row.4.as_str(), row.5.as_str(), row.6), ("Deployment", "web", 0));
-    let body: String = conn
+    let body: rusqlite::types::Value = conn
         .query_row("SELECT body FROM objects WHERE name = 'pod-report'", [], |r| {
             r.get(0)
         })
         .expect("body");
+    // Schema version 12 (docs/schema.md): a BLOB is one format byte (1: an LZ4 block preceded
+    // by the body's length, little-endian u32), a TEXT the JSON itself.
+    let body = match body {
+        rusqlite::types::Value::Blob(blob) => {
+            assert_eq!(blob[0], 1, "the format byte of an LZ4 block");
+            lz4_flex::block::decompress_size_prepended(&blob[1..]).expect("an LZ4 block")
+        }
+        rusqlite::types::Value::Text(text) => text.into_bytes(),
+        other => panic!("a body stored as {other:?}"),
+    };
     assert_eq!(
-        body.as_bytes(),
+        &body[..],
         &created.body[..],
-        "the body column is the exact JSON served"
+        "the body column is the exact JSON served (decompressed as documented)"
     );
 
     // The kind of question the tables are for: failing results by policy, with their subject.

@@ -15,6 +15,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::watch;
 
+use super::body::{self, Body};
 use super::release::Asked;
 use super::{db_error, findings};
 use crate::findings_index::{action, Action, INDEX_BATCH, INDEX_BATCH_BYTES};
@@ -126,10 +127,9 @@ fn pending(
             r.get::<_, String>(3).map_err(db_error)?,
             r.get::<_, String>(4).map_err(db_error)?,
         );
-        let body = r.get_ref(7).map_err(db_error)?.as_str_or_null().map_err(|e| {
-            crate::Error::internal(format!("a stored body of {} is not text: {e}", key.resource))
-        })?;
-        read += body.map_or(0, str::len);
+        let body = body::optional_string(r.get::<_, Option<Body>>(7).map_err(db_error)?)
+            .map_err(|e| crate::Error::internal(format!("a stored body of {}: {e}", key.resource)))?;
+        read += body.as_ref().map_or(0, String::len);
         let event =
             r.get_ref(1).map_err(db_error)?.as_str().map_err(|e| {
                 crate::Error::internal(format!("a change of {} has no event: {e}", key.resource))
@@ -137,7 +137,7 @@ fn pending(
         let flag = r.get::<_, Option<i64>>(6).map_err(db_error)?;
         out.push(Pending {
             revision: r.get(0).map_err(db_error)?,
-            action: action(&key.resource, event, flag, body)?,
+            action: action(&key.resource, event, flag, body.as_deref())?,
             at: r
                 .get::<_, Option<i64>>(5)
                 .map_err(db_error)?

@@ -23,6 +23,9 @@
 //! oneshot; reads run on blocking threads.
 
 mod backup;
+mod body;
+#[cfg(test)]
+mod body_tests;
 mod checkpointer;
 mod findings;
 mod findings_read;

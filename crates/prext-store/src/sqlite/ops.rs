@@ -15,6 +15,7 @@
 use bytes::Bytes;
 use rusqlite::{ffi, params, Connection, OptionalExtension};
 
+use super::body::{self, Body, Encoded};
 use super::db_error;
 use super::prepared::Prepared;
 use super::purge;
@@ -97,13 +98,12 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
-/// The parameters of an object row, in the order of `create`'s INSERT and `update`'s UPDATE.
-/// (`body` is a `&String`: a parameter must be a sized `ToSql`, which `str` is not.)
-#[allow(clippy::ptr_arg)]
+/// The parameters of an object row, in the order of `create`'s INSERT and `update`'s UPDATE;
+/// `body` as stored (see `body.rs`).
 fn object_params<'a>(
     obj: &'a Prepared,
     revision: &'a i64,
-    body: &'a String,
+    body: &'a Encoded<'a>,
 ) -> [&'a dyn rusqlite::ToSql; 20] {
     let (s, sc) = (&obj.head.summary, &obj.head.scope);
     [
@@ -139,8 +139,8 @@ pub(crate) fn create(
     staged: Option<i64>,
 ) -> OpResult<(StoredObject, usize)> {
     let body = obj.head.body.stamp(revision);
-    let labels = &obj.labels;
-    let mut values = object_params(&obj, &revision, &body).to_vec();
+    let stored = body::encode(&body);
+    let mut values = object_params(&obj, &revision, &stored).to_vec();
     values.push(&staged);
     // The check and the first write in one statement: it fails on the taken key having
     // written nothing.
@@ -179,14 +179,14 @@ pub(crate) fn create(
         }
         None => result_rows::insert(conn, id, &obj)?,
     }
-    // The newest change of a key keeps no body: it is the object's (see `keep_superseded`).
+    // The newest change of a key keeps no body and no labels: they are the object's (see
+    // `keep_superseded`).
     append_change(
         conn,
         revision,
         EventType::Added,
         &obj.head.key,
         None,
-        labels,
         None,
         Some(ResultsFlag::rewritten(obj.has_findings())),
     )?;
@@ -215,7 +215,7 @@ pub(crate) fn update(
         .map_err(OpError::Rejected)?;
     // Checked: from here on only storage errors.
     let body = obj.head.body.stamp(revision);
-    let labels = &obj.labels;
+    let stored = body::encode(&body);
     keep_superseded(conn, cur.id, cur.revision)?;
     if let Some(id) = staged {
         // The report moves to the staged rows' id, in the statement that rewrites its row;
@@ -224,7 +224,7 @@ pub(crate) fn update(
         purge::detach(conn, cur.id, revision)?;
         conn.prepare_cached("DELETE FROM result_counts WHERE object_id = ?1")?
             .execute([cur.id])?;
-        let mut values = object_params(&obj, &revision, &body).to_vec();
+        let mut values = object_params(&obj, &revision, &stored).to_vec();
         values.push(&id);
         conn.prepare_cached(
             "UPDATE objects SET id = ?21, revision = ?5, created = ?6, labels = ?7, deleting = ?8,
@@ -245,7 +245,7 @@ pub(crate) fn update(
                  results_digest = ?20
              WHERE resource = ?1 AND namespace = ?2 AND name = ?3 AND uid = ?4",
         )?
-        .execute(object_params(&obj, &revision, &body))?;
+        .execute(object_params(&obj, &revision, &stored))?;
     }
     // Rows derived from the same results as last time are left as they are (and the findings
     // indexer then only marks the report's findings seen).
@@ -266,7 +266,6 @@ pub(crate) fn update(
         EventType::Modified,
         &obj.head.key,
         None,
-        labels,
         Some(&cur.labels),
         Some(flag),
     )?;
@@ -290,10 +289,14 @@ pub(crate) fn delete(
     revision: i64,
 ) -> OpResult<(StoredObject, usize)> {
     let cur = write::accept_delete(pre, current(conn, &key)?).map_err(OpError::Rejected)?;
-    let last: String = conn
+    let last: Body = conn
         .prepare_cached("SELECT body FROM objects WHERE id = ?1")?
         .query_row([cur.id], |r| r.get(0))?;
+    let last = last
+        .into_string()
+        .map_err(|e| OpError::Storage(Error::internal(format!("stored body of {key:?}: {e}"))))?;
     let body = restamp(&last, &key, revision)?;
+    let stored = body::encode(&body);
     // Checked: from here on only storage errors. The per-report counts go with the object (ON
     // DELETE CASCADE); many result rows are left for the writer to purge in chunks.
     keep_superseded(conn, cur.id, cur.revision)?;
@@ -305,8 +308,7 @@ pub(crate) fn delete(
         revision,
         EventType::Deleted,
         &key,
-        Some(&body),
-        &cur.labels,
+        Some((&stored, &cur.labels)),
         Some(&cur.labels),
         None,
     )?;
@@ -322,31 +324,31 @@ pub(crate) fn delete(
     ))
 }
 
-/// Copies the body of the object `id` into its newest change (written at `revision`), which
-/// kept none while it was the newest: run before the object is replaced or removed. A change
-/// already compacted away is simply not there.
+/// Copies the body and labels of the object `id` into its newest change (written at
+/// `revision`), which kept none while it was the newest: run before the object is replaced or
+/// removed. A change already compacted away is simply not there.
 ///
-/// Invariant (schema version 5): `changes.body` is NULL exactly when the change is the newest
-/// write of a key that still exists, whose `objects` row then has the same revision and body.
+/// Invariant (schema versions 5 and 12): `changes.body` and `changes.labels` are NULL exactly
+/// when the change is the newest write of a key that still exists, whose `objects` row then
+/// has the same revision, body and labels.
 fn keep_superseded(conn: &Connection, id: i64, revision: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE changes SET body = (SELECT body FROM objects WHERE id = ?1)
+        "UPDATE changes SET (body, labels) = (SELECT body, labels FROM objects WHERE id = ?1)
          WHERE revision = ?2 AND body IS NULL",
     )?
     .execute(params![id, revision])?;
     Ok(())
 }
 
-/// Appends a change; `body` is `None` for the newest write of a key (the object holds it).
-/// With the write's time and `flag` (what it did to the result rows), for the findings indexer.
-#[allow(clippy::too_many_arguments)]
+/// Appends a change; its body (as stored) and labels are `None` for the newest write of a key
+/// (the object holds them), given for a delete. With the write's time and `flag` (what it did
+/// to the result rows), for the findings indexer.
 fn append_change(
     conn: &Connection,
     revision: i64,
     event: EventType,
     key: &ObjectKey,
-    body: Option<&str>,
-    labels: &str,
+    last: Option<(&Encoded<'_>, &str)>,
     prev_labels: Option<&str>,
     flag: Option<ResultsFlag>,
 ) -> rusqlite::Result<()> {
@@ -361,8 +363,8 @@ fn append_change(
         key.resource,
         key.namespace,
         key.name,
-        body,
-        labels,
+        last.map(|(body, _)| body),
+        last.map(|(_, labels)| labels),
         prev_labels,
         crate::findings::now_ms(),
         flag.map(ResultsFlag::as_i64)

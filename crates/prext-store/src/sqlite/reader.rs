@@ -17,6 +17,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::body::{self, Body};
 use super::select::Predicate;
 use super::{closed_error, db_error, schema};
 use crate::rows::ChangeRow;
@@ -244,7 +245,7 @@ fn stream_list(
                 ),
                 uid: row.get(2).map_err(db_error)?,
                 revision: row.get(3).map_err(db_error)?,
-                body: Bytes::from(row.get::<_, String>(4).map_err(db_error)?),
+                body: Bytes::from(row.get::<_, Body>(4).map_err(db_error)?.0),
             })
         };
         let more = item == ListItem::More;
@@ -268,7 +269,7 @@ pub(crate) fn get(conn: &Connection, key: &ObjectKey) -> Result<Option<StoredObj
             key: key.clone(),
             uid: r.get(0)?,
             revision: r.get(1)?,
-            body: Bytes::from(r.get::<_, String>(2)?),
+            body: Bytes::from(r.get::<_, Body>(2)?.0),
         })
     })
     .optional()
@@ -308,13 +309,14 @@ pub(crate) fn changes(conn: &mut Connection, after: i64, limit: usize) -> Result
     }
     let mut stmt = tx
         .prepare_cached(
-            // The newest change of a key keeps no body: it is the object's (schema version 5).
+            // The newest change of a key keeps no body and no labels: they are the object's
+            // (schema versions 5 and 12).
             "SELECT c.revision, c.event, c.resource, c.namespace, c.name,
-                    coalesce(c.body, (SELECT o.body FROM objects o
-                                      WHERE o.resource = c.resource AND o.namespace = c.namespace
-                                        AND o.name = c.name AND o.revision = c.revision)),
-                    c.labels, c.prev_labels
-             FROM changes c WHERE c.revision > ?1 ORDER BY c.revision LIMIT ?2",
+                    coalesce(c.body, o.body), coalesce(c.labels, o.labels), c.prev_labels
+             FROM changes c
+             LEFT JOIN objects o ON c.body IS NULL AND o.resource = c.resource
+                  AND o.namespace = c.namespace AND o.name = c.name AND o.revision = c.revision
+             WHERE c.revision > ?1 ORDER BY c.revision LIMIT ?2",
         )
         .map_err(db_error)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -331,7 +333,8 @@ pub(crate) fn changes(conn: &mut Connection, after: i64, limit: usize) -> Result
                 r.get::<_, String>(3).map_err(db_error)?,
                 r.get::<_, String>(4).map_err(db_error)?,
             ),
-            body: r.get(5).map_err(db_error)?,
+            body: body::optional_string(r.get(5).map_err(db_error)?)
+                .map_err(|e| Error::internal(format!("a stored change body: {e}")))?,
             labels: r.get::<_, String>(6).map_err(db_error)?,
             prev_labels: r.get(7).map_err(db_error)?,
         };

@@ -91,7 +91,7 @@ fn count(conn: &Connection, sql: &str) -> i64 {
 /// The rows of every table a write touches, as text, to compare states.
 fn snapshot(conn: &Connection, object: &str) -> Vec<String> {
     let sqls = [
-        format!("SELECT revision || body || labels FROM objects WHERE name = '{object}'"),
+        format!("SELECT revision || hex(body) || labels FROM objects WHERE name = '{object}'"),
         format!(
             "SELECT r.idx || r.policy || r.properties FROM results AS r JOIN objects AS o \
              ON o.id = r.object_id WHERE o.name = '{object}' ORDER BY r.idx"
