@@ -80,7 +80,7 @@ async fn history(store: &SqliteStore) -> Vec<(i64, EventType, bytes::Bytes)> {
 }
 
 /// Turns the database back into what schema version 11 and earlier wrote: every body TEXT,
-/// every change with its labels, version 12 forgotten (its `changes` table stays rebuilt
+/// every change with its labels, version 12 (`compressed_bodies`) forgotten (its `changes` table stays rebuilt
 /// without the NOT NULL on `labels`, which changes nothing a reader sees).
 fn as_text_bodies(path: &std::path::Path) {
     let conn = Connection::open(path).expect("open");
@@ -100,7 +100,7 @@ fn as_text_bodies(path: &std::path::Path) {
          UPDATE changes SET body = plain(body) WHERE body IS NOT NULL;
          UPDATE changes SET labels = (SELECT labels FROM objects o WHERE o.resource = changes.resource
              AND o.namespace = changes.namespace AND o.name = changes.name) WHERE labels IS NULL;
-         DELETE FROM schema_migrations WHERE version = 12;",
+         DELETE FROM schema_migrations WHERE name = 'compressed_bodies';",
     )
     .expect("text bodies");
     assert_eq!(
@@ -154,7 +154,10 @@ async fn text_bodies_of_earlier_versions_read_and_rewrite_after_the_upgrade() {
     as_text_bodies(&path);
     let store = SqliteStore::open(&path, SqliteOptions::default()).expect("reopen");
     let conn = Connection::open(&path).expect("open");
-    assert_eq!(count(&conn, "SELECT max(version) FROM schema_migrations"), 12);
+    assert_eq!(
+        count(&conn, "SELECT max(version) FROM schema_migrations"),
+        super::schema::latest_version()
+    );
     assert_eq!(
         count(&conn, "SELECT count(*) FROM changes WHERE labels IS NULL"),
         3,
@@ -203,4 +206,59 @@ async fn text_bodies_of_earlier_versions_read_and_rewrite_after_the_upgrade() {
     assert_eq!(last["results"][0]["message"], "first: rule 0 of the report");
     assert_eq!(listed(&store).await, vec![written[0].clone(), b]);
     store.close().await;
+}
+
+#[test]
+fn version_10_change_logs_upgrade_in_place() {
+    let mut conn = Connection::open_in_memory().expect("memory db");
+    assert_eq!(super::schema::migrate_to(&mut conn, 10).expect("version 10"), 10);
+    // Written the way version 10 wrote: TEXT bodies, every change with its labels, the newest
+    // change of `a` without its body. `a` was created and relabelled, `b` created and deleted.
+    conn.execute_batch(
+        r#"INSERT INTO objects (id, resource, namespace, name, uid, revision, created, labels, body)
+           VALUES (1, 'policyreports.wgpolicyk8s.io', 'ns', 'a', 'u1', 2, '2024-01-01T00:00:00Z', '{"x":"2"}', '{"v":2}');
+           INSERT INTO changes (revision, event, resource, namespace, name, body, labels, prev_labels)
+           VALUES (1, 'ADDED', 'policyreports.wgpolicyk8s.io', 'ns', 'a', '{"v":1}', '{"x":"1"}', NULL),
+                  (2, 'MODIFIED', 'policyreports.wgpolicyk8s.io', 'ns', 'a', NULL, '{"x":"2"}', '{"x":"1"}'),
+                  (3, 'ADDED', 'policyreports.wgpolicyk8s.io', 'ns', 'b', '{"b":3}', '{"y":"3"}', NULL),
+                  (4, 'DELETED', 'policyreports.wgpolicyk8s.io', 'ns', 'b', '{"b":4}', '{"y":"3"}', '{"y":"3"}');
+           UPDATE meta SET revision = 4;"#,
+    )
+    .expect("version 10 rows");
+    let replay = |conn: &mut Connection| {
+        super::reader::changes(conn, 0, 100)
+            .expect("changes")
+            .into_iter()
+            .map(|c| (c.revision, c.body, c.labels, c.prev_labels))
+            .collect::<Vec<_>>()
+    };
+    let before = replay(&mut conn);
+    assert_eq!(before.len(), 4);
+    assert_eq!(&before[1].1[..], br#"{"v":2}"#);
+    assert_eq!(
+        super::schema::migrate(&mut conn).expect("upgrade"),
+        super::schema::latest_version()
+    );
+    assert_eq!(
+        replay(&mut conn),
+        before,
+        "the history replays the same after the upgrade"
+    );
+    let stored: String = conn
+        .query_row(
+            "SELECT group_concat(revision || typeof(labels), ',') FROM (SELECT * FROM changes ORDER BY revision)",
+            [],
+            |r| r.get(0),
+        )
+        .expect("change labels");
+    assert_eq!(
+        stored, "1text,2null,3text,4text",
+        "only the current object's labels lose their copy"
+    );
+    let refused = conn.execute(
+        "INSERT INTO changes (revision, event, resource, namespace, name, body, labels)
+         VALUES (5, 'ADDED', 'policyreports.wgpolicyk8s.io', 'ns', 'c', '{}', NULL)",
+        [],
+    );
+    assert!(refused.is_err(), "a change with a body keeps its labels");
 }
