@@ -24,6 +24,8 @@ mod validate;
 pub(crate) use validate::go_float;
 
 #[cfg(test)]
+mod pass_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
