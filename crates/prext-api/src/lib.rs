@@ -12,6 +12,7 @@ pub mod continue_token;
 pub mod discovery;
 pub mod duplicates;
 pub mod duration;
+pub mod equal;
 pub mod fields;
 pub mod jsonpath;
 pub mod labels;

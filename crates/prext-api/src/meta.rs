@@ -297,7 +297,7 @@ fn same_content(old: &Value, new: &Value) -> bool {
         && old
             .iter()
             .filter(|(k, _)| is_content(k))
-            .all(|(k, v)| new.get(k) == Some(v))
+            .all(|(k, v)| new.get(k).is_some_and(|w| crate::equal::equal(v, w)))
 }
 
 /// Why an update cannot replace the stored object. The server words it (a uid mismatch is

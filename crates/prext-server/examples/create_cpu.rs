@@ -285,7 +285,7 @@ fn update_stages(
                 check_finalizers(def, old, &new)?;
                 meta::metadata_mut(&mut new)?
                     .insert("resourceVersion".into(), Value::String(cur.revision.to_string()));
-                if new == *old {
+                if prext_api::equal::equal(&new, old) {
                     return Err(prext_api::status::Status::internal("the update changed nothing"));
                 }
                 std::hint::black_box(warnings);

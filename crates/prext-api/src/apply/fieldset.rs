@@ -5,7 +5,7 @@
 //! item of a list keyed by fields), `v:"x"` (an item of a set) and `i:<n>` (a list item by
 //! position, only ever read from foreign entries). A set is the set of paths a manager owns.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -63,7 +63,12 @@ impl PathElement {
     /// The element as a `fieldsV1` key.
     pub fn to_fields_v1_key(&self) -> String {
         match self {
-            PathElement::Field(name) => format!("f:{name}"),
+            PathElement::Field(name) => {
+                let mut key = String::with_capacity(name.len() + 2);
+                key.push_str("f:");
+                key.push_str(name);
+                key
+            }
             PathElement::Key(pairs) => {
                 let body = pairs
                     .iter()
@@ -187,30 +192,10 @@ impl FieldSet {
     /// Encodes the set as a `fieldsV1` tree, with `".":{}` on paths that are members and
     /// also have members below them (`{"f:metadata":{"f:labels":{".":{},"f:app":{}}}}`).
     pub fn to_fields_v1(&self) -> Value {
-        #[derive(Default)]
-        struct Node<'a> {
-            member: bool,
-            children: BTreeMap<&'a PathElement, Node<'a>>,
-        }
-        fn encode(node: &Node<'_>) -> Value {
-            let mut out = Map::new();
-            if node.member && !node.children.is_empty() {
-                out.insert(".".into(), Value::Object(Map::new()));
-            }
-            for (element, child) in &node.children {
-                out.insert(element.to_fields_v1_key(), encode(child));
-            }
-            Value::Object(out)
-        }
-        let mut root = Node::default();
-        for path in &self.0 {
-            let mut node = &mut root;
-            for element in path.elements() {
-                node = node.children.entry(element).or_default();
-            }
-            node.member = true;
-        }
-        encode(&root)
+        // The set is sorted, a path before the paths below it: each node's members are
+        // consecutive, so the tree is written straight from the sorted paths.
+        let paths: Vec<&[PathElement]> = self.0.iter().map(Path::elements).collect();
+        encode_sorted(&paths, 0)
     }
 
     /// Adds a path; `false` if it was already there.
@@ -288,6 +273,29 @@ impl FromIterator<Path> for FieldSet {
     }
 }
 
+/// The `fieldsV1` node of the sorted `paths`, which all share their first `depth` elements:
+/// `".":{}` when the node itself is a member and has members below it, then one key per
+/// distinct element at `depth`.
+fn encode_sorted(paths: &[&[PathElement]], depth: usize) -> Value {
+    let mut out = Map::new();
+    let mut rest = paths;
+    if let Some((first, below)) = rest.split_first() {
+        if first.len() == depth {
+            if !below.is_empty() {
+                out.insert(".".into(), Value::Object(Map::new()));
+            }
+            rest = below;
+        }
+    }
+    while let Some(first) = rest.first() {
+        let element = &first[depth];
+        let n = rest.iter().take_while(|p| p.get(depth) == Some(element)).count();
+        out.insert(element.to_fields_v1_key(), encode_sorted(&rest[..n], depth + 1));
+        rest = &rest[n..];
+    }
+    Value::Object(out)
+}
+
 fn decode_children(
     node: &Map<String, Value>,
     prefix: &mut Vec<PathElement>,
@@ -333,6 +341,8 @@ pub(crate) fn canonical(v: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -383,6 +393,35 @@ mod tests {
         assert!(!set.has_descendant(&Path::fields(&["a", "b"])));
     }
 
+    /// The encoding as it was written first (a tree of nodes, then the JSON): the oracle of
+    /// the one-pass encoding.
+    fn to_fields_v1_by_tree(set: &FieldSet) -> Value {
+        #[derive(Default)]
+        struct Node<'a> {
+            member: bool,
+            children: BTreeMap<&'a PathElement, Node<'a>>,
+        }
+        fn encode(node: &Node<'_>) -> Value {
+            let mut out = Map::new();
+            if node.member && !node.children.is_empty() {
+                out.insert(".".into(), Value::Object(Map::new()));
+            }
+            for (element, child) in &node.children {
+                out.insert(element.to_fields_v1_key(), encode(child));
+            }
+            Value::Object(out)
+        }
+        let mut root = Node::default();
+        for path in set.iter() {
+            let mut node = &mut root;
+            for element in path.elements() {
+                node = node.children.entry(element).or_default();
+            }
+            node.member = true;
+        }
+        encode(&root)
+    }
+
     fn arb_element() -> impl Strategy<Value = PathElement> {
         prop_oneof![
             "[a-z.:/\"-]{1,6}".prop_map(PathElement::Field),
@@ -408,6 +447,15 @@ mod tests {
             let mut removed = a.clone();
             prop_assert_eq!(removed.remove_all(&b), !a.intersection(&b).is_empty());
             prop_assert_eq!(removed, a.difference(&b));
+        }
+
+        #[test]
+        fn fields_v1_is_the_tree_encoding(paths in proptest::collection::vec(proptest::collection::vec(arb_element(), 0..4), 0..10)) {
+            let set: FieldSet = paths.into_iter().map(Path::new).collect();
+            let fast = set.to_fields_v1();
+            let tree = to_fields_v1_by_tree(&set);
+            // Same keys in the same order at every level.
+            prop_assert_eq!(fast.to_string(), tree.to_string());
         }
 
         #[test]

@@ -172,7 +172,7 @@ pub(crate) fn compare(def: &ResourceDef, old: &Value, new: &Value) -> Comparison
             (None, _) => {
                 out.added.insert(path);
             }
-            (Some(Node::Leaf(a)), Node::Leaf(b)) if a == b => {}
+            (Some(Node::Leaf(a)), Node::Leaf(b)) if crate::equal::equal(a, b) => {}
             (Some(Node::Container { .. }), Node::Container { .. }) => {}
             (Some(_), _) => {
                 out.modified.insert(path);

@@ -24,6 +24,8 @@ mod validate;
 pub(crate) use validate::go_float;
 
 #[cfg(test)]
+mod pass_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -116,6 +118,9 @@ pub struct Schema {
     min_items: Option<u64>,
     max_properties: Option<u64>,
     min_properties: Option<u64>,
+    /// Whether this node or one below it has a `default` (defaulting skips the subtrees
+    /// that have none: there it changes nothing).
+    defaults_below: bool,
 }
 
 /// Why a schema could not be read.
@@ -191,9 +196,9 @@ impl Schema {
     /// by the generic registry code (see `crate::meta`).
     pub fn validate(&self, obj: &mut Value) -> Validation {
         let mut unknown_fields = Vec::new();
+        // Passes 1 and 2 in one walk.
         prune::prune_root(obj, self, &mut unknown_fields);
         unknown_fields.sort();
-        prune::prune_nulls_root(obj, self);
         prune::default_root(obj, self);
         let causes = validate::check_root(obj, self);
         Validation {
@@ -277,6 +282,11 @@ fn parse_node(v: &Value, path: &str) -> Result<Schema, SchemaError> {
             }
         }
     }
+    s.defaults_below = s.default.is_some()
+        || s.properties.values().any(|p| p.defaults_below)
+        || [&s.additional_properties, &s.items]
+            .into_iter()
+            .any(|sub| sub.as_deref().is_some_and(|sub| sub.defaults_below));
     Ok(s)
 }
 

@@ -12,11 +12,11 @@ fn def(group: &str, version: &str, plural: &str) -> &'static ResourceDef {
     find(group, version, plural).expect("served resource")
 }
 
-fn polr() -> &'static ResourceDef {
+pub(super) fn polr() -> &'static ResourceDef {
     def("wgpolicyk8s.io", "v1alpha2", "policyreports")
 }
 
-fn ephr() -> &'static ResourceDef {
+pub(super) fn ephr() -> &'static ResourceDef {
     def("reports.kyverno.io", "v1", "ephemeralreports")
 }
 
@@ -32,7 +32,7 @@ fn messages(v: &Validation) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn report(results: Value) -> Value {
+pub(super) fn report(results: Value) -> Value {
     json!({
         "apiVersion": "wgpolicyk8s.io/v1alpha2",
         "kind": "PolicyReport",
@@ -309,7 +309,7 @@ fn wrong_shapes_are_pruned_then_rejected() {
     assert_eq!(v.unknown_fields, ["results.policy"]);
 }
 
-fn custom(schema: Value) -> Schema {
+pub(super) fn custom(schema: Value) -> Schema {
     Schema::from_json(&schema).expect("supported schema")
 }
 
@@ -486,7 +486,7 @@ fn examples_and_testdata_are_valid() {
     assert!(checked >= 18, "only {checked} objects checked");
 }
 
-fn arb_json() -> impl Strategy<Value = Value> {
+pub(super) fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),

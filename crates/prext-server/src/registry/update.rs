@@ -53,7 +53,7 @@ pub(crate) fn replacement(
         "resourceVersion".into(),
         Value::String(current.revision.to_string()),
     );
-    if new == *old {
+    if prext_api::equal::equal(&new, old) {
         // A no-op update writes nothing and keeps the resourceVersion.
         return Ok(Action::Keep);
     }
