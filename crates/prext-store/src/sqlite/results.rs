@@ -62,6 +62,40 @@ struct Lowered {
     /// The sets of sources the filter asks for (`source in (…)`), which also narrow a numeric
     /// range to the reports holding such results ([`Reports`]).
     sources: Vec<Vec<String>>,
+    /// The conditions on the result and the severity, which `result_numbers` holds beside each
+    /// number (schema version 11): a driving range tests them inside its index.
+    beside: Beside,
+    /// [`Lowered::predicate`] without the conditions of [`Lowered::beside`], for a count driven
+    /// by a numeric range that needs no other column of the result row.
+    rest: Predicate,
+}
+
+/// Conditions on the columns `result_numbers` copies from its result row (`result`,
+/// `severity`), each as (column, values, negated).
+#[derive(Debug, Clone, Default)]
+struct Beside(Vec<(ResultColumn, Vec<String>, bool)>);
+
+impl Beside {
+    fn copied(col: ResultColumn) -> bool {
+        matches!(col, ResultColumn::Result | ResultColumn::Severity)
+    }
+
+    /// Adds the conditions as tests of `result_numbers AS {alias}` to `sql` (` AND …` each)
+    /// and their values to `params`.
+    fn push(&self, sql: &mut String, params: &mut Vec<Value>, alias: &str) {
+        for (col, values, negated) in &self.0 {
+            let mut p = Predicate::default();
+            set_condition(&mut p, *col, values, *negated, Indexes::Use);
+            let (plain, _) = column(*col);
+            let renamed = plain.replacen("r.", &format!("{alias}."), 1);
+            sql.push_str(
+                &p.where_sql()
+                    .replacen(" WHERE ", " AND ", 1)
+                    .replace(plain, &renamed),
+            );
+            params.extend(p.params);
+        }
+    }
 }
 
 impl Lowered {
@@ -85,7 +119,7 @@ impl Lowered {
         let mut p = self.predicate.clone();
         for (i, n) in self.numbers.iter().enumerate() {
             let form = if i == 0 { form } else { NumberForm::Probe };
-            push_number(&mut p, n, form, &self.reports());
+            push_number(&mut p, n, form, &self.reports(), &self.beside);
         }
         p
     }
@@ -145,12 +179,29 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
     let mut needs_report = false;
     let mut needs_result = false;
     let mut sources = Vec::new();
+    let mut beside = Beside::default();
+    let mut beside_only = true;
     let anchored = anchored(filter);
     if let Some(ns) = &filter.namespace {
         p.push("o.namespace = ?", [Value::Text(ns.clone())]);
         needs_report = true;
     }
     for c in &filter.conditions {
+        match c {
+            Condition::In(col, values) | Condition::NotIn(col, values) if Beside::copied(*col) => {
+                // Also tested on the result row (below): when the page walks the reports, or
+                // when no range drives.
+                beside
+                    .0
+                    .push((*col, values.clone(), matches!(c, Condition::NotIn(..))));
+            }
+            Condition::In(col, _) | Condition::NotIn(col, _) if on_report(*col) => {}
+            Condition::Property {
+                test: PropertyTest::Number(..),
+                ..
+            } => {}
+            _ => beside_only = false,
+        }
         match c {
             Condition::In(ResultColumn::Source, values) if !values.is_empty() => {
                 needs_result = true;
@@ -215,13 +266,30 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
         // those reports (0.13 s).
         Reports(&sources).narrow(&mut p, "r");
     }
+    let rest = if beside.0.is_empty() {
+        p.clone()
+    } else {
+        let others = ResultFilter {
+            conditions: filter
+                .conditions
+                .iter()
+                .filter(|c| !matches!(c, Condition::In(col, _) | Condition::NotIn(col, _) if Beside::copied(*col)))
+                .cloned()
+                .collect(),
+            ..filter.clone()
+        };
+        lower(&others, indexes).predicate
+    };
     Lowered {
         predicate: p,
         numbers,
         needs_report,
-        needs_result,
+        // A driving range tests the copied columns itself.
+        needs_result: needs_result && !beside_only,
         anchored,
         sources,
+        beside,
+        rest,
     }
 }
 
@@ -517,6 +585,8 @@ mod numbers;
 mod onepass;
 mod summary;
 mod top;
+#[cfg(test)]
+use numbers::count_sql;
 use numbers::{count, push_number, NumberForm, NumberTest, Reports};
 pub(crate) use onepass::register as register_tally;
 pub(crate) use summary::summarize;

@@ -72,6 +72,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "subject_result_severity",
         sql: include_str!("migrations/0010_subject_result_severity.sql"),
     },
+    Migration {
+        version: 11,
+        name: "numbers_result_severity",
+        sql: include_str!("migrations/0011_numbers_result_severity.sql"),
+    },
 ];
 
 /// The schema version this build writes.

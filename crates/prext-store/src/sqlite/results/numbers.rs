@@ -6,7 +6,7 @@
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-use super::{from, placeholders, texts, Lowered};
+use super::{from, placeholders, texts, Beside, Lowered};
 use crate::sqlite::db_error;
 use crate::sqlite::select::Predicate;
 use crate::Result;
@@ -93,7 +93,17 @@ impl Reports<'_> {
     }
 }
 
-pub(super) fn push_number(p: &mut Predicate, n: &NumberTest, form: NumberForm, reports: &Reports<'_>) {
+/// Adds the numeric test `n` to `p`: a driving range also tests the result and severity
+/// conditions `beside` inside its index (`result_numbers` holds them, schema version 11), so
+/// only its matches reach their result rows (`property=score>=8` with `severity in
+/// (medium,low)` looked up the 83,498 result rows of the range for none).
+pub(super) fn push_number(
+    p: &mut Predicate,
+    n: &NumberTest,
+    form: NumberForm,
+    reports: &Reports<'_>,
+    beside: &Beside,
+) {
     let op = n.op;
     let mut params = vec![Value::Text(n.key.clone()), Value::Real(n.bound)];
     let sql = match form {
@@ -102,6 +112,7 @@ pub(super) fn push_number(p: &mut Predicate, n: &NumberTest, form: NumberForm, r
                 "r.rowid IN (SELECT x.rowid FROM result_numbers AS n JOIN results AS x \
                  ON x.object_id = n.object_id AND x.idx = n.idx WHERE n.key = ? AND n.value {op} ?"
             );
+            beside.push(&mut sql, &mut params, "n");
             reports.push(&mut sql, &mut params, "n");
             sql.push(')');
             sql
@@ -118,15 +129,30 @@ pub(super) fn push_number(p: &mut Predicate, n: &NumberTest, form: NumberForm, r
 /// test drives the count from its index range; the result and report rows are read only when
 /// another condition needs them.
 pub(super) fn count(conn: &Connection, lowered: &Lowered, cap: Option<usize>) -> Result<u64> {
+    let (sql, params) = count_sql(lowered, cap);
+    let n: i64 = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0)))
+        .map_err(db_error)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The statement of [`count`] and its parameters.
+pub(super) fn count_sql(lowered: &Lowered, cap: Option<usize>) -> (String, Vec<Value>) {
     let driving = match lowered.number_form() {
         NumberForm::Drive => lowered.numbers.split_first(),
         NumberForm::Probe => None,
     };
     let (inner, params) = match driving {
         Some((first, rest)) => {
-            let mut p = lowered.predicate.clone();
-            let mut from = String::from(" FROM result_numbers AS d");
             let needs_result = lowered.needs_result || !rest.is_empty();
+            // Without the result row, its result and severity are read beside the number.
+            let mut p = if needs_result {
+                lowered.predicate.clone()
+            } else {
+                lowered.rest.clone()
+            };
+            let mut from = String::from(" FROM result_numbers AS d");
             if needs_result {
                 from.push_str(" JOIN results AS r ON r.object_id = d.object_id AND r.idx = d.idx");
             }
@@ -134,10 +160,11 @@ pub(super) fn count(conn: &Connection, lowered: &Lowered, cap: Option<usize>) ->
                 from.push_str(" JOIN objects AS o ON o.id = d.object_id");
             }
             for n in rest {
-                push_number(&mut p, n, NumberForm::Probe, &lowered.reports());
+                push_number(&mut p, n, NumberForm::Probe, &lowered.reports(), &lowered.beside);
             }
             let mut params = vec![Value::Text(first.key.clone()), Value::Real(first.bound)];
             let mut range = format!("d.key = ? AND d.value {} ?", first.op);
+            lowered.beside.push(&mut range, &mut params, "d");
             lowered.reports().push(&mut range, &mut params, "d");
             params.extend(p.params.iter().cloned());
             let extra = p.where_sql().replacen(" WHERE ", " AND ", 1);
@@ -160,9 +187,5 @@ pub(super) fn count(conn: &Connection, lowered: &Lowered, cap: Option<usize>) ->
         }
         None => format!("SELECT count(*) FROM ({inner})"),
     };
-    let n: i64 = conn
-        .prepare_cached(&sql)
-        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0)))
-        .map_err(db_error)?;
-    Ok(u64::try_from(n).unwrap_or(0))
+    (sql, params)
 }
