@@ -70,34 +70,6 @@ struct Lowered {
     rest: Predicate,
 }
 
-/// Conditions on the columns `result_numbers` copies from its result row (`result`,
-/// `severity`), each as (column, values, negated).
-#[derive(Debug, Clone, Default)]
-struct Beside(Vec<(ResultColumn, Vec<String>, bool)>);
-
-impl Beside {
-    fn copied(col: ResultColumn) -> bool {
-        matches!(col, ResultColumn::Result | ResultColumn::Severity)
-    }
-
-    /// Adds the conditions as tests of `result_numbers AS {alias}` to `sql` (` AND …` each)
-    /// and their values to `params`.
-    fn push(&self, sql: &mut String, params: &mut Vec<Value>, alias: &str) {
-        for (col, values, negated) in &self.0 {
-            let mut p = Predicate::default();
-            set_condition(&mut p, *col, values, *negated, Indexes::Use);
-            let (plain, _) = column(*col);
-            let renamed = plain.replacen("r.", &format!("{alias}."), 1);
-            sql.push_str(
-                &p.where_sql()
-                    .replacen(" WHERE ", " AND ", 1)
-                    .replace(plain, &renamed),
-            );
-            params.extend(p.params);
-        }
-    }
-}
-
 impl Lowered {
     /// How the numeric tests are written when the query is read through the filter's
     /// indexes: driving from their range, unless a namespace, a report or a subject anchors
@@ -587,7 +559,7 @@ mod summary;
 mod top;
 #[cfg(test)]
 use numbers::count_sql;
-use numbers::{count, push_number, NumberForm, NumberTest, Reports};
+use numbers::{count, push_number, Beside, NumberForm, NumberTest, Reports};
 pub(crate) use onepass::register as register_tally;
 pub(crate) use summary::summarize;
 

@@ -1,12 +1,14 @@
 //! Numeric property tests (`properties.score>=8`) over `result_numbers` (one row per result
-//! and numeric property, index `(key, value)`): how a test is written (a range that drives,
-//! or a probe per result row), which of several drives, the reports a range is narrowed to,
-//! and the counts driven by a range.
+//! and numeric property, with its result's result and severity; index `(key, value, result,
+//! severity)`): how a test is written (a range that drives, or a probe per result row), which
+//! of several drives, the reports a range is narrowed to, the counts driven by a range, and
+//! the result and severity conditions tested beside each number ([`Beside`]).
 
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-use super::{from, placeholders, texts, Beside, Lowered};
+use super::{column, from, placeholders, set_condition, texts, Indexes, Lowered};
+use crate::results::ResultColumn;
 use crate::sqlite::db_error;
 use crate::sqlite::select::Predicate;
 use crate::Result;
@@ -37,6 +39,34 @@ pub(super) fn narrowest_first(tx: &Connection, numbers: &mut Vec<NumberTest>) ->
     sized.sort_by_key(|(rows, _)| *rows);
     numbers.extend(sized.into_iter().map(|(_, n)| n));
     Ok(())
+}
+
+/// Conditions on the columns `result_numbers` copies from its result row (`result`,
+/// `severity`), each as (column, values, negated).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Beside(pub(super) Vec<(ResultColumn, Vec<String>, bool)>);
+
+impl Beside {
+    pub(super) fn copied(col: ResultColumn) -> bool {
+        matches!(col, ResultColumn::Result | ResultColumn::Severity)
+    }
+
+    /// Adds the conditions as tests of `result_numbers AS {alias}` to `sql` (` AND …` each)
+    /// and their values to `params`.
+    pub(super) fn push(&self, sql: &mut String, params: &mut Vec<Value>, alias: &str) {
+        for (col, values, negated) in &self.0 {
+            let mut p = Predicate::default();
+            set_condition(&mut p, *col, values, *negated, Indexes::Use);
+            let (plain, _) = column(*col);
+            let renamed = plain.replacen("r.", &format!("{alias}."), 1);
+            sql.push_str(
+                &p.where_sql()
+                    .replacen(" WHERE ", " AND ", 1)
+                    .replace(plain, &renamed),
+            );
+            params.extend(p.params);
+        }
+    }
 }
 
 /// A numeric property test: `properties.<key> <op> <bound>`.
