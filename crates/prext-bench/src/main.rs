@@ -39,7 +39,8 @@ struct Args {
     /// Concurrent clients for the create and update benchmarks.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     concurrency: Vec<usize>,
-    /// Payload (from `testdata/`): small (1.7 KB), medium (7.4 KB) or large (107 KB).
+    /// Payload (from `testdata/`): small (1.7 KB), medium (7.4 KB), large (107 KB) or trivy
+    /// (10 results with numeric scores).
     #[arg(long, default_value = "medium")]
     payload: String,
     /// Point gets timed (one at a time, random objects).

@@ -106,13 +106,19 @@ fn as_policy_report(mut v: Value) -> Value {
 }
 
 /// The three sizes the benchmarks use: a Kyverno report on one Pod checked by two policies,
-/// Kyverno's Pod Security report (17 results), and a kube-bench run (121 results).
+/// Kyverno's Pod Security report (17 results), and a kube-bench run (121 results); and a
+/// Trivy vulnerability report (10 results, each with a numeric `score`: the write cost of the
+/// numeric property rows).
 pub fn load(which: &str) -> anyhow::Result<Payload> {
     let (origin, file) = match which {
         "small" => ("Kyverno, 2 results", "multi-document.yaml"),
         "medium" => ("Kyverno Pod Security, 17 results", "kyverno-pss.yaml"),
         "large" => ("kube-bench, 121 results", "kube-bench-list.yaml"),
-        other => anyhow::bail!("unknown payload {other:?}: small, medium or large"),
+        "trivy" => (
+            "Trivy vulnerabilities, 10 scored results",
+            "trivy-vulnerability.yaml",
+        ),
+        other => anyhow::bail!("unknown payload {other:?}: small, medium, large or trivy"),
     };
     let template = as_policy_report(load_first_doc(&testdata_dir().join(file))?);
     let mut payload = Payload {
@@ -129,7 +135,7 @@ mod tests {
 
     #[test]
     fn payloads_keep_the_producers_metadata() {
-        for which in ["small", "medium", "large"] {
+        for which in ["small", "medium", "large", "trivy"] {
             let p = load(which).expect("payload");
             let obj: Value = serde_json::from_slice(&p.object("bench", 7)).expect("JSON");
             let meta = &obj["metadata"];

@@ -11,13 +11,14 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
 /// `$1` to `$4`: the report's key (cluster, resource, namespace, name), written earlier in the
-/// same transaction; `$5` to `$8` the counts, `$9` to `$11` the numbers, as arrays.
+/// same transaction; `$5` to `$8` the counts, `$9` to `$13` the numbers (with their result's
+/// result and severity, schema version 13), as arrays.
 pub(crate) const INSERT_STATS: &str = "WITH o AS (SELECT id, cluster FROM objects
          WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4),
      c AS (INSERT INTO result_counts (object_id, cluster, result, severity, source, n)
          SELECT o.id, o.cluster, u.* FROM o, unnest($5::text[], $6::text[], $7::text[], $8::integer[]) AS u)
-     INSERT INTO result_numbers (object_id, idx, key, value)
-     SELECT o.id, u.* FROM o, unnest($9::integer[], $10::text[], $11::float8[]) AS u";
+     INSERT INTO result_numbers (object_id, idx, key, value, result, severity)
+     SELECT o.id, u.* FROM o, unnest($9::integer[], $10::text[], $11::float8[], $12::text[], $13::text[]) AS u";
 
 /// `$1`: a report's id. Removes its counts, and its numbers of the results before position
 /// `$2` (all of them when its results are rewritten; the first `purge::INLINE_ROWS` when it is
@@ -40,6 +41,9 @@ pub(crate) struct ResultStats {
     idx: Vec<i32>,
     key: Vec<String>,
     value: Vec<f64>,
+    /// The result and severity of each number's result row, as `results` holds them.
+    number_result: Vec<Option<String>>,
+    number_severity: Vec<Option<String>>,
 }
 
 /// Text as the result rows store it (NUL becomes U+FFFD), a missing value as `""`.
@@ -73,6 +77,10 @@ impl ResultStats {
                 s.idx.push(idx);
                 s.key.push(key);
                 s.value.push(value);
+                s.number_result
+                    .push(r.result.as_ref().map(|v| v.replace('\0', "\u{FFFD}")));
+                s.number_severity
+                    .push(r.severity.as_ref().map(|v| v.replace('\0', "\u{FFFD}")));
             }
         }
         for ((result, severity, source), n) in counts {
@@ -90,7 +98,7 @@ impl ResultStats {
     }
 
     /// The arrays of [`INSERT_STATS`] (`$5` on).
-    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 9] {
         [
             &self.result,
             &self.severity,
@@ -99,6 +107,8 @@ impl ResultStats {
             &self.idx,
             &self.key,
             &self.value,
+            &self.number_result,
+            &self.number_severity,
         ]
     }
 }

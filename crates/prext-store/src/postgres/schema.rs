@@ -83,6 +83,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "covering_subject_index",
         sql: include_str!("migrations/0012_covering_subject_index.sql"),
     },
+    Migration {
+        version: 13,
+        name: "numbers_result_severity",
+        sql: include_str!("migrations/0013_numbers_result_severity.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
@@ -199,7 +204,7 @@ mod tests {
     fn migrations_are_ordered_and_start_at_one() {
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version + 1 == w[1].version));
-        assert_eq!(latest_version(), 12);
+        assert_eq!(latest_version(), 13);
     }
 
     #[test]

@@ -64,8 +64,8 @@ const IN_FLIGHT: usize = 8;
 const INSERT_STATS: &str =
     "WITH c AS (INSERT INTO result_counts (object_id, cluster, result, severity, source, n)
          SELECT $1, $2, u.* FROM unnest($3::text[], $4::text[], $5::text[], $6::integer[]) AS u)
-     INSERT INTO result_numbers (object_id, idx, key, value)
-     SELECT $1, u.* FROM unnest($7::integer[], $8::text[], $9::float8[]) AS u";
+     INSERT INTO result_numbers (object_id, idx, key, value, result, severity)
+     SELECT $1, u.* FROM unnest($7::integer[], $8::text[], $9::float8[], $10::text[], $11::text[]) AS u";
 
 /// Whether `op` is staged: a create or update with more than [`STAGE_ROWS`] results.
 fn wanted(op: &Op) -> bool {

@@ -26,8 +26,9 @@ pub(crate) fn insert_rows(
              subject_namespace, subject_name, subject_uid)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
-    let mut numbers = conn
-        .prepare_cached("INSERT INTO result_numbers (object_id, idx, key, value) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut numbers = conn.prepare_cached(
+        "INSERT INTO result_numbers (object_id, idx, key, value, result, severity) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
     for r in results {
         let Subject {
             api_version,
@@ -57,7 +58,7 @@ pub(crate) fn insert_rows(
             uid
         ])?;
         for (key, value) in &r.numbers {
-            numbers.execute(params![object_id, r.index, key, value])?;
+            numbers.execute(params![object_id, r.index, key, value, r.result, r.severity])?;
         }
     }
     Ok(())

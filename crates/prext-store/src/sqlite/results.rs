@@ -62,6 +62,12 @@ struct Lowered {
     /// The sets of sources the filter asks for (`source in (…)`), which also narrow a numeric
     /// range to the reports holding such results ([`Reports`]).
     sources: Vec<Vec<String>>,
+    /// The conditions on the result and the severity, which `result_numbers` holds beside each
+    /// number (schema version 11): a driving range tests them inside its index.
+    beside: Beside,
+    /// [`Lowered::predicate`] without the conditions of [`Lowered::beside`], for a count driven
+    /// by a numeric range that needs no other column of the result row.
+    rest: Predicate,
 }
 
 impl Lowered {
@@ -85,7 +91,7 @@ impl Lowered {
         let mut p = self.predicate.clone();
         for (i, n) in self.numbers.iter().enumerate() {
             let form = if i == 0 { form } else { NumberForm::Probe };
-            push_number(&mut p, n, form, &self.reports());
+            push_number(&mut p, n, form, &self.reports(), &self.beside);
         }
         p
     }
@@ -145,12 +151,29 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
     let mut needs_report = false;
     let mut needs_result = false;
     let mut sources = Vec::new();
+    let mut beside = Beside::default();
+    let mut beside_only = true;
     let anchored = anchored(filter);
     if let Some(ns) = &filter.namespace {
         p.push("o.namespace = ?", [Value::Text(ns.clone())]);
         needs_report = true;
     }
     for c in &filter.conditions {
+        match c {
+            Condition::In(col, values) | Condition::NotIn(col, values) if Beside::copied(*col) => {
+                // Also tested on the result row (below): when the page walks the reports, or
+                // when no range drives.
+                beside
+                    .0
+                    .push((*col, values.clone(), matches!(c, Condition::NotIn(..))));
+            }
+            Condition::In(col, _) | Condition::NotIn(col, _) if on_report(*col) => {}
+            Condition::Property {
+                test: PropertyTest::Number(..),
+                ..
+            } => {}
+            _ => beside_only = false,
+        }
         match c {
             Condition::In(ResultColumn::Source, values) if !values.is_empty() => {
                 needs_result = true;
@@ -215,13 +238,30 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
         // those reports (0.13 s).
         Reports(&sources).narrow(&mut p, "r");
     }
+    let rest = if beside.0.is_empty() {
+        p.clone()
+    } else {
+        let others = ResultFilter {
+            conditions: filter
+                .conditions
+                .iter()
+                .filter(|c| !matches!(c, Condition::In(col, _) | Condition::NotIn(col, _) if Beside::copied(*col)))
+                .cloned()
+                .collect(),
+            ..filter.clone()
+        };
+        lower(&others, indexes).predicate
+    };
     Lowered {
         predicate: p,
         numbers,
         needs_report,
-        needs_result,
+        // A driving range tests the copied columns itself.
+        needs_result: needs_result && !beside_only,
         anchored,
         sources,
+        beside,
+        rest,
     }
 }
 
@@ -517,7 +557,9 @@ mod numbers;
 mod onepass;
 mod summary;
 mod top;
-use numbers::{count, push_number, NumberForm, NumberTest, Reports};
+#[cfg(test)]
+use numbers::count_sql;
+use numbers::{count, push_number, Beside, NumberForm, NumberTest, Reports};
 pub(crate) use onepass::register as register_tally;
 pub(crate) use summary::summarize;
 

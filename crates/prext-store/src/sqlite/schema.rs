@@ -72,7 +72,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "subject_result_severity",
         sql: include_str!("migrations/0010_subject_result_severity.sql"),
     },
-    // Version 11 is taken by another branch's step (the lead renumbers on merge).
+    Migration {
+        version: 11,
+        name: "numbers_result_severity",
+        sql: include_str!("migrations/0011_numbers_result_severity.sql"),
+    },
     Migration {
         version: 12,
         name: "compressed_bodies",

@@ -284,6 +284,39 @@ pub(super) fn filters() -> Vec<ResultFilter> {
                 In(C::Severity, s(&["high", "critical"])),
             ],
         },
+        // A numeric range with conditions on the result and the severity, which the number
+        // rows hold beside each number (tested inside the range's index), a missing severity
+        // included.
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                prop("score", PropertyTest::Number(Compare::GreaterOrEqual, 4.0)),
+                In(C::Severity, s(&["high", ""])),
+            ],
+        },
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                NotIn(C::Result, s(&["pass"])),
+                prop("score", PropertyTest::Number(Compare::Less, 9.9)),
+                NotIn(C::Severity, s(&["critical"])),
+            ],
+        },
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                In(C::Severity, s(&["medium", "low"])),
+                prop("score", PropertyTest::Number(Compare::GreaterOrEqual, 8.0)),
+            ],
+        },
+        ResultFilter {
+            namespace: Some("a".into()),
+            conditions: vec![
+                prop("score", PropertyTest::Number(Compare::Greater, 0.0)),
+                NotIn(C::Severity, s(&[""])),
+                In(C::Result, s(&["fail", "warn"])),
+            ],
+        },
         // A source with a message test (the scan is narrowed to the source's reports).
         ResultFilter {
             namespace: None,

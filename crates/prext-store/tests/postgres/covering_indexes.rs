@@ -1,7 +1,11 @@
-//! Schema versions 11 and 12 (result indexes that cover top-N summaries and groupings by the
-//! subject) on databases versions 10 and 11 left.
+//! Schema versions 11, 12 and 13 (result indexes that cover top-N summaries and groupings by
+//! the subject; the result and severity beside each numeric property) on databases versions
+//! 10, 11 and 12 left.
 
-use prext_store::results::{GroupPage, GroupRank, ResultColumn, ResultFilter, SummaryQuery};
+use prext_store::results::{
+    Compare, Condition, GroupPage, GroupRank, PropertyTest, ResultColumn, ResultFilter, ResultOrder,
+    ResultQuery, SummaryQuery,
+};
 use prext_store::testsuite::{fixtures, TempPostgres};
 use prext_store::Store;
 
@@ -172,5 +176,123 @@ async fn version_11_databases_widen_the_subject_index() {
         "{ranked:?}"
     );
     assert_eq!(ranked, [("Pod", 2), ("Deployment", 1)]);
+    store.close().await;
+}
+
+/// Migration 13 on a database version 12 left: each number row gets its result's result and
+/// severity (NULL when missing, as on `results`), the range index holds them, and a numeric
+/// range with a severity condition counts the results written before exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_12_databases_get_result_and_severity_beside_each_number() {
+    let pg = TempPostgres::new().await;
+    let db = pg.database().await;
+    let store = db.open_postgres().await;
+    let mut w = fixtures::report(fixtures::POLR, "a", "r1");
+    fixtures::set_results(&mut w, &[("p", "fail"), ("q", "pass"), ("r", "fail")]);
+    for (i, (score, severity)) in [(9.8, Some("high")), (8.5, None), (2.0, Some("low"))]
+        .into_iter()
+        .enumerate()
+    {
+        let r = &mut w.body["results"][i];
+        r["properties"]["score"] = serde_json::json!(score);
+        match severity {
+            Some(s) => r["severity"] = serde_json::json!(s),
+            None => {
+                r.as_object_mut().expect("a result").remove("severity");
+            }
+        }
+    }
+    fixtures::reindex(&mut w);
+    fixtures::create(&*store, w).await;
+    store.close().await;
+
+    // Back to what version 12 left.
+    let admin = db.analyst_client().await;
+    super::schema::forget_versions_from(
+        &admin,
+        13,
+        "DROP INDEX result_numbers_key_value;
+             ALTER TABLE result_numbers DROP COLUMN result, DROP COLUMN severity;
+             CREATE INDEX result_numbers_key_value ON result_numbers (key, value);",
+    )
+    .await;
+
+    let store = db.open_postgres().await;
+    let numbers: Vec<(String, f64, Option<String>, Option<String>)> = admin
+        .query(
+            "SELECT key, value, result, severity FROM result_numbers WHERE key = 'score' ORDER BY idx",
+            &[],
+        )
+        .await
+        .expect("result_numbers")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let text = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        numbers,
+        [
+            ("score".to_owned(), 9.8, text("fail"), text("high")),
+            ("score".to_owned(), 8.5, text("pass"), None),
+            ("score".to_owned(), 2.0, text("fail"), text("low")),
+        ]
+    );
+    let def: String = admin
+        .query_one(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'result_numbers_key_value'",
+            &[],
+        )
+        .await
+        .expect("result_numbers_key_value")
+        .get(0);
+    assert!(def.ends_with("(key, value, result, severity)"), "{def}");
+
+    let score = |bound: f64| Condition::Property {
+        key: "score".into(),
+        test: PropertyTest::Number(Compare::GreaterOrEqual, bound),
+    };
+    for (conditions, expected) in [
+        (
+            vec![
+                score(8.0),
+                Condition::In(ResultColumn::Severity, vec!["high".into()]),
+            ],
+            1,
+        ),
+        (
+            vec![score(8.0), Condition::In(ResultColumn::Severity, vec!["".into()])],
+            1,
+        ),
+        (
+            vec![
+                score(1.0),
+                Condition::NotIn(ResultColumn::Result, vec!["pass".into()]),
+            ],
+            2,
+        ),
+        (
+            vec![
+                score(8.0),
+                Condition::In(ResultColumn::Severity, vec!["low".into()]),
+            ],
+            0,
+        ),
+    ] {
+        let page = store
+            .query_results(ResultQuery {
+                filter: ResultFilter {
+                    namespace: None,
+                    conditions: conditions.clone(),
+                },
+                order: ResultOrder::Report,
+                limit: 10,
+                after: None,
+                count: true,
+            })
+            .await
+            .expect("a page");
+        assert_eq!(page.items.len(), expected, "{conditions:?}");
+        assert_eq!(page.total, Some(expected as u64), "{conditions:?}");
+    }
     store.close().await;
 }

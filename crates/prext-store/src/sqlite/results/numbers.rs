@@ -1,12 +1,14 @@
 //! Numeric property tests (`properties.score>=8`) over `result_numbers` (one row per result
-//! and numeric property, index `(key, value)`): how a test is written (a range that drives,
-//! or a probe per result row), which of several drives, the reports a range is narrowed to,
-//! and the counts driven by a range.
+//! and numeric property, with its result's result and severity; index `(key, value, result,
+//! severity)`): how a test is written (a range that drives, or a probe per result row), which
+//! of several drives, the reports a range is narrowed to, the counts driven by a range, and
+//! the result and severity conditions tested beside each number ([`Beside`]).
 
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-use super::{from, placeholders, texts, Lowered};
+use super::{column, from, placeholders, set_condition, texts, Indexes, Lowered};
+use crate::results::ResultColumn;
 use crate::sqlite::db_error;
 use crate::sqlite::select::Predicate;
 use crate::Result;
@@ -37,6 +39,34 @@ pub(super) fn narrowest_first(tx: &Connection, numbers: &mut Vec<NumberTest>) ->
     sized.sort_by_key(|(rows, _)| *rows);
     numbers.extend(sized.into_iter().map(|(_, n)| n));
     Ok(())
+}
+
+/// Conditions on the columns `result_numbers` copies from its result row (`result`,
+/// `severity`), each as (column, values, negated).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Beside(pub(super) Vec<(ResultColumn, Vec<String>, bool)>);
+
+impl Beside {
+    pub(super) fn copied(col: ResultColumn) -> bool {
+        matches!(col, ResultColumn::Result | ResultColumn::Severity)
+    }
+
+    /// Adds the conditions as tests of `result_numbers AS {alias}` to `sql` (` AND …` each)
+    /// and their values to `params`.
+    pub(super) fn push(&self, sql: &mut String, params: &mut Vec<Value>, alias: &str) {
+        for (col, values, negated) in &self.0 {
+            let mut p = Predicate::default();
+            set_condition(&mut p, *col, values, *negated, Indexes::Use);
+            let (plain, _) = column(*col);
+            let renamed = plain.replacen("r.", &format!("{alias}."), 1);
+            sql.push_str(
+                &p.where_sql()
+                    .replacen(" WHERE ", " AND ", 1)
+                    .replace(plain, &renamed),
+            );
+            params.extend(p.params);
+        }
+    }
 }
 
 /// A numeric property test: `properties.<key> <op> <bound>`.
@@ -93,7 +123,17 @@ impl Reports<'_> {
     }
 }
 
-pub(super) fn push_number(p: &mut Predicate, n: &NumberTest, form: NumberForm, reports: &Reports<'_>) {
+/// Adds the numeric test `n` to `p`: a driving range also tests the result and severity
+/// conditions `beside` inside its index (`result_numbers` holds them, schema version 11), so
+/// only its matches reach their result rows (`property=score>=8` with `severity in
+/// (medium,low)` looked up the 83,498 result rows of the range for none).
+pub(super) fn push_number(
+    p: &mut Predicate,
+    n: &NumberTest,
+    form: NumberForm,
+    reports: &Reports<'_>,
+    beside: &Beside,
+) {
     let op = n.op;
     let mut params = vec![Value::Text(n.key.clone()), Value::Real(n.bound)];
     let sql = match form {
@@ -102,6 +142,7 @@ pub(super) fn push_number(p: &mut Predicate, n: &NumberTest, form: NumberForm, r
                 "r.rowid IN (SELECT x.rowid FROM result_numbers AS n JOIN results AS x \
                  ON x.object_id = n.object_id AND x.idx = n.idx WHERE n.key = ? AND n.value {op} ?"
             );
+            beside.push(&mut sql, &mut params, "n");
             reports.push(&mut sql, &mut params, "n");
             sql.push(')');
             sql
@@ -118,15 +159,30 @@ pub(super) fn push_number(p: &mut Predicate, n: &NumberTest, form: NumberForm, r
 /// test drives the count from its index range; the result and report rows are read only when
 /// another condition needs them.
 pub(super) fn count(conn: &Connection, lowered: &Lowered, cap: Option<usize>) -> Result<u64> {
+    let (sql, params) = count_sql(lowered, cap);
+    let n: i64 = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0)))
+        .map_err(db_error)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The statement of [`count`] and its parameters.
+pub(super) fn count_sql(lowered: &Lowered, cap: Option<usize>) -> (String, Vec<Value>) {
     let driving = match lowered.number_form() {
         NumberForm::Drive => lowered.numbers.split_first(),
         NumberForm::Probe => None,
     };
     let (inner, params) = match driving {
         Some((first, rest)) => {
-            let mut p = lowered.predicate.clone();
-            let mut from = String::from(" FROM result_numbers AS d");
             let needs_result = lowered.needs_result || !rest.is_empty();
+            // Without the result row, its result and severity are read beside the number.
+            let mut p = if needs_result {
+                lowered.predicate.clone()
+            } else {
+                lowered.rest.clone()
+            };
+            let mut from = String::from(" FROM result_numbers AS d");
             if needs_result {
                 from.push_str(" JOIN results AS r ON r.object_id = d.object_id AND r.idx = d.idx");
             }
@@ -134,10 +190,11 @@ pub(super) fn count(conn: &Connection, lowered: &Lowered, cap: Option<usize>) ->
                 from.push_str(" JOIN objects AS o ON o.id = d.object_id");
             }
             for n in rest {
-                push_number(&mut p, n, NumberForm::Probe, &lowered.reports());
+                push_number(&mut p, n, NumberForm::Probe, &lowered.reports(), &lowered.beside);
             }
             let mut params = vec![Value::Text(first.key.clone()), Value::Real(first.bound)];
             let mut range = format!("d.key = ? AND d.value {} ?", first.op);
+            lowered.beside.push(&mut range, &mut params, "d");
             lowered.reports().push(&mut range, &mut params, "d");
             params.extend(p.params.iter().cloned());
             let extra = p.where_sql().replacen(" WHERE ", " AND ", 1);
@@ -160,9 +217,5 @@ pub(super) fn count(conn: &Connection, lowered: &Lowered, cap: Option<usize>) ->
         }
         None => format!("SELECT count(*) FROM ({inner})"),
     };
-    let n: i64 = conn
-        .prepare_cached(&sql)
-        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0)))
-        .map_err(db_error)?;
-    Ok(u64::try_from(n).unwrap_or(0))
+    (sql, params)
 }

@@ -328,3 +328,100 @@ fn a_source_narrows_a_message_scan_to_its_reports() {
     assert!(plan.contains("LIST SUBQUERY"), "{plan}");
     assert!(!plan.contains("SCAN r"), "{plan}");
 }
+
+/// A numeric range tests the filter's result and severity inside its index (`result_numbers`
+/// holds both beside each number, schema version 11), and its count reads no result row:
+/// `score>=8` with `severity in (medium,low)` looked up the result rows of the range's 83,498
+/// numbers for none (1,000,000 results, BENCHMARKS.md, sessions 7 and 8).
+#[test]
+fn a_result_or_severity_condition_is_tested_inside_the_numeric_range() {
+    let conn = skewed();
+    with_large_statistics(&conn);
+    let filter = ResultFilter {
+        namespace: None,
+        conditions: vec![
+            Condition::In(ResultColumn::Severity, vec!["medium".into(), "low".into()]),
+            Condition::Property {
+                key: "score".into(),
+                test: PropertyTest::Number(Compare::GreaterOrEqual, 8.0),
+            },
+            Condition::NotIn(ResultColumn::Result, vec!["pass".into()]),
+        ],
+    };
+    let lowered = lower_live(&conn, &filter, Indexes::Use).expect("lower");
+    let p = lowered.predicate(lowered.number_form());
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM results AS r JOIN objects AS o ON o.id = r.object_id{} ORDER BY {} LIMIT 51",
+        p.where_sql(),
+        sorted_order_by(ResultOrder::Report)
+    );
+    let page = plan(&conn, &sql, &p.params);
+    assert!(
+        page.contains("SEARCH n USING COVERING INDEX result_numbers_key_value (key=? AND value>?)"),
+        "{page}"
+    );
+    assert!(!page.contains("SCAN"), "{page}");
+    for cap in [Some(10_001), None] {
+        let (sql, params) = count_sql(&lowered, cap);
+        let count = plan(&conn, &sql, &params);
+        assert!(
+            count.contains("SEARCH d USING COVERING INDEX result_numbers_key_value (key=? AND value>?)"),
+            "{count}"
+        );
+        // The range's index alone: no table is read (the count's subquery aside).
+        assert_eq!(
+            count
+                .lines()
+                .filter(|l| (l.starts_with("SEARCH") || l.starts_with("SCAN"))
+                    && !l.starts_with("SCAN (subquery"))
+                .count(),
+            1,
+            "{count}"
+        );
+    }
+}
+
+/// Version 11 copies each number's result and severity from its result row in an existing
+/// database, and puts them in the range index.
+#[test]
+fn version_10_databases_get_result_and_severity_beside_each_number() {
+    use crate::sqlite::schema::{migrate, migrate_to, open_writer};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut conn =
+        open_writer(&dir.path().join("prext.db"), std::time::Duration::from_secs(5)).expect("open");
+    assert_eq!(migrate_to(&mut conn, 10).expect("version 10"), 10);
+    conn.execute_batch(
+        "INSERT INTO objects (id, resource, namespace, name, uid, revision, created, body)
+         VALUES (1, 'policyreports.wgpolicyk8s.io', 'a', 'r1', 'u1', 1, '2024-01-01T00:00:00Z', '{}');
+         INSERT INTO results (object_id, idx, policy, result, severity)
+         VALUES (1, 0, 'p', 'fail', 'high'), (1, 1, 'p', 'pass', NULL), (1, 2, 'p', 'fail', 'low');
+         INSERT INTO result_numbers (object_id, idx, key, value)
+         VALUES (1, 0, 'score', 9.8), (1, 0, 'epss', 0.5), (1, 1, 'score', 2.0);",
+    )
+    .expect("version 10 rows");
+    assert!(migrate(&mut conn).expect("upgrade") >= 11);
+    type Number = (i64, String, f64, Option<String>, Option<String>);
+    let numbers: Vec<Number> = conn
+        .prepare("SELECT idx, key, value, result, severity FROM result_numbers ORDER BY idx, key")
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect()
+        })
+        .expect("numbers");
+    let text = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        numbers,
+        [
+            (0, "epss".to_owned(), 0.5, text("fail"), text("high")),
+            (0, "score".to_owned(), 9.8, text("fail"), text("high")),
+            (1, "score".to_owned(), 2.0, text("pass"), None),
+        ]
+    );
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_index_info('result_numbers_key_value') ORDER BY seqno")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .expect("index_info");
+    assert_eq!(columns, ["key", "value", "result", "severity"]);
+}
