@@ -246,6 +246,20 @@ async fn version_12_databases_get_result_and_severity_beside_each_number() {
         .expect("result_numbers_key_value")
         .get(0);
     assert!(def.ends_with("(key, value, result, severity)"), "{def}");
+    // The rebuilt table is analyzed by the migration: its numeric ranges are planned on real
+    // statistics from the first query on.
+    let analyzed: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stats WHERE tablename = 'result_numbers' AND attname = 'value'",
+            &[],
+        )
+        .await
+        .expect("pg_stats")
+        .get(0);
+    assert_eq!(
+        analyzed, 1,
+        "result_numbers has planner statistics after migration 13"
+    );
 
     let score = |bound: f64| Condition::Property {
         key: "score".into(),

@@ -30,3 +30,8 @@ ALTER TABLE result_numbers ADD CONSTRAINT result_numbers_pkey PRIMARY KEY (objec
 CREATE INDEX result_numbers_key_value ON result_numbers (key, value, result, severity);
 COMMENT ON TABLE result_numbers IS
     'prext: the numeric properties of each result row (with its result and severity), for range filters';
+-- A rebuilt table starts without planner statistics: until autovacuum got to it (up to a minute
+-- later, and only once enough rows changed) a numeric range was planned as if the table were
+-- empty (`score>=8` over 1,000,000 results: 19 ms before the upgrade, 400 ms after it, 4.3 s
+-- for a page of one). ANALYZE runs in the migration's transaction.
+ANALYZE result_numbers;
