@@ -298,8 +298,7 @@ async fn write_load(store: &Arc<SqliteStore>, round: usize, each: usize) {
             let pairs: Vec<(&str, &str)> = policies.iter().map(|p| (p.as_str(), "fail")).collect();
             for i in 0..each {
                 let name = format!("r{round}-{i:03}");
-                let mut w = fixtures::report(fixtures::POLR, &format!("ns-{t}"), &name);
-                fixtures::set_results(&mut w, &pairs);
+                let w = fixtures::with_results(&format!("ns-{t}"), &name, &pairs);
                 fixtures::create(&*store, w).await;
             }
         }));

@@ -46,6 +46,20 @@ fn count(conn: &Connection, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{e}: {sql}"))
 }
 
+/// `revision || typeof(column)` of every change, in revision order, joined by commas
+/// (`"1text,2null,3blob"`).
+fn change_types(conn: &Connection, column: &str) -> String {
+    conn.query_row(
+        &format!(
+            "SELECT group_concat(revision || typeof({column}), ',') \
+             FROM (SELECT * FROM changes ORDER BY revision)"
+        ),
+        [],
+        |r| r.get(0),
+    )
+    .expect("change column types")
+}
+
 async fn listed(store: &SqliteStore) -> Vec<StoredObject> {
     let mut stream = store
         .list(ListOptions {
@@ -180,13 +194,7 @@ async fn text_bodies_of_earlier_versions_read_and_rewrite_after_the_upgrade() {
         .delete(&written[2].key, Preconditions::default())
         .await
         .expect("delete");
-    let stored: String = conn
-        .query_row(
-            "SELECT group_concat(revision || typeof(body), ',') FROM (SELECT * FROM changes ORDER BY revision)",
-            [],
-            |r| r.get(0),
-        )
-        .expect("change bodies");
+    let stored = change_types(&conn, "body");
     assert_eq!(
         stored, "1text,2text,3text,4null,5null,6blob",
         "b's and c's superseded text bodies are copied as stored; the deletion's body is new"
@@ -244,13 +252,7 @@ fn version_10_change_logs_upgrade_in_place() {
         before,
         "the history replays the same after the upgrade"
     );
-    let stored: String = conn
-        .query_row(
-            "SELECT group_concat(revision || typeof(labels), ',') FROM (SELECT * FROM changes ORDER BY revision)",
-            [],
-            |r| r.get(0),
-        )
-        .expect("change labels");
+    let stored = change_types(&conn, "labels");
     assert_eq!(
         stored, "1text,2null,3text,4text",
         "only the current object's labels lose their copy"

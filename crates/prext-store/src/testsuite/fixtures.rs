@@ -82,6 +82,14 @@ pub fn set_results(w: &mut ObjectWrite, results: &[(&str, &str)]) {
     reindex(w);
 }
 
+/// A PolicyReport `namespace/name` whose results are the `(policy, result)` pairs (see
+/// [`set_results`]), indexed.
+pub fn with_results(namespace: &str, name: &str, results: &[(&str, &str)]) -> ObjectWrite {
+    let mut w = report(POLR, namespace, name);
+    set_results(&mut w, results);
+    w
+}
+
 /// Recomputes the index from the body, as the server does before writing.
 pub fn reindex(w: &mut ObjectWrite) {
     if let Some(def) = resources::find("wgpolicyk8s.io", "v1alpha2", "policyreports") {

@@ -22,10 +22,7 @@ async fn version_10_databases_widen_the_result_indexes() {
         ("a", "r2", [("p", "fail"), ("q", "fail")]),
         ("b", "r1", [("p", "pass"), ("r", "fail")]),
     ] {
-        let mut w = fixtures::report(fixtures::POLR, ns, name);
-        fixtures::set_results(&mut w, &results);
-        fixtures::reindex(&mut w);
-        fixtures::create(&*store, w).await;
+        fixtures::create(&*store, fixtures::with_results(ns, name, &results)).await;
     }
     store.close().await;
 
@@ -107,8 +104,7 @@ async fn version_11_databases_widen_the_subject_index() {
         ("a", "r1", [("p", "fail"), ("q", "pass")]),
         ("b", "r2", [("p", "fail"), ("q", "fail")]),
     ] {
-        let mut w = fixtures::report(fixtures::POLR, ns, name);
-        fixtures::set_results(&mut w, &results);
+        let mut w = fixtures::with_results(ns, name, &results);
         w.body["results"][1]["resources"] = serde_json::json!([{"apiVersion": "apps/v1", "kind": "Deployment", "namespace": ns, "name": "d"}]);
         fixtures::reindex(&mut w);
         fixtures::create(&*store, w).await;
@@ -187,8 +183,7 @@ async fn version_12_databases_get_result_and_severity_beside_each_number() {
     let pg = TempPostgres::new().await;
     let db = pg.database().await;
     let store = db.open_postgres().await;
-    let mut w = fixtures::report(fixtures::POLR, "a", "r1");
-    fixtures::set_results(&mut w, &[("p", "fail"), ("q", "pass"), ("r", "fail")]);
+    let mut w = fixtures::with_results("a", "r1", &[("p", "fail"), ("q", "pass"), ("r", "fail")]);
     for (i, (score, severity)) in [(9.8, Some("high")), (8.5, None), (2.0, Some("low"))]
         .into_iter()
         .enumerate()

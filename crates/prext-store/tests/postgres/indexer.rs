@@ -17,9 +17,7 @@ async fn findings(store: &dyn Store) -> prext_store::Result<FindingPage> {
 }
 
 fn failing(name: &str, policy: &str) -> prext_store::ObjectWrite {
-    let mut w = fixtures::report(fixtures::POLR, "ns", name);
-    fixtures::set_results(&mut w, &[(policy, "fail")]);
-    w
+    fixtures::with_results("ns", name, &[(policy, "fail")])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -215,8 +215,7 @@ async fn text_the_database_cannot_hold_is_kept_in_the_body() {
     let pg = TempPostgres::new().await;
     let db = pg.database().await;
     let store = db.open_postgres().await;
-    let mut w = fixtures::report(fixtures::POLR, "ns", "nul");
-    fixtures::set_results(&mut w, &[("p", "fail")]);
+    let mut w = fixtures::with_results("ns", "nul", &[("p", "fail")]);
     w.body["results"][0]["message"] = json!("bad\u{0}byte");
     w.body["results"][0]["properties"] = json!({"k\u{0}": "v\u{0}"});
     fixtures::reindex(&mut w);
@@ -327,8 +326,7 @@ async fn unchanged_results_are_not_rewritten() {
             .map(|r| r.get::<_, String>(0))
             .collect::<Vec<_>>()
     };
-    let mut w = fixtures::report(fixtures::POLR, "ns", "digest");
-    fixtures::set_results(&mut w, &[("p0", "fail"), ("p1", "pass")]);
+    let mut w = fixtures::with_results("ns", "digest", &[("p0", "fail"), ("p1", "pass")]);
     let v1 = fixtures::create(&*store, w.clone()).await;
     let written = xmins().await;
     assert_eq!(written.len(), 2);
@@ -469,8 +467,7 @@ async fn version_7_databases_get_the_result_filter_indexes() {
     let pg = TempPostgres::new().await;
     let db = pg.database().await;
     let store = db.open_postgres().await;
-    let mut w = fixtures::report(fixtures::POLR, "ns", "a");
-    fixtures::set_results(&mut w, &[("p", "fail"), ("q", "pass")]);
+    let mut w = fixtures::with_results("ns", "a", &[("p", "fail"), ("q", "pass")]);
     w.body["results"][0]["message"] = json!("OpenSSL is out of date");
     fixtures::reindex(&mut w);
     fixtures::create(&*store, w).await;

@@ -13,9 +13,7 @@ async fn version_9_databases_drop_the_unsearched_indexes() {
     let store = db.open_postgres().await;
     let mut written = Vec::new();
     for (ns, name) in [("a", "r1"), ("a", "r2"), ("b", "r1")] {
-        let mut w = fixtures::report(fixtures::POLR, ns, name);
-        fixtures::set_results(&mut w, &[("p", "fail"), ("q", "pass")]);
-        fixtures::reindex(&mut w);
+        let w = fixtures::with_results(ns, name, &[("p", "fail"), ("q", "pass")]);
         written.push(fixtures::create(&*store, w).await);
     }
     store.close().await;
