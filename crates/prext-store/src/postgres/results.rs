@@ -176,22 +176,26 @@ fn escape_like(text: &str) -> String {
 /// `col in (values)` or `col notin (values)`, where a missing value counts as `""`.
 fn set_condition(sql: &mut Sql, col: ResultColumn, values: &[String], negated: bool) {
     let (c, nullable) = column(col);
+    if let Some(test) = set_test(sql, c, nullable, values, negated) {
+        sql.push(test);
+    }
+}
+
+/// The test of column expression `c` against `values` (`None`: it holds for every row).
+fn set_test(sql: &mut Sql, c: &str, nullable: bool, values: &[String], negated: bool) -> Option<String> {
     if values.is_empty() {
         // `in ()` matches nothing, `notin ()` everything.
-        if !negated {
-            sql.push("false");
-        }
-        return;
+        return (!negated).then(|| "false".to_owned());
     }
     let empty_listed = values.iter().any(String::is_empty);
     let list = sql.bind(clean_all(values), "text[]");
-    sql.push(match (negated, nullable, empty_listed) {
+    Some(match (negated, nullable, empty_listed) {
         (false, true, true) => format!("({c} = ANY({list}) OR {c} IS NULL)"),
         (false, _, _) => format!("{c} = ANY({list})"),
         (true, true, false) => format!("({c} IS NULL OR NOT {c} = ANY({list}))"),
         (true, true, true) => format!("({c} IS NOT NULL AND NOT {c} = ANY({list}))"),
         (true, false, _) => format!("NOT {c} = ANY({list})"),
-    });
+    })
 }
 
 /// Whether `result_numbers` holds the column beside each number (schema version 13).
@@ -211,13 +215,12 @@ fn beside(sql: &mut Sql, filter: &ResultFilter, alias: &str) -> String {
             Condition::NotIn(col, values) if copied(*col) => (*col, values, true),
             _ => continue,
         };
-        let first = sql.conditions.len();
-        set_condition(sql, col, values, negated);
-        let (plain, _) = column(col);
-        let renamed = plain.replacen("r.", &format!("{alias}."), 1);
-        for c in sql.conditions.drain(first..) {
+        // The same test as on the result row, of the copy: `r.severity` → `{alias}.severity`.
+        let (plain, nullable) = column(col);
+        let copy = plain.replacen("r.", &format!("{alias}."), 1);
+        if let Some(test) = set_test(sql, &copy, nullable, values, negated) {
             out.push_str(" AND ");
-            out.push_str(&c.replace(plain, &renamed));
+            out.push_str(&test);
         }
     }
     out

@@ -273,6 +273,11 @@ fn set_condition(p: &mut Predicate, col: ResultColumn, values: &[String], negate
     } else {
         plain.to_owned()
     };
+    set_test(p, &sql, nullable, values, negated);
+}
+
+/// Tests the column expression `sql` against `values` (nothing when it holds for every row).
+fn set_test(p: &mut Predicate, sql: &str, nullable: bool, values: &[String], negated: bool) {
     if values.is_empty() {
         // `in ()` matches nothing, `notin ()` everything.
         if !negated {

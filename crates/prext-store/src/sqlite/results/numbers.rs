@@ -7,7 +7,7 @@
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-use super::{column, from, placeholders, set_condition, texts, Indexes, Lowered};
+use super::{column, from, placeholders, set_test, texts, Lowered};
 use crate::results::ResultColumn;
 use crate::sqlite::db_error;
 use crate::sqlite::select::Predicate;
@@ -55,15 +55,12 @@ impl Beside {
     /// and their values to `params`.
     pub(super) fn push(&self, sql: &mut String, params: &mut Vec<Value>, alias: &str) {
         for (col, values, negated) in &self.0 {
+            // The same test as on the result row, of the copy: `r.severity` → `{alias}.severity`.
+            let (plain, nullable) = column(*col);
+            let copy = plain.replacen("r.", &format!("{alias}."), 1);
             let mut p = Predicate::default();
-            set_condition(&mut p, *col, values, *negated, Indexes::Use);
-            let (plain, _) = column(*col);
-            let renamed = plain.replacen("r.", &format!("{alias}."), 1);
-            sql.push_str(
-                &p.where_sql()
-                    .replacen(" WHERE ", " AND ", 1)
-                    .replace(plain, &renamed),
-            );
+            set_test(&mut p, &copy, nullable, values, *negated);
+            sql.push_str(&p.where_sql().replacen(" WHERE ", " AND ", 1));
             params.extend(p.params);
         }
     }
