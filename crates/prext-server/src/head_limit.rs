@@ -10,6 +10,13 @@
 //! bytes: see there why), and an HTTP/1.1 URI over 65,534 bytes (hard-coded in hyper's
 //! parser). hyper refuses those before any service sees the request; its answers to them, and
 //! to a head over its buffer, get a `Status` body in [`crate::bare_errors`].
+//!
+//! On HTTP/2 the same URI limit (the `http` crate's, 65,534 bytes) is met inside the `h2`
+//! crate, which resets that stream before hyper builds a request (curl reports
+//! `REFUSED_STREAM`): no response is sent, so no `Status` can be, and the server goes on
+//! serving. kube-apiserver (Go) would serve such a URI up to its 1 MiB head. Lifting it needs a
+//! change in `h2` and `http`; the test `http2_uri_over_the_limit_is_refused_and_serving_goes_on`
+//! (tests/tls.rs) holds the behaviour.
 
 use axum::extract::Request;
 use axum::middleware::Next;

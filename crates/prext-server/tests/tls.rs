@@ -215,6 +215,55 @@ async fn curl_speaks_http2_with_a_client_certificate() {
     server.stop().await;
 }
 
+/// An HTTP/2 `:path` over the `http` crate's URI limit (65,534 bytes) is refused by `h2` with a
+/// reset of its stream before hyper builds a request: no response, so no `Status`
+/// (`head_limit`'s module docs). curl reads the reset as `REFUSED_STREAM` and retries on fresh
+/// connections until it gives up; the server stays up and serves the next request.
+#[tokio::test]
+async fn http2_uri_over_the_limit_is_refused_and_serving_goes_on() {
+    let server = Server::start(ServeOptions::default()).await;
+    let files = tempfile::tempdir().expect("tempdir");
+    let port = server.addr.port();
+    let ca = write(files.path(), "ca", &server.pki.ca_cert_pem);
+    let cert = write(files.path(), "crt", &server.pki.admin_cert_pem);
+    let key = write(files.path(), "key", &server.pki.admin_key_pem);
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let long = format!("https://localhost:{port}/whoami?pad={}", "a".repeat(70_000));
+    let short = format!("https://localhost:{port}/whoami");
+    let args = [
+        "-sS",
+        "--http2",
+        "--resolve",
+        &resolve,
+        "--cacert",
+        &ca,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "-w",
+        " [%{http_code}]\n",
+        &long,
+        &short,
+    ];
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    let output = tokio::task::spawn_blocking(move || std::process::Command::new("curl").args(&args).output())
+        .await
+        .expect("join")
+        .expect("curl is installed (.ci/run installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(
+        lines[0], " [000]",
+        "the long URI got a response: {stdout}\n{stderr}"
+    );
+    let served = "prext-admin|system:masters HTTP/2.0 127.0.0.1 [200]";
+    assert_eq!(lines[1], served, "the next request: {stdout}\n{stderr}");
+    server.stop().await;
+}
+
 /// The generated kubeconfig works with kubectl and full TLS verification (kubectl speaks HTTP/2).
 #[tokio::test]
 async fn kubectl_uses_the_generated_kubeconfig() {
