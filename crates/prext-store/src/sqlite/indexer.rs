@@ -4,7 +4,8 @@
 //! It runs on a connection of its own. Each step reads up to [`INDEX_BATCH`] changes above
 //! the cursor (fewer once their bodies pass [`INDEX_BATCH_BYTES`]) in a read snapshot and
 //! derives their findings from the bodies row by row (JSON parsing, the expensive part,
-//! holds no lock), then applies them in one `IMMEDIATE` transaction that
+//! holds no lock; a change whose findings the writer left in memory is not read at all, see
+//! `hints.rs`), then applies them in one `IMMEDIATE` transaction that
 //! also moves the cursor, so the single writer is held only for the SQL. It wakes on every
 //! revision the writer publishes, publishes the cursor it reached on `indexed` (which findings
 //! reads wait on), and stops once the writer has stopped and every change is applied.
@@ -16,9 +17,10 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::watch;
 
 use super::body::{self, Body};
+use super::hints::Hints;
 use super::release::Asked;
 use super::{db_error, findings};
-use crate::findings_index::{action, Action, INDEX_BATCH, INDEX_BATCH_BYTES};
+use crate::findings_index::{action, Action, ResultsFlag, INDEX_BATCH, INDEX_BATCH_BYTES};
 use crate::{ObjectKey, Result};
 
 /// A running indexer thread.
@@ -35,10 +37,11 @@ impl Indexer {
         published: watch::Receiver<i64>,
         indexed: watch::Sender<i64>,
         release: Asked,
+        hints: Hints,
     ) -> std::io::Result<Indexer> {
         let thread = std::thread::Builder::new()
             .name("prext-sqlite-indexer".into())
-            .spawn(move || run(conn, published, &indexed, release))?;
+            .spawn(move || run(conn, published, &indexed, release, &hints))?;
         Ok(Indexer { thread })
     }
 
@@ -53,12 +56,13 @@ fn run(
     mut published: watch::Receiver<i64>,
     indexed: &watch::Sender<i64>,
     mut release: Asked,
+    hints: &Hints,
 ) {
     let mut stopping = false;
     loop {
         // Seen before the step: a revision published during it wakes the next wait.
         published.borrow_and_update();
-        match step(&mut conn, INDEX_BATCH, INDEX_BATCH_BYTES) {
+        match step(&mut conn, INDEX_BATCH, INDEX_BATCH_BYTES, hints) {
             Ok((cursor, done)) => {
                 indexed.send_replace(cursor);
                 if !done {
@@ -92,29 +96,38 @@ struct Pending {
     action: Action,
 }
 
+/// The body a change wrote, when the indexer needs it (a write whose rows make findings).
+fn written_body(conn: &Connection, revision: i64) -> rusqlite::Result<Option<Body>> {
+    conn.prepare_cached(
+        "SELECT coalesce(c.body, o.body)
+         FROM changes c
+         LEFT JOIN objects o ON c.body IS NULL AND o.resource = c.resource
+              AND o.namespace = c.namespace AND o.name = c.name AND o.revision = c.revision
+         WHERE c.revision = ?1",
+    )?
+    .query_row([revision], |r| r.get(0))
+}
+
 /// Reads up to `limit` changes in `(cursor, target]`, fewer once the bodies read pass
-/// `bytes` ([`INDEX_BATCH_BYTES`]), and derives their actions row by row: a body is parsed
-/// straight from SQLite's row and dropped at once, so a step holds one body and the findings
-/// of the batch, not every body of it. Returns them and whether the batch was cut short (more
-/// may follow).
+/// `bytes` ([`INDEX_BATCH_BYTES`]), and derives their actions row by row: the findings a
+/// write left in `hints` are taken as they are; else a body is read and parsed when the
+/// action needs it, and dropped at once, so a step holds one body and the findings of the
+/// batch, not every body of it. Returns them and whether the batch was cut short (more may
+/// follow).
 fn pending(
     conn: &Connection,
     cursor: i64,
     target: i64,
     limit: usize,
     bytes: usize,
+    hints: Option<&Hints>,
 ) -> Result<(Vec<Pending>, bool)> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT c.revision, c.event, c.resource, c.namespace, c.name, c.written_at,
-                    c.results_flag,
-                    CASE WHEN c.results_flag = 2 AND c.event <> 'DELETED'
-                         THEN coalesce(c.body, o.body) END
-             FROM changes c
-             LEFT JOIN objects o ON c.body IS NULL AND o.resource = c.resource
-                  AND o.namespace = c.namespace AND o.name = c.name AND o.revision = c.revision
-             WHERE c.revision > ?1 AND c.revision <= ?2
-             ORDER BY c.revision LIMIT ?3",
+            "SELECT revision, event, resource, namespace, name, written_at, results_flag
+             FROM changes
+             WHERE revision > ?1 AND revision <= ?2
+             ORDER BY revision LIMIT ?3",
         )
         .map_err(db_error)?;
     let mut rows = stmt
@@ -127,17 +140,34 @@ fn pending(
             r.get::<_, String>(3).map_err(db_error)?,
             r.get::<_, String>(4).map_err(db_error)?,
         );
-        let body = body::optional_string(r.get::<_, Option<Body>>(7).map_err(db_error)?)
-            .map_err(|e| crate::Error::internal(format!("a stored body of {}: {e}", key.resource)))?;
-        read += body.as_ref().map_or(0, String::len);
+        let revision: i64 = r.get(0).map_err(db_error)?;
         let event =
             r.get_ref(1).map_err(db_error)?.as_str().map_err(|e| {
                 crate::Error::internal(format!("a change of {} has no event: {e}", key.resource))
             })?;
         let flag = r.get::<_, Option<i64>>(6).map_err(db_error)?;
+        let needs_body = flag == Some(ResultsFlag::Failing.as_i64()) && event != "DELETED";
+        let hinted = match hints {
+            Some(hints) if needs_body => hints.take(revision, &key),
+            _ => None,
+        };
+        let action = match hinted {
+            Some(carried) => Action::Carry(carried),
+            None => {
+                let body = if needs_body {
+                    body::optional_string(written_body(conn, revision).map_err(db_error)?).map_err(|e| {
+                        crate::Error::internal(format!("a stored body of {}: {e}", key.resource))
+                    })?
+                } else {
+                    None
+                };
+                read += body.as_ref().map_or(0, String::len);
+                action(&key.resource, event, flag, body.as_deref())?
+            }
+        };
         out.push(Pending {
-            revision: r.get(0).map_err(db_error)?,
-            action: action(&key.resource, event, flag, body.as_deref())?,
+            revision,
+            action,
             at: r
                 .get::<_, Option<i64>>(5)
                 .map_err(db_error)?
@@ -177,8 +207,9 @@ fn set_cursor(conn: &Connection, revision: i64) -> rusqlite::Result<()> {
 }
 
 /// One step: applies up to `limit` changes above the cursor, fewer once their bodies pass
-/// `bytes`. Returns the cursor reached and whether it is the newest committed revision.
-pub(crate) fn step(conn: &mut Connection, limit: usize, bytes: usize) -> Result<(i64, bool)> {
+/// `bytes`, with the findings the writer left in `hints`. Returns the cursor reached and
+/// whether it is the newest committed revision.
+pub(crate) fn step(conn: &mut Connection, limit: usize, bytes: usize, hints: &Hints) -> Result<(i64, bool)> {
     let (from, target, changes, more) = {
         let tx = conn.transaction().map_err(db_error)?;
         let from = cursor(&tx).map_err(db_error)?;
@@ -188,7 +219,7 @@ pub(crate) fn step(conn: &mut Connection, limit: usize, bytes: usize) -> Result<
         if target <= from {
             return Ok((from, true));
         }
-        let (changes, more) = pending(&tx, from, target, limit, bytes)?;
+        let (changes, more) = pending(&tx, from, target, limit, bytes, Some(hints))?;
         (from, target, changes, more)
     };
     let done = !more;
@@ -207,6 +238,8 @@ pub(crate) fn step(conn: &mut Connection, limit: usize, bytes: usize) -> Result<
     apply(&tx, &changes).map_err(db_error)?;
     set_cursor(&tx, reached).map_err(db_error)?;
     tx.commit().map_err(db_error)?;
+    // Those of writes that kept their rows were never asked for.
+    hints.forget_through(reached);
     Ok((reached, done))
 }
 
@@ -215,7 +248,7 @@ pub(crate) fn step(conn: &mut Connection, limit: usize, bytes: usize) -> Result<
 pub(crate) fn finish(conn: &Connection, target: i64, to: i64) -> Result<()> {
     let mut from = cursor(conn).map_err(db_error)?;
     while from < target {
-        let (changes, more) = pending(conn, from, target, INDEX_BATCH, INDEX_BATCH_BYTES)?;
+        let (changes, more) = pending(conn, from, target, INDEX_BATCH, INDEX_BATCH_BYTES, None)?;
         apply(conn, &changes).map_err(db_error)?;
         from = match changes.last() {
             Some(last) if more => last.revision,

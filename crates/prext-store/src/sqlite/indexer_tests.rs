@@ -10,6 +10,7 @@ use prext_api::{report, resources};
 use rusqlite::Connection;
 use serde_json::json;
 
+use super::hints::Hints;
 use super::{indexer, ops, schema, SqliteOptions, SqliteStore};
 use crate::findings::{Finding, FindingQuery};
 use crate::{ObjectKey, ObjectWrite, Preconditions, Store};
@@ -154,7 +155,7 @@ async fn steps_cut_short_by_body_bytes_index_the_same_findings() {
     .expect("forget the findings");
     let mut steps = Vec::new();
     loop {
-        let (cursor, done) = indexer::step(&mut conn, 100, 1).expect("step");
+        let (cursor, done) = indexer::step(&mut conn, 100, 1, &Hints::default()).expect("step");
         steps.push(cursor);
         if done {
             break;
@@ -205,7 +206,13 @@ fn compaction_stops_at_the_cursor() {
     assert_eq!(point, 2);
     // The indexer applies the rest (a delete of a report that carried nothing).
     assert_eq!(
-        indexer::step(&mut conn, 100, crate::findings_index::INDEX_BATCH_BYTES).expect("step"),
+        indexer::step(
+            &mut conn,
+            100,
+            crate::findings_index::INDEX_BATCH_BYTES,
+            &Hints::default()
+        )
+        .expect("step"),
         (3, true)
     );
 }

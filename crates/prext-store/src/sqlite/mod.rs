@@ -31,6 +31,7 @@ mod findings;
 mod findings_read;
 #[cfg(test)]
 mod findings_tests;
+mod hints;
 mod indexer;
 #[cfg(test)]
 mod indexer_tests;
@@ -59,6 +60,7 @@ use tokio::sync::{oneshot, watch};
 
 pub use self::backup::{backup, restore, BackupInfo, RestoreInfo, DEFAULT_REVISION_BUMP};
 use self::checkpointer::Checkpointer;
+use self::hints::Hints;
 use self::indexer::Indexer;
 use self::lock::DbLock;
 use self::prepared::Prepared;
@@ -176,8 +178,15 @@ impl SqliteStore {
             .map_err(context)?;
         let (indexed_tx, indexed) = watch::channel(cursor);
         let (release_indexer, indexer_release) = release::channel();
-        let indexer = Indexer::start(indexer_conn, published.clone(), indexed_tx, indexer_release)
-            .map_err(|e| Error::internal(format!("cannot start the findings indexer thread: {e}")))?;
+        let hints = Hints::default();
+        let indexer = Indexer::start(
+            indexer_conn,
+            published.clone(),
+            indexed_tx,
+            indexer_release,
+            hints.clone(),
+        )
+        .map_err(|e| Error::internal(format!("cannot start the findings indexer thread: {e}")))?;
         let (writer, rx) = WriteQueue::new(opts.queue, "SQLite");
         let (done_tx, done_rx) = oneshot::channel();
         let (release_writer, writer_release) = release::channel();
@@ -188,7 +197,15 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("prext-sqlite-writer".into())
             .spawn(move || {
-                writer::run(conn, rx, published_tx, limits, checkpointer, writer_release);
+                writer::run(
+                    conn,
+                    rx,
+                    published_tx,
+                    limits,
+                    checkpointer,
+                    writer_release,
+                    &hints,
+                );
                 let _ = done_tx.send(());
             })
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;

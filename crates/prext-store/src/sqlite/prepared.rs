@@ -7,7 +7,8 @@
 //! derived from the results are computed once per report: the numeric properties
 //! (`result_numbers`), the counts by result, severity and source (`result_counts`), and a
 //! digest of all of it (`objects.results_digest`, so that an update that keeps its results
-//! skips rewriting them). The writer then only binds values and concatenates the body with
+//! skips rewriting them), and the findings they make (handed to the findings indexer in
+//! memory, see `hints.rs`). The writer then only binds values and concatenates the body with
 //! its revision.
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use prext_api::report::{ResultRow, Subject};
 use serde_json::Value;
 
+use crate::findings_index::Carried;
 use crate::prepared::ObjectHead;
 use crate::{Error, ObjectWrite, Result};
 
@@ -28,6 +30,8 @@ pub(crate) struct Prepared {
     /// The rows of `result_counts`: `(result, severity, source)` (a missing value as `""`)
     /// and how many results have them.
     pub(crate) counts: Vec<((String, String, String), i64)>,
+    /// The findings the results make (see `hints.rs`): empty when none fails.
+    pub(crate) carried: Vec<Carried>,
 }
 
 /// One result row, its JSON columns serialized.
@@ -67,6 +71,7 @@ impl Prepared {
     /// stamped (not an object, or a `metadata` that is not one).
     pub(crate) fn new(obj: ObjectWrite) -> Result<Prepared> {
         let (head, labels, rows) = ObjectHead::split(obj)?;
+        let carried = crate::findings_index::carried(&rows);
         let labels = serde_json::to_string(&labels)
             .map_err(|e| Error::internal(format!("serializing labels: {e}")))?;
         let results: Vec<PreparedResult> = rows.into_iter().map(PreparedResult::new).collect();
@@ -82,6 +87,7 @@ impl Prepared {
             labels,
             results,
             counts: counts.into_iter().collect(),
+            carried,
         })
     }
 

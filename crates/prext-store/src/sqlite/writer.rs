@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::checkpointer::Checkpointer;
 use super::db_error;
+use super::hints::Hints;
 use super::ops::{self, OpError};
 use super::prepared::Prepared;
 use super::purge::Purger;
@@ -46,6 +47,7 @@ pub(crate) fn run(
     limits: Limits,
     checkpointer: Checkpointer,
     mut release: Asked,
+    hints: &Hints,
 ) {
     let mut statistics = Statistics::open(&conn, *published.borrow());
     let mut purger = Purger::open(&conn);
@@ -77,7 +79,7 @@ pub(crate) fn run(
             }
         };
         let started = Instant::now();
-        let (answers, revision) = batch(&mut conn, first, &mut rx, limits, &mut stager);
+        let (answers, revision) = batch(&mut conn, first, &mut rx, limits, &mut stager, hints);
         if let Some(revision) = revision {
             published.send_replace(revision);
             checkpointer.hold(false);
@@ -133,15 +135,18 @@ fn chunk(
 type Answers = Vec<(oneshot::Sender<Result<Reply>>, Result<Reply>)>;
 
 /// Runs one transaction starting with `first`. Returns the answers and, if the transaction
-/// committed new revisions, the newest one.
+/// committed new revisions, the newest one; once it committed, the findings of its writes are
+/// left in `hints` for the indexer (see `hints.rs`).
 fn batch(
     conn: &mut Connection,
     first: Request,
     rx: &mut mpsc::Receiver<Request>,
     limits: Limits,
     stager: &mut Stager,
+    hints: &Hints,
 ) -> (Answers, Option<i64>) {
     let mut answers: Answers = Vec::new();
+    let mut carried = Vec::new();
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -172,10 +177,20 @@ fn batch(
             }
             continue;
         }
-        match apply(&tx, req.op, revision + 1) {
+        let mut op = req.op;
+        let hint = match &mut op {
+            Op::Create(obj) | Op::Update(obj, _) if !obj.carried.is_empty() => {
+                Some((obj.head.key.clone(), std::mem::take(&mut obj.carried)))
+            }
+            _ => None,
+        };
+        match apply(&tx, op, revision + 1) {
             Ok((reply, size, consumed)) => {
                 if consumed {
                     revision += 1;
+                    if let Some((key, found)) = hint {
+                        carried.push((revision, key, found));
+                    }
                 }
                 bytes = bytes.saturating_add(size);
                 answers.push((req.reply, Ok(reply)));
@@ -200,7 +215,12 @@ fn batch(
             .map_err(db_error),
     };
     match committed {
-        Ok(()) => (answers, (revision > start).then_some(revision)),
+        Ok(()) => {
+            for (revision, key, found) in carried {
+                hints.put(revision, key, found);
+            }
+            (answers, (revision > start).then_some(revision))
+        }
         Err(e) => {
             // Dropping the transaction (if still open) rolled it back: nothing of this batch
             // happened, so every request, even one that had succeeded, fails.

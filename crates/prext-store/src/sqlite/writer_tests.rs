@@ -47,6 +47,11 @@ type Receivers = Vec<oneshot::Receiver<Result<Reply>>>;
 
 /// Queues `ops` and runs them as one batch; returns each op's answer, in order.
 fn run_batch(conn: &mut Connection, ops: Vec<Op>) -> Vec<Result<Reply>> {
+    run_batch_with(conn, ops, &Hints::default())
+}
+
+/// [`run_batch`], leaving the findings of its writes in `hints`.
+fn run_batch_with(conn: &mut Connection, ops: Vec<Op>, hints: &Hints) -> Vec<Result<Reply>> {
     let (tx, mut rx) = mpsc::channel(ops.len().max(1));
     let mut receivers: Receivers = Vec::new();
     for op in ops {
@@ -60,7 +65,7 @@ fn run_batch(conn: &mut Connection, ops: Vec<Op>) -> Vec<Result<Reply>> {
         bytes: 1 << 24,
     };
     let mut stager = super::Stager::default();
-    let (answers, _) = batch(conn, first, &mut rx, limits, &mut stager);
+    let (answers, _) = batch(conn, first, &mut rx, limits, &mut stager, hints);
     assert!(rx.try_recv().is_err(), "the whole queue went into one batch");
     for (reply, answer) in answers {
         reply.send(answer).expect("receiver alive");
@@ -297,4 +302,70 @@ fn large_deletes_leave_their_rows_to_chunks_that_writes_go_between() {
     assert_eq!(count(&conn, "SELECT count(*) FROM purges"), 0);
     assert_eq!(count(&conn, "SELECT count(*) FROM results"), 3);
     assert_eq!(count(&conn, "SELECT count(*) FROM result_numbers"), 3);
+}
+
+/// A committed batch leaves the findings of its writes (not of a refused one) for the
+/// indexer, which applies them without reading the bodies back; without them it reads the
+/// bodies and finds the same findings.
+#[test]
+fn committed_writes_leave_their_findings_for_the_indexer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("prext.db");
+    let mut conn = schema::open_writer(&path, Duration::from_secs(5)).expect("open");
+    schema::migrate(&mut conn).expect("migrate");
+    let hints = Hints::default();
+    let answers = run_batch_with(
+        &mut conn,
+        vec![
+            Op::Create(write("a", &["p0", "p1"])),
+            Op::Create(write("a", &["p9"])),
+            Op::Create(write("b", &["p2"])),
+        ],
+        &hints,
+    );
+    assert!(
+        matches!(answers[1], Err(Error::AlreadyExists { .. })),
+        "{:?}",
+        answers[1]
+    );
+    assert_eq!(hints.len(), 2, "the two creates that committed");
+    let findings = |conn: &Connection| -> Vec<String> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT policy || ' ' || report || ' ' || result || ' ' || severity || ' '
+                        || subject_key || ' ' || first_seen_revision
+                 FROM findings ORDER BY 1",
+            )
+            .expect("findings");
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        rows
+    };
+    let from_bodies = {
+        let copy = dir.path().join("copy.db");
+        conn.execute("VACUUM INTO ?1", [copy.to_str().expect("utf-8 path")])
+            .expect("copy");
+        let mut copy = schema::open_writer(&copy, Duration::from_secs(5)).expect("open copy");
+        let step = crate::sqlite::indexer::step(&mut copy, 100, 1 << 20, &Hints::default());
+        assert_eq!(step.expect("indexed from the bodies"), (2, true));
+        findings(&copy)
+    };
+    assert_eq!(
+        from_bodies,
+        [
+            "p0 a fail high Pod/ns/pod-0 1",
+            "p1 a fail high Pod/ns/pod-1 1",
+            "p2 b fail high Pod/ns/pod-0 2"
+        ]
+    );
+    // Bodies that are not JSON: only the hints can give the findings.
+    conn.execute_batch("UPDATE objects SET body = '{'")
+        .expect("spoil the bodies");
+    let step = crate::sqlite::indexer::step(&mut conn, 100, 1 << 20, &hints);
+    assert_eq!(step.expect("indexed from the hints"), (2, true));
+    assert_eq!(findings(&conn), from_bodies);
+    assert_eq!(hints.len(), 0, "taken");
 }
