@@ -33,13 +33,43 @@ const RANK_SQL: &str = "(CASE lower(r.severity) WHEN 'critical' THEN 5 WHEN 'hig
      WHEN 'medium' THEN 3 WHEN 'low' THEN 2 WHEN 'info' THEN 1 ELSE 0 END)";
 /// The SQL timestamp key: missing timestamps sort as the oldest.
 const TIME_SQL: &str = "coalesce(r.timestamp, -9223372036854775808)";
-/// The columns of a [`ResultRecord`], in its field order.
-const RECORD_COLUMNS: &str = "o.namespace, o.resource, o.name, o.uid, o.revision, o.created, r.idx, \
-     r.policy, r.rule, r.result, r.severity, r.category, r.source, r.scored, r.timestamp, r.message, \
-     r.properties, r.resources, r.subject_api_version, r.subject_kind, r.subject_namespace, \
-     r.subject_name, r.subject_uid";
+/// [`SUBJECT_UID_SQL`], as a literal for `concat!`.
+macro_rules! subject_uid_sql {
+    () => {
+        "(CASE WHEN r.subject_uid IS NULL THEN o.scope_uid \
+         WHEN typeof(r.subject_uid) = 'text' THEN r.subject_uid END)"
+    };
+}
 
-pub(super) use crate::rows::{on_report, result_column as column};
+/// The columns of a [`ResultRecord`], in its field order.
+const RECORD_COLUMNS: &str = concat!(
+    "o.namespace, o.resource, o.name, o.uid, o.revision, o.created, r.idx, r.policy, r.rule, \
+     r.result, r.severity, r.category, r.source, r.scored, r.timestamp, r.message, r.properties, \
+     r.resources, r.subject_api_version, r.subject_kind, r.subject_namespace, r.subject_name, ",
+    subject_uid_sql!()
+);
+
+/// The subject's uid of the result row `r` of the report `o`: `results.subject_uid` is NULL
+/// when it is the report's scope uid, an empty BLOB when it is absent but the scope's is not
+/// (schema version 13, `result_rows::stored_uid`).
+pub(super) const SUBJECT_UID_SQL: &str = subject_uid_sql!();
+
+pub(super) use crate::rows::on_report;
+
+/// The SQL of a result column and whether it can be NULL: [`crate::rows::result_column`], but
+/// the subject's uid reads the report's row too ([`SUBJECT_UID_SQL`], [`reads_report`]).
+pub(super) fn column(c: ResultColumn) -> (&'static str, bool) {
+    match c {
+        ResultColumn::SubjectUid => (SUBJECT_UID_SQL, true),
+        other => crate::rows::result_column(other),
+    }
+}
+
+/// Whether the SQL of the column ([`column`]) reads the report's row `o`: a report column, or
+/// the subject's uid.
+pub(super) fn reads_report(c: ResultColumn) -> bool {
+    on_report(c) || c == ResultColumn::SubjectUid
+}
 
 fn texts(values: &[String]) -> impl Iterator<Item = Value> + '_ {
     values.iter().map(|v| Value::Text(v.clone()))
@@ -180,6 +210,12 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
                 sources.push(values.clone());
                 set_condition(&mut p, ResultColumn::Source, values, false, indexes);
             }
+            Condition::In(ResultColumn::SubjectUid, values)
+            | Condition::NotIn(ResultColumn::SubjectUid, values) => {
+                needs_result = true;
+                let negated = matches!(c, Condition::NotIn(..));
+                needs_report |= uid_condition(&mut p, values, negated, indexes);
+            }
             Condition::In(col, values) | Condition::NotIn(col, values) => {
                 needs_report |= on_report(*col);
                 needs_result |= !on_report(*col);
@@ -274,6 +310,31 @@ fn set_condition(p: &mut Predicate, col: ResultColumn, values: &[String], negate
         plain.to_owned()
     };
     set_test(p, &sql, nullable, values, negated);
+}
+
+/// `subject.uid in (values)` or `notin`; returns whether it reads the report's row `o`.
+///
+/// A set of uids searched through the indexes is the rows storing one of them
+/// (`results_subject_uid`) and the rows storing NULL of the reports whose scope has one
+/// (`objects_scope_uid`): their rowids, so that the test needs neither `o` nor an `OR` across
+/// tables, which no index serves. Otherwise (a negation, a missing uid listed, or the
+/// report-order walk, which reads each report's rows by key) the uid is read as
+/// [`SUBJECT_UID_SQL`] on each row.
+fn uid_condition(p: &mut Predicate, values: &[String], negated: bool, indexes: Indexes) -> bool {
+    if !negated && indexes == Indexes::Use && !values.is_empty() && values.iter().all(|v| !v.is_empty()) {
+        let list = placeholders(values.len());
+        p.push(
+            format!(
+                "r.rowid IN (SELECT rowid FROM results WHERE subject_uid IN ({list}) \
+                 UNION ALL SELECT r2.rowid FROM objects AS o2 JOIN results AS r2 ON r2.object_id = o2.id \
+                 WHERE o2.scope_uid IN ({list}) AND r2.subject_uid IS NULL)"
+            ),
+            texts(values).chain(texts(values)),
+        );
+        return false;
+    }
+    set_test(p, SUBJECT_UID_SQL, true, values, negated);
+    !values.is_empty()
 }
 
 /// Tests the column expression `sql` against `values` (nothing when it holds for every row).
@@ -575,3 +636,7 @@ mod tests;
 #[cfg(test)]
 #[path = "results/plan_tests.rs"]
 mod plan_tests;
+
+#[cfg(test)]
+#[path = "results/uid_tests.rs"]
+mod uid_tests;
