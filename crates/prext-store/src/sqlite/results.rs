@@ -55,21 +55,8 @@ const RECORD_COLUMNS: &str = concat!(
 pub(super) const SUBJECT_UID_SQL: &str = subject_uid_sql!();
 
 pub(super) use crate::rows::on_report;
-
-/// The SQL of a result column and whether it can be NULL: [`crate::rows::result_column`], but
-/// the subject's uid reads the report's row too ([`SUBJECT_UID_SQL`], [`reads_report`]).
-pub(super) fn column(c: ResultColumn) -> (&'static str, bool) {
-    match c {
-        ResultColumn::SubjectUid => (SUBJECT_UID_SQL, true),
-        other => crate::rows::result_column(other),
-    }
-}
-
-/// Whether the SQL of the column ([`column`]) reads the report's row `o`: a report column, or
-/// the subject's uid.
-pub(super) fn reads_report(c: ResultColumn) -> bool {
-    on_report(c) || c == ResultColumn::SubjectUid
-}
+use subject_uid::uid_condition;
+pub(super) use subject_uid::{column, reads_report};
 
 fn texts(values: &[String]) -> impl Iterator<Item = Value> + '_ {
     values.iter().map(|v| Value::Text(v.clone()))
@@ -310,31 +297,6 @@ fn set_condition(p: &mut Predicate, col: ResultColumn, values: &[String], negate
         plain.to_owned()
     };
     set_test(p, &sql, nullable, values, negated);
-}
-
-/// `subject.uid in (values)` or `notin`; returns whether it reads the report's row `o`.
-///
-/// A set of uids searched through the indexes is the rows storing one of them
-/// (`results_subject_uid`) and the rows storing NULL of the reports whose scope has one
-/// (`objects_scope_uid`): their rowids, so that the test needs neither `o` nor an `OR` across
-/// tables, which no index serves. Otherwise (a negation, a missing uid listed, or the
-/// report-order walk, which reads each report's rows by key) the uid is read as
-/// [`SUBJECT_UID_SQL`] on each row.
-fn uid_condition(p: &mut Predicate, values: &[String], negated: bool, indexes: Indexes) -> bool {
-    if !negated && indexes == Indexes::Use && !values.is_empty() && values.iter().all(|v| !v.is_empty()) {
-        let list = placeholders(values.len());
-        p.push(
-            format!(
-                "r.rowid IN (SELECT rowid FROM results WHERE subject_uid IN ({list}) \
-                 UNION ALL SELECT r2.rowid FROM objects AS o2 JOIN results AS r2 ON r2.object_id = o2.id \
-                 WHERE o2.scope_uid IN ({list}) AND r2.subject_uid IS NULL)"
-            ),
-            texts(values).chain(texts(values)),
-        );
-        return false;
-    }
-    set_test(p, SUBJECT_UID_SQL, true, values, negated);
-    !values.is_empty()
 }
 
 /// Tests the column expression `sql` against `values` (nothing when it holds for every row).
@@ -621,6 +583,7 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRecord> {
 
 mod numbers;
 mod onepass;
+mod subject_uid;
 mod summary;
 mod top;
 #[cfg(test)]
