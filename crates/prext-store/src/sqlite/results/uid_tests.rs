@@ -15,7 +15,7 @@ use crate::sqlite::{ops, schema, statistics};
 /// a multiple of 7); of its 20 results the first 15 are about the scope, 3 about the Pod by
 /// its own reference (same uid), one about a Pod without a uid and one about `other-{n}`.
 fn report(ns: &str, n: usize) -> Prepared {
-    let scope_uid = (n % 7 != 0).then(|| format!("u-{n}"));
+    let scope_uid = (!n.is_multiple_of(7)).then(|| format!("u-{n}"));
     let scope = Subject {
         kind: Some("Pod".into()),
         name: Some(format!("pod-{n}")),
@@ -43,7 +43,7 @@ fn report(ns: &str, n: usize) -> Prepared {
         })
         .collect();
     Prepared::new(crate::ObjectWrite {
-        key: crate::ObjectKey::new("policyreports.wgpolicyk8s.io", ns, &format!("r{n:03}")),
+        key: crate::ObjectKey::new("policyreports.wgpolicyk8s.io", ns, format!("r{n:03}")),
         uid: format!("report-{n}"),
         labels: Default::default(),
         created: "2024-01-01T00:00:00Z".into(),
