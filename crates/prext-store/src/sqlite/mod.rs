@@ -49,6 +49,8 @@ mod select;
 mod size;
 mod staging;
 mod statistics;
+#[cfg(test)]
+mod subject_uid_tests;
 mod writer;
 
 use std::path::{Path, PathBuf};

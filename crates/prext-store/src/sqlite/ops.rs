@@ -47,6 +47,8 @@ struct Current {
     deleting: bool,
     /// `results_digest`: what the result rows were written from (`None`: unknown).
     results_digest: Option<Vec<u8>>,
+    /// The scope's uid, which the result rows leave out when it is their subject's.
+    scope_uid: Option<String>,
 }
 
 impl CurrentRow for Current {
@@ -63,7 +65,7 @@ impl CurrentRow for Current {
 
 fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, uid, revision, labels, results_digest, deleting FROM objects
+        "SELECT id, uid, revision, labels, results_digest, deleting, scope_uid FROM objects
          WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
     )?;
     let row = stmt
@@ -75,6 +77,7 @@ fn current(conn: &Connection, key: &ObjectKey) -> OpResult<Option<Current>> {
                 labels: r.get(3)?,
                 results_digest: r.get(4)?,
                 deleting: r.get(5)?,
+                scope_uid: r.get(6)?,
             })
         })
         .optional()?;
@@ -248,12 +251,15 @@ pub(crate) fn update(
         .execute(object_params(&obj, &revision, &stored))?;
     }
     // Rows derived from the same results as last time are left as they are (and the findings
-    // indexer then only marks the report's findings seen).
+    // indexer then only marks the report's findings seen), unless the scope's uid changed: the
+    // rows store their subject's uid relative to it (`result_rows::stored_uid`).
     let flag = if let Some(id) = staged {
         result_rows::insert_counts(conn, id, &obj)?;
         staging::switched(conn, id)?;
         ResultsFlag::rewritten(obj.has_findings())
-    } else if cur.results_digest.as_deref() != Some(&obj.head.results_digest[..]) {
+    } else if cur.results_digest.as_deref() != Some(&obj.head.results_digest[..])
+        || cur.scope_uid != obj.head.scope.uid
+    {
         result_rows::remove(conn, cur.id)?;
         result_rows::insert(conn, cur.id, &obj)?;
         ResultsFlag::rewritten(obj.has_findings())

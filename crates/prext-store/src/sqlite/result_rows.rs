@@ -2,22 +2,39 @@
 //! `results`, `result_numbers` and `result_counts`, all computed beforehand (see
 //! [`Prepared`]). Every statement is a single-row `INSERT` or a `DELETE` by report, without
 //! triggers, so none needs a statement journal.
+//!
+//! A subject's uid is stored once per report when it is the report's scope uid (schema
+//! version 13, [`stored_uid`]).
 
 use prext_api::report::Subject;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection};
 
 use super::prepared::{Prepared, PreparedResult};
 
 /// Writes the result rows, numbers and counts of the report `object_id`, which has none.
 pub(crate) fn insert(conn: &Connection, object_id: i64, p: &Prepared) -> rusqlite::Result<()> {
-    insert_rows(conn, object_id, &p.results)?;
+    insert_rows(conn, object_id, p.head.scope.uid.as_deref(), &p.results)?;
     insert_counts(conn, object_id, p)
 }
 
-/// Writes `results` (a report's or a slice of them) and their numbers under `object_id`.
+/// How `results.subject_uid` holds a subject's uid, given the report's scope uid: NULL when
+/// they are the same (both absent included), an empty BLOB when the subject has none but the
+/// scope has one, else the uid. Queries read it back with `results::SUBJECT_UID_SQL`.
+pub(crate) fn stored_uid<'a>(uid: Option<&'a str>, scope_uid: Option<&str>) -> ToSqlOutput<'a> {
+    match uid {
+        _ if uid == scope_uid => ToSqlOutput::Borrowed(ValueRef::Null),
+        None => ToSqlOutput::Borrowed(ValueRef::Blob(&[])),
+        Some(uid) => ToSqlOutput::Borrowed(ValueRef::Text(uid.as_bytes())),
+    }
+}
+
+/// Writes `results` (a report's or a slice of them) and their numbers under `object_id`, for
+/// a report whose scope uid is `scope_uid`.
 pub(crate) fn insert_rows(
     conn: &Connection,
     object_id: i64,
+    scope_uid: Option<&str>,
     results: &[PreparedResult],
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
@@ -55,7 +72,7 @@ pub(crate) fn insert_rows(
             kind,
             namespace,
             name,
-            uid
+            stored_uid(uid.as_deref(), scope_uid)
         ])?;
         for (key, value) in &r.numbers {
             numbers.execute(params![object_id, r.index, key, value, r.result, r.severity])?;

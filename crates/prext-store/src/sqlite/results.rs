@@ -33,13 +33,30 @@ const RANK_SQL: &str = "(CASE lower(r.severity) WHEN 'critical' THEN 5 WHEN 'hig
      WHEN 'medium' THEN 3 WHEN 'low' THEN 2 WHEN 'info' THEN 1 ELSE 0 END)";
 /// The SQL timestamp key: missing timestamps sort as the oldest.
 const TIME_SQL: &str = "coalesce(r.timestamp, -9223372036854775808)";
-/// The columns of a [`ResultRecord`], in its field order.
-const RECORD_COLUMNS: &str = "o.namespace, o.resource, o.name, o.uid, o.revision, o.created, r.idx, \
-     r.policy, r.rule, r.result, r.severity, r.category, r.source, r.scored, r.timestamp, r.message, \
-     r.properties, r.resources, r.subject_api_version, r.subject_kind, r.subject_namespace, \
-     r.subject_name, r.subject_uid";
+/// [`SUBJECT_UID_SQL`], as a literal for `concat!`.
+macro_rules! subject_uid_sql {
+    () => {
+        "(CASE WHEN r.subject_uid IS NULL THEN o.scope_uid \
+         WHEN typeof(r.subject_uid) = 'text' THEN r.subject_uid END)"
+    };
+}
 
-pub(super) use crate::rows::{on_report, result_column as column};
+/// The columns of a [`ResultRecord`], in its field order.
+const RECORD_COLUMNS: &str = concat!(
+    "o.namespace, o.resource, o.name, o.uid, o.revision, o.created, r.idx, r.policy, r.rule, \
+     r.result, r.severity, r.category, r.source, r.scored, r.timestamp, r.message, r.properties, \
+     r.resources, r.subject_api_version, r.subject_kind, r.subject_namespace, r.subject_name, ",
+    subject_uid_sql!()
+);
+
+/// The subject's uid of the result row `r` of the report `o`: `results.subject_uid` is NULL
+/// when it is the report's scope uid, an empty BLOB when it is absent but the scope's is not
+/// (schema version 13, `result_rows::stored_uid`).
+pub(super) const SUBJECT_UID_SQL: &str = subject_uid_sql!();
+
+pub(super) use crate::rows::on_report;
+use subject_uid::uid_condition;
+pub(super) use subject_uid::{column, reads_report};
 
 fn texts(values: &[String]) -> impl Iterator<Item = Value> + '_ {
     values.iter().map(|v| Value::Text(v.clone()))
@@ -179,6 +196,12 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
                 needs_result = true;
                 sources.push(values.clone());
                 set_condition(&mut p, ResultColumn::Source, values, false, indexes);
+            }
+            Condition::In(ResultColumn::SubjectUid, values)
+            | Condition::NotIn(ResultColumn::SubjectUid, values) => {
+                needs_result = true;
+                let negated = matches!(c, Condition::NotIn(..));
+                needs_report |= uid_condition(&mut p, values, negated, indexes);
             }
             Condition::In(col, values) | Condition::NotIn(col, values) => {
                 needs_report |= on_report(*col);
@@ -560,6 +583,7 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRecord> {
 
 mod numbers;
 mod onepass;
+mod subject_uid;
 mod summary;
 mod top;
 #[cfg(test)]
@@ -575,3 +599,7 @@ mod tests;
 #[cfg(test)]
 #[path = "results/plan_tests.rs"]
 mod plan_tests;
+
+#[cfg(test)]
+#[path = "results/uid_tests.rs"]
+mod uid_tests;

@@ -82,6 +82,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "compressed_bodies",
         sql: include_str!("migrations/0012_compressed_bodies.sql"),
     },
+    Migration {
+        version: 13,
+        name: "subject_uid_once",
+        sql: include_str!("migrations/0013_subject_uid_once.sql"),
+    },
 ];
 
 /// The schema version this build writes.

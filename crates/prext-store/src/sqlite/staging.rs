@@ -177,7 +177,7 @@ fn write_chunk(conn: &mut Connection, id: i64, op: &Op, from: usize) -> rusqlite
     };
     let chunk = &obj.results[from..(from + CHUNK_ROWS).min(obj.results.len())];
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    result_rows::insert_rows(&tx, id, chunk)?;
+    result_rows::insert_rows(&tx, id, obj.head.scope.uid.as_deref(), chunk)?;
     tx.commit()?;
     Ok(chunk.len())
 }

@@ -35,6 +35,7 @@ mod postgres;
 mod result_stats;
 mod results;
 mod sqlite;
+mod subject_uids;
 mod summary_pages;
 
 pub use changes::{change_log, compaction, history_replays_every_version, subscribe_wakes};
@@ -192,6 +193,9 @@ pub const RESULT_CHECKS: &[Check] = &[
     Check::Store("property_keys_are_data", |s| Box::pin(property_keys_are_data(s))),
     Check::Store("result_stats_follow_writes", |s| {
         Box::pin(result_stats_follow_writes(s))
+    }),
+    Check::Store("subject_uids_read_as_written", |s| {
+        Box::pin(subject_uids::subject_uids_read_as_written(s))
     }),
 ];
 

@@ -16,7 +16,7 @@ use rusqlite::functions::{Aggregate, Context, FunctionFlags};
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
-use super::{column, from, lower_live, on_report, Indexes};
+use super::{column, from, lower_live, on_report, reads_report, Indexes};
 use crate::results::{
     counts_column, GroupPage, GroupRank, GroupsPage, RankedGroup, ResultColumn, SummaryQuery, SummaryRow,
 };
@@ -229,7 +229,8 @@ fn tally_sql(
     let sql = format!(
         "SELECT prext_tally(?, {}){}{}",
         args.join(", "),
-        from(lowered.needs_report),
+        // The report's columns are never grouped here, but the subject's uid reads its row.
+        from(lowered.needs_report || q.group_by.iter().any(|c| reads_report(*c))),
         predicate.where_sql()
     );
     let mut params = vec![rusqlite::types::Value::Integer(

@@ -7,7 +7,7 @@
 use rusqlite::types::Value;
 use rusqlite::Connection;
 
-use super::{column, from, lower_live, on_report, placeholders, texts, Indexes};
+use super::{column, from, lower_live, on_report, placeholders, reads_report, texts, Indexes};
 use crate::results::{Condition, ResultColumn, ResultFilter, Summary, SummaryQuery, SummaryRow};
 use crate::sqlite::db_error;
 use crate::sqlite::select::Predicate;
@@ -184,6 +184,8 @@ pub(super) fn counts_filter(filter: &ResultFilter) -> Option<(Predicate, bool)> 
 /// with their reports.
 fn summary_sql(p: &Predicate, needs_report: bool, group_by: &[ResultColumn]) -> String {
     let by_report = group_by.iter().any(|c| on_report(*c));
+    // A result column that reads the report's row too (the subject's uid) needs it joined.
+    let needs_report = needs_report || group_by.iter().any(|c| !on_report(*c) && reads_report(*c));
     let keys: Vec<&str> = group_by.iter().map(|c| column(*c).0).collect();
     let key_list = keys.join(", ");
     let select_keys = if keys.is_empty() {

@@ -11,7 +11,7 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use super::summary::{counts_column, counts_filter, counts_from};
-use super::{column, from, lower_live, on_report, Indexes};
+use super::{column, from, lower_live, on_report, reads_report, Indexes};
 use crate::results::{GroupPage, GroupRank, GroupsPage, RankedGroup, SummaryQuery};
 use crate::sqlite::db_error;
 use crate::sqlite::select::Predicate;
@@ -53,7 +53,7 @@ fn source(tx: &Connection, q: &SummaryQuery) -> Result<Option<Source>> {
         result: "r.result",
         severity: "r.severity",
         n: "1",
-        from: from(lowered.needs_report || on_report(col)),
+        from: from(lowered.needs_report || reads_report(col)),
         predicate: lowered.predicate(lowered.number_form()),
         leaders: !lowered.anchored,
     }))
