@@ -72,6 +72,9 @@ struct Lowered {
     /// [`Lowered::predicate`] without the conditions of [`Lowered::beside`], for a count driven
     /// by a numeric range that needs no other column of the result row.
     rest: Predicate,
+    /// The numeric range is narrower than the policy's rows, and drives even though SQLite's
+    /// statistics make a policy look rarer ([`numbers::range_drives`]).
+    range_first: bool,
 }
 
 impl Lowered {
@@ -110,8 +113,15 @@ impl Lowered {
 /// Several numeric tests are put narrowest first (the one that drives).
 fn lower_live(tx: &Connection, filter: &ResultFilter, indexes: Indexes) -> Result<Lowered> {
     let mut lowered = lower(filter, indexes);
-    lowered.needs_report |= super::purge::pending(tx).map_err(db_error)?;
     numbers::narrowest_first(tx, &mut lowered.numbers)?;
+    if indexes == Indexes::Use && numbers::range_drives(tx, filter, &lowered)? {
+        // The same filter, its result columns' indexes left aside, the numbers in that order.
+        let numbers = std::mem::take(&mut lowered.numbers);
+        lowered = lower(filter, Indexes::Range);
+        lowered.numbers = numbers;
+        lowered.range_first = true;
+    }
+    lowered.needs_report |= super::purge::pending(tx).map_err(db_error)?;
     Ok(lowered)
 }
 
@@ -147,6 +157,9 @@ fn anchor(col: ResultColumn) -> bool {
 enum Indexes {
     Use,
     Avoid,
+    /// A numeric range drives ([`numbers::range_drives`]): the result columns' indexes are
+    /// left aside, the report's are used.
+    Range,
 }
 
 fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
@@ -190,6 +203,7 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
                 let negated = matches!(c, Condition::NotIn(..));
                 let indexes = match indexes {
                     Indexes::Use if anchored && !anchor(*col) => Indexes::Avoid,
+                    Indexes::Range => Indexes::Avoid,
                     other => other,
                 };
                 set_condition(&mut p, *col, values, negated, indexes);
@@ -221,7 +235,7 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
             }
             Condition::Index(i) => {
                 needs_result = true;
-                let column = if indexes == Indexes::Avoid {
+                let column = if indexes != Indexes::Use {
                     "+r.idx"
                 } else {
                     "r.idx"
@@ -266,6 +280,7 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
         sources,
         beside,
         rest,
+        range_first: false,
     }
 }
 
