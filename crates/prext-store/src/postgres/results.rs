@@ -135,9 +135,7 @@ fn lower_filter(sql: &mut Sql, cluster: &str, filter: &ResultFilter, report: boo
         )
     });
     let beside = if numeric && in_range {
-        let mut tests = beside(sql, filter, "n");
-        tests.push_str(&of_sources(sql, &c, filter, "n"));
-        tests
+        beside(sql, filter, "n")
     } else {
         String::new()
     };
@@ -224,30 +222,6 @@ fn beside(sql: &mut Sql, filter: &ResultFilter, alias: &str) -> String {
             out.push_str(" AND ");
             out.push_str(&test);
         }
-    }
-    out
-}
-
-/// The reports holding results of each source the filter asks for (`source in (…)`), as
-/// tests of `result_numbers AS {alias}`, each as ` AND …`: a source is a tool, most often
-/// one per report, and no result index has it. `property=score>=8` with `source=kube-bench`
-/// (no kube-bench result has a score) probed the result rows of the range's 83,498 numbers
-/// for none; the per-report counts (a few rows per report) leave no number to probe. As on
-/// SQLite (`sqlite/results/numbers.rs`, `Reports`).
-fn of_sources(sql: &mut Sql, c: &str, filter: &ResultFilter, alias: &str) -> String {
-    let mut out = String::new();
-    for condition in &filter.conditions {
-        let Condition::In(ResultColumn::Source, values) = condition else {
-            continue;
-        };
-        if values.is_empty() {
-            continue;
-        }
-        let list = sql.bind(clean_all(values), "text[]");
-        out.push_str(&format!(
-            " AND {alias}.object_id IN (SELECT sc.object_id FROM result_counts AS sc \
-             WHERE sc.cluster = {c} AND sc.source = ANY({list}))"
-        ));
     }
     out
 }
