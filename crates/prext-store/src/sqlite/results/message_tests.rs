@@ -7,10 +7,13 @@ use rusqlite::Connection;
 use super::tests::{db, Row};
 use super::*;
 
+/// An expected result: namespace, report, position, result, severity.
+type Expected = (String, String, i64, &'static str, &'static str);
+
 /// 60 reports of 20 results in three namespaces: one in two fails (its message says so),
 /// severities cycle through four values. 600 messages hold "said fail", between the two
 /// thresholds.
-fn many() -> (Connection, Vec<(String, String, i64, &'static str, &'static str)>) {
+fn many() -> (Connection, Vec<Expected>) {
     let names: Vec<(String, String)> = (0..60)
         .map(|i| (format!("ns{}", i % 3), format!("r{i:02}")))
         .collect();
