@@ -507,8 +507,8 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
 /// sorted ([`SORT_THRESHOLD`]). A message test has no index: every candidate of the other
 /// conditions is read for its message, by the bounded probe and again by the sorted page,
 /// while the walk in report order reads the reports' rows together and stops after the page.
-/// `message~openssl` with `severity=critical` (7,300 of 1,000,000 results) read the 94,000
-/// critical rows twice, where the walk reads about 70,000 rows of 3,500 reports. Such a
+/// `message~openssl` with `severity=critical` (7,355 of 1,000,000 results) read the 94,126
+/// critical rows twice: 1.1-1.2 s of CPU, 0.09 s walked (BENCHMARKS.md, session 9). Such a
 /// filter walks from [`MESSAGE_SORT_THRESHOLD`] matches (or the page's size): a few rows of
 /// the probe tell, and a smaller page is never read differently from a larger one unless it
 /// is cheaper.
