@@ -151,14 +151,66 @@ fn lower_filter(sql: &mut Sql, cluster: &str, filter: &ResultFilter, report: boo
                 let t = sql.bind(pattern, "text");
                 sql.push(format!("{} LIKE {t} ESCAPE '\\'", ascii_lower("r.message")));
             }
-            Condition::Property { key, test } => property_condition(sql, key, test, &beside),
+            // One probe per property key, below.
+            Condition::Property {
+                test: PropertyTest::Number(..),
+                ..
+            } => {}
+            Condition::Property { key, test } => property_condition(sql, key, test),
             Condition::Index(i) => {
                 let i = sql.bind(*i, "bigint");
                 sql.push(format!("r.idx = {i}"));
             }
         }
     }
+    for (key, bounds) in numbers_by_key(filter) {
+        number_condition(sql, &key, &bounds, &beside);
+    }
     c
+}
+
+/// The numeric tests of a filter, grouped by property key (as stored), in the filter's order.
+fn numbers_by_key(filter: &ResultFilter) -> Vec<(String, Vec<(Compare, f64)>)> {
+    let mut keys: Vec<(String, Vec<(Compare, f64)>)> = Vec::new();
+    for condition in &filter.conditions {
+        let Condition::Property {
+            key,
+            test: PropertyTest::Number(op, bound),
+        } = condition
+        else {
+            continue;
+        };
+        let key = clean(key);
+        match keys.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, bounds)) => bounds.push((*op, *bound)),
+            None => keys.push((key, vec![(*op, *bound)])),
+        }
+    }
+    keys
+}
+
+/// The numeric tests of one property: one probe of `result_numbers` (as on SQLite,
+/// `result_stats.rs`: a range of `result_numbers_key_value`, joined to the result row by its
+/// key) testing every bound. A result has one number per key, so this is the same as a probe
+/// per test; two probes of one key (`score>=9.9` with `score>=8`) were planned as a scan of
+/// every number hashed against the narrower range (192 ms on 1,000,000 results at load 17),
+/// one as the narrower range alone (14-37 ms; BENCHMARKS.md, session 9).
+fn number_condition(sql: &mut Sql, key: &str, bounds: &[(Compare, f64)], beside: &str) {
+    if bounds.iter().any(|(_, bound)| bound.is_nan()) {
+        // Nothing compares with NaN.
+        sql.push("false");
+        return;
+    }
+    let k = sql.bind(key.to_owned(), "text");
+    let mut tests = String::new();
+    for (op, bound) in bounds {
+        let b = sql.bind(*bound, "float8");
+        tests.push_str(&format!(" AND n.value {} {b}", compare_sql(*op)));
+    }
+    sql.push(format!(
+        "EXISTS (SELECT 1 FROM result_numbers AS n WHERE n.object_id = r.object_id \
+         AND n.idx = r.idx AND n.key = {k}{tests}{beside})"
+    ));
 }
 
 /// Escapes `%`, `_` and the escape character itself for `LIKE … ESCAPE '\'`.
@@ -226,7 +278,7 @@ fn beside(sql: &mut Sql, filter: &ResultFilter, alias: &str) -> String {
     out
 }
 
-fn property_condition(sql: &mut Sql, key: &str, test: &PropertyTest, beside: &str) {
+fn property_condition(sql: &mut Sql, key: &str, test: &PropertyTest) {
     let k = sql.bind(clean(key), "text");
     let value = format!("(r.properties ->> {k})");
     match test {
@@ -242,21 +294,8 @@ fn property_condition(sql: &mut Sql, key: &str, test: &PropertyTest, beside: &st
             let list = sql.bind(clean_all(values), "text[]");
             sql.push(format!("({value} IS NULL OR NOT {value} = ANY({list}))"));
         }
-        PropertyTest::Number(op, bound) => {
-            if bound.is_nan() {
-                // Nothing compares with NaN.
-                sql.push("false");
-                return;
-            }
-            let op = compare_sql(*op);
-            // The numeric properties, as on SQLite (`result_stats.rs`): a range of
-            // `result_numbers_key_value`, joined to the result row by its key.
-            let b = sql.bind(*bound, "float8");
-            sql.push(format!(
-                "EXISTS (SELECT 1 FROM result_numbers AS n WHERE n.object_id = r.object_id \
-                 AND n.idx = r.idx AND n.key = {k} AND n.value {op} {b}{beside})"
-            ));
-        }
+        // Lowered per key by `number_condition`.
+        PropertyTest::Number(..) => {}
     }
 }
 

@@ -27,6 +27,10 @@ pub(crate) const MAX_PAGE: usize = 10_000;
 /// Up to this many matches a report-order page is read through the filter's index and
 /// sorted; beyond, it walks the reports in order.
 const SORT_THRESHOLD: usize = 10_000;
+/// Up to this many matches (or the page's size, if larger) a report-order page of a filter
+/// with a message test is read through its other conditions' index and sorted; beyond, it
+/// walks the reports in order ([`sort_threshold`]).
+const MESSAGE_SORT_THRESHOLD: usize = 500;
 
 /// The SQL rank of a severity (`crate::results::severity_rank`).
 const RANK_SQL: &str = "(CASE lower(r.severity) WHEN 'critical' THEN 5 WHEN 'high' THEN 4 \
@@ -85,6 +89,9 @@ struct Lowered {
     /// [`Lowered::predicate`] without the conditions of [`Lowered::beside`], for a count driven
     /// by a numeric range that needs no other column of the result row.
     rest: Predicate,
+    /// The numeric range is narrower than the policy's rows, and drives even though SQLite's
+    /// statistics make a policy look rarer ([`numbers::range_drives`]).
+    range_first: bool,
 }
 
 impl Lowered {
@@ -123,8 +130,15 @@ impl Lowered {
 /// Several numeric tests are put narrowest first (the one that drives).
 fn lower_live(tx: &Connection, filter: &ResultFilter, indexes: Indexes) -> Result<Lowered> {
     let mut lowered = lower(filter, indexes);
-    lowered.needs_report |= super::purge::pending(tx).map_err(db_error)?;
     numbers::narrowest_first(tx, &mut lowered.numbers)?;
+    if indexes == Indexes::Use && numbers::range_drives(tx, filter, &lowered)? {
+        // The same filter, its result columns' indexes left aside, the numbers in that order.
+        let numbers = std::mem::take(&mut lowered.numbers);
+        lowered = lower(filter, Indexes::Range);
+        lowered.numbers = numbers;
+        lowered.range_first = true;
+    }
+    lowered.needs_report |= super::purge::pending(tx).map_err(db_error)?;
     Ok(lowered)
 }
 
@@ -160,6 +174,9 @@ fn anchor(col: ResultColumn) -> bool {
 enum Indexes {
     Use,
     Avoid,
+    /// A numeric range drives ([`numbers::range_drives`]): the result columns' indexes are
+    /// left aside, the report's are used.
+    Range,
 }
 
 fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
@@ -209,6 +226,7 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
                 let negated = matches!(c, Condition::NotIn(..));
                 let indexes = match indexes {
                     Indexes::Use if anchored && !anchor(*col) => Indexes::Avoid,
+                    Indexes::Range => Indexes::Avoid,
                     other => other,
                 };
                 set_condition(&mut p, *col, values, negated, indexes);
@@ -240,7 +258,7 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
             }
             Condition::Index(i) => {
                 needs_result = true;
-                let column = if indexes == Indexes::Avoid {
+                let column = if indexes != Indexes::Use {
                     "+r.idx"
                 } else {
                     "r.idx"
@@ -285,6 +303,7 @@ fn lower(filter: &ResultFilter, indexes: Indexes) -> Lowered {
         sources,
         beside,
         rest,
+        range_first: false,
     }
 }
 
@@ -330,53 +349,6 @@ fn escape_like(text: &str) -> String {
         out.push(c);
     }
     out
-}
-
-fn property_condition(p: &mut Predicate, key: &str, test: &PropertyTest) {
-    // The property's text, or NULL when absent.
-    let (value_sql, key_params): (&str, Vec<Value>) = if !plain_path_label(key) {
-        // A JSON path label cannot escape a double quote (and a backslash or a control
-        // character makes the path invalid): look such a key up by equality, as data.
-        (
-            "(SELECT je.value FROM json_each(r.properties) AS je WHERE je.key = ?)",
-            vec![Value::Text(key.to_owned())],
-        )
-    } else {
-        (
-            "json_extract(r.properties, ?)",
-            vec![Value::Text(format!("$.\"{key}\""))],
-        )
-    };
-    match test {
-        PropertyTest::Exists => p.push(format!("{value_sql} IS NOT NULL"), key_params),
-        PropertyTest::Missing => p.push(format!("{value_sql} IS NULL"), key_params),
-        PropertyTest::In(values) if values.is_empty() => p.push("0", []),
-        PropertyTest::In(values) => {
-            let list = placeholders(values.len());
-            p.push(
-                format!("{value_sql} IN ({list})"),
-                key_params.into_iter().chain(texts(values)),
-            );
-        }
-        PropertyTest::NotIn(values) if values.is_empty() => {}
-        PropertyTest::NotIn(values) => {
-            let list = placeholders(values.len());
-            let twice = key_params.iter().cloned().chain(key_params.iter().cloned());
-            p.push(
-                format!("({value_sql} IS NULL OR {value_sql} NOT IN ({list}))"),
-                twice.chain(texts(values)),
-            );
-        }
-        // Numeric tests are lowered apart (`NumberTest`).
-        PropertyTest::Number(..) => {}
-    }
-}
-
-/// Whether `key` can be written as the quoted label of a JSON path (`$."key"`) whatever
-/// SQLite's path parser makes of escapes: only printable ASCII without `"` and `\`.
-fn plain_path_label(key: &str) -> bool {
-    key.bytes()
-        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// `FROM …` of a query that reads results and maybe their reports.
@@ -487,12 +459,13 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
         (true, None) => Some(count(&tx, &lowered, None)?),
     };
     let limit = q.limit.clamp(1, MAX_PAGE);
+    let threshold = sort_threshold(&q.filter, &lowered, limit);
 
     // Report order: walk the reports in order when the filter matches many results (a
     // bounded probe tells, unless counted).
     let known = match total.or(counted) {
         Some(n) => Some(n),
-        None if q.order == ResultOrder::Report => Some(count(&tx, &lowered, Some(SORT_THRESHOLD + 1))?),
+        None if q.order == ResultOrder::Report => Some(count(&tx, &lowered, Some(threshold + 1))?),
         None => None,
     };
     if known == Some(0) {
@@ -506,7 +479,7 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
             total,
         });
     }
-    let walk = q.order == ResultOrder::Report && known.is_some_and(|n| n > SORT_THRESHOLD as u64);
+    let walk = q.order == ResultOrder::Report && known.is_some_and(|n| n > threshold as u64);
     let mut p = if walk {
         lower(&q.filter, Indexes::Avoid).predicate(NumberForm::Probe)
     } else {
@@ -553,6 +526,27 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
     })
 }
 
+/// Up to how many matches a report-order page is read through the filter's indexes and
+/// sorted ([`SORT_THRESHOLD`]). A message test has no index: every candidate of the other
+/// conditions is read for its message, by the bounded probe and again by the sorted page,
+/// while the walk in report order reads the reports' rows together and stops after the page.
+/// `message~openssl` with `severity=critical` (7,355 of 1,000,000 results) read the 94,126
+/// critical rows twice: 1.1-1.2 s of CPU, 0.09 s walked (BENCHMARKS.md, session 9). Such a
+/// filter walks from [`MESSAGE_SORT_THRESHOLD`] matches (or the page's size): a few rows of
+/// the probe tell, and a smaller page is never read differently from a larger one unless it
+/// is cheaper.
+fn sort_threshold(filter: &ResultFilter, lowered: &Lowered, limit: usize) -> usize {
+    let message = filter
+        .conditions
+        .iter()
+        .any(|c| matches!(c, Condition::MessageContains(text) if !text.is_empty()));
+    if message && !lowered.anchored {
+        limit.clamp(MESSAGE_SORT_THRESHOLD, SORT_THRESHOLD)
+    } else {
+        SORT_THRESHOLD
+    }
+}
+
 fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRecord> {
     Ok(ResultRecord {
         namespace: r.get(0)?,
@@ -583,6 +577,7 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRecord> {
 
 mod numbers;
 mod onepass;
+mod properties;
 mod subject_uid;
 mod summary;
 mod top;
@@ -590,6 +585,7 @@ mod top;
 use numbers::count_sql;
 use numbers::{count, push_number, Beside, NumberForm, NumberTest, Reports};
 pub(crate) use onepass::register as register_tally;
+use properties::property_condition;
 pub(crate) use summary::summarize;
 
 #[cfg(test)]
@@ -603,3 +599,7 @@ mod plan_tests;
 #[cfg(test)]
 #[path = "results/uid_tests.rs"]
 mod uid_tests;
+
+#[cfg(test)]
+#[path = "results/message_tests.rs"]
+mod message_tests;

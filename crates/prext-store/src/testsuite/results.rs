@@ -367,6 +367,25 @@ pub(super) fn filters() -> Vec<ResultFilter> {
                 prop("score", PropertyTest::Number(Compare::LessOrEqual, 8.0)),
             ],
         },
+        // Several bounds of one property (one probe of its numbers on PostgreSQL), with the
+        // result beside them and a string test of the same property.
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                prop("score", PropertyTest::Number(Compare::Greater, 4.0)),
+                In(C::Result, s(&["fail", "warn"])),
+                prop("score", PropertyTest::Number(Compare::Less, 9.9)),
+                prop("score", PropertyTest::NotIn(s(&["7"]))),
+                prop("score", PropertyTest::Number(Compare::GreaterOrEqual, 4.5)),
+            ],
+        },
+        ResultFilter {
+            namespace: None,
+            conditions: vec![
+                prop("score", PropertyTest::Number(Compare::GreaterOrEqual, f64::NAN)),
+                prop("score", PropertyTest::Number(Compare::GreaterOrEqual, 1.0)),
+            ],
+        },
     ]
 }
 

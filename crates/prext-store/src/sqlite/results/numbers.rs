@@ -8,7 +8,7 @@ use rusqlite::types::Value;
 use rusqlite::Connection;
 
 use super::{column, from, placeholders, set_test, texts, Lowered};
-use crate::results::ResultColumn;
+use crate::results::{Condition, ResultColumn, ResultFilter};
 use crate::sqlite::db_error;
 use crate::sqlite::select::Predicate;
 use crate::Result;
@@ -25,20 +25,59 @@ pub(super) fn narrowest_first(tx: &Connection, numbers: &mut Vec<NumberTest>) ->
     }
     let mut sized = Vec::with_capacity(numbers.len());
     for n in numbers.drain(..) {
-        let sql = format!(
-            "SELECT count(*) FROM (SELECT 1 FROM result_numbers WHERE key = ? AND value {} ? LIMIT ?)",
-            n.op
-        );
-        let cap = i64::try_from(RANGE_CAP).unwrap_or(i64::MAX);
-        let rows: i64 = tx
-            .prepare_cached(&sql)
-            .and_then(|mut s| s.query_row(rusqlite::params![n.key, n.bound, cap], |r| r.get(0)))
-            .map_err(db_error)?;
-        sized.push((rows, n));
+        sized.push((range_rows(tx, &n)?, n));
     }
     sized.sort_by_key(|(rows, _)| *rows);
     numbers.extend(sized.into_iter().map(|(_, n)| n));
     Ok(())
+}
+
+/// The rows of a numeric test's range in the index, counted up to [`RANGE_CAP`].
+fn range_rows(tx: &Connection, n: &NumberTest) -> Result<i64> {
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT 1 FROM result_numbers WHERE key = ? AND value {} ? LIMIT ?)",
+        n.op
+    );
+    let cap = i64::try_from(RANGE_CAP).unwrap_or(i64::MAX);
+    tx.prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(rusqlite::params![n.key, n.bound, cap], |r| r.get(0)))
+        .map_err(db_error)
+}
+
+/// Whether the narrowest numeric range of an unanchored filter should drive it rather than
+/// the filter's policies: their index entries and the range's, each counted up to
+/// [`RANGE_CAP`], tell which is narrower. SQLite's statistics give a policy a few rows (most
+/// are CVE ids) and start from a Kyverno policy's 40,000 rows, each read for its report and
+/// position to probe its numbers, where `score>=9.9` holds 7,938 (1,000,000 results,
+/// BENCHMARKS.md, session 9). The counts read indexes only.
+pub(super) fn range_drives(tx: &Connection, filter: &ResultFilter, lowered: &Lowered) -> Result<bool> {
+    let Some(first) = lowered.numbers.first() else {
+        return Ok(false);
+    };
+    if lowered.anchored {
+        return Ok(false);
+    }
+    let mut p = Predicate::default();
+    for c in &filter.conditions {
+        if let Condition::In(ResultColumn::Policy, values) = c {
+            let (plain, nullable) = column(ResultColumn::Policy);
+            set_test(&mut p, plain, nullable, values, false);
+        }
+    }
+    if p.params.is_empty() {
+        return Ok(false);
+    }
+    let sql = format!(
+        "SELECT count(*) FROM (SELECT 1 FROM results AS r{} LIMIT ?)",
+        p.where_sql()
+    );
+    let mut params = p.params;
+    params.push(Value::Integer(i64::try_from(RANGE_CAP).unwrap_or(i64::MAX)));
+    let policy_rows: i64 = tx
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0)))
+        .map_err(db_error)?;
+    Ok(range_rows(tx, first)? < policy_rows)
 }
 
 /// Conditions on the columns `result_numbers` copies from its result row (`result`,
@@ -181,7 +220,14 @@ pub(super) fn count_sql(lowered: &Lowered, cap: Option<usize>) -> (String, Vec<V
             };
             let mut from = String::from(" FROM result_numbers AS d");
             if needs_result {
-                from.push_str(" JOIN results AS r ON r.object_id = d.object_id AND r.idx = d.idx");
+                // CROSS JOIN keeps the range outside when it was found the narrower.
+                let join = if lowered.range_first {
+                    " CROSS JOIN"
+                } else {
+                    " JOIN"
+                };
+                from.push_str(join);
+                from.push_str(" results AS r ON r.object_id = d.object_id AND r.idx = d.idx");
             }
             if lowered.needs_report {
                 from.push_str(" JOIN objects AS o ON o.id = d.object_id");
