@@ -88,6 +88,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "numbers_result_severity",
         sql: include_str!("migrations/0013_numbers_result_severity.sql"),
     },
+    Migration {
+        version: 14,
+        name: "lean_rows",
+        sql: include_str!("migrations/0014_lean_rows.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
