@@ -7,7 +7,9 @@
 //! ([`ResultsFlag`]); an indexer follows the log by revision and applies each change, in
 //! order, exactly as the in-transaction recording did: the failing rows of a rewritten report
 //! are taken from the change's body (`coalesce(c.body, o.body)`), derived by the same
-//! [`prext_api::report::index`] the server stores result rows from. The indexer keeps its
+//! [`prext_api::report::index`] the server stores result rows from ([`carried`]; PostgreSQL
+//! derives the same from the report's result rows while the change is its newest write,
+//! `postgres/findings_rows.rs`). The indexer keeps its
 //! cursor (the newest revision applied) in the transaction of the findings it writes, so a
 //! crash neither applies a change twice nor skips one; compaction keeps the changes above it.
 //!

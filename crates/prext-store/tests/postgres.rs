@@ -8,8 +8,12 @@
 mod covering_indexes;
 #[path = "postgres/findings.rs"]
 mod findings;
+#[path = "postgres/findings_rows.rs"]
+mod findings_rows;
 #[path = "postgres/indexer.rs"]
 mod indexer;
+#[path = "postgres/lean_rows.rs"]
+mod lean_rows;
 #[path = "postgres/outage.rs"]
 mod outage;
 #[path = "postgres/replicas.rs"]

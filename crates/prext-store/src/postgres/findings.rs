@@ -3,29 +3,43 @@
 //!
 //! One step runs in one transaction: it locks the cluster's cursor row (`FOR UPDATE SKIP
 //! LOCKED`: whichever replica holds it is the cluster's only indexer while it runs; the others
-//! skip the step), reads up to [`INDEX_BATCH`] changes above the cursor with the bodies of the
-//! rewrites that fail, derives their findings, sends one `prext_index_change` call per change
-//! in one pipelined flight (the server runs them in order), and moves the cursor.
+//! skip the step), reads up to [`INDEX_BATCH`] changes above the cursor with the findings of
+//! the rewrites that fail (derived from their result rows while the change is its report's
+//! newest write, `findings_rows.rs`; from the body the change kept otherwise), sends one
+//! `prext_index_change` call per change in one pipelined flight (the server runs them in
+//! order), and moves the cursor.
 
 use deadpool_postgres::Pool;
 use futures::future::try_join_all;
 use tokio_postgres::types::ToSql;
 
 use super::error::{pg_error, pool_error};
+use super::findings_rows::current_findings;
 use crate::findings_index::{action, Action, INDEX_BATCH};
 use crate::{Error, ObjectKey, Result};
 
 const LOCK_CURSOR: &str = "SELECT revision FROM findings_cursor WHERE cluster = $1 FOR UPDATE SKIP LOCKED";
 
-const PENDING: &str = "SELECT c.revision, c.event, c.resource, c.namespace, c.name, c.written_at,
+/// The changes above the cursor. A rewrite that fails and is still its report's newest write
+/// (its change keeps no body: `objects` holds it, with its result rows under the same id) has
+/// its findings derived here, in the statement's one snapshot, from its result rows (column 8,
+/// [`CURRENT_FINDINGS`]); an older rewrite that fails gets its body back (column 7), which the
+/// server parses. Reading the body back, parsing it and indexing the report again cost more
+/// than the result rows' few failing entries.
+const PENDING: &str = concat!(
+    "SELECT c.revision, c.event, c.resource, c.namespace, c.name, c.written_at,
             c.results_flag::bigint,
-            CASE WHEN c.results_flag = 2 AND c.event <> 'DELETED'
-                 THEN coalesce(c.body, o.body) END
+            CASE WHEN c.results_flag = 2 AND c.event <> 'DELETED' THEN c.body END,
+            CASE WHEN c.results_flag = 2 AND c.event <> 'DELETED' AND c.body IS NULL
+                 AND o.id IS NOT NULL THEN (",
+    current_findings!(),
+    ") END
      FROM changes c
      LEFT JOIN objects o ON c.body IS NULL AND o.cluster = c.cluster AND o.resource = c.resource
           AND o.namespace = c.namespace AND o.name = c.name AND o.revision = c.revision
      WHERE c.cluster = $1 AND c.revision > $2 AND c.revision <= $3
-     ORDER BY c.revision LIMIT $4";
+     ORDER BY c.revision LIMIT $4"
+);
 
 const COUNTER: &str = "SELECT revision FROM meta WHERE cluster = $1";
 
@@ -42,12 +56,15 @@ pub(crate) enum Step {
     Busy,
 }
 
-/// One change above the cursor.
+/// One change above the cursor, with the arguments of its `prext_index_change` call.
 struct Pending {
     revision: i64,
     key: ObjectKey,
     at: i64,
-    action: Action,
+    /// Only mark the report's findings seen.
+    seen: bool,
+    /// Otherwise the findings the report now carries (JSON array).
+    rows: serde_json::Value,
 }
 
 /// Applies up to [`INDEX_BATCH`] changes above the cluster's cursor.
@@ -93,14 +110,27 @@ pub(crate) async fn step(pool: &Pool, cluster: &str) -> Result<Step> {
         let event: String = r.try_get(1).map_err(pg_error)?;
         let flag: Option<i64> = r.try_get(6).map_err(pg_error)?;
         let body: Option<String> = r.try_get(7).map_err(pg_error)?;
+        let rows: Option<serde_json::Value> = r.try_get(8).map_err(pg_error)?;
+        let (seen, rows) = match rows {
+            Some(rows) => (false, rows),
+            None => match action(&key.resource, &event, flag, body.as_deref())? {
+                Action::Seen => (true, serde_json::Value::Array(Vec::new())),
+                Action::Carry(now) => (
+                    false,
+                    serde_json::to_value(now)
+                        .map_err(|e| Error::internal(format!("serializing findings: {e}")))?,
+                ),
+            },
+        };
         pending.push(Pending {
             revision: r.try_get(0).map_err(pg_error)?,
             at: r
                 .try_get::<_, Option<i64>>(5)
                 .map_err(pg_error)?
                 .unwrap_or_else(crate::findings::now_ms),
-            action: action(&key.resource, &event, flag, body.as_deref())?,
             key,
+            seen,
+            rows,
         });
     }
     let done = pending.len() < INDEX_BATCH;
@@ -108,17 +138,8 @@ pub(crate) async fn step(pool: &Pool, cluster: &str) -> Result<Step> {
         (false, Some(last)) => last.revision,
         _ => target,
     };
-    let calls: Vec<(bool, serde_json::Value)> = pending
-        .iter()
-        .map(|p| match &p.action {
-            Action::Seen => Ok((true, serde_json::Value::Array(Vec::new()))),
-            Action::Carry(now) => serde_json::to_value(now)
-                .map(|rows| (false, rows))
-                .map_err(|e| Error::internal(format!("serializing findings: {e}"))),
-        })
-        .collect::<Result<_>>()?;
     let apply = tx.prepare_cached(APPLY).await.map_err(pg_error)?;
-    try_join_all(pending.iter().zip(&calls).map(|(p, (seen, rows))| {
+    try_join_all(pending.iter().map(|p| {
         let params: [&(dyn ToSql + Sync); 8] = [
             &cluster,
             &p.key.resource,
@@ -126,8 +147,8 @@ pub(crate) async fn step(pool: &Pool, cluster: &str) -> Result<Step> {
             &p.key.name,
             &p.at,
             &p.revision,
-            seen,
-            rows,
+            &p.seen,
+            &p.rows,
         ];
         let (tx, apply) = (&tx, &apply);
         async move { tx.execute(apply, &params).await }

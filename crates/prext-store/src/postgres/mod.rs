@@ -26,6 +26,7 @@ mod current;
 mod error;
 mod findings;
 mod findings_read;
+mod findings_rows;
 mod indexer;
 mod notify;
 mod ops;

@@ -6,8 +6,8 @@
 //! ([`OpError::Rejected`]: not found, conflict, ...) or return a [`Write`]: everything the
 //! statements need, the body already stamped with its revision. Nothing is written until then,
 //! so a refused request never leaves a trace. [`Write::execute`] then sends the object's
-//! statements (object row, result rows, change-log row: one statement for a create, one plus
-//! the result rows for an update) without waiting between them: tokio-postgres pipelines the
+//! statements (object row, result rows, change-log row, counts and numbers: one statement for
+//! a create, one plus the result rows and the counts for an update) without waiting between them: tokio-postgres pipelines the
 //! queries polled together and the server runs them in order. The
 //! writer's fast path sends the writes of a whole batch in one flight; its careful path wraps
 //! each write in a savepoint ([`in_savepoint`]) so that a write the database itself refuses (bad
@@ -97,16 +97,16 @@ where
     ))))
 }
 
-/// An update in one statement: the superseded body (of the object `$22`, written at `$23`)
-/// copied into its change (see [`KEEP_SUPERSEDED`]), the object row replaced (the parameters of
-/// [`INSERT_OBJECT_WITH_RESULTS`], `$1` to `$21`; found by its key, the uid checked again) and
-/// its change-log row (`MODIFIED`, no body) appended with the write's time `$24` and results
-/// flag `$25`. The change's labels are the new row's and its previous labels the old row's:
-/// every part of the statement sees the rows as they were before it, so neither is parsed
-/// again.
+/// An update in one statement: the superseded body and labels (of the object `$22`, written at
+/// `$23`) copied into its change (see [`KEEP_SUPERSEDED`]), the object row replaced (the
+/// parameters of [`INSERT_OBJECT_WITH_RESULTS`], `$1` to `$21`; found by its key, the uid
+/// checked again) and its change-log row (`MODIFIED`, no body, no labels: the new row's)
+/// appended with the write's time `$24` and results flag `$25`. Its previous labels are the
+/// old row's: every part of the statement sees the rows as they were before it, so they are
+/// not parsed again.
 const UPDATE_OBJECT: &str = "WITH old AS (SELECT body, labels FROM objects WHERE id = $22),
      kept AS (
-         UPDATE changes c SET body = old.body FROM old
+         UPDATE changes c SET body = old.body, labels = coalesce(c.labels, old.labels) FROM old
          WHERE c.cluster = $1 AND c.revision = $23 AND c.body IS NULL),
      o AS (
          UPDATE objects SET revision = $6, created = $7, labels = $8, deleting = $9,
@@ -117,7 +117,7 @@ const UPDATE_OBJECT: &str = "WITH old AS (SELECT body, labels FROM objects WHERE
          RETURNING cluster, resource, namespace, name, revision, labels)
      INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels,
          prev_labels, written_at, results_flag)
-     SELECT o.cluster, o.revision, 'MODIFIED', o.resource, o.namespace, o.name, NULL, o.labels,
+     SELECT o.cluster, o.revision, 'MODIFIED', o.resource, o.namespace, o.name, NULL, NULL,
             old.labels, $24::bigint, $25::smallint
      FROM o, old";
 
@@ -138,14 +138,16 @@ const INSERT_OBJECT_WITH_ID: &str =
 
 const REMOVE_OBJECT: &str = "DELETE FROM objects WHERE id = $1";
 
-/// Copies the body of the object `$2` into its newest change (written at `$3`), which kept
-/// none while it was the newest: sent before the object is replaced or removed. A change
-/// already compacted away is simply not there.
+/// Copies the body and labels of the object `$2` into its newest change (written at `$3`),
+/// which kept none while it was the newest: sent before the object is replaced or removed. A
+/// change already compacted away is simply not there.
 ///
 /// Invariant (schema version 5): `changes.body` is NULL exactly when the change is the newest
 /// write of a key that still exists, whose `objects` row then has the same revision and body.
-const KEEP_SUPERSEDED: &str = "UPDATE changes SET body = (SELECT body FROM objects WHERE id = $2)
-     WHERE cluster = $1 AND revision = $3 AND body IS NULL";
+/// From version 14 `changes.labels` is NULL only then (rows written before keep theirs).
+const KEEP_SUPERSEDED: &str = "UPDATE changes c SET body = o.body, labels = coalesce(c.labels, o.labels)
+     FROM objects o
+     WHERE o.id = $2 AND c.cluster = $1 AND c.revision = $3 AND c.body IS NULL";
 
 const INSERT_CHANGE: &str =
     "INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels, prev_labels,
@@ -365,11 +367,8 @@ impl Write<'_> {
                 let mut params: Vec<&(dyn ToSql + Sync)> = self.object_params(&cluster, p).to_vec();
                 params.extend(rows.params());
                 params.extend([&written_at as &(dyn ToSql + Sync), &flag]);
-                // Sent in this order: the counts find the report the first statement wrote.
-                futures::try_join!(
-                    async { tx.execute(&st.insert, &params).await },
-                    self.write_stats(tx, cluster, st, p, true)
-                )?;
+                params.extend(p.stats.params());
+                tx.execute(&st.insert, &params).await?;
             }
             Target::Replace {
                 id,

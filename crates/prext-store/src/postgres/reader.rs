@@ -76,19 +76,22 @@ pub(crate) async fn object_counts(client: &impl GenericClient, cluster: &str) ->
 pub(crate) async fn changes(client: &Object, cluster: &str, after: i64, limit: usize) -> Result<Vec<Change>> {
     let stmt = client
         .prepare_cached(
-            // The newest change of a key keeps no body: it is the object's (schema version 5).
+            // The newest change of a key keeps no body (schema version 5) and no labels
+            // (version 14): they are the object's.
             "SELECT m.compacted_revision, c.revision, c.event, c.resource, c.namespace, c.name,
-                    coalesce(c.body, (SELECT o.body FROM objects o
-                                      WHERE o.cluster = c.cluster AND o.resource = c.resource
-                                        AND o.namespace = c.namespace AND o.name = c.name
-                                        AND o.revision = c.revision)),
-                    c.labels, c.prev_labels
+                    coalesce(c.body, o.body), coalesce(c.labels, o.labels), c.prev_labels
              FROM meta m
              LEFT JOIN LATERAL (
                  SELECT * FROM changes
                  WHERE cluster = m.cluster AND revision > $2
                  ORDER BY revision LIMIT $3
              ) c ON true
+             LEFT JOIN LATERAL (
+                 SELECT o.body, o.labels FROM objects o
+                 WHERE (c.body IS NULL OR c.labels IS NULL) AND o.cluster = c.cluster
+                   AND o.resource = c.resource AND o.namespace = c.namespace AND o.name = c.name
+                   AND o.revision = c.revision
+             ) o ON true
              WHERE m.cluster = $1
              ORDER BY c.revision",
         )

@@ -42,8 +42,10 @@ pub(crate) const INSERT_RESULTS: &str = concat!(
 
 /// A create in one statement: the object row (the parameters of `ops::UPDATE_OBJECT`, `$1` to
 /// `$21`), its result rows (`$22` to `$38`), which take the object's new id without a lookup,
-/// and its change-log row (`ADDED`, no body: see `ops::KEEP_SUPERSEDED`), whose labels are the
-/// row's own (not parsed a second time), with the write's time `$39` and results flag `$40`.
+/// its change-log row (`ADDED`, no body and no labels: the row's, see
+/// `ops::KEEP_SUPERSEDED`), with the write's time `$39` and results flag `$40`, and its counts
+/// and numbers (`result_stats::INSERT_STATS`' arrays, `$41` to `$49`; until schema version 14
+/// a statement of their own, which looked the new row up by its key).
 pub(crate) const INSERT_OBJECT_WITH_RESULTS: &str = concat!(
     "WITH o AS (",
     "INSERT INTO objects (cluster, resource, namespace, name, uid, revision, created, labels, deleting,
@@ -51,17 +53,22 @@ pub(crate) const INSERT_OBJECT_WITH_RESULTS: &str = concat!(
          scope_kind, scope_namespace, scope_name, scope_uid, body, results_digest)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
              $21)
-     RETURNING id, cluster, resource, namespace, name, revision, labels), ",
+     RETURNING id, cluster, resource, namespace, name, revision), ",
     "r AS (INSERT INTO results (",
     result_columns!(),
     ") SELECT o.id, o.cluster, u.* FROM o, ",
     "unnest($22::integer[], $23::text[], $24::text[], $25::text[], $26::text[], $27::text[],
             $28::text[], $29::boolean[], $30::bigint[], $31::text[], $32::jsonb[], $33::jsonb[],
             $34::text[], $35::text[], $36::text[], $37::text[], $38::text[])",
-    " AS u) ",
+    " AS u), ",
+    "c AS (INSERT INTO result_counts (object_id, cluster, result, severity, source, n)
+         SELECT o.id, o.cluster, u.* FROM o, unnest($41::text[], $42::text[], $43::text[], $44::integer[]) AS u), ",
+    "n AS (INSERT INTO result_numbers (object_id, idx, key, value, result, severity)
+         SELECT o.id, u.* FROM o,
+             unnest($45::integer[], $46::text[], $47::float8[], $48::text[], $49::text[]) AS u) ",
     "INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels,
          prev_labels, written_at, results_flag)
-     SELECT o.cluster, o.revision, 'ADDED', o.resource, o.namespace, o.name, NULL, o.labels, NULL,
+     SELECT o.cluster, o.revision, 'ADDED', o.resource, o.namespace, o.name, NULL, NULL, NULL,
             $39::bigint, $40::smallint
      FROM o"
 );

@@ -1,8 +1,10 @@
 //! The rows derived from a report's results (schema version 9), as on SQLite: how many results
 //! have each (result, severity, source) (`result_counts`), and each result's numeric
 //! properties (`result_numbers`). Computed once per report in the request's task
-//! ([`ResultStats::new`]), written by one statement pipelined after the result rows
-//! ([`INSERT_STATS`]), and removed with them ([`CLEAR_STATS`], [`PURGE_NUMBERS`]).
+//! ([`ResultStats::new`]), written by the create's own statement
+//! (`result_rows::INSERT_OBJECT_WITH_RESULTS`) or, for updates and moves, by one statement
+//! pipelined after the result rows ([`INSERT_STATS`]), and removed with them ([`CLEAR_STATS`],
+//! [`PURGE_NUMBERS`]).
 
 use std::collections::{BTreeMap, HashSet};
 

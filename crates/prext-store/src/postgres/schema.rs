@@ -88,6 +88,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "numbers_result_severity",
         sql: include_str!("migrations/0013_numbers_result_severity.sql"),
     },
+    Migration {
+        version: 14,
+        name: "lean_rows",
+        sql: include_str!("migrations/0014_lean_rows.sql"),
+    },
 ];
 
 /// The advisory lock key serializing migrations (ASCII "prext" and the lock's purpose).
@@ -204,7 +209,7 @@ mod tests {
     fn migrations_are_ordered_and_start_at_one() {
         assert_eq!(MIGRATIONS.first().map(|m| m.version), Some(1));
         assert!(MIGRATIONS.windows(2).all(|w| w[0].version + 1 == w[1].version));
-        assert_eq!(latest_version(), 13);
+        assert_eq!(latest_version(), 14);
     }
 
     #[test]
