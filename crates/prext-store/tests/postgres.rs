@@ -22,6 +22,8 @@ mod replicas;
 mod schema;
 #[path = "postgres/tls.rs"]
 mod tls;
+#[path = "postgres/upgrades.rs"]
+mod upgrades;
 #[path = "postgres/write_cost.rs"]
 mod write_cost;
 

@@ -39,6 +39,7 @@ mod results;
 mod schema;
 mod select;
 mod staging;
+mod statements;
 mod statistics;
 mod tls;
 mod writer;

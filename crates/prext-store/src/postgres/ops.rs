@@ -17,7 +17,8 @@
 //! the change and the replaced report's removal to send. A small update of a report with
 //! many result rows moves the report to a fresh id in the same way (its few new rows written
 //! in the batch's flight), so that the old rows go to the purge rather than being deleted
-//! under the counter lock. The current rows and compaction's step are in `current.rs` and
+//! under the counter lock. The statements themselves are in `statements.rs` and
+//! `result_rows.rs`; the current rows and compaction's step are in `current.rs` and
 //! `compact.rs`.
 
 use std::borrow::Cow;
@@ -31,8 +32,6 @@ use tokio_postgres::types::ToSql;
 use super::error::pg_error;
 use super::prepared::Prepared;
 use super::purge;
-use super::result_rows::{INSERT_OBJECT_WITH_RESULTS, INSERT_RESULTS};
-use super::result_stats;
 use crate::findings_index::ResultsFlag;
 use crate::stamp::{StampError, Unstamped};
 use crate::write;
@@ -54,6 +53,8 @@ type OpResult<T> = std::result::Result<T, OpError>;
 pub(crate) use super::compact::compact_step;
 /// The current rows writes are checked against.
 pub(crate) use super::current::{current, currents, Current};
+/// The statements of every write, and the SQL they are prepared from.
+pub(crate) use super::statements::{Statements, NEXT_ID};
 
 /// Whether a statement failed because the database refused the data (a bad value, a violated
 /// constraint), rather than because the database failed.
@@ -95,114 +96,6 @@ where
         "the database refused the object: {}",
         pg_error(e)
     ))))
-}
-
-/// An update in one statement: the superseded body and labels (of the object `$22`, written at
-/// `$23`) copied into its change (see [`KEEP_SUPERSEDED`]), the object row replaced (the
-/// parameters of [`INSERT_OBJECT_WITH_RESULTS`], `$1` to `$21`; found by its key, the uid
-/// checked again) and its change-log row (`MODIFIED`, no body, no labels: the new row's)
-/// appended with the write's time `$24` and results flag `$25`. Its previous labels are the
-/// old row's: every part of the statement sees the rows as they were before it, so they are
-/// not parsed again.
-const UPDATE_OBJECT: &str = "WITH old AS (SELECT body, labels FROM objects WHERE id = $22),
-     kept AS (
-         UPDATE changes c SET body = old.body, labels = coalesce(c.labels, old.labels) FROM old
-         WHERE c.cluster = $1 AND c.revision = $23 AND c.body IS NULL),
-     o AS (
-         UPDATE objects SET revision = $6, created = $7, labels = $8, deleting = $9,
-             summary_pass = $10, summary_fail = $11, summary_warn = $12, summary_error = $13,
-             summary_skip = $14, scope_api_version = $15, scope_kind = $16, scope_namespace = $17,
-             scope_name = $18, scope_uid = $19, body = $20, results_digest = $21
-         WHERE cluster = $1 AND resource = $2 AND namespace = $3 AND name = $4 AND uid = $5
-         RETURNING cluster, resource, namespace, name, revision, labels)
-     INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels,
-         prev_labels, written_at, results_flag)
-     SELECT o.cluster, o.revision, 'MODIFIED', o.resource, o.namespace, o.name, NULL, NULL,
-            old.labels, $24::bigint, $25::smallint
-     FROM o, old";
-
-const CLEAR_RESULTS: &str = "DELETE FROM results WHERE object_id = $1";
-
-/// A fresh object id, for rows written before their object row.
-pub(crate) const NEXT_ID: &str = "SELECT nextval(pg_get_serial_sequence('objects', 'id'))";
-
-/// An object row with a given id (`$22`) whose result rows are written in the same
-/// transaction: the parameters of [`INSERT_OBJECT_WITH_RESULTS`]' object (`$1` to `$21`).
-const INSERT_OBJECT_WITH_ID: &str =
-    "INSERT INTO objects (id, cluster, resource, namespace, name, uid, revision, created, labels,
-         deleting, summary_pass, summary_fail, summary_warn, summary_error, summary_skip,
-         scope_api_version, scope_kind, scope_namespace, scope_name, scope_uid, body, results_digest)
-     OVERRIDING SYSTEM VALUE
-     VALUES ($22, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-             $19, $20, $21)";
-
-const REMOVE_OBJECT: &str = "DELETE FROM objects WHERE id = $1";
-
-/// Copies the body and labels of the object `$2` into its newest change (written at `$3`),
-/// which kept none while it was the newest: sent before the object is replaced or removed. A
-/// change already compacted away is simply not there.
-///
-/// Invariant (schema version 5): `changes.body` is NULL exactly when the change is the newest
-/// write of a key that still exists, whose `objects` row then has the same revision and body.
-/// From version 14 `changes.labels` is NULL only then (rows written before keep theirs).
-const KEEP_SUPERSEDED: &str = "UPDATE changes c SET body = o.body, labels = coalesce(c.labels, o.labels)
-     FROM objects o
-     WHERE o.id = $2 AND c.cluster = $1 AND c.revision = $3 AND c.body IS NULL";
-
-const INSERT_CHANGE: &str =
-    "INSERT INTO changes (cluster, revision, event, resource, namespace, name, body, labels, prev_labels,
-         written_at, results_flag)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-
-/// The statements of every write, prepared once per connection (then cached).
-pub(crate) struct Statements {
-    insert: tokio_postgres::Statement,
-    insert_with_id: tokio_postgres::Statement,
-    update: tokio_postgres::Statement,
-    clear: tokio_postgres::Statement,
-    remove: tokio_postgres::Statement,
-    results: tokio_postgres::Statement,
-    change: tokio_postgres::Statement,
-    superseded: tokio_postgres::Statement,
-    clear_first: tokio_postgres::Statement,
-    detach: tokio_postgres::Statement,
-    stats: tokio_postgres::Statement,
-    clear_stats: tokio_postgres::Statement,
-}
-
-impl Statements {
-    pub(crate) async fn prepare(tx: &Transaction<'_>) -> Result<Statements, tokio_postgres::Error> {
-        let (stats, clear_stats, insert_with_id) = futures::try_join!(
-            tx.prepare_cached(result_stats::INSERT_STATS),
-            tx.prepare_cached(result_stats::CLEAR_STATS),
-            tx.prepare_cached(INSERT_OBJECT_WITH_ID),
-        )?;
-        let (insert, update, clear, remove, results, change, superseded, clear_first, detach) = futures::try_join!(
-            tx.prepare_cached(INSERT_OBJECT_WITH_RESULTS),
-            tx.prepare_cached(UPDATE_OBJECT),
-            tx.prepare_cached(CLEAR_RESULTS),
-            tx.prepare_cached(REMOVE_OBJECT),
-            tx.prepare_cached(INSERT_RESULTS),
-            tx.prepare_cached(INSERT_CHANGE),
-            tx.prepare_cached(KEEP_SUPERSEDED),
-            tx.prepare_cached(purge::CLEAR_FIRST),
-            tx.prepare_cached(purge::DETACH),
-        )?;
-        Ok(Statements {
-            insert,
-            insert_with_id,
-            update,
-            clear,
-            remove,
-            results,
-            change,
-            superseded,
-            clear_first,
-            detach,
-            stats,
-            clear_stats,
-        })
-    }
 }
 
 /// What happens to the object's row.
@@ -588,7 +481,7 @@ impl Write<'_> {
         ]
     }
 
-    /// The object parameters of [`INSERT_OBJECT_WITH_RESULTS`] and [`UPDATE_OBJECT`].
+    /// The object parameters of `result_rows::INSERT_OBJECT_WITH_RESULTS` and `statements::UPDATE_OBJECT`.
     fn object_params<'p>(&'p self, cluster: &'p &str, p: &'p Prepared) -> [&'p (dyn ToSql + Sync); 21] {
         let (k, s, sc) = (self.key, &p.head.summary, &p.head.scope);
         [

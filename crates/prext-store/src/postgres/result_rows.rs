@@ -40,10 +40,10 @@ pub(crate) const INSERT_RESULTS: &str = concat!(
     " AS u"
 );
 
-/// A create in one statement: the object row (the parameters of `ops::UPDATE_OBJECT`, `$1` to
+/// A create in one statement: the object row (the parameters of `statements::UPDATE_OBJECT`, `$1` to
 /// `$21`), its result rows (`$22` to `$38`), which take the object's new id without a lookup,
 /// its change-log row (`ADDED`, no body and no labels: the row's, see
-/// `ops::KEEP_SUPERSEDED`), with the write's time `$39` and results flag `$40`, and its counts
+/// `statements::KEEP_SUPERSEDED`), with the write's time `$39` and results flag `$40`, and its counts
 /// and numbers (`result_stats::INSERT_STATS`' arrays, `$41` to `$49`; until schema version 14
 /// a statement of their own, which looked the new row up by its key).
 pub(crate) const INSERT_OBJECT_WITH_RESULTS: &str = concat!(

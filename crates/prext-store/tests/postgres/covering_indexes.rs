@@ -28,7 +28,7 @@ async fn version_10_databases_widen_the_result_indexes() {
 
     // Back to what version 10 left.
     let admin = db.analyst_client().await;
-    super::schema::forget_versions_from(
+    super::upgrades::forget_versions_from(
         &admin,
         11,
         "DROP INDEX results_result_severity;
@@ -113,7 +113,7 @@ async fn version_11_databases_widen_the_subject_index() {
 
     // Back to what version 11 left.
     let admin = db.analyst_client().await;
-    super::schema::forget_versions_from(
+    super::upgrades::forget_versions_from(
         &admin,
         12,
         "DROP INDEX results_subject;
@@ -122,7 +122,7 @@ async fn version_11_databases_widen_the_subject_index() {
     .await;
 
     let store = db.open_postgres().await;
-    let indexes = super::schema::index_names(&admin, "results").await;
+    let indexes = super::upgrades::index_names(&admin, "results").await;
     assert_eq!(indexes.len(), 6, "no index added: {indexes:?}");
     let def: String = admin
         .query_one(
@@ -203,7 +203,7 @@ async fn version_12_databases_get_result_and_severity_beside_each_number() {
 
     // Back to what version 12 left.
     let admin = db.analyst_client().await;
-    super::schema::forget_versions_from(
+    super::upgrades::forget_versions_from(
         &admin,
         13,
         "DROP INDEX result_numbers_key_value;

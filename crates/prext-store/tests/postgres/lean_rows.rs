@@ -62,7 +62,7 @@ async fn version_13_databases_upgrade_and_replay_the_same() {
         .collect();
     assert_eq!(unlabelled, [a2.revision]);
 
-    super::schema::forget_versions_from(
+    super::upgrades::forget_versions_from(
         &admin,
         14,
         "UPDATE changes c SET labels = o.labels FROM objects o

@@ -20,7 +20,7 @@ async fn version_9_databases_drop_the_unsearched_indexes() {
 
     // Back to what version 9 left.
     let admin = db.analyst_client().await;
-    super::schema::forget_versions_from(
+    super::upgrades::forget_versions_from(
         &admin,
         10,
         "CREATE INDEX objects_namespace ON objects (cluster, namespace, resource);
@@ -32,7 +32,7 @@ async fn version_9_databases_drop_the_unsearched_indexes() {
     .await;
 
     let store = db.open_postgres().await;
-    let indexes = super::schema::index_names(&admin, "objects").await;
+    let indexes = super::upgrades::index_names(&admin, "objects").await;
     assert_eq!(
         indexes,
         [
