@@ -94,8 +94,10 @@ async fn history(store: &SqliteStore) -> Vec<(i64, EventType, bytes::Bytes)> {
 }
 
 /// Turns the database back into what schema version 11 and earlier wrote: every body TEXT,
-/// every change with its labels, version 12 (`compressed_bodies`) forgotten (its `changes` table stays rebuilt
-/// without the NOT NULL on `labels`, which changes nothing a reader sees).
+/// every change with its labels, each result's subject uid in its row, versions 12
+/// (`compressed_bodies`) and later forgotten (the `changes` table stays rebuilt without the NOT
+/// NULL on `labels`, which changes nothing a reader sees; version 13's views and uid index are
+/// made again by its migration).
 fn as_text_bodies(path: &std::path::Path) {
     let conn = Connection::open(path).expect("open");
     conn.create_scalar_function("plain", 1, FunctionFlags::SQLITE_UTF8, |ctx| {
@@ -114,7 +116,11 @@ fn as_text_bodies(path: &std::path::Path) {
          UPDATE changes SET body = plain(body) WHERE body IS NOT NULL;
          UPDATE changes SET labels = (SELECT labels FROM objects o WHERE o.resource = changes.resource
              AND o.namespace = changes.namespace AND o.name = changes.name) WHERE labels IS NULL;
-         DELETE FROM schema_migrations WHERE name = 'compressed_bodies';",
+         UPDATE results SET subject_uid = CASE
+             WHEN subject_uid IS NULL THEN (SELECT scope_uid FROM objects o WHERE o.id = results.object_id)
+             WHEN typeof(subject_uid) = 'text' THEN subject_uid END;
+         DROP INDEX objects_scope_uid;
+         DELETE FROM schema_migrations WHERE version >= 12;",
     )
     .expect("text bodies");
     assert_eq!(
