@@ -223,7 +223,7 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<i64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -245,7 +245,7 @@ mod tests {
     }
 
     /// The rows of a query, each as text, to compare a database before and after a migration.
-    fn rows(conn: &Connection, sql: &str) -> Vec<String> {
+    pub(crate) fn rows(conn: &Connection, sql: &str) -> Vec<String> {
         let mut stmt = conn.prepare(sql).expect(sql);
         let n = stmt.column_count();
         let rows = stmt

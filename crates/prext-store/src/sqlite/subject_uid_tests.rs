@@ -6,25 +6,11 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::schema::tests::rows;
 use super::schema::{latest_version, migrate, migrate_to, open_writer};
 use super::{SqliteOptions, SqliteStore};
 use crate::results::{Condition, ResultColumn, ResultFilter, ResultQuery};
 use crate::Store;
-
-/// The rows of a query, each as text (storage types shown).
-fn rows(conn: &Connection, sql: &str) -> Vec<String> {
-    let mut stmt = conn.prepare(sql).expect(sql);
-    let n = stmt.column_count();
-    let rows = stmt
-        .query_map([], |r| {
-            (0..n)
-                .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map(|v| v.join("|"))
-        })
-        .expect("query");
-    rows.collect::<rusqlite::Result<_>>().expect("rows")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn version_12_result_rows_upgrade_to_their_uid_once() {

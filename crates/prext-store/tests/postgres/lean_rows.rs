@@ -50,16 +50,7 @@ async fn version_13_databases_upgrade_and_replay_the_same() {
 
     let admin = db.analyst_client().await;
     // Written by version 14: only a's newest change (a2) has no labels.
-    let unlabelled: Vec<i64> = admin
-        .query(
-            "SELECT revision FROM changes WHERE labels IS NULL ORDER BY revision",
-            &[],
-        )
-        .await
-        .expect("changes")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let unlabelled = super::upgrades::revisions_without(&admin, "labels").await;
     assert_eq!(unlabelled, [a2.revision]);
 
     super::upgrades::forget_versions_from(
@@ -104,16 +95,7 @@ async fn version_13_databases_upgrade_and_replay_the_same() {
         .await
         .expect("update a");
     let c = fixtures::create(&*store, labelled("c", "1")).await;
-    let unlabelled: Vec<i64> = admin
-        .query(
-            "SELECT revision FROM changes WHERE labels IS NULL ORDER BY revision",
-            &[],
-        )
-        .await
-        .expect("changes")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let unlabelled = super::upgrades::revisions_without(&admin, "labels").await;
     assert_eq!(unlabelled, [a3.revision, c.revision]);
     let after = store.changes(0, 100).await.expect("changes");
     assert_eq!(after[..4], before[..]);

@@ -55,16 +55,7 @@ async fn version_3_change_logs_upgrade_in_place() {
         before,
         "the history replays the same after the upgrade"
     );
-    let bodiless: Vec<i64> = admin
-        .query(
-            "SELECT revision FROM changes WHERE body IS NULL ORDER BY revision",
-            &[],
-        )
-        .await
-        .expect("changes")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let bodiless = super::upgrades::revisions_without(&admin, "body").await;
     assert_eq!(
         bodiless,
         [before[1].revision],
@@ -204,6 +195,13 @@ async fn version_8_databases_get_counts_and_numbers_as_the_writer_writes_them() 
     assert_eq!(rows(counts).await, written_counts, "the migration's counts");
     assert_eq!(rows(numbers).await, written_numbers, "the migration's numbers");
     store.close().await;
+}
+
+/// The revisions of the changes whose `column` is NULL, in order.
+pub(crate) async fn revisions_without(client: &tokio_postgres::Client, column: &str) -> Vec<i64> {
+    let sql = format!("SELECT revision FROM changes WHERE {column} IS NULL ORDER BY revision");
+    let rows = client.query(&sql, &[]).await.expect("changes");
+    rows.iter().map(|r| r.get(0)).collect()
 }
 
 /// The names of `table`'s indexes, sorted.
