@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use rusqlite::Connection;
-
 use super::schema::tests::rows;
 use super::schema::{latest_version, migrate, migrate_to, open_writer};
 use super::{SqliteOptions, SqliteStore};
