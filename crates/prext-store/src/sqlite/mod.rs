@@ -2,12 +2,13 @@
 //!
 //! Layout (the tables are documented for analysts in `docs/schema.md`):
 //! - [`checkpointer`]: the thread that checkpoints the WAL off the writer thread;
-//! - [`schema`]: connection settings (WAL, `synchronous=FULL`, foreign keys) and versioned
-//!   migrations;
+//! - [`schema`]: connection settings (WAL, `synchronous=NORMAL` with the syncer's fsync before
+//!   each answer, foreign keys) and versioned migrations;
 //! - [`lock`]: the file lock that keeps a second server off the same database;
 //! - [`backup`]: online backup and offline restore (with a revision jump) of a database;
 //! - [`writer`] and [`ops`]: the single writer thread with group commit, and the SQL of each
-//!   write; [`prepared`]: what of a write is done before it reaches the writer (JSON, derived
+//!   write; [`syncer`]: the thread that fsyncs committed batches and answers them while the
+//!   writer goes on; [`prepared`]: what of a write is done before it reaches the writer (JSON, derived
 //!   rows); [`result_rows`]: the writes of a report's result rows; [`purge`] and [`staging`]:
 //!   a large delete's rows removed, and a large create's or update's rows written, in chunks
 //!   between other writes;
@@ -51,6 +52,7 @@ mod staging;
 mod statistics;
 #[cfg(test)]
 mod subject_uid_tests;
+mod syncer;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -63,10 +65,11 @@ use tokio::sync::{oneshot, watch};
 pub use self::backup::{backup, restore, BackupInfo, RestoreInfo, DEFAULT_REVISION_BUMP};
 use self::checkpointer::Checkpointer;
 use self::hints::Hints;
-use self::indexer::Indexer;
+use self::indexer::{Indexer, Waiting};
 use self::lock::DbLock;
 use self::prepared::Prepared;
 use self::reader::Readers;
+use self::syncer::Syncer;
 use self::writer::Limits;
 pub(crate) use crate::write::closed_error;
 use crate::write::WriteQueue;
@@ -123,6 +126,8 @@ pub struct SqliteStore {
     published: watch::Receiver<i64>,
     /// The findings indexer's cursor, and its thread (`None` once closed).
     indexed: watch::Receiver<i64>,
+    /// The findings reads waiting for the indexer (it gathers changes while there are none).
+    waiting: Waiting,
     indexer: Mutex<Option<Indexer>>,
     /// Asks the writer and the indexer to empty their page caches.
     release: [release::Asker; 2],
@@ -181,12 +186,14 @@ impl SqliteStore {
         let (indexed_tx, indexed) = watch::channel(cursor);
         let (release_indexer, indexer_release) = release::channel();
         let hints = Hints::default();
+        let waiting = Waiting::default();
         let indexer = Indexer::start(
             indexer_conn,
             published.clone(),
             indexed_tx,
             indexer_release,
             hints.clone(),
+            waiting.clone(),
         )
         .map_err(|e| Error::internal(format!("cannot start the findings indexer thread: {e}")))?;
         let (writer, rx) = WriteQueue::new(opts.queue, "SQLite");
@@ -196,18 +203,17 @@ impl SqliteStore {
             ops: opts.batch_ops.max(1),
             bytes: opts.batch_bytes.max(1),
         };
+        let syncer = Syncer::start(path, published_tx)
+            .map_err(|e| Error::internal(format!("cannot start the syncer thread: {e}")))?;
+        let helpers = writer::Helpers {
+            syncer,
+            checkpointer,
+            release: writer_release,
+        };
         std::thread::Builder::new()
             .name("prext-sqlite-writer".into())
             .spawn(move || {
-                writer::run(
-                    conn,
-                    rx,
-                    published_tx,
-                    limits,
-                    checkpointer,
-                    writer_release,
-                    &hints,
-                );
+                writer::run(conn, rx, limits, helpers, &hints);
                 let _ = done_tx.send(());
             })
             .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
@@ -220,6 +226,7 @@ impl SqliteStore {
             readers,
             published,
             indexed,
+            waiting,
             indexer: Mutex::new(Some(indexer)),
             release: [release_writer, release_indexer],
             lock: Mutex::new(Some(lock)),
@@ -238,6 +245,8 @@ impl SqliteStore {
     /// [`INDEX_WAIT`]: crate::findings_index::INDEX_WAIT
     async fn wait_indexed(&self) -> Result<()> {
         let target = *self.published.borrow();
+        // The indexer stops gathering changes while a read waits.
+        let _waiting = self.waiting.enter();
         let mut indexed = self.indexed.clone();
         // One process indexes this database: the local cursor is the persisted one.
         crate::findings_index::wait_indexed(

@@ -102,8 +102,11 @@ const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 /// it is what resets the WAL under continuous writes, keeping it at about this size.
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 8192;
 
-/// Opens the read-write connection of the writer thread: WAL, `synchronous=FULL` (an
-/// acknowledged write survives power loss), foreign keys on, and temporary storage in memory
+/// Opens the read-write connection of the writer thread (and of the findings indexer): WAL,
+/// `synchronous=NORMAL` (a commit does not wait for the disk; the writer's syncer thread
+/// fsyncs the WAL before any write is acknowledged, so an acknowledged write survives power
+/// loss, see `syncer.rs`; the indexer's work is redone from the change log if a power cut
+/// takes it back), foreign keys on, and temporary storage in memory
 /// (statements that may abort midway, such as a multi-row `DELETE`, keep a statement journal,
 /// which would otherwise be a temp file written page by page).
 pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection> {
@@ -121,7 +124,7 @@ pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connect
         )));
     }
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
          PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}; \
          PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
     ))

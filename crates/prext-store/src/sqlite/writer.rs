@@ -4,9 +4,11 @@
 //! `BEGIN IMMEDIATE` transaction, and keeps taking whatever is already queued (up to
 //! [`Limits::ops`] requests or [`Limits::bytes`] of bodies). A successful request takes the
 //! next revision; a refused one (conflict, not found, ...) consumes none, so revisions stay
-//! gap-free. The transaction then commits once (one fsync for the whole batch), the new
-//! revision is published, and only then is every request answered: an acknowledged write is
-//! durable.
+//! gap-free. The transaction then commits once, and the batch goes to the syncer thread
+//! (`syncer.rs`), which makes it durable with one fsync (shared with any batch committed
+//! meanwhile), publishes the new revision and only then answers every request: an
+//! acknowledged write is durable. The writer does not wait for that fsync: it goes on with
+//! the next batch.
 //!
 //! Requests run without savepoints of their own. That is sound because of the invariant
 //! [`ops`] is built around: a request is refused only *before* its first write (its checks
@@ -19,7 +21,7 @@
 use std::time::Instant;
 
 use rusqlite::{Connection, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::mpsc;
 
 use super::checkpointer::Checkpointer;
 use super::db_error;
@@ -30,6 +32,7 @@ use super::purge::Purger;
 use super::release::Asked;
 use super::staging::{self, Stager};
 use super::statistics::Statistics;
+use super::syncer::{Answers, Syncer};
 pub(crate) use crate::write::{Limits, Reply};
 use crate::{Error, Result};
 
@@ -38,18 +41,30 @@ pub(crate) type Op = crate::write::Op<Prepared>;
 /// A queued write and where to send its answer.
 pub(crate) type Request = crate::write::Request<Prepared>;
 
-/// Runs the writer until every sender is dropped and the queue is drained, then stops the
-/// checkpointer, checkpoints the WAL and closes the connection.
+/// The threads the writer works with.
+pub(crate) struct Helpers {
+    /// Makes batches durable, publishes their revisions and answers them.
+    pub(crate) syncer: Syncer,
+    pub(crate) checkpointer: Checkpointer,
+    /// Asks for the page cache to be emptied (`release.rs`).
+    pub(crate) release: Asked,
+}
+
+/// Runs the writer until every sender is dropped and the queue is drained, then lets the syncer answer what it holds, stops the checkpointer,
+/// checkpoints the WAL and closes the connection.
 pub(crate) fn run(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Request>,
-    published: watch::Sender<i64>,
     limits: Limits,
-    checkpointer: Checkpointer,
-    mut release: Asked,
+    helpers: Helpers,
     hints: &Hints,
 ) {
-    let mut statistics = Statistics::open(&conn, *published.borrow());
+    let Helpers {
+        syncer,
+        checkpointer,
+        mut release,
+    } = helpers;
+    let mut statistics = Statistics::open(&conn);
     let mut purger = Purger::open(&conn);
     let mut stager = Stager::default();
     loop {
@@ -59,14 +74,14 @@ pub(crate) fn run(
             match rx.try_recv() {
                 Ok(first) => first,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    chunk(&mut conn, &mut stager, &mut purger, &published, &mut statistics);
+                    chunk(&mut conn, &mut stager, &mut purger, &syncer, &mut statistics);
                     continue;
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     // Staged writes are finished: their callers wait (a purge may wait for
                     // the next start).
                     while stager.busy() {
-                        chunk(&mut conn, &mut stager, &mut purger, &published, &mut statistics);
+                        chunk(&mut conn, &mut stager, &mut purger, &syncer, &mut statistics);
                     }
                     break;
                 }
@@ -80,25 +95,22 @@ pub(crate) fn run(
         };
         let started = Instant::now();
         let (answers, revision) = batch(&mut conn, first, &mut rx, limits, &mut stager, hints);
-        if let Some(revision) = revision {
-            published.send_replace(revision);
+        if revision.is_some() {
             checkpointer.hold(false);
         } else if answers.iter().any(|(_, a)| matches!(a, Err(Error::DiskFull(_)))) {
             // The space the disk reserve frees is for the deletes' WAL frames first.
             checkpointer.hold(true);
         }
         let n = answers.len();
-        for (reply, answer) in answers {
-            // The caller may have gone away; the write stands regardless.
-            let _ = reply.send(answer);
-        }
+        syncer.answer(revision, answers);
         if let Some(revision) = revision {
             statistics.committed(&conn, revision);
             purger.committed(&conn);
         }
-        chunk(&mut conn, &mut stager, &mut purger, &published, &mut statistics);
+        chunk(&mut conn, &mut stager, &mut purger, &syncer, &mut statistics);
         tracing::trace!(ops = n, elapsed = ?started.elapsed(), ?revision, "write batch");
     }
+    syncer.stop();
     checkpointer.stop();
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         tracing::warn!(error = %e, "WAL checkpoint on close failed");
@@ -114,25 +126,21 @@ fn chunk(
     conn: &mut Connection,
     stager: &mut Stager,
     purger: &mut Purger,
-    published: &watch::Sender<i64>,
+    syncer: &Syncer,
     statistics: &mut Statistics,
 ) {
     if stager.busy() {
         if let Some(done) = stager.step(conn) {
+            syncer.answer(done.revision, vec![(done.reply, done.answer)]);
             if let Some(revision) = done.revision {
-                published.send_replace(revision);
                 statistics.committed(conn, revision);
             }
-            // The caller may have gone away; the write stands regardless.
-            let _ = done.reply.send(done.answer);
             purger.committed(conn);
         }
     } else if purger.pending() {
         purger.step(conn);
     }
 }
-
-type Answers = Vec<(oneshot::Sender<Result<Reply>>, Result<Reply>)>;
 
 /// Runs one transaction starting with `first`. Returns the answers and, if the transaction
 /// committed new revisions, the newest one; once it committed, the findings of its writes are
@@ -154,9 +162,10 @@ fn batch(
             return (answers, None);
         }
     };
-    let start = match tx.query_row("SELECT revision FROM meta WHERE id = 1", [], |r| {
-        r.get::<_, i64>(0)
-    }) {
+    let start = match tx
+        .prepare_cached("SELECT revision FROM meta WHERE id = 1")
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+    {
         Ok(rev) => rev,
         Err(e) => {
             answers.push((first.reply, Err(db_error(e))));
@@ -210,7 +219,8 @@ fn batch(
         Some(e) => Err(e),
         None if revision == start => tx.commit().map_err(db_error),
         None => tx
-            .execute("UPDATE meta SET revision = ?1 WHERE id = 1", [revision])
+            .prepare_cached("UPDATE meta SET revision = ?1 WHERE id = 1")
+            .and_then(|mut s| s.execute([revision]))
             .and_then(|_| tx.commit())
             .map_err(db_error),
     };

@@ -7,6 +7,8 @@ use std::time::Duration;
 use prext_api::{report, resources};
 use serde_json::json;
 
+use tokio::sync::oneshot;
+
 use super::*;
 use crate::sqlite::schema;
 use crate::{ObjectKey, Preconditions};
