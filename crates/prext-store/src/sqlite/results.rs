@@ -462,10 +462,16 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
     let threshold = sort_threshold(&q.filter, &lowered, limit);
 
     // Report order: walk the reports in order when the filter matches many results (a
-    // bounded probe tells, unless counted).
+    // bounded probe tells, unless counted), unless a narrow numeric range bounds them
+    // ([`numbers::range_within`]): then the page is read sorted, without a probe.
+    let bounded = q.order == ResultOrder::Report
+        && total.or(counted).is_none_or(|n| n > threshold as u64)
+        && numbers::range_within(&tx, &lowered, SORT_THRESHOLD)?;
     let known = match total.or(counted) {
         Some(n) => Some(n),
-        None if q.order == ResultOrder::Report => Some(count(&tx, &lowered, Some(threshold + 1))?),
+        None if q.order == ResultOrder::Report && !bounded => {
+            Some(count(&tx, &lowered, Some(threshold + 1))?)
+        }
         None => None,
     };
     if known == Some(0) {
@@ -479,7 +485,7 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
             total,
         });
     }
-    let walk = q.order == ResultOrder::Report && known.is_some_and(|n| n > threshold as u64);
+    let walk = q.order == ResultOrder::Report && !bounded && known.is_some_and(|n| n > threshold as u64);
     let mut p = if walk {
         lower(&q.filter, Indexes::Avoid).predicate(NumberForm::Probe)
     } else {
@@ -534,7 +540,8 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
 /// critical rows twice: 1.1-1.2 s of CPU, 0.09 s walked (BENCHMARKS.md, session 9). Such a
 /// filter walks from [`MESSAGE_SORT_THRESHOLD`] matches (or the page's size): a few rows of
 /// the probe tell, and a smaller page is never read differently from a larger one unless it
-/// is cheaper.
+/// is cheaper. A filter whose numeric range holds at most [`SORT_THRESHOLD`] numbers is read
+/// sorted whatever its message test ([`numbers::range_within`]).
 fn sort_threshold(filter: &ResultFilter, lowered: &Lowered, limit: usize) -> usize {
     let message = filter
         .conditions
