@@ -17,8 +17,8 @@ use rusqlite::Connection;
 use super::db_error;
 use super::select::Predicate;
 use crate::results::{
-    Compare, Condition, PropertyTest, ResultColumn, ResultCursor, ResultFilter, ResultOrder, ResultPage,
-    ResultQuery, ResultRecord,
+    Compare, Condition, PropertyTest, ResultColumn, ResultFilter, ResultOrder, ResultPage, ResultQuery,
+    ResultRecord,
 };
 use crate::Result;
 
@@ -385,44 +385,6 @@ fn direction(ascending: bool) -> &'static str {
     }
 }
 
-/// Keeps the rows strictly after `cursor` in `order`.
-fn after(p: &mut Predicate, order: ResultOrder, cursor: &ResultCursor) {
-    let key = || {
-        [
-            Value::Text(cursor.namespace.clone()),
-            Value::Text(cursor.report.clone()),
-            Value::Text(cursor.resource.clone()),
-        ]
-    };
-    let (lead, ascending) = match order {
-        ResultOrder::Report => {
-            // The first term bounds the walk of `objects_order`; the second skips the rows of
-            // the cursor's own report up to its position.
-            p.push(
-                "(o.namespace, o.name, o.resource) >= (?, ?, ?) \
-                 AND ((o.namespace, o.name, o.resource) > (?, ?, ?) OR r.idx > ?)",
-                key()
-                    .into_iter()
-                    .chain(key())
-                    .chain([Value::Integer(cursor.index)]),
-            );
-            return;
-        }
-        ResultOrder::Severity { ascending } => (RANK_SQL, ascending),
-        ResultOrder::Timestamp { ascending } => (TIME_SQL, ascending),
-    };
-    let beyond = if ascending { ">" } else { "<" };
-    p.push(
-        format!(
-            "({lead} {beyond} ? OR ({lead} = ? AND (o.namespace, o.name, o.resource, r.idx) > (?, ?, ?, ?)))"
-        ),
-        [Value::Integer(cursor.key), Value::Integer(cursor.key)]
-            .into_iter()
-            .chain(key())
-            .chain([Value::Integer(cursor.index)]),
-    );
-}
-
 /// Reads one page of a query in one read transaction.
 pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage> {
     let tx = conn.transaction().map_err(db_error)?;
@@ -582,12 +544,14 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRecord> {
     })
 }
 
+mod cursor;
 mod numbers;
 mod onepass;
 mod properties;
 mod subject_uid;
 mod summary;
 mod top;
+use cursor::after;
 #[cfg(test)]
 use numbers::count_sql;
 use numbers::{count, push_number, Beside, NumberForm, NumberTest, Reports};
