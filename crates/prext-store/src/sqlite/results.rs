@@ -17,8 +17,8 @@ use rusqlite::Connection;
 use super::db_error;
 use super::select::Predicate;
 use crate::results::{
-    Compare, Condition, PropertyTest, ResultColumn, ResultCursor, ResultFilter, ResultOrder, ResultPage,
-    ResultQuery, ResultRecord,
+    Compare, Condition, PropertyTest, ResultColumn, ResultFilter, ResultOrder, ResultPage, ResultQuery,
+    ResultRecord,
 };
 use crate::Result;
 
@@ -385,44 +385,6 @@ fn direction(ascending: bool) -> &'static str {
     }
 }
 
-/// Keeps the rows strictly after `cursor` in `order`.
-fn after(p: &mut Predicate, order: ResultOrder, cursor: &ResultCursor) {
-    let key = || {
-        [
-            Value::Text(cursor.namespace.clone()),
-            Value::Text(cursor.report.clone()),
-            Value::Text(cursor.resource.clone()),
-        ]
-    };
-    let (lead, ascending) = match order {
-        ResultOrder::Report => {
-            // The first term bounds the walk of `objects_order`; the second skips the rows of
-            // the cursor's own report up to its position.
-            p.push(
-                "(o.namespace, o.name, o.resource) >= (?, ?, ?) \
-                 AND ((o.namespace, o.name, o.resource) > (?, ?, ?) OR r.idx > ?)",
-                key()
-                    .into_iter()
-                    .chain(key())
-                    .chain([Value::Integer(cursor.index)]),
-            );
-            return;
-        }
-        ResultOrder::Severity { ascending } => (RANK_SQL, ascending),
-        ResultOrder::Timestamp { ascending } => (TIME_SQL, ascending),
-    };
-    let beyond = if ascending { ">" } else { "<" };
-    p.push(
-        format!(
-            "({lead} {beyond} ? OR ({lead} = ? AND (o.namespace, o.name, o.resource, r.idx) > (?, ?, ?, ?)))"
-        ),
-        [Value::Integer(cursor.key), Value::Integer(cursor.key)]
-            .into_iter()
-            .chain(key())
-            .chain([Value::Integer(cursor.index)]),
-    );
-}
-
 /// Reads one page of a query in one read transaction.
 pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage> {
     let tx = conn.transaction().map_err(db_error)?;
@@ -462,10 +424,16 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
     let threshold = sort_threshold(&q.filter, &lowered, limit);
 
     // Report order: walk the reports in order when the filter matches many results (a
-    // bounded probe tells, unless counted).
+    // bounded probe tells, unless counted), unless a narrow numeric range bounds them
+    // ([`numbers::range_within`]): then the page is read sorted, without a probe.
+    let bounded = q.order == ResultOrder::Report
+        && total.or(counted).is_none_or(|n| n > threshold as u64)
+        && numbers::range_within(&tx, &lowered, SORT_THRESHOLD)?;
     let known = match total.or(counted) {
         Some(n) => Some(n),
-        None if q.order == ResultOrder::Report => Some(count(&tx, &lowered, Some(threshold + 1))?),
+        None if q.order == ResultOrder::Report && !bounded => {
+            Some(count(&tx, &lowered, Some(threshold + 1))?)
+        }
         None => None,
     };
     if known == Some(0) {
@@ -479,7 +447,7 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
             total,
         });
     }
-    let walk = q.order == ResultOrder::Report && known.is_some_and(|n| n > threshold as u64);
+    let walk = q.order == ResultOrder::Report && !bounded && known.is_some_and(|n| n > threshold as u64);
     let mut p = if walk {
         lower(&q.filter, Indexes::Avoid).predicate(NumberForm::Probe)
     } else {
@@ -534,7 +502,8 @@ pub(crate) fn query(conn: &mut Connection, q: &ResultQuery) -> Result<ResultPage
 /// critical rows twice: 1.1-1.2 s of CPU, 0.09 s walked (BENCHMARKS.md, session 9). Such a
 /// filter walks from [`MESSAGE_SORT_THRESHOLD`] matches (or the page's size): a few rows of
 /// the probe tell, and a smaller page is never read differently from a larger one unless it
-/// is cheaper.
+/// is cheaper. A filter whose numeric range holds at most [`SORT_THRESHOLD`] numbers is read
+/// sorted whatever its message test ([`numbers::range_within`]).
 fn sort_threshold(filter: &ResultFilter, lowered: &Lowered, limit: usize) -> usize {
     let message = filter
         .conditions
@@ -575,12 +544,14 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<ResultRecord> {
     })
 }
 
+mod cursor;
 mod numbers;
 mod onepass;
 mod properties;
 mod subject_uid;
 mod summary;
 mod top;
+use cursor::after;
 #[cfg(test)]
 use numbers::count_sql;
 use numbers::{count, push_number, Beside, NumberForm, NumberTest, Reports};

@@ -1,10 +1,12 @@
 //! Pages of filters with a message test, which are read in report order from
-//! [`MESSAGE_SORT_THRESHOLD`] matches (or the page's size) instead of [`SORT_THRESHOLD`]: every
-//! page size, sorted or walked, reads the same results in the same order.
+//! [`MESSAGE_SORT_THRESHOLD`] matches (or the page's size) instead of [`SORT_THRESHOLD`], and
+//! sorted from their numeric range when it holds at most [`SORT_THRESHOLD`] numbers
+//! ([`numbers::range_within`]): every page size, sorted or walked, reads the same results in
+//! the same order.
 
 use rusqlite::Connection;
 
-use super::tests::{db, Row};
+use super::tests::{db, plan, Row};
 use super::*;
 
 /// An expected result: namespace, report, position, result, severity.
@@ -121,4 +123,104 @@ fn message_filters_walk_from_the_smaller_threshold() {
         of(vec![Condition::In(ResultColumn::Result, vec!["fail".into()])], 1),
         SORT_THRESHOLD
     );
+}
+
+/// 60 reports of 20 results in three namespaces: one in two fails (its message says so) and
+/// scores 9.5, the others score 3. 600 failures, all in the range `score>=9`: more than
+/// [`MESSAGE_SORT_THRESHOLD`], fewer than [`SORT_THRESHOLD`].
+fn scored() -> (Connection, Vec<String>) {
+    let names: Vec<(String, String)> = (0..60)
+        .map(|i| (format!("ns{}", i % 3), format!("r{i:02}")))
+        .collect();
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    let mut expected = Vec::new();
+    for (i, (ns, name)) in names.iter().enumerate() {
+        for j in 0..20_i64 {
+            let n = i * 20 + usize::try_from(j).unwrap_or(0);
+            let (result, score) = if n % 2 == 0 {
+                ("fail", "9.5")
+            } else {
+                ("pass", "3")
+            };
+            rows.push((ns, name, j, "p", result, Some("high"), Some(score), None));
+            if result == "fail" {
+                expected.push((ns.clone(), name.clone(), j));
+            }
+        }
+    }
+    expected.sort();
+    let expected = expected
+        .into_iter()
+        .map(|(ns, name, j)| format!("{ns}/{name}/{j}"))
+        .collect();
+    (db(&rows), expected)
+}
+
+fn message_and_range(namespace: Option<&str>) -> ResultFilter {
+    ResultFilter {
+        namespace: namespace.map(str::to_owned),
+        conditions: vec![
+            Condition::MessageContains("said fail".into()),
+            Condition::Property {
+                key: "score".into(),
+                test: PropertyTest::Number(Compare::GreaterOrEqual, 9.0),
+            },
+        ],
+    }
+}
+
+/// A numeric range of at most the bound's numbers bounds an unanchored filter's matches; a
+/// wider range, an anchored filter (its numbers are probed) or a filter without a numeric test
+/// does not.
+#[test]
+fn a_narrow_numeric_range_bounds_the_matches() {
+    let (conn, _) = scored();
+    let within = |filter: &ResultFilter, bound: usize| {
+        let lowered = lower_live(&conn, filter, Indexes::Use).expect("lower");
+        numbers::range_within(&conn, &lowered, bound).expect("range")
+    };
+    assert!(within(&message_and_range(None), 600));
+    assert!(within(&message_and_range(None), SORT_THRESHOLD));
+    assert!(!within(&message_and_range(None), 599));
+    assert!(!within(&message_and_range(Some("ns1")), SORT_THRESHOLD));
+    let message_only = ResultFilter {
+        namespace: None,
+        conditions: vec![Condition::MessageContains("said fail".into())],
+    };
+    assert!(!within(&message_only, SORT_THRESHOLD));
+    // The sorted page of such a filter starts from the range and tests the message per row.
+    let filter = message_and_range(None);
+    let lowered = lower_live(&conn, &filter, Indexes::Use).expect("lower");
+    let p = lowered.predicate(lowered.number_form());
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM results AS r JOIN objects AS o ON o.id = r.object_id{} ORDER BY {} LIMIT 501",
+        p.where_sql(),
+        sorted_order_by(ResultOrder::Report)
+    );
+    let page = plan(&conn, &sql, &p.params);
+    assert!(page.contains("result_numbers_key_value"), "{page}");
+    assert!(page.contains("USE TEMP B-TREE FOR ORDER BY"), "{page}");
+    assert!(!page.contains("objects_order"), "{page}");
+}
+
+/// `message~` with a narrow numeric range, more matches than [`MESSAGE_SORT_THRESHOLD`]: read
+/// sorted from the range (no longer walked), every page size reads the same results in report
+/// order with the same count, and so does the anchored filter (walked or probed).
+#[test]
+fn a_message_test_with_a_narrow_range_reads_the_same_pages_sorted() {
+    let (mut conn, want) = scored();
+    assert_eq!(want.len(), 600);
+    let filter = message_and_range(None);
+    for limit in [1, 7, 499, 500, 501, 10_000] {
+        let (got, total) = pages(&mut conn, &filter, limit);
+        assert_eq!(got, want, "limit {limit}");
+        assert_eq!(total, Some(600), "limit {limit}");
+    }
+    let in_ns1: Vec<String> = want.iter().filter(|k| k.starts_with("ns1/")).cloned().collect();
+    assert_eq!(in_ns1.len(), 200);
+    for limit in [1, 199, 200, 500] {
+        let (got, total) = pages(&mut conn, &message_and_range(Some("ns1")), limit);
+        assert_eq!(got, in_ns1, "ns1, limit {limit}");
+        assert_eq!(total, Some(200), "ns1, limit {limit}");
+    }
 }

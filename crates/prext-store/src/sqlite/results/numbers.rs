@@ -44,6 +44,25 @@ fn range_rows(tx: &Connection, n: &NumberTest) -> Result<i64> {
         .map_err(db_error)
 }
 
+/// Whether the narrowest numeric range of an unanchored filter holds at most `bound` numbers
+/// (counted in its index, covering): it then bounds the filter's matches, and a page read
+/// through the filter's indexes and sorted reads at most that many candidates, so no probe of
+/// the matches is needed to choose it. A message test would otherwise walk the reports in
+/// order from 500 matches ([`super::sort_threshold`]), reading every report's rows until the
+/// page is full: `score>=9.9` (7,938 numbers) with `message~openssl` (1,338 matches) walked
+/// about 370,000 result rows for the first 500 (0.6 s of CPU at 1,000,000 results), where the
+/// range's 7,938 rows, read twice, cost 0.08 s (BENCHMARKS.md, session 10).
+pub(super) fn range_within(tx: &Connection, lowered: &Lowered, bound: usize) -> Result<bool> {
+    let Some(first) = lowered.numbers.first() else {
+        return Ok(false);
+    };
+    if lowered.number_form() != NumberForm::Drive {
+        return Ok(false);
+    }
+    let rows = range_rows(tx, first)?;
+    Ok(usize::try_from(rows).is_ok_and(|rows| rows <= bound))
+}
+
 /// Whether the narrowest numeric range of an unanchored filter should drive it rather than
 /// the filter's policies: their index entries and the range's, each counted up to
 /// [`RANGE_CAP`], tell which is narrower. SQLite's statistics give a policy a few rows (most
