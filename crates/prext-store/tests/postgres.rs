@@ -20,6 +20,8 @@ mod outage;
 mod replicas;
 #[path = "postgres/schema.rs"]
 mod schema;
+#[path = "postgres/statistics.rs"]
+mod statistics;
 #[path = "postgres/tls.rs"]
 mod tls;
 #[path = "postgres/upgrades.rs"]

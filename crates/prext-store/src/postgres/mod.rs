@@ -44,7 +44,7 @@ mod statistics;
 mod tls;
 mod writer;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -186,6 +186,7 @@ impl PostgresStore {
         let list_pool = new_pool(opts.max_lists, opts.statement_timeout)?;
         let client = pool.get().await.map_err(pool_error)?;
         let (revision, _) = reader::meta(&client, &opts.cluster).await?;
+        let rows_at_open = statistics::table_rows(&client).await.map_err(pg_error)?;
         drop(client);
 
         let published = Arc::new(watch::Sender::new(revision));
@@ -200,6 +201,8 @@ impl PostgresStore {
             },
             published: Arc::clone(&published),
             batch_timeout,
+            rows_at_open,
+            grown: AtomicU64::new(0),
         };
         let writer_done = tokio::spawn(writer::run(writer, rx));
         let feed = notify::spawn(notify::Feed {

@@ -378,6 +378,19 @@ impl Write<'_> {
         Write { target, ..self }
     }
 
+    /// The rows the write adds to the store, for the statistics schedule (`statistics.rs`): a
+    /// create's report row and result rows. An update adds none (its result rows replace the
+    /// old ones), nor does a delete.
+    pub(crate) fn grown(&self) -> u64 {
+        match &self.target {
+            Target::Insert(p)
+            | Target::Staged {
+                replaced: None, p, ..
+            } => 1 + p.results.len() as u64,
+            _ => 0,
+        }
+    }
+
     /// Whether the write leaves result rows to the purge: a deleted report's, or a replaced
     /// report's (moved or staged).
     pub(crate) fn leaves_rows_to_purge(&self) -> bool {

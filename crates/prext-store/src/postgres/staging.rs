@@ -170,9 +170,11 @@ async fn try_once(writer: &Writer, op: &Op) -> Outcome {
     let work = async {
         let tx = super::writer::begin(&mut client).await?;
         match write(writer, &tx, op).await? {
-            Ok((reply, replaced, revision)) => {
+            Ok((reply, replaced, revision, grown)) => {
                 commit(tx).await?;
                 publish(&writer.published, revision);
+                // Counted by the writer's statistics schedule at its next commit.
+                writer.grown.fetch_add(grown, std::sync::atomic::Ordering::AcqRel);
                 #[cfg(test)]
                 hold::committed(&op_name(op));
                 Ok(Ok((reply, replaced)))
@@ -199,12 +201,13 @@ async fn try_once(writer: &Writer, op: &Op) -> Outcome {
 }
 
 /// Stages the rows, then writes the object under the counter lock (not committed). The
-/// `Ok(Ok(..))` carries the answer, whether rows were handed to the purge, and the revision.
+/// `Ok(Ok(..))` carries the answer, whether rows were handed to the purge, the revision and
+/// the rows the write added (`ops::Write::grown`).
 async fn write(
     writer: &Writer,
     tx: &Transaction<'_>,
     op: &Op,
-) -> std::result::Result<Result<(Reply, bool, i64)>, Failure> {
+) -> std::result::Result<Result<(Reply, bool, i64, u64)>, Failure> {
     let cluster = writer.cluster.as_str();
     let (Op::Create(p) | Op::Update(p, _)) = op else {
         return Ok(Err(Error::internal("only creates and updates are staged")));
@@ -264,12 +267,18 @@ async fn write(
         Err(e) => return refused(e),
     };
     let replaced = write.leaves_rows_to_purge();
+    let grown = write.grown();
     let flight =
         async { futures::try_join!(write.execute(tx, cluster, &st), writer.bump(tx, revision)).map(|_| ()) };
     if let Err(e) = ops::in_savepoint(tx, flight).await {
         return refused(e);
     }
-    Ok(Ok((Reply::Object(write.into_written().0), replaced, revision)))
+    Ok(Ok((
+        Reply::Object(write.into_written().0),
+        replaced,
+        revision,
+        grown,
+    )))
 }
 
 /// A refused write's answer, or the failure of the transaction.

@@ -24,6 +24,7 @@
 //! [`Error::Unavailable`] (the caller's retry then sees the write or not, as with etcd).
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,11 @@ pub(crate) struct Writer {
     pub(crate) published: Arc<watch::Sender<i64>>,
     /// The longest a batch may take on the server before the client gives up on it.
     pub(crate) batch_timeout: Duration,
+    /// The rows of `objects` and `results` when the store was opened (`statistics.rs`).
+    pub(crate) rows_at_open: u64,
+    /// Rows added by committed writes (batches and staged writes) that the statistics
+    /// schedule has not counted yet.
+    pub(crate) grown: AtomicU64,
 }
 
 /// Retries of a batch that failed before its commit.
@@ -126,6 +132,8 @@ struct Done {
     revision: Option<i64>,
     /// Whether a write left result rows to the purge (a delete, a replaced report).
     purge: bool,
+    /// The rows the batch added (`ops::Write::grown`).
+    grown: u64,
 }
 
 /// Takes the next batch: `pending` first, then whatever is queued, up to `limit` requests and
@@ -164,7 +172,7 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
     let writer = Arc::new(writer);
     let mut stager = Stager::new();
     let mut pending: VecDeque<Request> = VecDeque::new();
-    let mut statistics = Statistics::new(*writer.published.borrow());
+    let mut statistics = Statistics::new(writer.rows_at_open);
     let mut purger = Purger::new();
     loop {
         if pending.is_empty() {
@@ -221,7 +229,8 @@ pub(crate) async fn run(writer: Writer, mut rx: mpsc::Receiver<Request>) {
             Ok(done) => {
                 if let Some(revision) = done.revision {
                     publish(&writer.published, revision);
-                    statistics.committed(&writer.pool, revision);
+                    writer.grown.fetch_add(done.grown, Ordering::AcqRel);
+                    statistics.committed(&writer.pool, &writer.grown);
                     if done.purge {
                         purger.deleted();
                     }
@@ -391,6 +400,11 @@ impl Writer {
         let purge = planned
             .iter()
             .any(|p| p.as_ref().is_ok_and(|w| w.leaves_rows_to_purge()));
+        let grown = planned
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .map(|w| w.grown())
+            .sum();
         if revision > start {
             let writes = futures::future::try_join_all(
                 planned
@@ -408,6 +422,7 @@ impl Writer {
             answers,
             revision: (revision > start).then_some(revision),
             purge,
+            grown,
         })
     }
 
@@ -419,6 +434,7 @@ impl Writer {
         })?;
         let mut revision = start;
         let mut purge = false;
+        let mut grown = 0;
         let mut answers = Vec::with_capacity(requests.len());
         for req in requests {
             let outcome = match (&req.op, req.op.key()) {
@@ -437,6 +453,7 @@ impl Writer {
                             .map(|()| {
                                 revision += 1;
                                 purge |= write.leaves_rows_to_purge();
+                                grown += write.grown();
                                 Reply::Object(write.into_written().0)
                             }),
                         Err(e) => Err(e),
@@ -458,6 +475,7 @@ impl Writer {
             answers,
             revision: (revision > start).then_some(revision),
             purge,
+            grown,
         })
     }
 }
